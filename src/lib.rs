@@ -1,0 +1,11 @@
+//! k3s-cockpit: watch and drive rolling K3s upgrades from the terminal.
+//!
+//! The crate is split so that pure logic (model, upgrade engine) never does I/O,
+//! and the edges (cluster, remote, lab, tui) turn I/O into messages.
+
+pub mod cluster;
+pub mod lab;
+pub mod model;
+pub mod remote;
+pub mod tui;
+pub mod upgrade;
