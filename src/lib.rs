@@ -3,7 +3,9 @@
 //! The crate is split so that pure logic (model, upgrade engine) never does I/O,
 //! and the edges (cluster, remote, lab, tui) turn I/O into messages.
 
+pub mod cli;
 pub mod cluster;
+pub mod durations;
 pub mod lab;
 pub mod model;
 pub mod remote;

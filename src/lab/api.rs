@@ -1,0 +1,473 @@
+//! The lab's Kubernetes HTTP API: list, watch, get, patch, delete and the
+//! eviction subresource for the kinds in [`Kind`], plus discovery.
+//!
+//! One fallback handler parses the path itself: the Kubernetes URL scheme is
+//! regular enough that this is shorter and clearer than a route per shape,
+//! and every unknown path still gets a proper `Status` answer.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::{Body, Bytes};
+use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+use tokio::sync::{broadcast, mpsc};
+
+use super::audit::AuditLog;
+use super::discovery;
+use super::query::ListQuery;
+use super::store::{Kind, Store, WatchError, watch_line};
+use super::tables;
+
+/// What the HTTP layer shares with the simulation.
+pub struct ApiState {
+    pub store: Arc<Store>,
+    pub audit: Option<AuditLog>,
+    /// Evicted or deleted pods go to the simulation, which reschedules
+    /// controller-owned ones like a ReplicaSet would.
+    pub pod_removed: mpsc::UnboundedSender<Value>,
+    pub bookmark_every: Duration,
+}
+
+pub fn router(state: Arc<ApiState>) -> axum::Router {
+    axum::Router::new().fallback(move |method: Method, uri: Uri, headers: HeaderMap, body: Bytes| {
+        let state = state.clone();
+        async move { handle(state, method, uri, headers, body).await }
+    })
+}
+
+/// A Kubernetes `Status` error response.
+fn status(code: StatusCode, reason: &str, message: impl Into<String>) -> Response {
+    let body = status_body(code, reason, message);
+    (code, [(header::CONTENT_TYPE, "application/json")], body.to_string()).into_response()
+}
+
+fn status_body(code: StatusCode, reason: &str, message: impl Into<String>) -> Value {
+    json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+           "message": message.into(), "reason": reason, "code": code.as_u16()})
+}
+
+fn json_response(value: &Value) -> Response {
+    (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "application/json")],
+        value.to_string(),
+    )
+        .into_response()
+}
+
+/// A parsed resource path.
+#[derive(Debug)]
+struct Target {
+    kind: Kind,
+    namespace: Option<String>,
+    name: Option<String>,
+    subresource: Option<String>,
+}
+
+enum Route {
+    Json(Value),
+    Resource(Target),
+    Namespaces,
+}
+
+fn route(path: &str) -> Result<Route, Response> {
+    let segs: Vec<&str> = path.trim_matches('/').split('/').collect();
+    let not_found = || status(StatusCode::NOT_FOUND, "NotFound", format!("the server could not find the requested resource ({path})"));
+    let (group, version, rest) = match segs.as_slice() {
+        ["version"] => return Ok(Route::Json(discovery::version())),
+        ["api"] => return Ok(Route::Json(discovery::core_versions())),
+        ["apis"] => return Ok(Route::Json(discovery::group_list())),
+        ["api", v, rest @ ..] => ("", *v, rest),
+        ["apis", g, v, rest @ ..] => (*g, *v, rest),
+        _ => return Err(not_found()),
+    };
+    if rest.is_empty() {
+        return discovery::resource_list(group, version)
+            .map(Route::Json)
+            .ok_or_else(not_found);
+    }
+    if discovery::resource_list(group, version).is_none() {
+        return Err(not_found());
+    }
+    let (namespace, rest) = match rest {
+        ["namespaces"] if group.is_empty() => return Ok(Route::Namespaces),
+        ["namespaces", _ns] if group.is_empty() => return Ok(Route::Namespaces),
+        ["namespaces", ns, rest @ ..] if !rest.is_empty() => (Some(ns.to_string()), rest),
+        rest => (None, rest),
+    };
+    let (plural, name, sub) = match rest {
+        [p] => (*p, None, None),
+        [p, n] => (*p, Some(n.to_string()), None),
+        [p, n, s] => (*p, Some(n.to_string()), Some(s.to_string())),
+        _ => return Err(not_found()),
+    };
+    let kind = Kind::from_plural(group, plural).ok_or_else(not_found)?;
+    if kind.group_version().1 != version {
+        return Err(not_found());
+    }
+    if !kind.namespaced() && namespace.is_some() {
+        return Err(not_found());
+    }
+    Ok(Route::Resource(Target { kind, namespace, name, subresource: sub }))
+}
+
+fn wants_table(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|a| a.contains("as=Table"))
+}
+
+fn verb(method: &Method, target: Option<&Target>, watch: bool) -> &'static str {
+    match (method.as_str(), target) {
+        ("GET", Some(t)) if t.name.is_none() && watch => "watch",
+        ("GET", Some(t)) if t.name.is_none() => "list",
+        ("GET", _) => "get",
+        ("PATCH", _) => "patch",
+        ("POST", _) => "create",
+        ("PUT", _) => "update",
+        ("DELETE", _) => "delete",
+        _ => "unknown",
+    }
+}
+
+async fn handle(state: Arc<ApiState>, method: Method, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
+    let path = uri.path().to_string();
+    let query = uri.query().map(str::to_string);
+    let (response, verb) = dispatch(&state, &method, &path, query.as_deref(), &headers, &body);
+    if let Some(audit) = &state.audit {
+        audit.record(verb, method.as_str(), &path, query.as_deref(), response.status().as_u16());
+    }
+    response
+}
+
+fn dispatch(
+    state: &Arc<ApiState>,
+    method: &Method,
+    path: &str,
+    query: Option<&str>,
+    headers: &HeaderMap,
+    body: &Bytes,
+) -> (Response, &'static str) {
+    let route = match route(path) {
+        Ok(r) => r,
+        Err(resp) => return (resp, verb(method, None, false)),
+    };
+    let target = match route {
+        Route::Json(v) if method == Method::GET => return (json_response(&v), "get"),
+        Route::Namespaces if method == Method::GET => return (json_response(&namespaces(&state.store)), "list"),
+        Route::Json(_) | Route::Namespaces => {
+            return (status(StatusCode::METHOD_NOT_ALLOWED, "MethodNotAllowed", format!("{method} is not supported on {path}")), "unknown");
+        }
+        Route::Resource(t) => t,
+    };
+    let q = match ListQuery::parse(query) {
+        Ok(q) => q,
+        Err(e) => return (status(StatusCode::BAD_REQUEST, "BadRequest", e), verb(method, Some(&target), false)),
+    };
+    let v = verb(method, Some(&target), q.watch);
+    let resp = match (method.as_str(), &target.name, target.subresource.as_deref()) {
+        ("GET", None, _) if q.watch => watch(state, &target, q, wants_table(headers)),
+        ("GET", None, _) => list(state, &target, &q, wants_table(headers)),
+        ("GET", Some(name), None | Some("status")) => get(state, &target, name, wants_table(headers)),
+        ("PATCH", Some(name), None | Some("status")) => patch(state, &target, name, headers, body),
+        ("DELETE", Some(name), None) if target.kind == Kind::Pod => delete_pod(state, &target, name),
+        ("POST", Some(name), Some("eviction")) if target.kind == Kind::Pod => evict(state, &target, name, body),
+        _ => status(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "MethodNotAllowed",
+            format!("{method} {path} is not supported by the k3s-cockpit lab"),
+        ),
+    };
+    (resp, v)
+}
+
+fn namespaces(store: &Store) -> Value {
+    let mut names = std::collections::BTreeSet::from(["default".to_string(), "kube-system".to_string()]);
+    for kind in Kind::ALL.into_iter().filter(|k| k.namespaced()) {
+        for o in store.list(kind, None).1 {
+            if let Some(ns) = o["metadata"]["namespace"].as_str() {
+                names.insert(ns.to_string());
+            }
+        }
+    }
+    let items: Vec<Value> = names
+        .into_iter()
+        .map(|n| json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": n}, "status": {"phase": "Active"}}))
+        .collect();
+    json!({"kind": "NamespaceList", "apiVersion": "v1", "metadata": {"resourceVersion": store.current_rv().to_string()}, "items": items})
+}
+
+fn list(state: &ApiState, t: &Target, q: &ListQuery, table: bool) -> Response {
+    let (rv, items) = state.store.list(t.kind, t.namespace.as_deref());
+    let items: Vec<Arc<Value>> = items.into_iter().filter(|o| q.matches(o)).collect();
+    if table {
+        return json_response(&tables::table(t.kind, items.iter().map(|o| o.as_ref()), rv));
+    }
+    let items: Vec<&Value> = items.iter().map(|o| o.as_ref()).collect();
+    json_response(&json!({
+        "kind": format!("{}List", t.kind.kind_name()), "apiVersion": t.kind.api_version(),
+        "metadata": {"resourceVersion": rv.to_string()}, "items": items
+    }))
+}
+
+fn get(state: &ApiState, t: &Target, name: &str, table: bool) -> Response {
+    match state.store.get(t.kind, t.namespace.as_deref().unwrap_or(""), name) {
+        Some(o) if table => json_response(&tables::table(t.kind, [o.as_ref()], state.store.current_rv())),
+        Some(o) => json_response(&o),
+        None => not_found(t, name),
+    }
+}
+
+fn not_found(t: &Target, name: &str) -> Response {
+    let mut body = status_body(
+        StatusCode::NOT_FOUND,
+        "NotFound",
+        format!("{} \"{name}\" not found", t.kind.plural()),
+    );
+    body["details"] = json!({"name": name, "kind": t.kind.plural()});
+    (StatusCode::NOT_FOUND, [(header::CONTENT_TYPE, "application/json")], body.to_string()).into_response()
+}
+
+/// JSON merge patch (RFC 7386). Strategic merge patch is accepted too: for
+/// the fields clients patch here (cordon, labels, annotations) the two agree.
+pub fn merge_patch(target: &mut Value, patch: &Value) {
+    match (target, patch) {
+        (Value::Object(t), Value::Object(p)) => {
+            for (k, v) in p {
+                if v.is_null() {
+                    t.remove(k);
+                } else {
+                    merge_patch(t.entry(k.clone()).or_insert(Value::Null), v);
+                }
+            }
+        }
+        (t, p) => *t = p.clone(),
+    }
+}
+
+fn patch(state: &ApiState, t: &Target, name: &str, headers: &HeaderMap, body: &Bytes) -> Response {
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    if !(content_type.starts_with("application/merge-patch+json")
+        || content_type.starts_with("application/strategic-merge-patch+json"))
+    {
+        return status(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "UnsupportedMediaType",
+            format!("the lab supports merge and strategic merge patches, not {content_type:?}"),
+        );
+    }
+    let patch: Value = match serde_json::from_slice(body) {
+        Ok(p @ Value::Object(_)) => p,
+        Ok(_) => return status(StatusCode::BAD_REQUEST, "BadRequest", "patch body must be a JSON object"),
+        Err(e) => return status(StatusCode::BAD_REQUEST, "BadRequest", format!("malformed patch body: {e}")),
+    };
+    let ns = t.namespace.as_deref().unwrap_or("");
+    let updated = state.store.update(t.kind, ns, name, |obj| {
+        // Identity fields are not patchable.
+        let meta = obj["metadata"].clone();
+        merge_patch(obj, &patch);
+        obj["metadata"]["name"] = meta["name"].clone();
+        if !meta["namespace"].is_null() {
+            obj["metadata"]["namespace"] = meta["namespace"].clone();
+        }
+    });
+    match updated {
+        Some(o) => json_response(&o),
+        None => not_found(t, name),
+    }
+}
+
+fn delete_pod(state: &ApiState, t: &Target, name: &str) -> Response {
+    match state.store.delete(Kind::Pod, t.namespace.as_deref().unwrap_or(""), name) {
+        Some(pod) => {
+            let _ = state.pod_removed.send((*pod).clone());
+            json_response(&pod)
+        }
+        None => not_found(t, name),
+    }
+}
+
+fn evict(state: &ApiState, t: &Target, name: &str, body: &Bytes) -> Response {
+    if let Err(e) = serde_json::from_slice::<Value>(body) {
+        return status(StatusCode::BAD_REQUEST, "BadRequest", format!("malformed Eviction body: {e}"));
+    }
+    let ns = t.namespace.as_deref().unwrap_or("");
+    let Some(pod) = state.store.get(Kind::Pod, ns, name) else {
+        return not_found(t, name);
+    };
+    if let Some(min) = pod["metadata"]["annotations"]["lab.k3s-cockpit.io/pdb-min-available"]
+        .as_str()
+        .and_then(|m| m.parse::<usize>().ok())
+    {
+        let app = pod["metadata"]["labels"]["app"].clone();
+        let ready_peers = state
+            .store
+            .list(Kind::Pod, Some(ns))
+            .1
+            .iter()
+            .filter(|p| p["metadata"]["labels"]["app"] == app && pod_ready(p))
+            .count();
+        if ready_peers <= min {
+            return status(
+                StatusCode::TOO_MANY_REQUESTS,
+                "TooManyRequests",
+                "Cannot evict pod as it would violate the pod's disruption budget.",
+            );
+        }
+    }
+    delete_pod(state, t, name);
+    (
+        StatusCode::CREATED,
+        [(header::CONTENT_TYPE, "application/json")],
+        json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}).to_string(),
+    )
+        .into_response()
+}
+
+fn pod_ready(pod: &Value) -> bool {
+    pod["status"]["conditions"]
+        .as_array()
+        .and_then(|cs| cs.iter().find(|c| c["type"] == "Ready"))
+        .is_some_and(|c| c["status"] == "True")
+}
+
+fn bookmark(kind: Kind, rv: u64, initial_end: bool) -> Bytes {
+    let mut meta = json!({"resourceVersion": rv.to_string()});
+    if initial_end {
+        meta["annotations"] = json!({"k8s.io/initial-events-end": "true"});
+    }
+    watch_line("BOOKMARK", &json!({"kind": kind.kind_name(), "apiVersion": kind.api_version(), "metadata": meta}))
+}
+
+fn gone_line(oldest: u64) -> Bytes {
+    let status = status_body(
+        StatusCode::GONE,
+        "Expired",
+        format!("too old resource version (oldest kept is {oldest})"),
+    );
+    watch_line("ERROR", &status)
+}
+
+/// Streams a watch: backlog from the requested version, then live changes,
+/// bookmarks, until `timeoutSeconds` or the client goes away.
+fn watch(state: &Arc<ApiState>, t: &Target, q: ListQuery, table: bool) -> Response {
+    let (tx, rx) = mpsc::channel::<Bytes>(256);
+    let state = state.clone();
+    let kind = t.kind;
+    let namespace = t.namespace.clone();
+    let from = q.resource_version.filter(|rv| *rv > 0 && !q.send_initial_events);
+    tokio::spawn(async move {
+        let keep = |c_kind: Kind, o: &Value| {
+            c_kind == kind
+                && namespace
+                    .as_deref()
+                    .is_none_or(|ns| o["metadata"]["namespace"].as_str() == Some(ns))
+                && q.matches(o)
+        };
+        let encode = |event_type: &str, o: &Value, line: Option<&Bytes>| -> Bytes {
+            match (table, line) {
+                (false, Some(l)) => l.clone(),
+                (false, None) => watch_line(event_type, o),
+                (true, _) => watch_line(event_type, &tables::table(kind, [o], 0)),
+            }
+        };
+        let start = match from {
+            Some(rv) => state.store.watch(rv),
+            None => state.store.watch(state.store.current_rv()),
+        };
+        let mut start = match start {
+            Ok(s) => s,
+            Err(WatchError::Gone { oldest }) => {
+                let _ = tx.send(gone_line(oldest)).await;
+                return;
+            }
+        };
+        let mut last_rv = start.current_rv;
+        if from.is_none() {
+            // No version: synthetic ADDED for the current state, as the API server does.
+            let (rv, items) = state.store.list(kind, namespace.as_deref());
+            for o in items.iter().filter(|o| keep(kind, o)) {
+                if tx.send(encode("ADDED", o, None)).await.is_err() {
+                    return;
+                }
+            }
+            if q.send_initial_events && tx.send(bookmark(kind, rv, true)).await.is_err() {
+                return;
+            }
+            start.backlog.retain(|c| c.rv > rv);
+        }
+        for c in start.backlog.iter().filter(|c| keep(c.kind, &c.object)) {
+            last_rv = last_rv.max(c.rv);
+            if tx.send(encode(c.event_type, &c.object, Some(&c.line))).await.is_err() {
+                return;
+            }
+        }
+        let deadline = tokio::time::sleep(Duration::from_secs(q.timeout_seconds.unwrap_or(1800).min(3600)));
+        tokio::pin!(deadline);
+        let mut bookmarks = tokio::time::interval(state.bookmark_every);
+        bookmarks.reset();
+        loop {
+            tokio::select! {
+                _ = &mut deadline => return,
+                _ = bookmarks.tick(), if q.bookmarks => {
+                    if tx.send(bookmark(kind, state.store.current_rv().max(last_rv), false)).await.is_err() { return; }
+                }
+                change = start.live.recv() => match change {
+                    Ok(c) => {
+                        if c.rv <= last_rv && from.is_some() { continue; }
+                        if keep(c.kind, &c.object) {
+                            last_rv = c.rv;
+                            if tx.send(encode(c.event_type, &c.object, Some(&c.line))).await.is_err() { return; }
+                        }
+                    }
+                    Err(broadcast::error::RecvError::Lagged(_)) => {
+                        // The client fell behind the kept window: tell it to relist.
+                        let _ = tx.send(gone_line(state.store.current_rv())).await;
+                        return;
+                    }
+                    Err(broadcast::error::RecvError::Closed) => return,
+                },
+                _ = tx.closed() => return,
+            }
+        }
+    });
+    let stream = tokio_stream::wrappers::ReceiverStream::new(rx);
+    let body = Body::from_stream(futures::StreamExt::map(stream, Ok::<_, std::convert::Infallible>));
+    Response::builder()
+        .status(StatusCode::OK)
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(body)
+        .unwrap_or_else(|_| status(StatusCode::INTERNAL_SERVER_ERROR, "InternalError", "watch response"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn merge_patch_sets_and_removes() {
+        let mut node = json!({"spec": {"unschedulable": true, "podCIDR": "10.42.0.0/24"}});
+        merge_patch(&mut node, &json!({"spec": {"unschedulable": null}}));
+        assert_eq!(node, json!({"spec": {"podCIDR": "10.42.0.0/24"}}));
+        merge_patch(&mut node, &json!({"spec": {"unschedulable": true}}));
+        assert_eq!(node["spec"]["unschedulable"], true);
+    }
+
+    #[test]
+    fn routes_parse_core_and_group_paths() {
+        assert!(matches!(route("/api/v1/nodes"), Ok(Route::Resource(Target { kind: Kind::Node, .. }))));
+        assert!(matches!(
+            route("/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases"),
+            Ok(Route::Resource(Target { kind: Kind::Lease, namespace: Some(_), .. }))
+        ));
+        assert!(matches!(route("/apis/metallb.io/v1beta1"), Ok(Route::Json(_))));
+        assert!(route("/api/v1/widgets").is_err());
+        assert!(route("/apis/coordination.k8s.io/v2/leases").is_err());
+    }
+}

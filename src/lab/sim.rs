@@ -1,0 +1,683 @@
+//! The simulated cluster's behaviour: kubelets (lease renewals, status
+//! posts, restarts, upgrades), the node lifecycle controller, MetalLB L2
+//! speakers and scripted faults.
+//!
+//! All timed work sits in one timer heap, so the cost per renewal is
+//! O(log n) and idle nodes cost nothing between their own timers. The API
+//! server only sees the resulting object writes in the [`Store`].
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use rand::Rng;
+use serde_json::{Value, json};
+use tokio::sync::{Notify, oneshot};
+use tokio::time::Instant;
+
+use super::objects::{self, LEASE_NAMESPACE, METALLB_NAMESPACE, NOT_READY, UNREACHABLE};
+use super::scenario::{FaultKind, Role, Scenario, Timing};
+use super::store::{Kind, Store, now_rfc3339, now_rfc3339_micro};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kubelet {
+    Running,
+    /// Stopped by a fault: no lease renewals, no status.
+    Hung,
+    /// K3s is restarting (install or `systemctl restart`).
+    Down,
+}
+
+#[derive(Debug)]
+pub struct SimNode {
+    pub name: String,
+    pub role: Role,
+    pub vmid: Option<u32>,
+    /// Version of the running kubelet (what the Node object reports).
+    pub version: String,
+    /// Version of the installed binary (what `k3s --version` prints).
+    pub installed: String,
+    pub kubelet: Kubelet,
+    /// Generation: bumped on every kubelet stop/start so stale timers die.
+    generation: u64,
+    pub speaker_alive: bool,
+    /// memberlist's view: a dead speaker stays a member until detection.
+    speaker_member: bool,
+    /// Faults that fired and heal on restart.
+    healable: Vec<FaultKind>,
+    boots: usize,
+    pub restarts: u32,
+    last_renew: Instant,
+    posted_ready: bool,
+    nlc_unknown: bool,
+    /// Version upgrades that arm faults: version -> instant first run.
+    first_ran: HashMap<String, Instant>,
+}
+
+#[derive(Debug)]
+struct SimService {
+    namespace: String,
+    name: String,
+    ip: String,
+    announcer: Option<String>,
+    l2_object: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+enum Timer {
+    Renew { node: usize, generation: u64 },
+    StatusReport { node: usize, generation: u64 },
+    KubeletUp { node: usize, generation: u64 },
+    KubeletReady { node: usize, generation: u64 },
+    Monitor,
+    InstallDone { node: usize, version: String },
+    Fault { fault: usize },
+    SpeakerDead { node: usize },
+    SpeakerJoin { node: usize },
+    Reschedule { pod: Value },
+}
+
+/// A record of what happened, for tests and the outage report.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SimRecord {
+    pub at: jiff::Timestamp,
+    pub what: String,
+}
+
+pub struct Sim {
+    store: Arc<Store>,
+    pub timing: Timing,
+    time_scale: f64,
+    pub nodes: Vec<SimNode>,
+    by_name: HashMap<String, usize>,
+    services: Vec<SimService>,
+    faults: Vec<(super::scenario::FaultSpec, bool)>,
+    timers: BinaryHeap<Reverse<(Instant, u64)>>,
+    timer_payload: HashMap<u64, Timer>,
+    seq: u64,
+    install_waiters: HashMap<usize, Vec<oneshot::Sender<String>>>,
+    pub records: Vec<SimRecord>,
+}
+
+/// The simulation behind a mutex plus the notifier that wakes its driver
+/// when a new timer might be earlier than the one it sleeps on.
+#[derive(Clone)]
+pub struct SimHandle {
+    sim: Arc<Mutex<Sim>>,
+    wake: Arc<Notify>,
+}
+
+impl SimHandle {
+    pub fn lock(&self) -> MutexGuard<'_, Sim> {
+        self.sim.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn poke(&self) {
+        self.wake.notify_one();
+    }
+
+    /// Runs the install script for `version` on `node`: resolves when the
+    /// script has installed the binary and restarted K3s.
+    pub async fn install(&self, node: &str, version: &str) -> Result<String, String> {
+        let rx = {
+            let mut sim = self.lock();
+            let idx = sim.index(node)?;
+            let (tx, rx) = oneshot::channel();
+            sim.install_waiters.entry(idx).or_default().push(tx);
+            let after = sim.timing.install;
+            sim.schedule(after, Timer::InstallDone { node: idx, version: version.to_string() });
+            rx
+        };
+        self.poke();
+        rx.await.map_err(|_| "lab stopped".to_string())
+    }
+
+    /// `systemctl restart k3s`.
+    pub fn restart(&self, node: &str) -> Result<(), String> {
+        {
+            let mut sim = self.lock();
+            let idx = sim.index(node)?;
+            sim.restart_kubelet(idx);
+        }
+        self.poke();
+        Ok(())
+    }
+
+    pub fn installed_version(&self, node: &str) -> Result<String, String> {
+        let sim = self.lock();
+        let idx = sim.index(node)?;
+        Ok(sim.nodes[idx].installed.clone())
+    }
+
+    pub fn kubelet_state(&self, node: &str) -> Result<Kubelet, String> {
+        let sim = self.lock();
+        Ok(sim.nodes[sim.index(node)?].kubelet)
+    }
+
+    /// Stops a kubelet now (tests and benchmarks use this directly).
+    pub fn stop_kubelet(&self, node: &str) -> Result<(), String> {
+        let mut sim = self.lock();
+        let idx = sim.index(node)?;
+        sim.fire_fault_on(idx, FaultKind::KubeletStop, true);
+        Ok(())
+    }
+
+    pub fn stop_speaker(&self, node: &str) -> Result<(), String> {
+        {
+            let mut sim = self.lock();
+            let idx = sim.index(node)?;
+            sim.fire_fault_on(idx, FaultKind::SpeakerStop, true);
+        }
+        self.poke();
+        Ok(())
+    }
+
+    pub fn pod_removed(&self, pod: Value) {
+        self.lock().schedule(Duration::from_millis(500), Timer::Reschedule { pod });
+        self.poke();
+    }
+
+    pub fn announcer(&self, namespace: &str, name: &str) -> Option<String> {
+        let sim = self.lock();
+        sim.services
+            .iter()
+            .find(|s| s.namespace == namespace && s.name == name)
+            .and_then(|s| s.announcer.clone())
+    }
+
+    /// Drives the timers until the handle is dropped everywhere else.
+    pub async fn run(self) {
+        loop {
+            let next = {
+                let mut sim = self.lock();
+                sim.fire_due(Instant::now());
+                sim.timers.peek().map(|Reverse((at, _))| *at)
+            };
+            let sleep_until = next.unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));
+            tokio::select! {
+                _ = tokio::time::sleep_until(sleep_until) => {}
+                _ = self.wake.notified() => {}
+            }
+        }
+    }
+}
+
+impl Sim {
+    pub fn start(store: Arc<Store>, scenario: &Scenario) -> SimHandle {
+        let timing = scenario.timing.scaled(scenario.time_scale);
+        let lease_duration_secs = timing.lease_duration.as_secs_f64().round().max(1.0) as u64;
+        let now = Instant::now();
+        let mut sim = Sim {
+            store,
+            nodes: Vec::new(),
+            by_name: HashMap::new(),
+            services: Vec::new(),
+            faults: scenario.faults.iter().cloned().map(|f| (f, false)).collect(),
+            timers: BinaryHeap::new(),
+            timer_payload: HashMap::new(),
+            seq: 0,
+            install_waiters: HashMap::new(),
+            records: Vec::new(),
+            timing,
+            time_scale: scenario.time_scale,
+        };
+        for (i, spec) in scenario.nodes.iter().enumerate() {
+            sim.store.upsert(Kind::Node, objects::node(&spec.name, spec.role, &spec.version, i));
+            sim.store.upsert(Kind::Lease, objects::lease(&spec.name, lease_duration_secs));
+            sim.store.upsert(Kind::Pod, objects::speaker_pod(&spec.name, &suffix(i as u64 + 7)));
+            sim.by_name.insert(spec.name.clone(), i);
+            sim.nodes.push(SimNode {
+                name: spec.name.clone(),
+                role: spec.role,
+                vmid: spec.vmid,
+                version: spec.version.clone(),
+                installed: spec.version.clone(),
+                kubelet: Kubelet::Running,
+                generation: 0,
+                speaker_alive: true,
+                speaker_member: true,
+                healable: Vec::new(),
+                boots: i,
+                restarts: 0,
+                last_renew: now,
+                posted_ready: true,
+                nlc_unknown: false,
+                first_ran: HashMap::from([(spec.version.clone(), now)]),
+            });
+            // Spread the first renewals over one interval, as real kubelets are.
+            let offset = sim.timing.renew_interval.mul_f64(rand::rng().random::<f64>());
+            sim.schedule(offset, Timer::Renew { node: i, generation: 0 });
+            let report = sim.timing.status_report;
+            sim.schedule(report, Timer::StatusReport { node: i, generation: 0 });
+        }
+        sim.store.upsert(Kind::DaemonSet, objects::speaker_daemonset(scenario.nodes.len()));
+        for (i, s) in scenario.services.iter().enumerate() {
+            sim.store.upsert(Kind::Service, objects::service(&s.namespace, &s.name, &s.ip, s.port, i));
+            sim.store.upsert(Kind::Pod, objects::workload_pod(&s.namespace, &s.name, &suffix(i as u64 + 1000), &s.pod_node));
+            sim.services.push(SimService {
+                namespace: s.namespace.clone(),
+                name: s.name.clone(),
+                ip: s.ip.clone(),
+                announcer: None,
+                l2_object: None,
+            });
+        }
+        sim.elect_all();
+        for f in 0..sim.faults.len() {
+            if sim.faults[f].0.after_upgrade_to.is_none() {
+                let delay = sim.scaled(sim.faults[f].0.delay);
+                sim.schedule(delay, Timer::Fault { fault: f });
+                sim.faults[f].1 = true;
+            }
+        }
+        let monitor = sim.timing.monitor_period;
+        sim.schedule(monitor, Timer::Monitor);
+        SimHandle {
+            sim: Arc::new(Mutex::new(sim)),
+            wake: Arc::new(Notify::new()),
+        }
+    }
+
+    fn index(&self, node: &str) -> Result<usize, String> {
+        self.by_name
+            .get(node)
+            .copied()
+            .ok_or_else(|| format!("no node named {node:?} in the lab"))
+    }
+
+    fn schedule(&mut self, after: Duration, timer: Timer) {
+        self.seq += 1;
+        self.timers.push(Reverse((Instant::now() + after, self.seq)));
+        self.timer_payload.insert(self.seq, timer);
+    }
+
+    fn record(&mut self, what: String) {
+        tracing::debug!(target: "lab", "{what}");
+        self.records.push(SimRecord { at: jiff::Timestamp::now(), what });
+    }
+
+    fn fire_due(&mut self, now: Instant) {
+        while let Some(Reverse((at, id))) = self.timers.peek().copied() {
+            if at > now {
+                break;
+            }
+            self.timers.pop();
+            if let Some(timer) = self.timer_payload.remove(&id) {
+                self.fire(timer, now);
+            }
+        }
+    }
+
+    fn fire(&mut self, timer: Timer, now: Instant) {
+        match timer {
+            Timer::Renew { node, generation } => {
+                if self.nodes[node].generation == generation && self.nodes[node].kubelet == Kubelet::Running {
+                    self.renew_lease(node, now);
+                    let jitter = 1.0 + self.timing.renew_jitter * rand::rng().random::<f64>();
+                    let next = self.timing.renew_interval.mul_f64(jitter);
+                    self.schedule(next, Timer::Renew { node, generation });
+                }
+            }
+            Timer::StatusReport { node, generation } => {
+                if self.nodes[node].generation == generation && self.nodes[node].kubelet == Kubelet::Running {
+                    self.post_status(node, self.nodes[node].posted_ready);
+                    let report = self.timing.status_report;
+                    self.schedule(report, Timer::StatusReport { node, generation });
+                }
+            }
+            Timer::KubeletUp { node, generation } => self.kubelet_up(node, generation, now),
+            Timer::KubeletReady { node, generation } => {
+                if self.nodes[node].generation == generation && self.nodes[node].kubelet == Kubelet::Running {
+                    self.post_status(node, true);
+                }
+            }
+            Timer::Monitor => {
+                self.monitor_nodes(now);
+                let period = self.timing.monitor_period;
+                self.schedule(period, Timer::Monitor);
+            }
+            Timer::InstallDone { node, version } => {
+                let name = self.nodes[node].name.clone();
+                self.record(format!("{name}: install script installed {version}"));
+                self.nodes[node].installed = version.clone();
+                self.restart_kubelet(node);
+                for w in self.install_waiters.remove(&node).unwrap_or_default() {
+                    let _ = w.send(version.clone());
+                }
+            }
+            Timer::Fault { fault } => {
+                let (spec, _) = self.faults[fault].clone();
+                if let Ok(idx) = self.index(&spec.node) {
+                    self.fire_fault_on(idx, spec.kind, spec.heal_on_restart);
+                }
+            }
+            Timer::SpeakerDead { node } => {
+                if !self.nodes[node].speaker_alive && self.nodes[node].speaker_member {
+                    self.nodes[node].speaker_member = false;
+                    let name = self.nodes[node].name.clone();
+                    self.record(format!("memberlist: speaker on {name} marked failed"));
+                    self.elect_all();
+                }
+            }
+            Timer::SpeakerJoin { node } => {
+                if self.nodes[node].speaker_alive && !self.nodes[node].speaker_member {
+                    self.nodes[node].speaker_member = true;
+                    self.elect_all();
+                }
+            }
+            Timer::Reschedule { pod } => self.reschedule(pod),
+        }
+    }
+
+    fn renew_lease(&mut self, node: usize, now: Instant) {
+        self.nodes[node].last_renew = now;
+        let name = self.nodes[node].name.clone();
+        self.store.update(Kind::Lease, LEASE_NAMESPACE, &name, |lease| {
+            lease["spec"]["renewTime"] = json!(now_rfc3339_micro());
+        });
+    }
+
+    /// The kubelet posts its Ready condition (and bumps `lastHeartbeatTime`).
+    fn post_status(&mut self, node: usize, ready: bool) {
+        let was_ready = self.nodes[node].posted_ready;
+        self.nodes[node].posted_ready = ready;
+        let (name, version, boots) = {
+            let n = &self.nodes[node];
+            (n.name.clone(), n.version.clone(), n.boots)
+        };
+        self.store.update(Kind::Node, "", &name, |n| {
+            let (status, reason, message) = if ready {
+                ("True", "KubeletReady", "kubelet is posting ready status")
+            } else {
+                ("False", "KubeletNotReady", objects::KUBELET_STARTING)
+            };
+            objects::set_condition(n, "Ready", status, reason, message);
+            for (kind, reason, msg) in [
+                ("MemoryPressure", "KubeletHasSufficientMemory", "kubelet has sufficient memory available"),
+                ("DiskPressure", "KubeletHasNoDiskPressure", "kubelet has no disk pressure"),
+                ("PIDPressure", "KubeletHasSufficientPID", "kubelet has sufficient PID available"),
+            ] {
+                objects::set_condition(n, kind, "False", reason, msg);
+            }
+            n["status"]["nodeInfo"] = objects::node_info(&version, boots);
+        });
+        if ready != was_ready || self.nodes[node].nlc_unknown {
+            let status = if ready { "NodeReady" } else { "NodeNotReady" };
+            self.emit_event(("Node", "", &name), "Normal", status, &format!("Node {name} status is now: {status}"), "kubelet");
+        }
+        self.sync_taints(node);
+    }
+
+    /// `systemctl restart k3s`: the kubelet goes down, comes back on the
+    /// installed version, reports NotReady briefly, then Ready.
+    fn restart_kubelet(&mut self, node: usize) {
+        let n = &mut self.nodes[node];
+        n.generation += 1;
+        n.kubelet = Kubelet::Down;
+        n.restarts += 1;
+        let healed: Vec<FaultKind> = std::mem::take(&mut n.healable);
+        let generation = n.generation;
+        let name = n.name.clone();
+        if healed.contains(&FaultKind::SpeakerStop) || !n.speaker_alive {
+            // K3s restarts the node's containers with it, the speaker included.
+            n.speaker_alive = true;
+            let join = self.timing.speaker_failover.min(Duration::from_secs(1));
+            self.schedule(join, Timer::SpeakerJoin { node });
+        }
+        self.record(format!("{name}: k3s restarting"));
+        let down = self.timing.restart_down;
+        self.schedule(down, Timer::KubeletUp { node, generation });
+    }
+
+    fn kubelet_up(&mut self, node: usize, generation: u64, now: Instant) {
+        if self.nodes[node].generation != generation {
+            return;
+        }
+        let n = &mut self.nodes[node];
+        n.kubelet = Kubelet::Running;
+        n.version = n.installed.clone();
+        n.boots += 1000;
+        let version = n.version.clone();
+        let first = !n.first_ran.contains_key(&version);
+        n.first_ran.entry(version.clone()).or_insert(now);
+        let name = n.name.clone();
+        self.record(format!("{name}: kubelet started, version {version}"));
+        self.renew_lease(node, now);
+        self.post_status(node, false);
+        let startup = self.timing.kubelet_startup;
+        self.schedule(startup, Timer::KubeletReady { node, generation });
+        let renew = self.timing.renew_interval;
+        self.schedule(renew, Timer::Renew { node, generation });
+        let report = self.timing.status_report;
+        self.schedule(report, Timer::StatusReport { node, generation });
+        if first {
+            self.arm_faults(&name, &version);
+        }
+    }
+
+    fn arm_faults(&mut self, node: &str, version: &str) {
+        for f in 0..self.faults.len() {
+            let (spec, armed) = &self.faults[f];
+            if !*armed && spec.node == node && spec.after_upgrade_to.as_deref() == Some(version) {
+                let delay = self.scaled(spec.delay);
+                self.faults[f].1 = true;
+                self.schedule(delay, Timer::Fault { fault: f });
+                self.record(format!("{node}: fault {:?} armed, fires in {delay:?}", self.faults[f].0.kind));
+            }
+        }
+    }
+
+    /// Converts a scenario (cluster-time) duration to real time.
+    fn scaled(&self, d: Duration) -> Duration {
+        d.div_f64(self.time_scale)
+    }
+
+    fn fire_fault_on(&mut self, node: usize, kind: FaultKind, healable: bool) {
+        let name = self.nodes[node].name.clone();
+        match kind {
+            FaultKind::KubeletStop => {
+                let n = &mut self.nodes[node];
+                n.kubelet = Kubelet::Hung;
+                n.generation += 1;
+                self.record(format!("{name}: kubelet stopped posting status"));
+            }
+            FaultKind::SpeakerStop => {
+                self.nodes[node].speaker_alive = false;
+                self.record(format!("{name}: speaker stopped"));
+                let delay = self.timing.speaker_failover;
+                self.schedule(delay, Timer::SpeakerDead { node });
+            }
+        }
+        if healable {
+            self.nodes[node].healable.push(kind);
+        }
+    }
+
+    /// The node lifecycle controller's pass: lease older than the grace
+    /// period means Ready=Unknown, unreachable taints and a NodeNotReady event.
+    fn monitor_nodes(&mut self, now: Instant) {
+        for node in 0..self.nodes.len() {
+            let silent = now.saturating_duration_since(self.nodes[node].last_renew);
+            if silent > self.timing.grace_period && !self.nodes[node].nlc_unknown {
+                self.nodes[node].nlc_unknown = true;
+                let name = self.nodes[node].name.clone();
+                self.store.update(Kind::Node, "", &name, |n| {
+                    for kind in ["Ready", "MemoryPressure", "DiskPressure", "PIDPressure"] {
+                        objects::set_condition(n, kind, "Unknown", "NodeStatusUnknown", "Kubelet stopped posting node status.");
+                    }
+                });
+                self.record(format!("{name}: NotReady (node-controller: lease expired)"));
+                self.emit_event(("Node", "", &name), "Normal", "NodeNotReady", &format!("Node {name} status is now: NodeNotReady"), "node-controller");
+                self.set_pods_ready_on(&name, false);
+                self.sync_taints(node);
+            } else if self.nodes[node].nlc_unknown && self.nodes[node].posted_ready && silent <= self.timing.grace_period {
+                self.nodes[node].nlc_unknown = false;
+                let name = self.nodes[node].name.clone();
+                self.record(format!("{name}: Ready again"));
+                self.set_pods_ready_on(&name, true);
+                self.sync_taints(node);
+            }
+        }
+    }
+
+    /// Taints follow the Ready condition, as the controller's NoSchedule
+    /// pass and NoExecute tainter do.
+    fn sync_taints(&mut self, node: usize) {
+        let n = &self.nodes[node];
+        let wanted: &[(&str, &str)] = if n.nlc_unknown {
+            &[(UNREACHABLE, "NoSchedule"), (UNREACHABLE, "NoExecute")]
+        } else if !n.posted_ready {
+            &[(NOT_READY, "NoSchedule")]
+        } else {
+            &[]
+        };
+        let name = n.name.clone();
+        self.store.update(Kind::Node, "", &name, |obj| {
+            let mut taints: Vec<Value> = obj["spec"]["taints"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+                .into_iter()
+                .filter(|t| {
+                    let key = t["key"].as_str().unwrap_or_default();
+                    (key != UNREACHABLE && key != NOT_READY)
+                        || wanted.iter().any(|(k, e)| t["key"] == *k && t["effect"] == *e)
+                })
+                .collect();
+            for (key, effect) in wanted {
+                if !taints.iter().any(|t| t["key"] == *key && t["effect"] == *effect) {
+                    let mut t = json!({"key": key, "effect": effect});
+                    if *effect == "NoExecute" {
+                        t["timeAdded"] = json!(now_rfc3339());
+                    }
+                    taints.push(t);
+                }
+            }
+            if taints.is_empty() {
+                if let Some(spec) = obj["spec"].as_object_mut() {
+                    spec.remove("taints");
+                }
+            } else {
+                obj["spec"]["taints"] = Value::Array(taints);
+            }
+        });
+    }
+
+    fn set_pods_ready_on(&mut self, node: &str, ready: bool) {
+        let pods: Vec<Arc<Value>> = self
+            .store
+            .list(Kind::Pod, None)
+            .1
+            .into_iter()
+            .filter(|p| p["spec"]["nodeName"] == node)
+            .collect();
+        for pod in pods {
+            let ns = pod["metadata"]["namespace"].as_str().unwrap_or_default().to_string();
+            let name = pod["metadata"]["name"].as_str().unwrap_or_default().to_string();
+            self.store.update(Kind::Pod, &ns, &name, |p| {
+                p["status"]["conditions"] = json!([objects::pod_ready_condition(ready)]);
+            });
+            if !ready {
+                self.emit_event(("Pod", &ns, &name), "Warning", "NodeNotReady", "Node is not ready", "node-controller");
+            }
+        }
+    }
+
+    /// MetalLB L2: each service IP is announced by the first live member in
+    /// sha256(node#ip) order. Only changes are written.
+    fn elect_all(&mut self) {
+        for s in 0..self.services.len() {
+            let ip = self.services[s].ip.clone();
+            let winner = self
+                .nodes
+                .iter()
+                .filter(|n| n.speaker_member)
+                .min_by_key(|n| objects::l2_rank(&n.name, &ip))
+                .map(|n| n.name.clone());
+            if winner == self.services[s].announcer {
+                continue;
+            }
+            let (ns, name) = (self.services[s].namespace.clone(), self.services[s].name.clone());
+            if let Some(old) = self.services[s].l2_object.take() {
+                self.store.delete(Kind::ServiceL2Status, METALLB_NAMESPACE, &old);
+            }
+            match &winner {
+                Some(node) => {
+                    self.seq += 1;
+                    let obj_name = format!("l2-{}", suffix(self.seq));
+                    self.store.upsert(Kind::ServiceL2Status, objects::l2_status(&obj_name, node, &ns, &name));
+                    self.services[s].l2_object = Some(obj_name);
+                    let msg = format!("announcing from node \"{node}\" with protocol \"layer2\"");
+                    self.emit_event(("Service", &ns, &name), "Normal", "nodeAssigned", &msg, "metallb-speaker");
+                    self.record(format!("{ns}/{name}: {msg}"));
+                }
+                None => self.record(format!("{ns}/{name}: no speaker announces {ip}")),
+            }
+            self.services[s].announcer = winner;
+        }
+    }
+
+    /// A ReplicaSet-owned pod comes back on another Ready, schedulable node;
+    /// a DaemonSet pod comes back on its own node.
+    fn reschedule(&mut self, pod: Value) {
+        let owner = pod["metadata"]["ownerReferences"][0]["kind"].as_str().unwrap_or_default().to_string();
+        let old_node = pod["spec"]["nodeName"].as_str().unwrap_or_default().to_string();
+        let target = if owner == "DaemonSet" {
+            Some(old_node.clone())
+        } else {
+            let nodes = self.store.list(Kind::Node, None).1;
+            nodes
+                .iter()
+                .filter(|n| n["spec"]["unschedulable"] != true && n["metadata"]["name"] != old_node.as_str())
+                .filter(|n| {
+                    n["status"]["conditions"]
+                        .as_array()
+                        .is_some_and(|cs| cs.iter().any(|c| c["type"] == "Ready" && c["status"] == "True"))
+                })
+                .map(|n| n["metadata"]["name"].as_str().unwrap_or_default().to_string())
+                .next()
+        };
+        let Some(target) = target else {
+            self.record("pod could not be rescheduled: no Ready schedulable node".into());
+            return;
+        };
+        self.seq += 1;
+        let mut new_pod = pod.clone();
+        let base = pod["metadata"]["name"].as_str().unwrap_or_default();
+        let stem = base.rsplit_once('-').map_or(base, |(s, _)| s);
+        new_pod["metadata"] = json!({
+            "name": format!("{stem}-{}", suffix(self.seq)),
+            "namespace": pod["metadata"]["namespace"], "labels": pod["metadata"]["labels"],
+            "annotations": pod["metadata"]["annotations"],
+            "ownerReferences": pod["metadata"]["ownerReferences"],
+        });
+        if new_pod["metadata"]["annotations"].is_null() {
+            if let Some(m) = new_pod["metadata"].as_object_mut() {
+                m.remove("annotations");
+            }
+        }
+        new_pod["spec"]["nodeName"] = json!(target);
+        new_pod["status"] = json!({"phase": "Running", "conditions": [objects::pod_ready_condition(true)]});
+        self.store.upsert(Kind::Pod, new_pod);
+    }
+
+    fn emit_event(&mut self, involved: (&str, &str, &str), event_type: &str, reason: &str, message: &str, component: &str) {
+        self.seq += 1;
+        self.store
+            .upsert(Kind::Event, objects::event(self.seq, involved, event_type, reason, message, component));
+    }
+}
+
+/// Pod-name style random-looking suffix, deterministic per number.
+fn suffix(n: u64) -> String {
+    const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
+    let mut x = n.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ 0x5bd1_e995;
+    (0..5)
+        .map(|_| {
+            let c = ALPHABET[(x % ALPHABET.len() as u64) as usize] as char;
+            x /= ALPHABET.len() as u64;
+            c
+        })
+        .collect()
+}

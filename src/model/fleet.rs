@@ -1,0 +1,620 @@
+//! The fleet as the cockpit knows it: nodes, their leases, LoadBalancer
+//! services and who announces them. Updates arrive as [`ClusterEvent`]s from
+//! the watchers; every notable change is written to the [`Timeline`].
+
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::time::Duration;
+
+use jiff::Timestamp;
+
+use super::health::{self, Heartbeat};
+use super::timeline::{Severity, Timeline};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tri {
+    True,
+    False,
+    Unknown,
+}
+
+impl Tri {
+    pub fn parse(s: &str) -> Tri {
+        match s {
+            "True" => Tri::True,
+            "False" => Tri::False,
+            _ => Tri::Unknown,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Condition {
+    pub kind: String,
+    pub status: Tri,
+    pub reason: String,
+    pub message: String,
+    pub last_transition: Option<Timestamp>,
+    pub last_heartbeat: Option<Timestamp>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Taint {
+    pub key: String,
+    pub effect: String,
+}
+
+impl Taint {
+    /// Short form for the table: `unreachable:NoExecute`.
+    pub fn short(&self) -> String {
+        let key = self.key.strip_prefix("node.kubernetes.io/").unwrap_or(&self.key);
+        format!("{key}:{}", self.effect)
+    }
+}
+
+/// What the Node object says (converted by the cluster edge).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeInfo {
+    pub name: String,
+    pub roles: Vec<String>,
+    pub version: String,
+    pub unschedulable: bool,
+    pub taints: Vec<Taint>,
+    pub conditions: Vec<Condition>,
+    pub boot_id: String,
+}
+
+impl NodeInfo {
+    pub fn ready(&self) -> Option<&Condition> {
+        self.conditions.iter().find(|c| c.kind == "Ready")
+    }
+
+    pub fn is_server(&self) -> bool {
+        self.roles.iter().any(|r| r == "control-plane" || r == "master")
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LeaseInfo {
+    pub node: String,
+    pub holder: String,
+    pub renewed: Option<Timestamp>,
+    pub duration: Duration,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServiceInfo {
+    pub namespace: String,
+    pub name: String,
+    pub ips: Vec<String>,
+    pub selector: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PodInfo {
+    pub namespace: String,
+    pub name: String,
+    pub node: String,
+    pub labels: BTreeMap<String, String>,
+    pub ready: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventInfo {
+    pub kind: String,
+    pub namespace: String,
+    pub name: String,
+    pub reason: String,
+    pub message: String,
+    pub event_type: String,
+    pub component: String,
+    pub at: Option<Timestamp>,
+}
+
+/// One `ServiceL2Status`: which node announces which service.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct L2Info {
+    pub object: String,
+    pub node: String,
+    pub service: (String, String),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ResourceKind {
+    Nodes,
+    Leases,
+    Services,
+    Pods,
+    Events,
+    L2Statuses,
+}
+
+/// What the watchers report.
+#[derive(Debug, Clone)]
+pub enum ClusterEvent {
+    /// A watch (re)started listing: objects not re-applied before the
+    /// matching `ResyncDone` are gone.
+    ResyncStart(ResourceKind),
+    ResyncDone(ResourceKind),
+    Node(NodeInfo),
+    NodeDeleted(String),
+    Lease(LeaseInfo),
+    LeaseDeleted(String),
+    Service(ServiceInfo),
+    ServiceDeleted(String, String),
+    Pod(PodInfo),
+    PodDeleted(String, String),
+    Event(EventInfo),
+    L2(L2Info),
+    L2Deleted(String),
+    /// The resource cannot be watched (403 or CRD missing): degrade, say so.
+    Unavailable(ResourceKind, String),
+    /// A watch call failed; the watcher retries with backoff.
+    ApiError(String),
+    /// A watch delivered data again.
+    ApiOk,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AnnounceSource {
+    L2Status,
+    Events,
+    None,
+}
+
+impl AnnounceSource {
+    pub fn label(self) -> &'static str {
+        match self {
+            AnnounceSource::L2Status => "ServiceL2Status",
+            AnnounceSource::Events => "nodeAssigned events",
+            AnnounceSource::None => "no MetalLB data",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct NodeState {
+    pub info: Option<NodeInfo>,
+    pub lease: Option<LeaseInfo>,
+    /// Last classification, to log transitions once.
+    pub heartbeat: Option<Heartbeat>,
+    pub events: VecDeque<EventInfo>,
+}
+
+impl NodeState {
+    /// Heartbeat instant: the lease's renewTime, or where leases cannot be
+    /// read, the Ready condition's lastHeartbeatTime (coarse: ~5 min).
+    pub fn heartbeat_at(&self) -> Option<Timestamp> {
+        match &self.lease {
+            Some(l) => l.renewed,
+            None => self.info.as_ref()?.ready()?.last_heartbeat,
+        }
+    }
+
+    pub fn lease_duration(&self) -> Duration {
+        self.lease.as_ref().map_or(Duration::from_secs(40), |l| l.duration)
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct ServiceState {
+    pub info: ServiceInfo,
+    pub announcer: Option<String>,
+    /// Last node that announced, to count real moves (not delete+create).
+    pub last_announcer: Option<String>,
+    pub moves: u32,
+    pub last_change: Option<Timestamp>,
+    /// Since when the service has had no announcer (an outage for users).
+    pub unannounced_since: Option<Timestamp>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Connection {
+    Connecting,
+    Up,
+    Down { since: Timestamp, error: String, failures: u32 },
+}
+
+const NODE_EVENTS_KEPT: usize = 20;
+
+#[derive(Debug)]
+pub struct Fleet {
+    pub nodes: BTreeMap<String, NodeState>,
+    pub services: BTreeMap<(String, String), ServiceState>,
+    pods: HashMap<(String, String), PodInfo>,
+    l2: HashMap<String, L2Info>,
+    pub announce_source: AnnounceSource,
+    pub leases_readable: bool,
+    pub connection: Connection,
+    pub timeline: Timeline,
+    resync: HashMap<&'static str, HashSet<String>>,
+    /// Service name per node for the pods of LoadBalancer services.
+    service_pods: HashMap<String, Vec<String>>,
+}
+
+impl Default for Fleet {
+    fn default() -> Self {
+        Fleet::new()
+    }
+}
+
+impl Fleet {
+    pub fn new() -> Self {
+        Fleet {
+            nodes: BTreeMap::new(),
+            services: BTreeMap::new(),
+            pods: HashMap::new(),
+            l2: HashMap::new(),
+            announce_source: AnnounceSource::L2Status,
+            leases_readable: true,
+            connection: Connection::Connecting,
+            timeline: Timeline::default(),
+            resync: HashMap::new(),
+            service_pods: HashMap::new(),
+        }
+    }
+
+    /// Services whose pods run on `node`.
+    pub fn services_on(&self, node: &str) -> &[String] {
+        self.service_pods.get(node).map_or(&[], Vec::as_slice)
+    }
+
+    /// LoadBalancer IPs announced from `node`.
+    pub fn announced_from(&self, node: &str) -> Vec<&str> {
+        self.services
+            .values()
+            .filter(|s| s.announcer.as_deref() == Some(node))
+            .flat_map(|s| s.info.ips.iter().map(String::as_str))
+            .collect()
+    }
+
+    pub fn heartbeat(&self, node: &str, now: Timestamp) -> Heartbeat {
+        self.nodes
+            .get(node)
+            .map_or(Heartbeat::Unknown, |n| health::classify(n.heartbeat_at(), n.lease_duration(), now))
+    }
+
+    /// Applies one watcher event. Returns true when anything visible changed.
+    pub fn apply(&mut self, event: ClusterEvent, now: Timestamp) -> bool {
+        match event {
+            ClusterEvent::ResyncStart(kind) => {
+                self.resync.insert(resync_key(kind), HashSet::new());
+                false
+            }
+            ClusterEvent::ResyncDone(kind) => self.finish_resync(kind, now),
+            ClusterEvent::Node(info) => {
+                self.seen(ResourceKind::Nodes, &info.name);
+                self.apply_node(info, now)
+            }
+            ClusterEvent::NodeDeleted(name) => {
+                self.timeline.push(now, Severity::Warn, &name, "node deleted".into());
+                self.nodes.remove(&name).is_some()
+            }
+            ClusterEvent::Lease(lease) => {
+                self.seen(ResourceKind::Leases, &lease.node);
+                let state = self.nodes.entry(lease.node.clone()).or_default();
+                let changed = state.lease.as_ref() != Some(&lease);
+                state.lease = Some(lease);
+                changed
+            }
+            ClusterEvent::LeaseDeleted(name) => self
+                .nodes
+                .get_mut(&name)
+                .is_some_and(|n| n.lease.take().is_some()),
+            ClusterEvent::Service(info) => {
+                let key = (info.namespace.clone(), info.name.clone());
+                self.seen(ResourceKind::Services, &format!("{}/{}", key.0, key.1));
+                match self.services.get_mut(&key) {
+                    Some(s) => s.info = info,
+                    None => {
+                        self.services.insert(
+                            key,
+                            ServiceState {
+                                info,
+                                announcer: None,
+                                last_announcer: None,
+                                moves: 0,
+                                last_change: None,
+                                unannounced_since: None,
+                            },
+                        );
+                    }
+                }
+                self.rebuild_service_pods();
+                true
+            }
+            ClusterEvent::ServiceDeleted(ns, name) => {
+                let removed = self.services.remove(&(ns, name)).is_some();
+                self.rebuild_service_pods();
+                removed
+            }
+            ClusterEvent::Pod(pod) => {
+                self.seen(ResourceKind::Pods, &format!("{}/{}", pod.namespace, pod.name));
+                let key = (pod.namespace.clone(), pod.name.clone());
+                if self.pods.get(&key) == Some(&pod) {
+                    return false;
+                }
+                self.pods.insert(key, pod);
+                // During a relist the map is rebuilt once at the end.
+                if !self.resync.contains_key(resync_key(ResourceKind::Pods)) {
+                    self.rebuild_service_pods();
+                }
+                true
+            }
+            ClusterEvent::PodDeleted(ns, name) => {
+                let removed = self.pods.remove(&(ns, name)).is_some();
+                if removed {
+                    self.rebuild_service_pods();
+                }
+                removed
+            }
+            ClusterEvent::Event(ev) => self.apply_event(ev, now),
+            ClusterEvent::L2(l2) => {
+                self.seen(ResourceKind::L2Statuses, &l2.object);
+                let (service, node) = (l2.service.clone(), l2.node.clone());
+                self.l2.insert(l2.object.clone(), l2);
+                self.set_announcer(&service, Some(node), now)
+            }
+            ClusterEvent::L2Deleted(object) => match self.l2.remove(&object) {
+                Some(l2) => {
+                    let still = self.l2.values().find(|o| o.service == l2.service).map(|o| o.node.clone());
+                    self.set_announcer(&l2.service, still, now)
+                }
+                None => false,
+            },
+            ClusterEvent::Unavailable(kind, why) => self.degrade(kind, why, now),
+            ClusterEvent::ApiError(error) => {
+                let (since, failures) = match &self.connection {
+                    Connection::Down { since, failures, .. } => (*since, failures + 1),
+                    _ => {
+                        self.timeline.push(now, Severity::Error, "api", format!("API server unreachable: {error}"));
+                        (now, 1)
+                    }
+                };
+                self.connection = Connection::Down { since, error, failures };
+                true
+            }
+            ClusterEvent::ApiOk => match &self.connection {
+                Connection::Up => false,
+                Connection::Down { since, .. } => {
+                    let down = health::age(*since, now);
+                    self.timeline.push(
+                        now,
+                        Severity::Info,
+                        "api",
+                        format!("API server reachable again after {}", crate::durations::format_duration(down)),
+                    );
+                    self.connection = Connection::Up;
+                    true
+                }
+                Connection::Connecting => {
+                    self.connection = Connection::Up;
+                    true
+                }
+            },
+        }
+    }
+
+    /// Re-classifies heartbeats (called on the 1 s tick): transitions to
+    /// late or expired are logged once. O(nodes) per tick, O(1) per node.
+    pub fn tick(&mut self, now: Timestamp) {
+        for (name, state) in &mut self.nodes {
+            if state.info.is_none() {
+                continue;
+            }
+            let hb = health::classify(state.heartbeat_at(), state.lease_duration(), now);
+            let previous = state.heartbeat.replace(hb);
+            if previous.is_some_and(|p| p != hb) && hb != Heartbeat::Unknown {
+                let age = state.heartbeat_at().map(|t| health::age(t, now)).unwrap_or_default();
+                let (severity, text) = match hb {
+                    Heartbeat::Fresh => (Severity::Info, "heartbeat fresh again".to_string()),
+                    Heartbeat::Late => (
+                        Severity::Warn,
+                        format!("heartbeat LATE: lease not renewed for {}", crate::durations::format_duration(age)),
+                    ),
+                    Heartbeat::Expired => (
+                        Severity::Error,
+                        format!("heartbeat EXPIRED: lease not renewed for {}", crate::durations::format_duration(age)),
+                    ),
+                    Heartbeat::Unknown => continue,
+                };
+                self.timeline.push(now, severity, name, text);
+            }
+        }
+    }
+
+    fn seen(&mut self, kind: ResourceKind, key: &str) {
+        if let Some(set) = self.resync.get_mut(resync_key(kind)) {
+            set.insert(key.to_string());
+        }
+    }
+
+    fn finish_resync(&mut self, kind: ResourceKind, now: Timestamp) -> bool {
+        let Some(seen) = self.resync.remove(resync_key(kind)) else {
+            return false;
+        };
+        match kind {
+            ResourceKind::Nodes => self.nodes.retain(|n, s| s.info.is_none() || seen.contains(n)),
+            ResourceKind::Leases => {
+                for (n, s) in &mut self.nodes {
+                    if !seen.contains(n) {
+                        s.lease = None;
+                    }
+                }
+            }
+            ResourceKind::Services => self.services.retain(|(ns, n), _| seen.contains(&format!("{ns}/{n}"))),
+            ResourceKind::Pods => self.pods.retain(|(ns, n), _| seen.contains(&format!("{ns}/{n}"))),
+            ResourceKind::L2Statuses => {
+                let gone: Vec<String> = self.l2.keys().filter(|k| !seen.contains(*k)).cloned().collect();
+                for object in gone {
+                    self.apply(ClusterEvent::L2Deleted(object), now);
+                }
+            }
+            ResourceKind::Events => {}
+        }
+        self.rebuild_service_pods();
+        true
+    }
+
+    fn apply_node(&mut self, info: NodeInfo, now: Timestamp) -> bool {
+        let state = self.nodes.entry(info.name.clone()).or_default();
+        let name = info.name.clone();
+        let mut notes: Vec<(Severity, String)> = Vec::new();
+        if let Some(old) = &state.info {
+            if old == &info {
+                return false;
+            }
+            let (was, is) = (old.ready().map(|c| c.status), info.ready().map(|c| c.status));
+            if was != is {
+                let reason = info.ready().map(|c| c.reason.clone()).unwrap_or_default();
+                let text = match is {
+                    Some(Tri::True) => "Ready".to_string(),
+                    Some(Tri::False) => format!("NotReady ({reason})"),
+                    _ => format!("NotReady: Ready=Unknown ({reason})"),
+                };
+                let sev = if is == Some(Tri::True) { Severity::Info } else { Severity::Error };
+                notes.push((sev, text));
+            }
+            if old.version != info.version {
+                notes.push((Severity::Info, format!("version {} → {}", old.version, info.version)));
+            }
+            if old.unschedulable != info.unschedulable {
+                let text = if info.unschedulable { "cordoned" } else { "uncordoned" };
+                notes.push((Severity::Info, text.to_string()));
+            }
+            for t in info.taints.iter().filter(|t| !old.taints.contains(t)) {
+                notes.push((Severity::Warn, format!("taint added {}", t.short())));
+            }
+            for t in old.taints.iter().filter(|t| !info.taints.contains(t)) {
+                notes.push((Severity::Info, format!("taint removed {}", t.short())));
+            }
+            if old.boot_id != info.boot_id && !old.boot_id.is_empty() {
+                notes.push((Severity::Warn, "kubelet restarted (new boot id)".to_string()));
+            }
+        }
+        state.info = Some(info);
+        for (sev, text) in notes {
+            self.timeline.push(now, sev, &name, text);
+        }
+        true
+    }
+
+    fn apply_event(&mut self, ev: EventInfo, now: Timestamp) -> bool {
+        if ev.kind == "Node" {
+            if let Some(state) = self.nodes.get_mut(&ev.name) {
+                if state.events.len() >= NODE_EVENTS_KEPT {
+                    state.events.pop_front();
+                }
+                state.events.push_back(ev);
+                return true;
+            }
+            return false;
+        }
+        if ev.kind == "Service" && ev.reason == "nodeAssigned" && self.announce_source == AnnounceSource::Events {
+            if let Some(node) = announced_node(&ev.message) {
+                let key = (ev.namespace.clone(), ev.name.clone());
+                return self.set_announcer(&key, Some(node), now);
+            }
+        }
+        false
+    }
+
+    fn set_announcer(&mut self, service: &(String, String), node: Option<String>, now: Timestamp) -> bool {
+        let Some(svc) = self.services.get_mut(service) else {
+            return false;
+        };
+        if svc.announcer == node {
+            return false;
+        }
+        let label = format!("{}/{}", service.0, service.1);
+        let mut note = None;
+        match (&node, &svc.last_announcer) {
+            (Some(new), Some(last)) if new != last => {
+                svc.moves += 1;
+                svc.last_change = Some(now);
+                note = Some((Severity::Warn, format!("announcer moved {last} → {new}")));
+            }
+            (Some(new), None) => {
+                svc.last_change = Some(now);
+                note = Some((Severity::Info, format!("announced from {new}")));
+            }
+            (Some(_), Some(_)) => {
+                if let Some(since) = svc.unannounced_since {
+                    let gap = crate::durations::format_duration(health::age(since, now));
+                    note = Some((Severity::Info, format!("announced again after {gap}")));
+                }
+            }
+            (None, _) => svc.unannounced_since = Some(now),
+        }
+        if node.is_some() {
+            svc.unannounced_since = None;
+            svc.last_announcer = node.clone();
+        }
+        svc.announcer = node;
+        if let Some((sev, text)) = note {
+            self.timeline.push(now, sev, &label, text);
+        }
+        true
+    }
+
+    fn degrade(&mut self, kind: ResourceKind, why: String, now: Timestamp) -> bool {
+        match kind {
+            ResourceKind::Leases if self.leases_readable => {
+                self.leases_readable = false;
+                self.timeline.push(
+                    now,
+                    Severity::Warn,
+                    "cockpit",
+                    format!("cannot read node leases ({why}); heartbeat age falls back to the Ready condition"),
+                );
+            }
+            ResourceKind::L2Statuses if self.announce_source == AnnounceSource::L2Status => {
+                self.announce_source = AnnounceSource::Events;
+                self.timeline.push(
+                    now,
+                    Severity::Info,
+                    "cockpit",
+                    format!("no ServiceL2Status ({why}); announcers from MetalLB nodeAssigned events"),
+                );
+            }
+            _ => return false,
+        }
+        true
+    }
+
+    fn rebuild_service_pods(&mut self) {
+        let mut map: HashMap<String, Vec<String>> = HashMap::new();
+        for svc in self.services.values() {
+            if svc.info.selector.is_empty() {
+                continue;
+            }
+            for pod in self.pods.values() {
+                let selected = pod.namespace == svc.info.namespace
+                    && svc.info.selector.iter().all(|(k, v)| pod.labels.get(k) == Some(v));
+                if selected {
+                    let names = map.entry(pod.node.clone()).or_default();
+                    if !names.contains(&svc.info.name) {
+                        names.push(svc.info.name.clone());
+                    }
+                }
+            }
+        }
+        self.service_pods = map;
+    }
+}
+
+fn resync_key(kind: ResourceKind) -> &'static str {
+    match kind {
+        ResourceKind::Nodes => "nodes",
+        ResourceKind::Leases => "leases",
+        ResourceKind::Services => "services",
+        ResourceKind::Pods => "pods",
+        ResourceKind::Events => "events",
+        ResourceKind::L2Statuses => "l2",
+    }
+}
+
+/// `announcing from node "k3s-w2" with protocol "layer2"` → `k3s-w2`.
+pub fn announced_node(message: &str) -> Option<String> {
+    let rest = message.strip_prefix("announcing from node \"")?;
+    Some(rest.split('"').next()?.to_string())
+}

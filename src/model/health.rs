@@ -1,0 +1,102 @@
+//! Heartbeat health derived from the node Lease: pure functions of the
+//! lease's own timings and `now`, so the thresholds follow whatever the
+//! cluster configured instead of constants.
+
+use std::time::Duration;
+
+use jiff::Timestamp;
+
+/// The kubelet renews every quarter of the lease duration
+/// (`nodeLeaseRenewIntervalFraction = 0.25`).
+pub const RENEW_FRACTION: f64 = 0.25;
+/// The kubelet adds up to 4 % jitter to each renewal period.
+const JITTER: f64 = 0.04;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Heartbeat {
+    /// Renewed within one renew interval (plus jitter and slack).
+    Fresh,
+    /// At least one renewal was missed.
+    Late,
+    /// Older than the lease duration: the lease has run out; the node
+    /// lifecycle controller will mark the node NotReady at its grace period.
+    Expired,
+    /// No heartbeat seen (no lease, or no access to leases).
+    Unknown,
+}
+
+impl Heartbeat {
+    pub fn label(self) -> &'static str {
+        match self {
+            Heartbeat::Fresh => "fresh",
+            Heartbeat::Late => "LATE",
+            Heartbeat::Expired => "EXPIRED",
+            Heartbeat::Unknown => "?",
+        }
+    }
+}
+
+/// When a heartbeat counts as late: one renew interval plus jitter, plus a
+/// fixed second of slack for watch delivery and clock skew, but never more
+/// than half an interval of slack on very short (lab) leases.
+pub fn late_after(lease_duration: Duration) -> Duration {
+    let renew = lease_duration.mul_f64(RENEW_FRACTION);
+    let slack = Duration::from_secs(1).min(renew / 2);
+    renew.mul_f64(1.0 + JITTER) + slack
+}
+
+/// Classifies a heartbeat `renewed` at that instant, seen at `now`.
+pub fn classify(renewed: Option<Timestamp>, lease_duration: Duration, now: Timestamp) -> Heartbeat {
+    let Some(renewed) = renewed else {
+        return Heartbeat::Unknown;
+    };
+    let age = age(renewed, now);
+    if age > lease_duration {
+        Heartbeat::Expired
+    } else if age > late_after(lease_duration) {
+        Heartbeat::Late
+    } else {
+        Heartbeat::Fresh
+    }
+}
+
+/// Non-negative age (a renewTime slightly ahead of our clock reads as 0).
+pub fn age(at: Timestamp, now: Timestamp) -> Duration {
+    let span = now.duration_since(at);
+    Duration::try_from(span).unwrap_or(Duration::ZERO)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(secs: i64) -> Timestamp {
+        Timestamp::from_second(1_800_000_000 + secs).unwrap()
+    }
+
+    #[test]
+    fn default_kubelet_lease_thresholds() {
+        let lease = Duration::from_secs(40);
+        assert_eq!(late_after(lease), Duration::from_millis(11_400));
+        assert_eq!(classify(Some(t(0)), lease, t(10)), Heartbeat::Fresh);
+        // 10 s renew + 4 % jitter must never read as late.
+        assert_eq!(classify(Some(t(0)), lease, t(11)), Heartbeat::Fresh);
+        assert_eq!(classify(Some(t(0)), lease, t(12)), Heartbeat::Late);
+        assert_eq!(classify(Some(t(0)), lease, t(40)), Heartbeat::Late);
+        assert_eq!(classify(Some(t(0)), lease, t(41)), Heartbeat::Expired);
+    }
+
+    #[test]
+    fn compressed_lab_lease_scales_thresholds() {
+        let lease = Duration::from_secs(10);
+        assert_eq!(classify(Some(t(0)), lease, t(3)), Heartbeat::Fresh);
+        assert_eq!(classify(Some(t(0)), lease, t(4)), Heartbeat::Late);
+        assert_eq!(classify(Some(t(0)), lease, t(11)), Heartbeat::Expired);
+    }
+
+    #[test]
+    fn future_renew_time_is_age_zero_and_missing_is_unknown() {
+        assert_eq!(age(t(5), t(0)), Duration::ZERO);
+        assert_eq!(classify(None, Duration::from_secs(40), t(0)), Heartbeat::Unknown);
+    }
+}

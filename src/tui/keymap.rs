@@ -1,0 +1,73 @@
+//! The one keymap table: key handling and the help overlay both read it, so
+//! the help can never drift from what the keys do.
+
+use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    Down,
+    Up,
+    Top,
+    Bottom,
+    Detail,
+    Back,
+    Filter,
+    Help,
+    Quit,
+    Cordon,
+    Uncordon,
+    Drain,
+    RestartK3s,
+}
+
+pub struct Binding {
+    pub keys: &'static str,
+    pub codes: &'static [KeyCode],
+    pub action: Action,
+    pub help: &'static str,
+    /// Changes the cluster: refused in read-only mode.
+    pub mutating: bool,
+}
+
+const fn bind(keys: &'static str, codes: &'static [KeyCode], action: Action, help: &'static str, mutating: bool) -> Binding {
+    Binding { keys, codes, action, help, mutating }
+}
+
+pub const KEYMAP: &[Binding] = &[
+    bind("j ↓", &[KeyCode::Char('j'), KeyCode::Down], Action::Down, "next node", false),
+    bind("k ↑", &[KeyCode::Char('k'), KeyCode::Up], Action::Up, "previous node", false),
+    bind("g", &[KeyCode::Char('g'), KeyCode::Home], Action::Top, "first node", false),
+    bind("G", &[KeyCode::Char('G'), KeyCode::End], Action::Bottom, "last node", false),
+    bind("Enter", &[KeyCode::Enter], Action::Detail, "node detail: conditions, lease, taints, events", false),
+    bind("Esc", &[KeyCode::Esc], Action::Back, "back / clear filter", false),
+    bind("/", &[KeyCode::Char('/')], Action::Filter, "filter nodes by name", false),
+    bind("?", &[KeyCode::Char('?')], Action::Help, "this help", false),
+    bind("q", &[KeyCode::Char('q')], Action::Quit, "quit", false),
+    bind("c", &[KeyCode::Char('c')], Action::Cordon, "cordon the selected node", true),
+    bind("u", &[KeyCode::Char('u')], Action::Uncordon, "uncordon the selected node", true),
+    bind("d", &[KeyCode::Char('d')], Action::Drain, "drain the selected node", true),
+    bind("R", &[KeyCode::Char('R')], Action::RestartK3s, "restart K3s on the selected node", true),
+];
+
+pub fn lookup(key: &KeyEvent) -> Option<&'static Binding> {
+    if key.modifiers.contains(KeyModifiers::CONTROL) {
+        return None;
+    }
+    KEYMAP.iter().find(|b| b.codes.contains(&key.code))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn no_key_is_bound_twice() {
+        let mut seen = Vec::new();
+        for b in KEYMAP {
+            for c in b.codes {
+                assert!(!seen.contains(c), "{c:?} bound twice");
+                seen.push(*c);
+            }
+        }
+    }
+}

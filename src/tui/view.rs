@@ -1,0 +1,389 @@
+//! Drawing: pure functions of the [`App`]. Layout works from 80x24 up;
+//! columns that do not fit a narrow pane are dropped, never wrapped.
+
+use ratatui::Frame;
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::style::{Color, Modifier, Style};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, Borders, Cell, Clear, Paragraph, Row, Table, Wrap};
+
+use super::app::{App, LogPanel, Screen};
+use super::keymap::KEYMAP;
+use crate::durations::format_duration;
+use crate::model::fleet::{Connection, NodeState, Tri};
+use crate::model::health::{self, Heartbeat};
+use crate::model::timeline::Severity;
+
+/// Colours, or none at all under `NO_COLOR`.
+struct Theme {
+    color: bool,
+}
+
+impl Theme {
+    fn fg(&self, c: Color) -> Style {
+        if self.color { Style::default().fg(c) } else { Style::default() }
+    }
+    fn good(&self) -> Style {
+        self.fg(Color::Green)
+    }
+    fn warn(&self) -> Style {
+        self.fg(Color::Yellow).add_modifier(Modifier::BOLD)
+    }
+    fn bad(&self) -> Style {
+        self.fg(Color::Red).add_modifier(Modifier::BOLD)
+    }
+    fn dim(&self) -> Style {
+        self.fg(Color::DarkGray)
+    }
+    fn badge(&self) -> Style {
+        if self.color {
+            Style::default().fg(Color::Black).bg(Color::Yellow).add_modifier(Modifier::BOLD)
+        } else {
+            Style::default().add_modifier(Modifier::REVERSED | Modifier::BOLD)
+        }
+    }
+}
+
+pub fn render(app: &App, frame: &mut Frame) {
+    let theme = Theme { color: app.color };
+    let area = frame.area();
+    let banner = banner_line(app, &theme);
+    let hint_rows = u16::from(app.hint.is_some());
+    let services = app.fleet.services.len() as u16;
+    let services_rows = if services == 0 { 0 } else { (services + 3).min(area.height / 4).max(4) };
+    let nodes_rows = (app.visible_nodes().len() as u16 + 3).min(area.height.saturating_sub(8 + services_rows)).max(4);
+    let [status, banner_area, hint_area, nodes, svc, log, footer] = Layout::vertical([
+        Constraint::Length(1),
+        Constraint::Length(u16::from(banner.is_some())),
+        Constraint::Length(hint_rows),
+        Constraint::Length(nodes_rows),
+        Constraint::Length(services_rows),
+        Constraint::Min(3),
+        Constraint::Length(1),
+    ])
+    .areas(area);
+    frame.render_widget(status_bar(app, &theme), status);
+    if let Some(b) = banner {
+        frame.render_widget(b, banner_area);
+    }
+    if let Some(hint) = &app.hint {
+        frame.render_widget(Paragraph::new(Line::styled(hint.clone(), theme.dim())), hint_area);
+    }
+    render_nodes(app, &theme, frame, nodes);
+    if services_rows > 0 {
+        render_services(app, &theme, frame, svc);
+    }
+    render_log(app, &theme, frame, log);
+    frame.render_widget(footer_line(app, &theme), footer);
+    match &app.screen {
+        Screen::Nodes => {}
+        Screen::Detail(node) => render_detail(app, &theme, frame, node),
+        Screen::Help => render_help(app, &theme, frame),
+    }
+}
+
+fn status_bar<'a>(app: &'a App, theme: &Theme) -> Line<'a> {
+    let (conn, style) = match &app.fleet.connection {
+        Connection::Connecting => ("● connecting".to_string(), theme.warn()),
+        Connection::Up => ("● connected".to_string(), theme.good()),
+        Connection::Down { .. } => ("● API DOWN".to_string(), theme.bad()),
+    };
+    let clock = app
+        .now
+        .to_zoned(jiff::tz::TimeZone::system())
+        .strftime("%H:%M:%S %Z")
+        .to_string();
+    let mut spans = vec![
+        Span::styled(" k3s-cockpit ", Style::default().add_modifier(Modifier::BOLD)),
+        Span::raw(format!("ctx {} │ {} │ ", app.context, app.server)),
+        Span::styled(conn, style),
+        Span::raw(" │ "),
+    ];
+    if app.read_only {
+        spans.push(Span::styled(" READ-ONLY ", theme.badge()));
+        spans.push(Span::raw(" │ "));
+    }
+    spans.push(Span::raw(clock));
+    Line::from(spans)
+}
+
+fn banner_line<'a>(app: &App, theme: &Theme) -> Option<Paragraph<'a>> {
+    let Connection::Down { since, error, failures } = &app.fleet.connection else {
+        return None;
+    };
+    let down = format_duration(health::age(*since, app.now));
+    let text = format!(
+        " API server unreachable for {down} ({failures} failed attempts, retrying with backoff): {error} — ages keep counting "
+    );
+    Some(Paragraph::new(Line::styled(text, theme.bad().add_modifier(Modifier::REVERSED))))
+}
+
+fn ready_cell(state: &NodeState, app: &App, theme: &Theme) -> Cell<'static> {
+    let Some(ready) = state.info.as_ref().and_then(|i| i.ready()) else {
+        return Cell::from("?");
+    };
+    let since = ready
+        .last_transition
+        .map(|t| format_duration(health::age(t, app.now)))
+        .unwrap_or_default();
+    let (word, style) = match ready.status {
+        Tri::True => ("Ready", theme.good()),
+        Tri::False => ("NotReady", theme.bad()),
+        Tri::Unknown => ("Unknown", theme.bad()),
+    };
+    Cell::from(format!("{word} {since}")).style(style)
+}
+
+fn heartbeat_cell(state: &NodeState, app: &App, theme: &Theme) -> Cell<'static> {
+    let at = state.heartbeat_at();
+    let hb = health::classify(at, state.lease_duration(), app.now);
+    let age = at.map(|t| format!("{}s", health::age(t, app.now).as_secs())).unwrap_or_else(|| "-".into());
+    let (text, style) = match hb {
+        Heartbeat::Fresh => (age, theme.good()),
+        Heartbeat::Late => (format!("{age} LATE"), theme.warn()),
+        Heartbeat::Expired => (format!("{age} EXPIRED"), theme.bad()),
+        Heartbeat::Unknown => ("-".into(), theme.dim()),
+    };
+    Cell::from(text).style(style)
+}
+
+fn render_nodes(app: &App, theme: &Theme, frame: &mut Frame, area: Rect) {
+    let wide = area.width >= 110;
+    let mut header = vec!["NODE", "ROLE", "VERSION", "READY", "HEARTBEAT", "SCHED", "LB IPS"];
+    if wide {
+        header.extend(["TAINTS", "PODS"]);
+    }
+    let names = app.visible_nodes();
+    let rows: Vec<Row> = names
+        .iter()
+        .enumerate()
+        .filter_map(|(i, name)| {
+            let state = app.fleet.nodes.get(*name)?;
+            let info = state.info.as_ref()?;
+            let role = if info.is_server() { "server" } else { "agent" };
+            let sched = if info.unschedulable { Cell::from("cordon").style(theme.warn()) } else { Cell::from("") };
+            let mut cells = vec![
+                Cell::from(info.name.clone()),
+                Cell::from(role),
+                Cell::from(info.version.clone()),
+                ready_cell(state, app, theme),
+                heartbeat_cell(state, app, theme),
+                sched,
+                Cell::from(app.fleet.announced_from(name).join(",")),
+            ];
+            if wide {
+                let taints: Vec<String> = info.taints.iter().map(|t| t.short()).collect();
+                cells.push(Cell::from(taints.join(" ")).style(theme.warn()));
+                cells.push(Cell::from(app.fleet.services_on(name).join(",")));
+            }
+            let mut row = Row::new(cells);
+            if i == app.selected {
+                row = row.style(Style::default().add_modifier(Modifier::REVERSED));
+            }
+            Some(row)
+        })
+        .collect();
+    let mut widths = vec![
+        Constraint::Min(14),
+        Constraint::Length(6),
+        Constraint::Length(13),
+        Constraint::Length(13),
+        Constraint::Length(12),
+        Constraint::Length(6),
+        Constraint::Length(12),
+    ];
+    if wide {
+        widths.extend([Constraint::Length(26), Constraint::Length(16)]);
+    }
+    let hb_source = if app.fleet.leases_readable { "lease" } else { "Ready condition (no lease access)" };
+    let title = format!(
+        " Nodes {}{} · heartbeat from {hb_source} ",
+        names.len(),
+        if app.filter.is_empty() { String::new() } else { format!(" (filter: {})", app.filter) },
+    );
+    let table = Table::new(rows, widths)
+        .header(Row::new(header).style(Style::default().add_modifier(Modifier::BOLD)))
+        .block(Block::default().borders(Borders::ALL).title(title));
+    frame.render_widget(table, area);
+}
+
+fn render_services(app: &App, theme: &Theme, frame: &mut Frame, area: Rect) {
+    let rows: Vec<Row> = app
+        .fleet
+        .services
+        .values()
+        .map(|s| {
+            let announcer = match &s.announcer {
+                Some(n) => Cell::from(n.clone()).style(theme.good()),
+                None => {
+                    let gap = s.unannounced_since.map(|t| format!(" {}", format_duration(health::age(t, app.now))));
+                    Cell::from(format!("NONE{}", gap.unwrap_or_default())).style(theme.bad())
+                }
+            };
+            let last = s
+                .last_change
+                .map(|t| format!("{} ago", format_duration(health::age(t, app.now))))
+                .unwrap_or_else(|| "-".into());
+            let moves = Cell::from(s.moves.to_string()).style(if s.moves > 0 { theme.warn() } else { Style::default() });
+            Row::new(vec![
+                Cell::from(format!("{}/{}", s.info.namespace, s.info.name)),
+                Cell::from(s.info.ips.join(",")),
+                announcer,
+                moves,
+                Cell::from(last),
+            ])
+        })
+        .collect();
+    let table = Table::new(
+        rows,
+        [
+            Constraint::Min(16),
+            Constraint::Length(12),
+            Constraint::Length(26),
+            Constraint::Length(5),
+            Constraint::Length(12),
+        ],
+    )
+    .header(Row::new(["SERVICE", "IP", "ANNOUNCED FROM", "MOVES", "LAST MOVE"]).style(Style::default().add_modifier(Modifier::BOLD)))
+    .block(Block::default().borders(Borders::ALL).title(format!(
+        " LoadBalancer services · announcer from {} ",
+        app.fleet.announce_source.label()
+    )));
+    frame.render_widget(table, area);
+}
+
+fn render_log(app: &App, theme: &Theme, frame: &mut Frame, area: Rect) {
+    let block = Block::default().borders(Borders::ALL).title(" Timeline ");
+    match app.log_panel {
+        LogPanel::TuiLogger => {
+            let widget = tui_logger::TuiLoggerWidget::default()
+                .block(block)
+                .output_target(false)
+                .output_file(false)
+                .output_line(false)
+                .output_timestamp(Some("%H:%M:%S".into()))
+                .style_error(theme.bad())
+                .style_warn(theme.warn())
+                .style_info(Style::default());
+            frame.render_widget(widget, area);
+        }
+        LogPanel::Timeline => {
+            let inner_rows = area.height.saturating_sub(2) as usize;
+            let entries: Vec<Line> = app
+                .fleet
+                .timeline
+                .entries()
+                .rev()
+                .take(inner_rows)
+                .collect::<Vec<_>>()
+                .into_iter()
+                .rev()
+                .map(|e| {
+                    let style = match e.severity {
+                        Severity::Info => Style::default(),
+                        Severity::Warn => theme.warn(),
+                        Severity::Error => theme.bad(),
+                    };
+                    let at = e.at.to_zoned(jiff::tz::TimeZone::UTC).strftime("%H:%M:%S").to_string();
+                    Line::styled(format!("{at} {}: {}", e.subject, e.text), style)
+                })
+                .collect();
+            frame.render_widget(Paragraph::new(entries).block(block), area);
+        }
+    }
+}
+
+fn footer_line<'a>(app: &App, theme: &Theme) -> Paragraph<'a> {
+    if app.editing_filter {
+        return Paragraph::new(format!("/{}▏  (Enter keep, Esc clear)", app.filter));
+    }
+    if let Some((text, _)) = &app.flash {
+        return Paragraph::new(Line::styled(format!(" {text}"), theme.warn()));
+    }
+    Paragraph::new(Line::styled(
+        " j/k move · Enter detail · / filter · ? help · q quit",
+        theme.dim(),
+    ))
+}
+
+fn centered(area: Rect, width: u16, height: u16) -> Rect {
+    let w = width.min(area.width);
+    let h = height.min(area.height);
+    Rect::new(area.x + (area.width - w) / 2, area.y + (area.height - h) / 2, w, h)
+}
+
+fn render_help(app: &App, theme: &Theme, frame: &mut Frame) {
+    let mut lines: Vec<Line> = KEYMAP
+        .iter()
+        .map(|b| {
+            let mut spans = vec![Span::styled(format!("{:>7}  ", b.keys), Style::default().add_modifier(Modifier::BOLD)), Span::raw(b.help)];
+            if b.mutating && app.read_only {
+                spans.push(Span::styled("  (refused: read-only)", theme.dim()));
+            }
+            Line::from(spans)
+        })
+        .collect();
+    lines.push(Line::raw(""));
+    lines.push(Line::styled(
+        "HEARTBEAT = age of the node Lease renewal; LATE after one missed renewal, EXPIRED past the lease duration.",
+        theme.dim(),
+    ));
+    let area = centered(frame.area(), 76, lines.len() as u16 + 2);
+    frame.render_widget(Clear, area);
+    frame.render_widget(
+        Paragraph::new(lines).wrap(Wrap { trim: true }).block(Block::default().borders(Borders::ALL).title(" Keys (? to close) ")),
+        area,
+    );
+}
+
+fn render_detail(app: &App, theme: &Theme, frame: &mut Frame, node: &str) {
+    let area = centered(frame.area(), frame.area().width.saturating_sub(4), frame.area().height.saturating_sub(2));
+    let mut lines: Vec<Line> = Vec::new();
+    let Some(state) = app.fleet.nodes.get(node) else {
+        return;
+    };
+    let bold = Style::default().add_modifier(Modifier::BOLD);
+    if let Some(info) = &state.info {
+        lines.push(Line::styled(format!("{} · {} · roles {}", info.name, info.version, info.roles.join(",")), bold));
+        lines.push(Line::styled("Conditions", bold));
+        for c in &info.conditions {
+            let since = c.last_transition.map(|t| format_duration(health::age(t, app.now))).unwrap_or_default();
+            let style = match (c.kind.as_str(), c.status) {
+                ("Ready", Tri::True) => theme.good(),
+                ("Ready", _) | (_, Tri::True) | (_, Tri::Unknown) => theme.bad(),
+                _ => Style::default(),
+            };
+            lines.push(Line::styled(
+                format!("  {:<15} {:<8} {:>8}  {} {}", c.kind, format!("{:?}", c.status), since, c.reason, c.message),
+                style,
+            ));
+        }
+        let taints: Vec<String> = info.taints.iter().map(|t| format!("{}:{}", t.key, t.effect)).collect();
+        lines.push(Line::from(vec![Span::styled("Taints ", bold), Span::raw(if taints.is_empty() { "none".into() } else { taints.join(", ") })]));
+        lines.push(Line::from(vec![Span::styled("Cordoned ", bold), Span::raw(if info.unschedulable { "yes" } else { "no" })]));
+    }
+    match &state.lease {
+        Some(l) => {
+            let renewed = l.renewed.map(|t| t.to_string()).unwrap_or_else(|| "never".into());
+            let age = l.renewed.map(|t| format!("{}s ago", health::age(t, app.now).as_secs())).unwrap_or_default();
+            lines.push(Line::from(vec![
+                Span::styled("Lease ", bold),
+                Span::raw(format!("holder {} · renewed {renewed} ({age}) · duration {}s", l.holder, l.duration.as_secs())),
+            ]));
+        }
+        None => lines.push(Line::from(vec![Span::styled("Lease ", bold), Span::raw("not readable; heartbeat from Ready condition")])),
+    }
+    lines.push(Line::from(vec![Span::styled("LB IPs announced here ", bold), Span::raw(app.fleet.announced_from(node).join(", "))]));
+    lines.push(Line::styled("Events", bold));
+    for e in state.events.iter().rev() {
+        let age = e.at.map(|t| format_duration(health::age(t, app.now))).unwrap_or_default();
+        lines.push(Line::raw(format!("  {age:>7} {:<8} {:<14} {} ({})", e.event_type, e.reason, e.message, e.component)));
+    }
+    frame.render_widget(Clear, area);
+    frame.render_widget(
+        Paragraph::new(lines)
+            .wrap(Wrap { trim: false })
+            .block(Block::default().borders(Borders::ALL).title(format!(" Node {node} (Esc to close) "))),
+        area,
+    );
+}
