@@ -534,7 +534,6 @@ impl Fleet {
                 note = Some((Severity::Warn, format!("announcer moved {last} → {new}")));
             }
             (Some(new), None) => {
-                svc.last_change = Some(now);
                 note = Some((Severity::Info, format!("announced from {new}")));
             }
             (Some(_), Some(_)) => {

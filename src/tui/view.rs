@@ -183,8 +183,9 @@ fn render_nodes(app: &App, theme: &Theme, frame: &mut Frame, area: Rect) {
             Some(row)
         })
         .collect();
+    let name_width = names.iter().map(|n| n.len()).max().unwrap_or(4).clamp(4, 40) as u16;
     let mut widths = vec![
-        Constraint::Min(14),
+        Constraint::Length(name_width),
         Constraint::Length(6),
         Constraint::Length(13),
         Constraint::Length(13),
