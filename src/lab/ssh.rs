@@ -176,7 +176,14 @@ impl russh::server::Handler for LabSshConn {
         let handle = session.handle();
         let handler = self.handler.clone();
         tokio::spawn(async move {
-            let outcome = handler.run(&command).await;
+            // A panicking handler must not leave the client waiting forever.
+            let outcome = match tokio::spawn(handler.run(&command)).await {
+                Ok(outcome) => outcome,
+                Err(e) => CommandOutcome::fail(
+                    255,
+                    format!("k3s-cockpit lab: command handler failed: {e}\n"),
+                ),
+            };
             // Stdout in chunks (at line boundaries where possible), then stderr.
             for chunk in chunks(&outcome.stdout, 16 * 1024) {
                 if handle
@@ -520,6 +527,7 @@ pub fn qm_exec_json(outcome: &CommandOutcome) -> String {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
     use crate::remote::proxmox::{QmExecStatus, qm_guest_exec_command};

@@ -724,7 +724,13 @@ fn verify_host_key(
                 known_host_keys_path(&target.host, target.port, &target.known_hosts)
                     .unwrap_or_default()
                     .into_iter()
-                    .map(|(line, k)| format!("{} at line {line}", k.algorithm()))
+                    .map(|(line, k)| {
+                        format!(
+                            "{} at line {}",
+                            k.algorithm(),
+                            physical_line(&target.known_hosts, line)
+                        )
+                    })
                     .collect();
             let others = if others.is_empty() {
                 String::new()
@@ -747,6 +753,7 @@ fn verify_host_key(
             ))
         }
         Err(russh::keys::Error::KeyChanged { line }) => {
+            let line = physical_line(&target.known_hosts, line);
             warn!(target: "remote", label = %target.label(), %fingerprint, line, "host key mismatch");
             Err(target.err(
                 RemoteErrorKind::HostKeyChanged,
@@ -763,6 +770,25 @@ fn verify_host_key(
             format!("cannot read known_hosts {known_hosts}: {e}"),
         )),
     }
+}
+
+/// russh numbers known_hosts lines without counting `#` comment lines; map its
+/// number back to the line number an editor shows.
+fn physical_line(path: &Path, russh_line: usize) -> usize {
+    let Ok(text) = std::fs::read_to_string(path) else {
+        return russh_line;
+    };
+    let mut counted = 0;
+    for (index, line) in text.split_inclusive('\n').enumerate() {
+        if line.starts_with('#') {
+            continue;
+        }
+        counted += 1;
+        if counted == russh_line {
+            return index + 1;
+        }
+    }
+    russh_line
 }
 
 /// How known_hosts names a host: `host` on port 22, `[host]:port` otherwise.
@@ -809,6 +835,7 @@ pub(crate) fn shorten(s: &str, max: usize) -> String {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
 
@@ -849,6 +876,16 @@ mod tests {
         let text = tail.render();
         assert!(text.len() <= TAIL_BYTES);
         assert!(text.ends_with("line 99999\n"));
+    }
+
+    #[test]
+    fn known_hosts_line_numbers_count_comments() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("kh");
+        std::fs::write(&path, "# a\nhost1 k\n# b\n\nhost2 k\n").unwrap();
+        assert_eq!(physical_line(&path, 1), 2);
+        assert_eq!(physical_line(&path, 3), 5);
+        assert_eq!(physical_line(&dir.path().join("missing"), 4), 4);
     }
 
     #[test]
