@@ -10,6 +10,7 @@ pub mod query;
 pub mod replay;
 pub mod scenario;
 pub mod sim;
+pub mod ssh;
 pub mod store;
 pub mod tables;
 
