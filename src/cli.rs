@@ -51,6 +51,12 @@ pub async fn run_lab(opts: LabOptions) -> Result<()> {
     config.replay = opts.replay;
     let lab = Lab::start(config).await?;
     lab.write_kubeconfig(&opts.kubeconfig_out)?;
+    let key_dir = opts
+        .kubeconfig_out
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .map_or_else(|| PathBuf::from("."), PathBuf::from);
+    let ssh = crate::lab::shell::start_ssh(&lab.sim, &key_dir, lab.scenario.proxmox_host).await?;
     let kc = opts.kubeconfig_out.display();
     println!(
         "k3s-cockpit lab: scenario {} with {} nodes serving on {}",
@@ -61,6 +67,12 @@ pub async fn run_lab(opts: LabOptions) -> Result<()> {
     println!("  kubeconfig: {kc}");
     println!("  kubectl --kubeconfig {kc} get nodes -o wide");
     println!("  k3s-cockpit watch --kubeconfig {kc}");
+    for (node, addr) in &ssh.nodes {
+        println!("  ssh {node}: ssh -i {} -o UserKnownHostsFile={} -p {} root@127.0.0.1", ssh.keys.client_key_path.display(), ssh.keys.known_hosts_path.display(), addr.port());
+    }
+    if let Some(addr) = ssh.proxmox {
+        println!("  proxmox host: port {} (qm guest exec VMID -- CMD)", addr.port());
+    }
     println!("Ctrl-C stops the lab.");
     tokio::signal::ctrl_c().await.wrap_err("waiting for Ctrl-C")?;
     println!("lab stopped");

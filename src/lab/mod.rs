@@ -9,6 +9,7 @@ pub mod objects;
 pub mod query;
 pub mod replay;
 pub mod scenario;
+pub mod shell;
 pub mod sim;
 pub mod ssh;
 pub mod store;
