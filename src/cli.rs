@@ -34,7 +34,7 @@ fn load_scenario(name: &str, nodes: Option<usize>, time_scale: Option<f64>) -> R
         scenario = scenario.with_generated_nodes(n);
     }
     if let Some(scale) = time_scale {
-        if !(scale > 0.0) {
+        if scale.is_nan() || scale <= 0.0 {
             color_eyre::eyre::bail!("--time-scale must be positive, got {scale}");
         }
         scenario.time_scale = scale;
@@ -68,13 +68,23 @@ pub async fn run_lab(opts: LabOptions) -> Result<()> {
     println!("  kubectl --kubeconfig {kc} get nodes -o wide");
     println!("  k3s-cockpit watch --kubeconfig {kc}");
     for (node, addr) in &ssh.nodes {
-        println!("  ssh {node}: ssh -i {} -o UserKnownHostsFile={} -p {} root@127.0.0.1", ssh.keys.client_key_path.display(), ssh.keys.known_hosts_path.display(), addr.port());
+        println!(
+            "  ssh {node}: ssh -i {} -o UserKnownHostsFile={} -p {} root@127.0.0.1",
+            ssh.keys.client_key_path.display(),
+            ssh.keys.known_hosts_path.display(),
+            addr.port()
+        );
     }
     if let Some(addr) = ssh.proxmox {
-        println!("  proxmox host: port {} (qm guest exec VMID -- CMD)", addr.port());
+        println!(
+            "  proxmox host: port {} (qm guest exec VMID -- CMD)",
+            addr.port()
+        );
     }
     println!("Ctrl-C stops the lab.");
-    tokio::signal::ctrl_c().await.wrap_err("waiting for Ctrl-C")?;
+    tokio::signal::ctrl_c()
+        .await
+        .wrap_err("waiting for Ctrl-C")?;
     println!("lab stopped");
     Ok(())
 }
@@ -97,11 +107,19 @@ pub async fn run_demo(scenario: &str, _log: LogGuard) -> Result<ExitCode> {
     let dir = state_dir();
     let kubeconfig = dir.join("demo.kubeconfig");
     lab.write_kubeconfig(&kubeconfig)?;
-    let target = ClusterTarget { kubeconfig: Some(kubeconfig), context: None };
+    let target = ClusterTarget {
+        kubeconfig: Some(kubeconfig),
+        context: None,
+    };
     let conn = crate::cluster::connect(&target, true).await?;
     let (tx, rx) = mpsc::unbounded_channel();
     crate::cluster::watch::spawn_all(&conn.client, &tx);
-    let mut app = App::new(&format!("demo: {}", lab.scenario.name), &conn.server, true, jiff::Timestamp::now());
+    let mut app = App::new(
+        &format!("demo: {}", lab.scenario.name),
+        &conn.server,
+        true,
+        jiff::Timestamp::now(),
+    );
     app.hint = Some(
         " Demo: the old automation upgrades every node (v1.33 → v1.34 → v1.35), waits 30 s each, and moves on. Watch the heartbeats a minute later."
             .into(),
@@ -126,15 +144,17 @@ pub struct LogGuard {
 }
 
 fn env_filter() -> EnvFilter {
-    EnvFilter::try_from_env("K3S_COCKPIT_LOG_LEVEL")
-        .unwrap_or_else(|_| EnvFilter::new("info,kube=warn,hyper=warn,tower=warn,rustls=warn,russh=warn"))
+    EnvFilter::try_from_env("K3S_COCKPIT_LOG_LEVEL").unwrap_or_else(|_| {
+        EnvFilter::new("info,kube=warn,hyper=warn,tower=warn,rustls=warn,russh=warn")
+    })
 }
 
 /// For the TUI: logs go to a file, timeline events also to the log panel.
 pub fn init_tui_logging(path: Option<PathBuf>) -> Result<LogGuard> {
     let path = path.unwrap_or_else(|| state_dir().join("k3s-cockpit.log"));
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).wrap_err_with(|| format!("cannot create log directory {}", dir.display()))?;
+        std::fs::create_dir_all(dir)
+            .wrap_err_with(|| format!("cannot create log directory {}", dir.display()))?;
     }
     let file = std::fs::OpenOptions::new()
         .create(true)

@@ -30,7 +30,11 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
             "s" => value,
             "m" => value * 60.0,
             "h" => value * 3600.0,
-            u => return Err(format!("unknown unit {u:?} in duration {text:?} (use ms, s, m, h)")),
+            u => {
+                return Err(format!(
+                    "unknown unit {u:?} in duration {text:?} (use ms, s, m, h)"
+                ));
+            }
         };
         total += Duration::from_secs_f64(secs);
         rest = &rest[unit_len..];

@@ -10,7 +10,11 @@ use color_eyre::eyre::{Result, WrapErr};
 use k3s_cockpit::cli;
 
 #[derive(Parser, Debug)]
-#[command(name = "k3s-cockpit", version, about = "Watch and drive rolling K3s upgrades from the terminal")]
+#[command(
+    name = "k3s-cockpit",
+    version,
+    about = "Watch and drive rolling K3s upgrades from the terminal"
+)]
 struct Cli {
     /// Log file (the screen belongs to the TUI). Default: $XDG_STATE_HOME/k3s-cockpit/k3s-cockpit.log
     #[arg(long, global = true, env = "K3S_COCKPIT_LOG")]
@@ -76,7 +80,10 @@ fn main() -> ExitCode {
     if let Err(e) = color_eyre::install() {
         eprintln!("k3s-cockpit: {e}");
     }
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("k3s-cockpit: cannot start the async runtime: {e}");

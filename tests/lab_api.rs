@@ -21,13 +21,21 @@ async fn lab(scenario: &str) -> (Lab, kube::Client, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let kc = dir.path().join("kc");
     lab.write_kubeconfig(&kc).unwrap();
-    let target = k3s_cockpit::cluster::ClusterTarget { kubeconfig: Some(kc), context: None };
+    let target = k3s_cockpit::cluster::ClusterTarget {
+        kubeconfig: Some(kc),
+        context: None,
+    };
     let conn = k3s_cockpit::cluster::connect(&target, false).await.unwrap();
     (lab, conn.client, dir)
 }
 
 fn ready(n: &Node) -> String {
-    n.status.as_ref().and_then(|s| s.conditions.as_ref()).and_then(|cs| cs.iter().find(|c| c.type_ == "Ready")).map(|c| c.status.clone()).unwrap_or_default()
+    n.status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .and_then(|cs| cs.iter().find(|c| c.type_ == "Ready"))
+        .map(|c| c.status.clone())
+        .unwrap_or_default()
 }
 
 #[tokio::test]
@@ -38,11 +46,19 @@ async fn kube_rs_sees_renewals_not_ready_and_announcer_move() {
     let mut stream = watcher::watcher(leases, watcher::Config::default()).boxed();
     let mut renewals = 0;
     while renewals < 4 {
-        if let Ok(watcher::Event::Apply(_)) = tokio::time::timeout(Duration::from_secs(5), stream.next()).await.unwrap().unwrap() {
+        if let Ok(watcher::Event::Apply(_)) =
+            tokio::time::timeout(Duration::from_secs(5), stream.next())
+                .await
+                .unwrap()
+                .unwrap()
+        {
             renewals += 1;
         }
     }
-    assert_eq!(lab.sim.announcer("frigate", "frigate").as_deref(), Some(victim));
+    assert_eq!(
+        lab.sim.announcer("frigate", "frigate").as_deref(),
+        Some(victim)
+    );
 
     let nodes: Api<Node> = Api::all(client.clone());
     let mut node_stream = watcher::watcher(nodes, watcher::Config::default()).boxed();
@@ -50,7 +66,9 @@ async fn kube_rs_sees_renewals_not_ready_and_announcer_move() {
         while let Some(Ok(ev)) = node_stream.next().await {
             if let watcher::Event::Apply(n) = ev {
                 let taints = n.spec.clone().and_then(|s| s.taints).unwrap_or_default();
-                let tainted = taints.iter().any(|t| t.key == "node.kubernetes.io/unreachable" && t.effect == "NoExecute");
+                let tainted = taints
+                    .iter()
+                    .any(|t| t.key == "node.kubernetes.io/unreachable" && t.effect == "NoExecute");
                 if n.metadata.name.as_deref() == Some(victim) && ready(&n) == "Unknown" && tainted {
                     return true;
                 }
@@ -60,32 +78,69 @@ async fn kube_rs_sees_renewals_not_ready_and_announcer_move() {
     })
     .await
     .unwrap();
-    assert!(became_unknown, "victim became Ready=Unknown with the unreachable taint");
-    let moved = common::wait_for(Duration::from_secs(10), || lab.sim.announcer("frigate", "frigate").is_some_and(|n| n != victim));
+    assert!(
+        became_unknown,
+        "victim became Ready=Unknown with the unreachable taint"
+    );
+    let moved = common::wait_for(Duration::from_secs(10), || {
+        lab.sim
+            .announcer("frigate", "frigate")
+            .is_some_and(|n| n != victim)
+    });
     assert!(moved, "MetalLB moved the IP off the dead speaker");
 }
 
 #[tokio::test]
 async fn ssh_install_changes_the_version_seen_through_the_api_and_cordon_works() {
     let (lab, client, dir) = lab(&common::fast_scenario("node-c", "1h")).await;
-    let ssh = k3s_cockpit::lab::shell::start_ssh(&lab.sim, dir.path(), false).await.unwrap();
+    let ssh = k3s_cockpit::lab::shell::start_ssh(&lab.sim, dir.path(), false)
+        .await
+        .unwrap();
     let addr = ssh.nodes["node-b"];
-    let target = SshTarget::new("127.0.0.1", addr.port(), "root", Some(ssh.keys.client_key_path.clone()), ssh.keys.known_hosts_path.clone());
+    let target = SshTarget::new(
+        "127.0.0.1",
+        addr.port(),
+        "root",
+        Some(ssh.keys.client_key_path.clone()),
+        ssh.keys.known_hosts_path.clone(),
+    );
     let out = target
-        .exec("curl -sfL https://get.k3s.io | INSTALL_K3S_VERSION=v1.34.3+k3s1 sh -s -", Duration::from_secs(20), |_| {})
+        .exec(
+            "curl -sfL https://get.k3s.io | INSTALL_K3S_VERSION=v1.34.3+k3s1 sh -s -",
+            Duration::from_secs(20),
+            |_| {},
+        )
         .await
         .unwrap();
     assert_eq!(out.exit_status, Some(0));
-    let version = target.exec("k3s --version", Duration::from_secs(5), |_| {}).await.unwrap();
-    assert!(version.stdout.contains("v1.34.3+k3s1"), "{}", version.stdout);
-    let unknown = target.exec("rm -rf /", Duration::from_secs(5), |_| {}).await.unwrap();
+    let version = target
+        .exec("k3s --version", Duration::from_secs(5), |_| {})
+        .await
+        .unwrap();
+    assert!(
+        version.stdout.contains("v1.34.3+k3s1"),
+        "{}",
+        version.stdout
+    );
+    let unknown = target
+        .exec("rm -rf /", Duration::from_secs(5), |_| {})
+        .await
+        .unwrap();
     assert_eq!(unknown.exit_status, Some(127));
 
     let nodes: Api<Node> = Api::all(client.clone());
     let mut seen = String::new();
     for _ in 0..50 {
         let n = nodes.get("node-b").await.unwrap();
-        seen = n.status.as_ref().unwrap().node_info.as_ref().unwrap().kubelet_version.clone();
+        seen = n
+            .status
+            .as_ref()
+            .unwrap()
+            .node_info
+            .as_ref()
+            .unwrap()
+            .kubelet_version
+            .clone();
         if seen == "v1.34.3+k3s1" && ready(&n) == "True" {
             break;
         }
@@ -93,8 +148,24 @@ async fn ssh_install_changes_the_version_seen_through_the_api_and_cordon_works()
     }
     assert_eq!(seen, "v1.34.3+k3s1");
 
-    nodes.patch("node-a", &PatchParams::default(), &Patch::Merge(serde_json::json!({"spec": {"unschedulable": true}}))).await.unwrap();
-    assert_eq!(nodes.get("node-a").await.unwrap().spec.unwrap().unschedulable, Some(true));
+    nodes
+        .patch(
+            "node-a",
+            &PatchParams::default(),
+            &Patch::Merge(serde_json::json!({"spec": {"unschedulable": true}})),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        nodes
+            .get("node-a")
+            .await
+            .unwrap()
+            .spec
+            .unwrap()
+            .unschedulable,
+        Some(true)
+    );
 }
 
 #[tokio::test]
@@ -104,7 +175,11 @@ async fn bad_requests_get_kubernetes_status_errors_and_the_lab_keeps_serving() {
     let get = |path: &str| {
         let url = format!("{url}{path}");
         async move {
-            let out = tokio::process::Command::new("curl").args(["-s", "-w", "\n%{http_code}", &url]).output().await.unwrap();
+            let out = tokio::process::Command::new("curl")
+                .args(["-s", "-w", "\n%{http_code}", &url])
+                .output()
+                .await
+                .unwrap();
             String::from_utf8_lossy(&out.stdout).into_owned()
         }
     };
@@ -113,16 +188,33 @@ async fn bad_requests_get_kubernetes_status_errors_and_the_lab_keeps_serving() {
         return;
     }
     let body = get("/api/v1/widgets").await;
-    assert!(body.contains("\"kind\":\"Status\"") && body.ends_with("404"), "{body}");
+    assert!(
+        body.contains("\"kind\":\"Status\"") && body.ends_with("404"),
+        "{body}"
+    );
     let body = get("/api/v1/nodes?resourceVersion=banana").await;
     assert!(body.ends_with("400"), "{body}");
     let patch = tokio::process::Command::new("curl")
-        .args(["-s", "-w", "\n%{http_code}", "-X", "PATCH", "-H", "Content-Type: application/merge-patch+json", "-d", "{not json", &format!("{url}/api/v1/nodes/node-a")])
+        .args([
+            "-s",
+            "-w",
+            "\n%{http_code}",
+            "-X",
+            "PATCH",
+            "-H",
+            "Content-Type: application/merge-patch+json",
+            "-d",
+            "{not json",
+            &format!("{url}/api/v1/nodes/node-a"),
+        ])
         .output()
         .await
         .unwrap();
     let body = String::from_utf8_lossy(&patch.stdout);
-    assert!(body.contains("malformed patch body") && body.ends_with("400"), "{body}");
+    assert!(
+        body.contains("malformed patch body") && body.ends_with("400"),
+        "{body}"
+    );
     assert!(get("/api/v1/nodes").await.ends_with("200"));
     // Port in use: a clear error, not a panic.
     let mut config = LabConfig::new(Scenario::load("healthy").unwrap());
@@ -147,18 +239,32 @@ fn kubectl_works_against_the_lab() {
             .args(args)
             .output()
             .unwrap();
-        assert!(out.status.success(), "kubectl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "kubectl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         String::from_utf8_lossy(&out.stdout).into_owned()
     };
     let nodes = kubectl(&["get", "nodes", "-o", "wide"]);
-    assert!(nodes.contains("node-a") && nodes.contains("v1.33.6+k3s1") && nodes.contains("INTERNAL-IP"), "{nodes}");
+    assert!(
+        nodes.contains("node-a") && nodes.contains("v1.33.6+k3s1") && nodes.contains("INTERNAL-IP"),
+        "{nodes}"
+    );
     assert!(kubectl(&["get", "leases", "-n", "kube-node-lease"]).contains("node-b"));
     assert!(kubectl(&["get", "svc", "-A"]).contains("127.77.0.10"));
     assert!(kubectl(&["get", "servicel2statuses", "-A"]).contains("frigate"));
     assert!(kubectl(&["get", "events", "-A"]).contains("nodeAssigned"));
     kubectl(&["cordon", "node-c"]);
     assert!(kubectl(&["get", "nodes"]).contains("SchedulingDisabled"));
-    let drained = kubectl(&["drain", "node-c", "--ignore-daemonsets", "--delete-emptydir-data", "--timeout", "30s"]);
+    let drained = kubectl(&[
+        "drain",
+        "node-c",
+        "--ignore-daemonsets",
+        "--delete-emptydir-data",
+        "--timeout",
+        "30s",
+    ]);
     assert!(drained.contains("evicted"), "{drained}");
     kubectl(&["uncordon", "node-c"]);
     assert!(!kubectl(&["get", "nodes"]).contains("SchedulingDisabled"));

@@ -17,7 +17,11 @@ fn watch_shows_heartbeats_failure_and_announcer_move_and_only_reads() {
     let dir = tempfile::tempdir().unwrap();
     let victim = first_announcer();
     let audit = dir.path().join("audit.jsonl");
-    let lab = start_lab(dir.path(), &fast_scenario(victim, "4s"), &["--audit-log", audit.to_str().unwrap()]);
+    let lab = start_lab(
+        dir.path(),
+        &fast_scenario(victim, "4s"),
+        &["--audit-log", audit.to_str().unwrap()],
+    );
     let cmd = format!(
         "{BIN} --log-file {}/cockpit.log watch --kubeconfig {}; echo EXIT=$?; sleep 30",
         dir.path().display(),
@@ -31,7 +35,10 @@ fn watch_shows_heartbeats_failure_and_announcer_move_and_only_reads() {
     }
     assert!(screen.contains("READ-ONLY"), "{screen}");
     assert!(screen.contains("v1.33.6+k3s1"), "{screen}");
-    assert!(screen.contains("127.77.0.10"), "announced IP shown:\n{screen}");
+    assert!(
+        screen.contains("127.77.0.10"),
+        "announced IP shown:\n{screen}"
+    );
 
     // The victim stops renewing: late, then expired, then the node
     // lifecycle controller marks it NotReady; MetalLB moves the IP.
@@ -39,13 +46,28 @@ fn watch_shows_heartbeats_failure_and_announcer_move_and_only_reads() {
     tmux.wait_for("EXPIRED", Duration::from_secs(15)).unwrap();
     let screen = tmux.wait_for("Unknown", Duration::from_secs(15)).unwrap();
     let victim_row = screen.lines().find(|l| l.contains(victim)).unwrap();
-    assert!(victim_row.contains("EXPIRED") && victim_row.contains("Unknown"), "{victim_row}");
-    let screen = tmux.wait_for("announcer moved", Duration::from_secs(15)).unwrap();
-    assert!(screen.contains(&format!("announcer moved {victim}")), "{screen}");
+    assert!(
+        victim_row.contains("EXPIRED") && victim_row.contains("Unknown"),
+        "{victim_row}"
+    );
+    let screen = tmux
+        .wait_for("announcer moved", Duration::from_secs(15))
+        .unwrap();
+    assert!(
+        screen.contains(&format!("announcer moved {victim}")),
+        "{screen}"
+    );
 
     // Ages tick on healthy nodes too: a healthy row's heartbeat stays fresh.
-    let healthy = ["node-a", "node-b", "node-c"].into_iter().find(|n| *n != victim).unwrap();
-    let row = screen.lines().find(|l| l.contains(healthy) && l.contains("Ready")).unwrap().to_string();
+    let healthy = ["node-a", "node-b", "node-c"]
+        .into_iter()
+        .find(|n| *n != victim)
+        .unwrap();
+    let row = screen
+        .lines()
+        .find(|l| l.contains(healthy) && l.contains("Ready"))
+        .unwrap()
+        .to_string();
     assert!(!row.contains("LATE") && !row.contains("EXPIRED"), "{row}");
 
     // A mutating key is refused with a clear message.
@@ -68,10 +90,21 @@ fn watch_shows_heartbeats_failure_and_announcer_move_and_only_reads() {
     let log = std::fs::read_to_string(&audit).unwrap();
     let verbs: Vec<String> = log
         .lines()
-        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["verb"].as_str().unwrap().to_string())
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["verb"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
         .collect();
     assert!(verbs.len() > 5, "the cockpit made requests: {verbs:?}");
     assert!(verbs.iter().any(|v| v == "watch"));
-    let mutating: Vec<&String> = verbs.iter().filter(|v| !matches!(v.as_str(), "get" | "list" | "watch")).collect();
-    assert!(mutating.is_empty(), "mutating requests in watch mode: {mutating:?}");
+    let mutating: Vec<&String> = verbs
+        .iter()
+        .filter(|v| !matches!(v.as_str(), "get" | "list" | "watch"))
+        .collect();
+    assert!(
+        mutating.is_empty(),
+        "mutating requests in watch mode: {mutating:?}"
+    );
 }

@@ -6,10 +6,12 @@ use std::time::Duration;
 
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{Event, Node, Pod, Service};
-use kube::api::DynamicObject;
 use kube::ResourceExt;
+use kube::api::DynamicObject;
 
-use crate::model::fleet::{Condition, EventInfo, L2Info, LeaseInfo, NodeInfo, PodInfo, ServiceInfo, Taint, Tri};
+use crate::model::fleet::{
+    Condition, EventInfo, L2Info, LeaseInfo, NodeInfo, PodInfo, ServiceInfo, Taint, Tri,
+};
 
 pub fn node(n: &Node) -> NodeInfo {
     let labels = n.labels();
@@ -32,7 +34,14 @@ pub fn node(n: &Node) -> NodeInfo {
         unschedulable: spec.and_then(|s| s.unschedulable).unwrap_or(false),
         taints: spec
             .and_then(|s| s.taints.as_ref())
-            .map(|ts| ts.iter().map(|t| Taint { key: t.key.clone(), effect: t.effect.clone() }).collect())
+            .map(|ts| {
+                ts.iter()
+                    .map(|t| Taint {
+                        key: t.key.clone(),
+                        effect: t.effect.clone(),
+                    })
+                    .collect()
+            })
             .unwrap_or_default(),
         conditions: status
             .and_then(|s| s.conditions.as_ref())
@@ -60,7 +69,9 @@ pub fn lease(l: &Lease) -> LeaseInfo {
     let spec = l.spec.as_ref();
     LeaseInfo {
         node: l.name_any(),
-        holder: spec.and_then(|s| s.holder_identity.clone()).unwrap_or_default(),
+        holder: spec
+            .and_then(|s| s.holder_identity.clone())
+            .unwrap_or_default(),
         renewed: spec.and_then(|s| s.renew_time.as_ref()).map(|t| t.0),
         duration: Duration::from_secs(
             spec.and_then(|s| s.lease_duration_seconds)
@@ -87,7 +98,12 @@ pub fn service(s: &Service) -> Option<ServiceInfo> {
         namespace: s.namespace().unwrap_or_default(),
         name: s.name_any(),
         ips,
-        selector: spec.selector.clone().unwrap_or_default().into_iter().collect(),
+        selector: spec
+            .selector
+            .clone()
+            .unwrap_or_default()
+            .into_iter()
+            .collect(),
     })
 }
 
@@ -116,7 +132,11 @@ pub fn event(e: &Event) -> EventInfo {
         reason: e.reason.clone().unwrap_or_default(),
         message: e.message.clone().unwrap_or_default(),
         event_type: e.type_.clone().unwrap_or_default(),
-        component: e.source.as_ref().and_then(|s| s.component.clone()).unwrap_or_default(),
+        component: e
+            .source
+            .as_ref()
+            .and_then(|s| s.component.clone())
+            .unwrap_or_default(),
         at: e
             .last_timestamp
             .as_ref()

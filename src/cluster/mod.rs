@@ -38,11 +38,18 @@ pub async fn connect(target: &ClusterTarget, read_only: bool) -> Result<Connecti
             eyre!("no kubeconfig found ({e}). Pass --kubeconfig PATH, set KUBECONFIG, or try `k3s-cockpit demo`")
         })?,
     };
-    if let Some(ctx) = &target.context {
-        if !kubeconfig.contexts.iter().any(|c| &c.name == ctx) {
-            let known: Vec<&str> = kubeconfig.contexts.iter().map(|c| c.name.as_str()).collect();
-            return Err(eyre!("unknown context {ctx:?}; the kubeconfig has: {}", known.join(", ")));
-        }
+    if let Some(ctx) = &target.context
+        && !kubeconfig.contexts.iter().any(|c| &c.name == ctx)
+    {
+        let known: Vec<&str> = kubeconfig
+            .contexts
+            .iter()
+            .map(|c| c.name.as_str())
+            .collect();
+        return Err(eyre!(
+            "unknown context {ctx:?}; the kubeconfig has: {}",
+            known.join(", ")
+        ));
     }
     let context = target
         .context
@@ -60,19 +67,31 @@ pub async fn connect(target: &ClusterTarget, read_only: bool) -> Result<Connecti
     } else {
         builder.build()
     };
-    Ok(Connection { client, context, server })
+    Ok(Connection {
+        client,
+        context,
+        server,
+    })
 }
 
 /// Fails fast with a useful message when the API server cannot be reached
 /// at start-up (later outages are shown in the cockpit instead).
 pub async fn check_reachable(conn: &Connection) -> Result<()> {
-    let probe = tokio::time::timeout(std::time::Duration::from_secs(10), conn.client.apiserver_version());
+    let probe = tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        conn.client.apiserver_version(),
+    );
     match probe.await {
         Ok(Ok(_)) => Ok(()),
         Ok(Err(e)) => Err(eyre!(
             "cannot reach the API server {} (context {}): {e}. Check that the cluster is up and the kubeconfig is right",
-            conn.server, conn.context
+            conn.server,
+            conn.context
         )),
-        Err(_) => Err(eyre!("the API server {} did not answer within 10 s (context {})", conn.server, conn.context)),
+        Err(_) => Err(eyre!(
+            "the API server {} did not answer within 10 s (context {})",
+            conn.server,
+            conn.context
+        )),
     }
 }

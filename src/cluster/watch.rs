@@ -6,8 +6,8 @@ use futures::StreamExt;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{Event, Node, Pod, Service};
 use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind};
-use kube::runtime::watcher::{self, Event as WatchEvent};
 use kube::runtime::WatchStreamExt;
+use kube::runtime::watcher::{self, Event as WatchEvent};
 use kube::{Client, ResourceExt};
 use serde::de::DeserializeOwned;
 use tokio::sync::mpsc::UnboundedSender;
@@ -17,9 +17,13 @@ use crate::model::fleet::{ClusterEvent, ResourceKind};
 
 /// Starts every watcher. Each task ends when the receiver is dropped.
 pub fn spawn_all(client: &Client, tx: &UnboundedSender<ClusterEvent>) {
-    spawn(Api::<Node>::all(client.clone()), ResourceKind::Nodes, tx, |n: &Node| Some(ClusterEvent::Node(convert::node(n))), |n| {
-        Some(ClusterEvent::NodeDeleted(n.name_any()))
-    });
+    spawn(
+        Api::<Node>::all(client.clone()),
+        ResourceKind::Nodes,
+        tx,
+        |n: &Node| Some(ClusterEvent::Node(convert::node(n))),
+        |n| Some(ClusterEvent::NodeDeleted(n.name_any())),
+    );
     spawn(
         Api::<Lease>::namespaced(client.clone(), "kube-node-lease"),
         ResourceKind::Leases,
@@ -27,19 +31,53 @@ pub fn spawn_all(client: &Client, tx: &UnboundedSender<ClusterEvent>) {
         |l: &Lease| Some(ClusterEvent::Lease(convert::lease(l))),
         |l| Some(ClusterEvent::LeaseDeleted(l.name_any())),
     );
-    spawn(Api::<Service>::all(client.clone()), ResourceKind::Services, tx, |s: &Service| convert::service(s).map(ClusterEvent::Service), |s| {
-        Some(ClusterEvent::ServiceDeleted(s.namespace().unwrap_or_default(), s.name_any()))
-    });
-    spawn(Api::<Pod>::all(client.clone()), ResourceKind::Pods, tx, |p: &Pod| convert::pod(p).map(ClusterEvent::Pod), |p| {
-        Some(ClusterEvent::PodDeleted(p.namespace().unwrap_or_default(), p.name_any()))
-    });
-    spawn(Api::<Event>::all(client.clone()), ResourceKind::Events, tx, |e: &Event| Some(ClusterEvent::Event(convert::event(e))), |_| None);
+    spawn(
+        Api::<Service>::all(client.clone()),
+        ResourceKind::Services,
+        tx,
+        |s: &Service| convert::service(s).map(ClusterEvent::Service),
+        |s| {
+            Some(ClusterEvent::ServiceDeleted(
+                s.namespace().unwrap_or_default(),
+                s.name_any(),
+            ))
+        },
+    );
+    spawn(
+        Api::<Pod>::all(client.clone()),
+        ResourceKind::Pods,
+        tx,
+        |p: &Pod| convert::pod(p).map(ClusterEvent::Pod),
+        |p| {
+            Some(ClusterEvent::PodDeleted(
+                p.namespace().unwrap_or_default(),
+                p.name_any(),
+            ))
+        },
+    );
+    spawn(
+        Api::<Event>::all(client.clone()),
+        ResourceKind::Events,
+        tx,
+        |e: &Event| Some(ClusterEvent::Event(convert::event(e))),
+        |_| None,
+    );
     let gvk = GroupVersionKind::gvk("metallb.io", "v1beta1", "ServiceL2Status");
     let resource = ApiResource::from_gvk_with_plural(&gvk, "servicel2statuses");
     let l2: Api<DynamicObject> = Api::all_with(client.clone(), &resource);
-    spawn(l2, ResourceKind::L2Statuses, tx, |o: &DynamicObject| convert::l2_status(o).map(ClusterEvent::L2), |o| {
-        Some(ClusterEvent::L2Deleted(format!("{}/{}", o.namespace().unwrap_or_default(), o.name_any())))
-    });
+    spawn(
+        l2,
+        ResourceKind::L2Statuses,
+        tx,
+        |o: &DynamicObject| convert::l2_status(o).map(ClusterEvent::L2),
+        |o| {
+            Some(ClusterEvent::L2Deleted(format!(
+                "{}/{}",
+                o.namespace().unwrap_or_default(),
+                o.name_any()
+            )))
+        },
+    );
 }
 
 fn spawn<K>(
@@ -53,7 +91,9 @@ fn spawn<K>(
 {
     let tx = tx.clone();
     tokio::spawn(async move {
-        let mut stream = watcher::watcher(api, watcher::Config::default()).default_backoff().boxed();
+        let mut stream = watcher::watcher(api, watcher::Config::default())
+            .default_backoff()
+            .boxed();
         let mut healthy = false;
         while let Some(item) = stream.next().await {
             let msg = match item {
@@ -81,10 +121,10 @@ fn spawn<K>(
                     Some(ClusterEvent::ApiError(short_error(&e)))
                 }
             };
-            if let Some(msg) = msg {
-                if tx.send(msg).is_err() {
-                    return;
-                }
+            if let Some(msg) = msg
+                && tx.send(msg).is_err()
+            {
+                return;
             }
         }
     });

@@ -31,16 +31,23 @@ pub struct ApiState {
 }
 
 pub fn router(state: Arc<ApiState>) -> axum::Router {
-    axum::Router::new().fallback(move |method: Method, uri: Uri, headers: HeaderMap, body: Bytes| {
-        let state = state.clone();
-        async move { handle(state, method, uri, headers, body).await }
-    })
+    axum::Router::new().fallback(
+        move |method: Method, uri: Uri, headers: HeaderMap, body: Bytes| {
+            let state = state.clone();
+            async move { handle(state, method, uri, headers, body).await }
+        },
+    )
 }
 
 /// A Kubernetes `Status` error response.
 fn status(code: StatusCode, reason: &str, message: impl Into<String>) -> Response {
     let body = status_body(code, reason, message);
-    (code, [(header::CONTENT_TYPE, "application/json")], body.to_string()).into_response()
+    (
+        code,
+        [(header::CONTENT_TYPE, "application/json")],
+        body.to_string(),
+    )
+        .into_response()
 }
 
 fn status_body(code: StatusCode, reason: &str, message: impl Into<String>) -> Value {
@@ -72,9 +79,16 @@ enum Route {
     Namespaces,
 }
 
+#[allow(clippy::result_large_err)] // built once per request; boxing buys nothing
 fn route(path: &str) -> Result<Route, Response> {
     let segs: Vec<&str> = path.trim_matches('/').split('/').collect();
-    let not_found = || status(StatusCode::NOT_FOUND, "NotFound", format!("the server could not find the requested resource ({path})"));
+    let not_found = || {
+        status(
+            StatusCode::NOT_FOUND,
+            "NotFound",
+            format!("the server could not find the requested resource ({path})"),
+        )
+    };
     let (group, version, rest) = match segs.as_slice() {
         ["version"] => return Ok(Route::Json(discovery::version())),
         ["api"] => return Ok(Route::Json(discovery::core_versions())),
@@ -110,7 +124,12 @@ fn route(path: &str) -> Result<Route, Response> {
     if !kind.namespaced() && namespace.is_some() {
         return Err(not_found());
     }
-    Ok(Route::Resource(Target { kind, namespace, name, subresource: sub }))
+    Ok(Route::Resource(Target {
+        kind,
+        namespace,
+        name,
+        subresource: sub,
+    }))
 }
 
 fn wants_table(headers: &HeaderMap) -> bool {
@@ -133,12 +152,24 @@ fn verb(method: &Method, target: Option<&Target>, watch: bool) -> &'static str {
     }
 }
 
-async fn handle(state: Arc<ApiState>, method: Method, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
+async fn handle(
+    state: Arc<ApiState>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let path = uri.path().to_string();
     let query = uri.query().map(str::to_string);
     let (response, verb) = dispatch(&state, &method, &path, query.as_deref(), &headers, &body);
     if let Some(audit) = &state.audit {
-        audit.record(verb, method.as_str(), &path, query.as_deref(), response.status().as_u16());
+        audit.record(
+            verb,
+            method.as_str(),
+            &path,
+            query.as_deref(),
+            response.status().as_u16(),
+        );
     }
     response
 }
@@ -157,24 +188,44 @@ fn dispatch(
     };
     let target = match route {
         Route::Json(v) if method == Method::GET => return (json_response(&v), "get"),
-        Route::Namespaces if method == Method::GET => return (json_response(&namespaces(&state.store)), "list"),
+        Route::Namespaces if method == Method::GET => {
+            return (json_response(&namespaces(&state.store)), "list");
+        }
         Route::Json(_) | Route::Namespaces => {
-            return (status(StatusCode::METHOD_NOT_ALLOWED, "MethodNotAllowed", format!("{method} is not supported on {path}")), "unknown");
+            return (
+                status(
+                    StatusCode::METHOD_NOT_ALLOWED,
+                    "MethodNotAllowed",
+                    format!("{method} is not supported on {path}"),
+                ),
+                "unknown",
+            );
         }
         Route::Resource(t) => t,
     };
     let q = match ListQuery::parse(query) {
         Ok(q) => q,
-        Err(e) => return (status(StatusCode::BAD_REQUEST, "BadRequest", e), verb(method, Some(&target), false)),
+        Err(e) => {
+            return (
+                status(StatusCode::BAD_REQUEST, "BadRequest", e),
+                verb(method, Some(&target), false),
+            );
+        }
     };
     let v = verb(method, Some(&target), q.watch);
     let resp = match (method.as_str(), &target.name, target.subresource.as_deref()) {
         ("GET", None, _) if q.watch => watch(state, &target, q, wants_table(headers)),
         ("GET", None, _) => list(state, &target, &q, wants_table(headers)),
-        ("GET", Some(name), None | Some("status")) => get(state, &target, name, wants_table(headers)),
+        ("GET", Some(name), None | Some("status")) => {
+            get(state, &target, name, wants_table(headers))
+        }
         ("PATCH", Some(name), None | Some("status")) => patch(state, &target, name, headers, body),
-        ("DELETE", Some(name), None) if target.kind == Kind::Pod => delete_pod(state, &target, name),
-        ("POST", Some(name), Some("eviction")) if target.kind == Kind::Pod => evict(state, &target, name, body),
+        ("DELETE", Some(name), None) if target.kind == Kind::Pod => {
+            delete_pod(state, &target, name)
+        }
+        ("POST", Some(name), Some("eviction")) if target.kind == Kind::Pod => {
+            evict(state, &target, name, body)
+        }
         _ => status(
             StatusCode::METHOD_NOT_ALLOWED,
             "MethodNotAllowed",
@@ -185,7 +236,8 @@ fn dispatch(
 }
 
 fn namespaces(store: &Store) -> Value {
-    let mut names = std::collections::BTreeSet::from(["default".to_string(), "kube-system".to_string()]);
+    let mut names =
+        std::collections::BTreeSet::from(["default".to_string(), "kube-system".to_string()]);
     for kind in Kind::ALL.into_iter().filter(|k| k.namespaced()) {
         for o in store.list(kind, None).1 {
             if let Some(ns) = o["metadata"]["namespace"].as_str() {
@@ -214,8 +266,15 @@ fn list(state: &ApiState, t: &Target, q: &ListQuery, table: bool) -> Response {
 }
 
 fn get(state: &ApiState, t: &Target, name: &str, table: bool) -> Response {
-    match state.store.get(t.kind, t.namespace.as_deref().unwrap_or(""), name) {
-        Some(o) if table => json_response(&tables::table(t.kind, [o.as_ref()], state.store.current_rv())),
+    match state
+        .store
+        .get(t.kind, t.namespace.as_deref().unwrap_or(""), name)
+    {
+        Some(o) if table => json_response(&tables::table(
+            t.kind,
+            [o.as_ref()],
+            state.store.current_rv(),
+        )),
         Some(o) => json_response(&o),
         None => not_found(t, name),
     }
@@ -228,7 +287,12 @@ fn not_found(t: &Target, name: &str) -> Response {
         format!("{} \"{name}\" not found", t.kind.plural()),
     );
     body["details"] = json!({"name": name, "kind": t.kind.plural()});
-    (StatusCode::NOT_FOUND, [(header::CONTENT_TYPE, "application/json")], body.to_string()).into_response()
+    (
+        StatusCode::NOT_FOUND,
+        [(header::CONTENT_TYPE, "application/json")],
+        body.to_string(),
+    )
+        .into_response()
 }
 
 /// JSON merge patch (RFC 7386). Strategic merge patch is accepted too: for
@@ -264,8 +328,20 @@ fn patch(state: &ApiState, t: &Target, name: &str, headers: &HeaderMap, body: &B
     }
     let patch: Value = match serde_json::from_slice(body) {
         Ok(p @ Value::Object(_)) => p,
-        Ok(_) => return status(StatusCode::BAD_REQUEST, "BadRequest", "patch body must be a JSON object"),
-        Err(e) => return status(StatusCode::BAD_REQUEST, "BadRequest", format!("malformed patch body: {e}")),
+        Ok(_) => {
+            return status(
+                StatusCode::BAD_REQUEST,
+                "BadRequest",
+                "patch body must be a JSON object",
+            );
+        }
+        Err(e) => {
+            return status(
+                StatusCode::BAD_REQUEST,
+                "BadRequest",
+                format!("malformed patch body: {e}"),
+            );
+        }
     };
     let ns = t.namespace.as_deref().unwrap_or("");
     let updated = state.store.update(t.kind, ns, name, |obj| {
@@ -284,7 +360,10 @@ fn patch(state: &ApiState, t: &Target, name: &str, headers: &HeaderMap, body: &B
 }
 
 fn delete_pod(state: &ApiState, t: &Target, name: &str) -> Response {
-    match state.store.delete(Kind::Pod, t.namespace.as_deref().unwrap_or(""), name) {
+    match state
+        .store
+        .delete(Kind::Pod, t.namespace.as_deref().unwrap_or(""), name)
+    {
         Some(pod) => {
             let _ = state.pod_removed.send((*pod).clone());
             json_response(&pod)
@@ -295,7 +374,11 @@ fn delete_pod(state: &ApiState, t: &Target, name: &str) -> Response {
 
 fn evict(state: &ApiState, t: &Target, name: &str, body: &Bytes) -> Response {
     if let Err(e) = serde_json::from_slice::<Value>(body) {
-        return status(StatusCode::BAD_REQUEST, "BadRequest", format!("malformed Eviction body: {e}"));
+        return status(
+            StatusCode::BAD_REQUEST,
+            "BadRequest",
+            format!("malformed Eviction body: {e}"),
+        );
     }
     let ns = t.namespace.as_deref().unwrap_or("");
     let Some(pod) = state.store.get(Kind::Pod, ns, name) else {
@@ -342,7 +425,10 @@ fn bookmark(kind: Kind, rv: u64, initial_end: bool) -> Bytes {
     if initial_end {
         meta["annotations"] = json!({"k8s.io/initial-events-end": "true"});
     }
-    watch_line("BOOKMARK", &json!({"kind": kind.kind_name(), "apiVersion": kind.api_version(), "metadata": meta}))
+    watch_line(
+        "BOOKMARK",
+        &json!({"kind": kind.kind_name(), "apiVersion": kind.api_version(), "metadata": meta}),
+    )
 }
 
 fn gone_line(oldest: u64) -> Bytes {
@@ -361,7 +447,9 @@ fn watch(state: &Arc<ApiState>, t: &Target, q: ListQuery, table: bool) -> Respon
     let state = state.clone();
     let kind = t.kind;
     let namespace = t.namespace.clone();
-    let from = q.resource_version.filter(|rv| *rv > 0 && !q.send_initial_events);
+    let from = q
+        .resource_version
+        .filter(|rv| *rv > 0 && !q.send_initial_events);
     tokio::spawn(async move {
         let keep = |c_kind: Kind, o: &Value| {
             c_kind == kind
@@ -404,11 +492,17 @@ fn watch(state: &Arc<ApiState>, t: &Target, q: ListQuery, table: bool) -> Respon
         }
         for c in start.backlog.iter().filter(|c| keep(c.kind, &c.object)) {
             last_rv = last_rv.max(c.rv);
-            if tx.send(encode(c.event_type, &c.object, Some(&c.line))).await.is_err() {
+            if tx
+                .send(encode(c.event_type, &c.object, Some(&c.line)))
+                .await
+                .is_err()
+            {
                 return;
             }
         }
-        let deadline = tokio::time::sleep(Duration::from_secs(q.timeout_seconds.unwrap_or(1800).min(3600)));
+        let deadline = tokio::time::sleep(Duration::from_secs(
+            q.timeout_seconds.unwrap_or(1800).min(3600),
+        ));
         tokio::pin!(deadline);
         let mut bookmarks = tokio::time::interval(state.bookmark_every);
         bookmarks.reset();
@@ -438,12 +532,21 @@ fn watch(state: &Arc<ApiState>, t: &Target, q: ListQuery, table: bool) -> Respon
         }
     });
     let stream = tokio_stream::wrappers::ReceiverStream::new(rx);
-    let body = Body::from_stream(futures::StreamExt::map(stream, Ok::<_, std::convert::Infallible>));
+    let body = Body::from_stream(futures::StreamExt::map(
+        stream,
+        Ok::<_, std::convert::Infallible>,
+    ));
     Response::builder()
         .status(StatusCode::OK)
         .header(header::CONTENT_TYPE, "application/json")
         .body(body)
-        .unwrap_or_else(|_| status(StatusCode::INTERNAL_SERVER_ERROR, "InternalError", "watch response"))
+        .unwrap_or_else(|_| {
+            status(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "InternalError",
+                "watch response",
+            )
+        })
 }
 
 #[cfg(test)]
@@ -461,12 +564,25 @@ mod tests {
 
     #[test]
     fn routes_parse_core_and_group_paths() {
-        assert!(matches!(route("/api/v1/nodes"), Ok(Route::Resource(Target { kind: Kind::Node, .. }))));
+        assert!(matches!(
+            route("/api/v1/nodes"),
+            Ok(Route::Resource(Target {
+                kind: Kind::Node,
+                ..
+            }))
+        ));
         assert!(matches!(
             route("/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases"),
-            Ok(Route::Resource(Target { kind: Kind::Lease, namespace: Some(_), .. }))
+            Ok(Route::Resource(Target {
+                kind: Kind::Lease,
+                namespace: Some(_),
+                ..
+            }))
         ));
-        assert!(matches!(route("/apis/metallb.io/v1beta1"), Ok(Route::Json(_))));
+        assert!(matches!(
+            route("/apis/metallb.io/v1beta1"),
+            Ok(Route::Json(_))
+        ));
         assert!(route("/api/v1/widgets").is_err());
         assert!(route("/apis/coordination.k8s.io/v2/leases").is_err());
     }

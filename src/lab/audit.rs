@@ -17,7 +17,9 @@ impl AuditLog {
     pub fn create(path: &Path) -> Result<Self> {
         let file = File::create(path)
             .wrap_err_with(|| format!("cannot create audit log {}", path.display()))?;
-        Ok(AuditLog { file: Mutex::new(file) })
+        Ok(AuditLog {
+            file: Mutex::new(file),
+        })
     }
 
     pub fn record(&self, verb: &str, method: &str, path: &str, query: Option<&str>, status: u16) {

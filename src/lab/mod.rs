@@ -74,7 +74,12 @@ impl Lab {
         }
         let listener = tokio::net::TcpListener::bind(config.listen)
             .await
-            .wrap_err_with(|| format!("cannot listen on {} (is the port already in use?)", config.listen))?;
+            .wrap_err_with(|| {
+                format!(
+                    "cannot listen on {} (is the port already in use?)",
+                    config.listen
+                )
+            })?;
         let addr = listener.local_addr()?;
         let nodes = config.scenario.nodes.len();
         // Enough history for every node to renew several times over.
@@ -104,10 +109,15 @@ impl Lab {
                 reschedule.pod_removed(pod);
             }
         });
-        if config.replay {
-            if let Some(spec) = config.scenario.replay.clone() {
-                tokio::spawn(replay::run(sim.clone(), store.clone(), spec, config.scenario.time_scale));
-            }
+        if config.replay
+            && let Some(spec) = config.scenario.replay.clone()
+        {
+            tokio::spawn(replay::run(
+                sim.clone(),
+                store.clone(),
+                spec,
+                config.scenario.time_scale,
+            ));
         }
         Ok(Lab {
             addr,
@@ -126,9 +136,11 @@ impl Lab {
     pub fn write_kubeconfig(&self, path: &Path) -> Result<()> {
         let text = kubeconfig_yaml(&self.server_url(), "k3s-lab");
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).wrap_err_with(|| format!("cannot create {}", dir.display()))?;
+            std::fs::create_dir_all(dir)
+                .wrap_err_with(|| format!("cannot create {}", dir.display()))?;
         }
-        std::fs::write(path, text).wrap_err_with(|| format!("cannot write kubeconfig {}", path.display()))
+        std::fs::write(path, text)
+            .wrap_err_with(|| format!("cannot write kubeconfig {}", path.display()))
     }
 
     pub fn is_serving(&self) -> bool {

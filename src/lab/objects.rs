@@ -159,7 +159,11 @@ pub fn event(
     component: &str,
 ) -> Value {
     let (kind, namespace, name) = involved;
-    let ns = if namespace.is_empty() { "default" } else { namespace };
+    let ns = if namespace.is_empty() {
+        "default"
+    } else {
+        namespace
+    };
     let now = now_rfc3339();
     json!({
         "metadata": {"name": format!("{name}.{seq:016x}"), "namespace": ns},

@@ -31,7 +31,9 @@ impl ListQuery {
             })
             .collect();
         q.watch = pairs.get("watch").is_some_and(|v| v == "true" || v == "1");
-        q.bookmarks = pairs.get("allowWatchBookmarks").is_some_and(|v| v == "true");
+        q.bookmarks = pairs
+            .get("allowWatchBookmarks")
+            .is_some_and(|v| v == "true");
         q.send_initial_events = pairs.get("sendInitialEvents").is_some_and(|v| v == "true");
         if let Some(rv) = pairs.get("resourceVersion").filter(|v| !v.is_empty()) {
             q.resource_version = Some(
@@ -40,7 +42,10 @@ impl ListQuery {
             );
         }
         if let Some(t) = pairs.get("timeoutSeconds") {
-            q.timeout_seconds = Some(t.parse().map_err(|_| format!("invalid timeoutSeconds {t:?}"))?);
+            q.timeout_seconds = Some(
+                t.parse()
+                    .map_err(|_| format!("invalid timeoutSeconds {t:?}"))?,
+            );
         }
         if let Some(s) = pairs.get("labelSelector").filter(|v| !v.is_empty()) {
             q.label_selector = Some(Selector::parse(s, SelectorKind::Label)?);
@@ -52,8 +57,13 @@ impl ListQuery {
     }
 
     pub fn matches(&self, object: &Value) -> bool {
-        self.label_selector.as_ref().is_none_or(|s| s.matches(object))
-            && self.field_selector.as_ref().is_none_or(|s| s.matches(object))
+        self.label_selector
+            .as_ref()
+            .is_none_or(|s| s.matches(object))
+            && self
+                .field_selector
+                .as_ref()
+                .is_none_or(|s| s.matches(object))
     }
 }
 
@@ -125,8 +135,12 @@ impl Selector {
         self.requirements.iter().all(|r| match r {
             Requirement::Equals(k, want) => self.value(object, k).unwrap_or("") == want,
             Requirement::NotEquals(k, want) => self.value(object, k).unwrap_or("") != want,
-            Requirement::In(k, set) => self.value(object, k).is_some_and(|v| set.iter().any(|s| s == v)),
-            Requirement::NotIn(k, set) => self.value(object, k).is_none_or(|v| !set.iter().any(|s| s == v)),
+            Requirement::In(k, set) => self
+                .value(object, k)
+                .is_some_and(|v| set.iter().any(|s| s == v)),
+            Requirement::NotIn(k, set) => self
+                .value(object, k)
+                .is_none_or(|v| !set.iter().any(|s| s == v)),
             Requirement::Exists(k) => self.value(object, k).is_some(),
             Requirement::NotExists(k) => self.value(object, k).is_none(),
         })
@@ -192,7 +206,10 @@ mod tests {
 
     #[test]
     fn kube_rs_query_with_leading_ampersand() {
-        let q = ListQuery::parse(Some("&watch=true&timeoutSeconds=290&allowWatchBookmarks=true&resourceVersion=42")).unwrap();
+        let q = ListQuery::parse(Some(
+            "&watch=true&timeoutSeconds=290&allowWatchBookmarks=true&resourceVersion=42",
+        ))
+        .unwrap();
         assert!(q.watch && q.bookmarks);
         assert_eq!(q.resource_version, Some(42));
         assert_eq!(q.timeout_seconds, Some(290));

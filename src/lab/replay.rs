@@ -15,11 +15,25 @@ pub async fn run(sim: SimHandle, store: Arc<Store>, spec: ReplaySpec, time_scale
     tokio::time::sleep(scale(spec.start)).await;
     let order: Vec<String> = {
         let s = sim.lock();
-        let mut servers: Vec<&str> = s.nodes.iter().filter(|n| n.role == Role::Server).map(|n| n.name.as_str()).collect();
-        let mut agents: Vec<&str> = s.nodes.iter().filter(|n| n.role == Role::Agent).map(|n| n.name.as_str()).collect();
+        let mut servers: Vec<&str> = s
+            .nodes
+            .iter()
+            .filter(|n| n.role == Role::Server)
+            .map(|n| n.name.as_str())
+            .collect();
+        let mut agents: Vec<&str> = s
+            .nodes
+            .iter()
+            .filter(|n| n.role == Role::Agent)
+            .map(|n| n.name.as_str())
+            .collect();
         servers.sort_unstable();
         agents.sort_unstable();
-        servers.into_iter().chain(agents).map(str::to_string).collect()
+        servers
+            .into_iter()
+            .chain(agents)
+            .map(str::to_string)
+            .collect()
     };
     for version in &spec.versions {
         tracing::info!(target: "lab", "replay: old automation upgrading to {version}");
@@ -45,8 +59,9 @@ pub async fn run(sim: SimHandle, store: Arc<Store>, spec: ReplaySpec, time_scale
 fn node_reports(store: &Store, node: &str, version: &str) -> bool {
     store.get(Kind::Node, "", node).is_some_and(|n| {
         n["status"]["nodeInfo"]["kubeletVersion"] == version
-            && n["status"]["conditions"]
-                .as_array()
-                .is_some_and(|cs| cs.iter().any(|c| c["type"] == "Ready" && c["status"] == "True"))
+            && n["status"]["conditions"].as_array().is_some_and(|cs| {
+                cs.iter()
+                    .any(|c| c["type"] == "Ready" && c["status"] == "True")
+            })
     })
 }

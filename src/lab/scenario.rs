@@ -12,7 +12,10 @@ use serde::Deserialize;
 use crate::durations::{serde_human, toml_error};
 
 const BUILTIN: [(&str, &str); 2] = [
-    ("healthy", include_str!("../../assets/scenarios/healthy.toml")),
+    (
+        "healthy",
+        include_str!("../../assets/scenarios/healthy.toml"),
+    ),
     (
         "incident-2026-01-25",
         include_str!("../../assets/scenarios/incident-2026-01-25.toml"),
@@ -206,7 +209,7 @@ impl Scenario {
     }
 
     fn validate(&self) -> Result<(), String> {
-        if !(self.time_scale > 0.0) {
+        if self.time_scale.is_nan() || self.time_scale <= 0.0 {
             return Err("time_scale must be positive".into());
         }
         let known = |n: &str| self.nodes.iter().any(|x| x.name == n);
@@ -217,9 +220,16 @@ impl Scenario {
         }
         for s in &self.services {
             if !known(&s.pod_node) {
-                return Err(format!("service {} places its pod on unknown node {:?}", s.name, s.pod_node));
+                return Err(format!(
+                    "service {} places its pod on unknown node {:?}",
+                    s.name, s.pod_node
+                ));
             }
-            if !s.ip.parse::<std::net::Ipv4Addr>().is_ok_and(|ip| ip.is_loopback()) {
+            if !s
+                .ip
+                .parse::<std::net::Ipv4Addr>()
+                .is_ok_and(|ip| ip.is_loopback())
+            {
                 return Err(format!(
                     "service {} has IP {}; the lab only uses loopback addresses (127.0.0.0/8)",
                     s.name, s.ip
@@ -240,12 +250,20 @@ impl Scenario {
         self.nodes = (0..count)
             .map(|i| NodeSpec {
                 name: format!("lab-node-{i:04}"),
-                role: if i < 3.min(count) { Role::Server } else { Role::Agent },
+                role: if i < 3.min(count) {
+                    Role::Server
+                } else {
+                    Role::Agent
+                },
                 version: version.clone(),
                 vmid: None,
             })
             .collect();
-        let first = self.nodes.first().map(|n| n.name.clone()).unwrap_or_default();
+        let first = self
+            .nodes
+            .first()
+            .map(|n| n.name.clone())
+            .unwrap_or_default();
         for s in &mut self.services {
             s.pod_node = first.clone();
         }
@@ -268,9 +286,12 @@ mod tests {
 
     #[test]
     fn bad_scenario_names_line_and_column() {
-        let err = Scenario::parse("name = \"x\"\n[timing]\ngrace_period = \"50 parsecs\"\n", "bad.toml")
-            .unwrap_err()
-            .to_string();
+        let err = Scenario::parse(
+            "name = \"x\"\n[timing]\ngrace_period = \"50 parsecs\"\n",
+            "bad.toml",
+        )
+        .unwrap_err()
+        .to_string();
         assert!(err.starts_with("bad.toml:3:"), "{err}");
         assert!(err.contains("unknown unit"), "{err}");
     }

@@ -38,15 +38,29 @@ impl CommandHandler for ProxmoxShell {
         async move {
             let exec = match ssh::parse_qm_guest_exec(&command) {
                 Ok(Some(exec)) => exec,
-                Ok(None) => return CommandOutcome::fail(127, format!("sh: 1: {}: not found\n", first_word(&command))),
+                Ok(None) => {
+                    return CommandOutcome::fail(
+                        127,
+                        format!("sh: 1: {}: not found\n", first_word(&command)),
+                    );
+                }
                 Err(e) => return CommandOutcome::fail(255, format!("qm: {e}\n")),
             };
             let node = {
                 let s = sim.lock();
-                s.nodes.iter().find(|n| n.vmid == Some(exec.vmid)).map(|n| n.name.clone())
+                s.nodes
+                    .iter()
+                    .find(|n| n.vmid == Some(exec.vmid))
+                    .map(|n| n.name.clone())
             };
             let Some(node) = node else {
-                return CommandOutcome::fail(2, format!("Configuration file 'nodes/pve/qemu-server/{}.conf' does not exist\n", exec.vmid));
+                return CommandOutcome::fail(
+                    2,
+                    format!(
+                        "Configuration file 'nodes/pve/qemu-server/{}.conf' does not exist\n",
+                        exec.vmid
+                    ),
+                );
             };
             let outcome = run_on_node(&sim, &node, &exec.shell_command()).await;
             CommandOutcome::ok(ssh::qm_exec_json(&outcome))
@@ -71,7 +85,11 @@ pub async fn run_on_node(sim: &SimHandle, node: &str, command: &str) -> CommandO
         };
     }
     if command.contains("k3s etcd-snapshot save") {
-        let name = format!("k3s-cockpit-{}-{}", node, jiff::Timestamp::now().as_second());
+        let name = format!(
+            "k3s-cockpit-{}-{}",
+            node,
+            jiff::Timestamp::now().as_second()
+        );
         return CommandOutcome::ok(format!("Snapshot {name} saved.\n"));
     }
     if command.contains("systemctl restart k3s") {
@@ -82,19 +100,31 @@ pub async fn run_on_node(sim: &SimHandle, node: &str, command: &str) -> CommandO
     }
     if command.contains("systemctl is-active k3s") {
         return match sim.kubelet_state(node) {
-            Ok(Kubelet::Down) => CommandOutcome { stdout: "activating\n".into(), stderr: String::new(), exit_status: 3 },
+            Ok(Kubelet::Down) => CommandOutcome {
+                stdout: "activating\n".into(),
+                stderr: String::new(),
+                exit_status: 3,
+            },
             Ok(_) => CommandOutcome::ok("active\n"),
             Err(e) => CommandOutcome::fail(1, e),
         };
     }
     if command.contains("k3s --version") {
         return match sim.installed_version(node) {
-            Ok(v) => CommandOutcome::ok(format!("k3s version {v} (3ad6f7f5)\ngo version go1.24.9\n")),
+            Ok(v) => {
+                CommandOutcome::ok(format!("k3s version {v} (3ad6f7f5)\ngo version go1.24.9\n"))
+            }
             Err(e) => CommandOutcome::fail(1, e),
         };
     }
     if command.trim() == "true" || command.trim().starts_with("echo ") {
-        return CommandOutcome::ok(format!("{}\n", command.trim().trim_start_matches("echo ").trim_matches('\'')));
+        return CommandOutcome::ok(format!(
+            "{}\n",
+            command
+                .trim()
+                .trim_start_matches("echo ")
+                .trim_matches('\'')
+        ));
     }
     CommandOutcome::fail(127, format!("sh: 1: {}: not found\n", first_word(command)))
 }
@@ -126,7 +156,11 @@ pub async fn start_ssh(sim: &SimHandle, dir: &Path, with_proxmox: bool) -> Resul
     for _ in 0..names.len() + usize::from(with_proxmox) {
         listeners.push(tokio::net::TcpListener::bind("127.0.0.1:0").await?);
     }
-    let ports: Vec<u16> = listeners.iter().filter_map(|l| l.local_addr().ok()).map(|a| a.port()).collect();
+    let ports: Vec<u16> = listeners
+        .iter()
+        .filter_map(|l| l.local_addr().ok())
+        .map(|a| a.port())
+        .collect();
     let keys = ssh::generate_keys(dir, &ports)?;
     let mut nodes = BTreeMap::new();
     let mut proxmox = None;
@@ -135,7 +169,10 @@ pub async fn start_ssh(sim: &SimHandle, dir: &Path, with_proxmox: bool) -> Resul
         let handler: Arc<dyn CommandHandler> = match names.get(i) {
             Some(name) => {
                 nodes.insert(name.clone(), addr);
-                Arc::new(NodeShell { sim: sim.clone(), node: name.clone() })
+                Arc::new(NodeShell {
+                    sim: sim.clone(),
+                    node: name.clone(),
+                })
             }
             None => {
                 proxmox = Some(addr);
@@ -149,7 +186,11 @@ pub async fn start_ssh(sim: &SimHandle, dir: &Path, with_proxmox: bool) -> Resul
             }
         });
     }
-    Ok(SshEndpoints { nodes, proxmox, keys })
+    Ok(SshEndpoints {
+        nodes,
+        proxmox,
+        keys,
+    })
 }
 
 #[cfg(test)]
@@ -160,7 +201,10 @@ mod tests {
     fn finds_the_version_in_wrapped_install_commands() {
         let cmd = "nohup sh -c 'curl -sfL https://get.k3s.io | INSTALL_K3S_VERSION=v1.34.3+k3s1 sh -s -' >/var/log/x 2>&1";
         assert_eq!(install_version(cmd).as_deref(), Some("v1.34.3+k3s1"));
-        assert_eq!(install_version("INSTALL_K3S_VERSION=\"v1.35.0+k3s1\" sh"), Some("v1.35.0+k3s1".into()));
+        assert_eq!(
+            install_version("INSTALL_K3S_VERSION=\"v1.35.0+k3s1\" sh"),
+            Some("v1.35.0+k3s1".into())
+        );
         assert_eq!(install_version("k3s --version"), None);
     }
 }

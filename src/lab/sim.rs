@@ -126,7 +126,13 @@ impl SimHandle {
             let (tx, rx) = oneshot::channel();
             sim.install_waiters.entry(idx).or_default().push(tx);
             let after = sim.timing.install;
-            sim.schedule(after, Timer::InstallDone { node: idx, version: version.to_string() });
+            sim.schedule(
+                after,
+                Timer::InstallDone {
+                    node: idx,
+                    version: version.to_string(),
+                },
+            );
             rx
         };
         self.poke();
@@ -174,7 +180,8 @@ impl SimHandle {
     }
 
     pub fn pod_removed(&self, pod: Value) {
-        self.lock().schedule(Duration::from_millis(500), Timer::Reschedule { pod });
+        self.lock()
+            .schedule(Duration::from_millis(500), Timer::Reschedule { pod });
         self.poke();
     }
 
@@ -213,7 +220,12 @@ impl Sim {
             nodes: Vec::new(),
             by_name: HashMap::new(),
             services: Vec::new(),
-            faults: scenario.faults.iter().cloned().map(|f| (f, false)).collect(),
+            faults: scenario
+                .faults
+                .iter()
+                .cloned()
+                .map(|f| (f, false))
+                .collect(),
             timers: BinaryHeap::new(),
             timer_payload: HashMap::new(),
             seq: 0,
@@ -223,9 +235,16 @@ impl Sim {
             time_scale: scenario.time_scale,
         };
         for (i, spec) in scenario.nodes.iter().enumerate() {
-            sim.store.upsert(Kind::Node, objects::node(&spec.name, spec.role, &spec.version, i));
-            sim.store.upsert(Kind::Lease, objects::lease(&spec.name, lease_duration_secs));
-            sim.store.upsert(Kind::Pod, objects::speaker_pod(&spec.name, &suffix(i as u64 + 7)));
+            sim.store.upsert(
+                Kind::Node,
+                objects::node(&spec.name, spec.role, &spec.version, i),
+            );
+            sim.store
+                .upsert(Kind::Lease, objects::lease(&spec.name, lease_duration_secs));
+            sim.store.upsert(
+                Kind::Pod,
+                objects::speaker_pod(&spec.name, &suffix(i as u64 + 7)),
+            );
             sim.by_name.insert(spec.name.clone(), i);
             sim.nodes.push(SimNode {
                 name: spec.name.clone(),
@@ -246,15 +265,39 @@ impl Sim {
                 first_ran: HashMap::from([(spec.version.clone(), now)]),
             });
             // Spread the first renewals over one interval, as real kubelets are.
-            let offset = sim.timing.renew_interval.mul_f64(rand::rng().random::<f64>());
-            sim.schedule(offset, Timer::Renew { node: i, generation: 0 });
+            let offset = sim
+                .timing
+                .renew_interval
+                .mul_f64(rand::rng().random::<f64>());
+            sim.schedule(
+                offset,
+                Timer::Renew {
+                    node: i,
+                    generation: 0,
+                },
+            );
             let report = sim.timing.status_report;
-            sim.schedule(report, Timer::StatusReport { node: i, generation: 0 });
+            sim.schedule(
+                report,
+                Timer::StatusReport {
+                    node: i,
+                    generation: 0,
+                },
+            );
         }
-        sim.store.upsert(Kind::DaemonSet, objects::speaker_daemonset(scenario.nodes.len()));
+        sim.store.upsert(
+            Kind::DaemonSet,
+            objects::speaker_daemonset(scenario.nodes.len()),
+        );
         for (i, s) in scenario.services.iter().enumerate() {
-            sim.store.upsert(Kind::Service, objects::service(&s.namespace, &s.name, &s.ip, s.port, i));
-            sim.store.upsert(Kind::Pod, objects::workload_pod(&s.namespace, &s.name, &suffix(i as u64 + 1000), &s.pod_node));
+            sim.store.upsert(
+                Kind::Service,
+                objects::service(&s.namespace, &s.name, &s.ip, s.port, i),
+            );
+            sim.store.upsert(
+                Kind::Pod,
+                objects::workload_pod(&s.namespace, &s.name, &suffix(i as u64 + 1000), &s.pod_node),
+            );
             sim.services.push(SimService {
                 namespace: s.namespace.clone(),
                 name: s.name.clone(),
@@ -288,13 +331,17 @@ impl Sim {
 
     fn schedule(&mut self, after: Duration, timer: Timer) {
         self.seq += 1;
-        self.timers.push(Reverse((Instant::now() + after, self.seq)));
+        self.timers
+            .push(Reverse((Instant::now() + after, self.seq)));
         self.timer_payload.insert(self.seq, timer);
     }
 
     fn record(&mut self, what: String) {
         tracing::debug!(target: "lab", "{what}");
-        self.records.push(SimRecord { at: jiff::Timestamp::now(), what });
+        self.records.push(SimRecord {
+            at: jiff::Timestamp::now(),
+            what,
+        });
     }
 
     fn fire_due(&mut self, now: Instant) {
@@ -312,7 +359,9 @@ impl Sim {
     fn fire(&mut self, timer: Timer, now: Instant) {
         match timer {
             Timer::Renew { node, generation } => {
-                if self.nodes[node].generation == generation && self.nodes[node].kubelet == Kubelet::Running {
+                if self.nodes[node].generation == generation
+                    && self.nodes[node].kubelet == Kubelet::Running
+                {
                     self.renew_lease(node, now);
                     let jitter = 1.0 + self.timing.renew_jitter * rand::rng().random::<f64>();
                     let next = self.timing.renew_interval.mul_f64(jitter);
@@ -320,7 +369,9 @@ impl Sim {
                 }
             }
             Timer::StatusReport { node, generation } => {
-                if self.nodes[node].generation == generation && self.nodes[node].kubelet == Kubelet::Running {
+                if self.nodes[node].generation == generation
+                    && self.nodes[node].kubelet == Kubelet::Running
+                {
                     self.post_status(node, self.nodes[node].posted_ready);
                     let report = self.timing.status_report;
                     self.schedule(report, Timer::StatusReport { node, generation });
@@ -328,7 +379,9 @@ impl Sim {
             }
             Timer::KubeletUp { node, generation } => self.kubelet_up(node, generation, now),
             Timer::KubeletReady { node, generation } => {
-                if self.nodes[node].generation == generation && self.nodes[node].kubelet == Kubelet::Running {
+                if self.nodes[node].generation == generation
+                    && self.nodes[node].kubelet == Kubelet::Running
+                {
                     self.post_status(node, true);
                 }
             }
@@ -373,9 +426,10 @@ impl Sim {
     fn renew_lease(&mut self, node: usize, now: Instant) {
         self.nodes[node].last_renew = now;
         let name = self.nodes[node].name.clone();
-        self.store.update(Kind::Lease, LEASE_NAMESPACE, &name, |lease| {
-            lease["spec"]["renewTime"] = json!(now_rfc3339_micro());
-        });
+        self.store
+            .update(Kind::Lease, LEASE_NAMESPACE, &name, |lease| {
+                lease["spec"]["renewTime"] = json!(now_rfc3339_micro());
+            });
     }
 
     /// The kubelet posts its Ready condition (and bumps `lastHeartbeatTime`).
@@ -394,9 +448,21 @@ impl Sim {
             };
             objects::set_condition(n, "Ready", status, reason, message);
             for (kind, reason, msg) in [
-                ("MemoryPressure", "KubeletHasSufficientMemory", "kubelet has sufficient memory available"),
-                ("DiskPressure", "KubeletHasNoDiskPressure", "kubelet has no disk pressure"),
-                ("PIDPressure", "KubeletHasSufficientPID", "kubelet has sufficient PID available"),
+                (
+                    "MemoryPressure",
+                    "KubeletHasSufficientMemory",
+                    "kubelet has sufficient memory available",
+                ),
+                (
+                    "DiskPressure",
+                    "KubeletHasNoDiskPressure",
+                    "kubelet has no disk pressure",
+                ),
+                (
+                    "PIDPressure",
+                    "KubeletHasSufficientPID",
+                    "kubelet has sufficient PID available",
+                ),
             ] {
                 objects::set_condition(n, kind, "False", reason, msg);
             }
@@ -404,7 +470,13 @@ impl Sim {
         });
         if ready != was_ready || self.nodes[node].nlc_unknown {
             let status = if ready { "NodeReady" } else { "NodeNotReady" };
-            self.emit_event(("Node", "", &name), "Normal", status, &format!("Node {name} status is now: {status}"), "kubelet");
+            self.emit_event(
+                ("Node", "", &name),
+                "Normal",
+                status,
+                &format!("Node {name} status is now: {status}"),
+                "kubelet",
+            );
         }
         self.sync_taints(node);
     }
@@ -463,7 +535,10 @@ impl Sim {
                 let delay = self.scaled(spec.delay);
                 self.faults[f].1 = true;
                 self.schedule(delay, Timer::Fault { fault: f });
-                self.record(format!("{node}: fault {:?} armed, fires in {delay:?}", self.faults[f].0.kind));
+                self.record(format!(
+                    "{node}: fault {:?} armed, fires in {delay:?}",
+                    self.faults[f].0.kind
+                ));
             }
         }
     }
@@ -504,14 +579,29 @@ impl Sim {
                 let name = self.nodes[node].name.clone();
                 self.store.update(Kind::Node, "", &name, |n| {
                     for kind in ["Ready", "MemoryPressure", "DiskPressure", "PIDPressure"] {
-                        objects::set_condition(n, kind, "Unknown", "NodeStatusUnknown", "Kubelet stopped posting node status.");
+                        objects::set_condition(
+                            n,
+                            kind,
+                            "Unknown",
+                            "NodeStatusUnknown",
+                            "Kubelet stopped posting node status.",
+                        );
                     }
                 });
                 self.record(format!("{name}: NotReady (node-controller: lease expired)"));
-                self.emit_event(("Node", "", &name), "Normal", "NodeNotReady", &format!("Node {name} status is now: NodeNotReady"), "node-controller");
+                self.emit_event(
+                    ("Node", "", &name),
+                    "Normal",
+                    "NodeNotReady",
+                    &format!("Node {name} status is now: NodeNotReady"),
+                    "node-controller",
+                );
                 self.set_pods_ready_on(&name, false);
                 self.sync_taints(node);
-            } else if self.nodes[node].nlc_unknown && self.nodes[node].posted_ready && silent <= self.timing.grace_period {
+            } else if self.nodes[node].nlc_unknown
+                && self.nodes[node].posted_ready
+                && silent <= self.timing.grace_period
+            {
                 self.nodes[node].nlc_unknown = false;
                 let name = self.nodes[node].name.clone();
                 self.record(format!("{name}: Ready again"));
@@ -542,11 +632,16 @@ impl Sim {
                 .filter(|t| {
                     let key = t["key"].as_str().unwrap_or_default();
                     (key != UNREACHABLE && key != NOT_READY)
-                        || wanted.iter().any(|(k, e)| t["key"] == *k && t["effect"] == *e)
+                        || wanted
+                            .iter()
+                            .any(|(k, e)| t["key"] == *k && t["effect"] == *e)
                 })
                 .collect();
             for (key, effect) in wanted {
-                if !taints.iter().any(|t| t["key"] == *key && t["effect"] == *effect) {
+                if !taints
+                    .iter()
+                    .any(|t| t["key"] == *key && t["effect"] == *effect)
+                {
                     let mut t = json!({"key": key, "effect": effect});
                     if *effect == "NoExecute" {
                         t["timeAdded"] = json!(now_rfc3339());
@@ -573,13 +668,25 @@ impl Sim {
             .filter(|p| p["spec"]["nodeName"] == node)
             .collect();
         for pod in pods {
-            let ns = pod["metadata"]["namespace"].as_str().unwrap_or_default().to_string();
-            let name = pod["metadata"]["name"].as_str().unwrap_or_default().to_string();
+            let ns = pod["metadata"]["namespace"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string();
+            let name = pod["metadata"]["name"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string();
             self.store.update(Kind::Pod, &ns, &name, |p| {
                 p["status"]["conditions"] = json!([objects::pod_ready_condition(ready)]);
             });
             if !ready {
-                self.emit_event(("Pod", &ns, &name), "Warning", "NodeNotReady", "Node is not ready", "node-controller");
+                self.emit_event(
+                    ("Pod", &ns, &name),
+                    "Warning",
+                    "NodeNotReady",
+                    "Node is not ready",
+                    "node-controller",
+                );
             }
         }
     }
@@ -598,18 +705,31 @@ impl Sim {
             if winner == self.services[s].announcer {
                 continue;
             }
-            let (ns, name) = (self.services[s].namespace.clone(), self.services[s].name.clone());
+            let (ns, name) = (
+                self.services[s].namespace.clone(),
+                self.services[s].name.clone(),
+            );
             if let Some(old) = self.services[s].l2_object.take() {
-                self.store.delete(Kind::ServiceL2Status, METALLB_NAMESPACE, &old);
+                self.store
+                    .delete(Kind::ServiceL2Status, METALLB_NAMESPACE, &old);
             }
             match &winner {
                 Some(node) => {
                     self.seq += 1;
                     let obj_name = format!("l2-{}", suffix(self.seq));
-                    self.store.upsert(Kind::ServiceL2Status, objects::l2_status(&obj_name, node, &ns, &name));
+                    self.store.upsert(
+                        Kind::ServiceL2Status,
+                        objects::l2_status(&obj_name, node, &ns, &name),
+                    );
                     self.services[s].l2_object = Some(obj_name);
                     let msg = format!("announcing from node \"{node}\" with protocol \"layer2\"");
-                    self.emit_event(("Service", &ns, &name), "Normal", "nodeAssigned", &msg, "metallb-speaker");
+                    self.emit_event(
+                        ("Service", &ns, &name),
+                        "Normal",
+                        "nodeAssigned",
+                        &msg,
+                        "metallb-speaker",
+                    );
                     self.record(format!("{ns}/{name}: {msg}"));
                 }
                 None => self.record(format!("{ns}/{name}: no speaker announces {ip}")),
@@ -621,21 +741,35 @@ impl Sim {
     /// A ReplicaSet-owned pod comes back on another Ready, schedulable node;
     /// a DaemonSet pod comes back on its own node.
     fn reschedule(&mut self, pod: Value) {
-        let owner = pod["metadata"]["ownerReferences"][0]["kind"].as_str().unwrap_or_default().to_string();
-        let old_node = pod["spec"]["nodeName"].as_str().unwrap_or_default().to_string();
+        let owner = pod["metadata"]["ownerReferences"][0]["kind"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        let old_node = pod["spec"]["nodeName"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
         let target = if owner == "DaemonSet" {
             Some(old_node.clone())
         } else {
             let nodes = self.store.list(Kind::Node, None).1;
             nodes
                 .iter()
-                .filter(|n| n["spec"]["unschedulable"] != true && n["metadata"]["name"] != old_node.as_str())
                 .filter(|n| {
-                    n["status"]["conditions"]
-                        .as_array()
-                        .is_some_and(|cs| cs.iter().any(|c| c["type"] == "Ready" && c["status"] == "True"))
+                    n["spec"]["unschedulable"] != true && n["metadata"]["name"] != old_node.as_str()
                 })
-                .map(|n| n["metadata"]["name"].as_str().unwrap_or_default().to_string())
+                .filter(|n| {
+                    n["status"]["conditions"].as_array().is_some_and(|cs| {
+                        cs.iter()
+                            .any(|c| c["type"] == "Ready" && c["status"] == "True")
+                    })
+                })
+                .map(|n| {
+                    n["metadata"]["name"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_string()
+                })
                 .next()
         };
         let Some(target) = target else {
@@ -652,20 +786,30 @@ impl Sim {
             "annotations": pod["metadata"]["annotations"],
             "ownerReferences": pod["metadata"]["ownerReferences"],
         });
-        if new_pod["metadata"]["annotations"].is_null() {
-            if let Some(m) = new_pod["metadata"].as_object_mut() {
-                m.remove("annotations");
-            }
+        if new_pod["metadata"]["annotations"].is_null()
+            && let Some(m) = new_pod["metadata"].as_object_mut()
+        {
+            m.remove("annotations");
         }
         new_pod["spec"]["nodeName"] = json!(target);
-        new_pod["status"] = json!({"phase": "Running", "conditions": [objects::pod_ready_condition(true)]});
+        new_pod["status"] =
+            json!({"phase": "Running", "conditions": [objects::pod_ready_condition(true)]});
         self.store.upsert(Kind::Pod, new_pod);
     }
 
-    fn emit_event(&mut self, involved: (&str, &str, &str), event_type: &str, reason: &str, message: &str, component: &str) {
+    fn emit_event(
+        &mut self,
+        involved: (&str, &str, &str),
+        event_type: &str,
+        reason: &str,
+        message: &str,
+        component: &str,
+    ) {
         self.seq += 1;
-        self.store
-            .upsert(Kind::Event, objects::event(self.seq, involved, event_type, reason, message, component));
+        self.store.upsert(
+            Kind::Event,
+            objects::event(self.seq, involved, event_type, reason, message, component),
+        );
     }
 }
 

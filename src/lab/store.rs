@@ -190,7 +190,11 @@ impl Store {
             .entry(kind)
             .or_default()
             .insert(key, object.clone());
-        let event_type = if existing.is_some() { "MODIFIED" } else { "ADDED" };
+        let event_type = if existing.is_some() {
+            "MODIFIED"
+        } else {
+            "ADDED"
+        };
         self.commit(inner, kind, event_type, object.clone());
         object
     }
@@ -302,8 +306,8 @@ impl Store {
 }
 
 pub fn watch_line(event_type: &str, object: &Value) -> bytes::Bytes {
-    let mut buf = serde_json::to_vec(&json!({"type": event_type, "object": object}))
-        .unwrap_or_default();
+    let mut buf =
+        serde_json::to_vec(&json!({"type": event_type, "object": object})).unwrap_or_default();
     buf.push(b'\n');
     buf.into()
 }
@@ -318,7 +322,9 @@ fn object_key(object: &Value) -> ObjectKey {
 
 /// RFC 3339 with second precision, the format of `metav1.Time`.
 pub fn now_rfc3339() -> String {
-    jiff::Timestamp::now().strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
+    jiff::Timestamp::now()
+        .strftime("%Y-%m-%dT%H:%M:%SZ")
+        .to_string()
 }
 
 /// RFC 3339 with microseconds, the format of `metav1.MicroTime` (lease renewTime).
@@ -342,14 +348,24 @@ mod tests {
         store.upsert(Kind::Node, node("a"));
         let rv_after_a = store.current_rv();
         store.upsert(Kind::Node, node("b"));
-        store.update(Kind::Node, "", "a", |n| n["spec"]["unschedulable"] = json!(true));
+        store.update(Kind::Node, "", "a", |n| {
+            n["spec"]["unschedulable"] = json!(true)
+        });
         let w = store.watch(rv_after_a).unwrap();
         let names: Vec<_> = w
             .backlog
             .iter()
-            .map(|c| (c.event_type, c.object["metadata"]["name"].as_str().unwrap().to_string()))
+            .map(|c| {
+                (
+                    c.event_type,
+                    c.object["metadata"]["name"].as_str().unwrap().to_string(),
+                )
+            })
             .collect();
-        assert_eq!(names, vec![("ADDED", "b".to_string()), ("MODIFIED", "a".to_string())]);
+        assert_eq!(
+            names,
+            vec![("ADDED", "b".to_string()), ("MODIFIED", "a".to_string())]
+        );
         assert!(w.backlog[0].rv < w.backlog[1].rv);
     }
 

@@ -154,7 +154,11 @@ fn cells(kind: Kind, o: &Value) -> Vec<Value> {
                 name,
                 s(&o["spec"]["type"]),
                 s(&o["spec"]["clusterIP"]),
-                if ingress.is_empty() { "<pending>".into() } else { ingress.join(",") },
+                if ingress.is_empty() {
+                    "<pending>".into()
+                } else {
+                    ingress.join(",")
+                },
                 ports.join(","),
                 age(created),
             ]
@@ -183,7 +187,11 @@ fn cells(kind: Kind, o: &Value) -> Vec<Value> {
                 s(&o["message"]),
             ]
         }
-        Kind::DaemonSet => vec![name, o["status"]["desiredNumberScheduled"].to_string(), age(created)],
+        Kind::DaemonSet => vec![
+            name,
+            o["status"]["desiredNumberScheduled"].to_string(),
+            age(created),
+        ],
         Kind::ServiceL2Status => vec![
             name,
             s(&o["status"]["node"]),

@@ -46,7 +46,10 @@ pub struct Taint {
 impl Taint {
     /// Short form for the table: `unreachable:NoExecute`.
     pub fn short(&self) -> String {
-        let key = self.key.strip_prefix("node.kubernetes.io/").unwrap_or(&self.key);
+        let key = self
+            .key
+            .strip_prefix("node.kubernetes.io/")
+            .unwrap_or(&self.key);
         format!("{key}:{}", self.effect)
     }
 }
@@ -69,7 +72,9 @@ impl NodeInfo {
     }
 
     pub fn is_server(&self) -> bool {
-        self.roles.iter().any(|r| r == "control-plane" || r == "master")
+        self.roles
+            .iter()
+            .any(|r| r == "control-plane" || r == "master")
     }
 }
 
@@ -191,7 +196,9 @@ impl NodeState {
     }
 
     pub fn lease_duration(&self) -> Duration {
-        self.lease.as_ref().map_or(Duration::from_secs(40), |l| l.duration)
+        self.lease
+            .as_ref()
+            .map_or(Duration::from_secs(40), |l| l.duration)
     }
 }
 
@@ -211,7 +218,11 @@ pub struct ServiceState {
 pub enum Connection {
     Connecting,
     Up,
-    Down { since: Timestamp, error: String, failures: u32 },
+    Down {
+        since: Timestamp,
+        error: String,
+        failures: u32,
+    },
 }
 
 const NODE_EVENTS_KEPT: usize = 20;
@@ -268,9 +279,9 @@ impl Fleet {
     }
 
     pub fn heartbeat(&self, node: &str, now: Timestamp) -> Heartbeat {
-        self.nodes
-            .get(node)
-            .map_or(Heartbeat::Unknown, |n| health::classify(n.heartbeat_at(), n.lease_duration(), now))
+        self.nodes.get(node).map_or(Heartbeat::Unknown, |n| {
+            health::classify(n.heartbeat_at(), n.lease_duration(), now)
+        })
     }
 
     /// Applies one watcher event. Returns true when anything visible changed.
@@ -286,7 +297,8 @@ impl Fleet {
                 self.apply_node(info, now)
             }
             ClusterEvent::NodeDeleted(name) => {
-                self.timeline.push(now, Severity::Warn, &name, "node deleted".into());
+                self.timeline
+                    .push(now, Severity::Warn, &name, "node deleted".into());
                 self.nodes.remove(&name).is_some()
             }
             ClusterEvent::Lease(lease) => {
@@ -328,7 +340,10 @@ impl Fleet {
                 removed
             }
             ClusterEvent::Pod(pod) => {
-                self.seen(ResourceKind::Pods, &format!("{}/{}", pod.namespace, pod.name));
+                self.seen(
+                    ResourceKind::Pods,
+                    &format!("{}/{}", pod.namespace, pod.name),
+                );
                 let key = (pod.namespace.clone(), pod.name.clone());
                 if self.pods.get(&key) == Some(&pod) {
                     return false;
@@ -356,7 +371,11 @@ impl Fleet {
             }
             ClusterEvent::L2Deleted(object) => match self.l2.remove(&object) {
                 Some(l2) => {
-                    let still = self.l2.values().find(|o| o.service == l2.service).map(|o| o.node.clone());
+                    let still = self
+                        .l2
+                        .values()
+                        .find(|o| o.service == l2.service)
+                        .map(|o| o.node.clone());
                     self.set_announcer(&l2.service, still, now)
                 }
                 None => false,
@@ -364,13 +383,24 @@ impl Fleet {
             ClusterEvent::Unavailable(kind, why) => self.degrade(kind, why, now),
             ClusterEvent::ApiError(error) => {
                 let (since, failures) = match &self.connection {
-                    Connection::Down { since, failures, .. } => (*since, failures + 1),
+                    Connection::Down {
+                        since, failures, ..
+                    } => (*since, failures + 1),
                     _ => {
-                        self.timeline.push(now, Severity::Error, "api", format!("API server unreachable: {error}"));
+                        self.timeline.push(
+                            now,
+                            Severity::Error,
+                            "api",
+                            format!("API server unreachable: {error}"),
+                        );
                         (now, 1)
                     }
                 };
-                self.connection = Connection::Down { since, error, failures };
+                self.connection = Connection::Down {
+                    since,
+                    error,
+                    failures,
+                };
                 true
             }
             ClusterEvent::ApiOk => match &self.connection {
@@ -381,7 +411,10 @@ impl Fleet {
                         now,
                         Severity::Info,
                         "api",
-                        format!("API server reachable again after {}", crate::durations::format_duration(down)),
+                        format!(
+                            "API server reachable again after {}",
+                            crate::durations::format_duration(down)
+                        ),
                     );
                     self.connection = Connection::Up;
                     true
@@ -404,16 +437,25 @@ impl Fleet {
             let hb = health::classify(state.heartbeat_at(), state.lease_duration(), now);
             let previous = state.heartbeat.replace(hb);
             if previous.is_some_and(|p| p != hb) && hb != Heartbeat::Unknown {
-                let age = state.heartbeat_at().map(|t| health::age(t, now)).unwrap_or_default();
+                let age = state
+                    .heartbeat_at()
+                    .map(|t| health::age(t, now))
+                    .unwrap_or_default();
                 let (severity, text) = match hb {
                     Heartbeat::Fresh => (Severity::Info, "heartbeat fresh again".to_string()),
                     Heartbeat::Late => (
                         Severity::Warn,
-                        format!("heartbeat LATE: lease not renewed for {}", crate::durations::format_duration(age)),
+                        format!(
+                            "heartbeat LATE: lease not renewed for {}",
+                            crate::durations::format_duration(age)
+                        ),
                     ),
                     Heartbeat::Expired => (
                         Severity::Error,
-                        format!("heartbeat EXPIRED: lease not renewed for {}", crate::durations::format_duration(age)),
+                        format!(
+                            "heartbeat EXPIRED: lease not renewed for {}",
+                            crate::durations::format_duration(age)
+                        ),
                     ),
                     Heartbeat::Unknown => continue,
                 };
@@ -433,7 +475,9 @@ impl Fleet {
             return false;
         };
         match kind {
-            ResourceKind::Nodes => self.nodes.retain(|n, s| s.info.is_none() || seen.contains(n)),
+            ResourceKind::Nodes => self
+                .nodes
+                .retain(|n, s| s.info.is_none() || seen.contains(n)),
             ResourceKind::Leases => {
                 for (n, s) in &mut self.nodes {
                     if !seen.contains(n) {
@@ -441,10 +485,19 @@ impl Fleet {
                     }
                 }
             }
-            ResourceKind::Services => self.services.retain(|(ns, n), _| seen.contains(&format!("{ns}/{n}"))),
-            ResourceKind::Pods => self.pods.retain(|(ns, n), _| seen.contains(&format!("{ns}/{n}"))),
+            ResourceKind::Services => self
+                .services
+                .retain(|(ns, n), _| seen.contains(&format!("{ns}/{n}"))),
+            ResourceKind::Pods => self
+                .pods
+                .retain(|(ns, n), _| seen.contains(&format!("{ns}/{n}"))),
             ResourceKind::L2Statuses => {
-                let gone: Vec<String> = self.l2.keys().filter(|k| !seen.contains(*k)).cloned().collect();
+                let gone: Vec<String> = self
+                    .l2
+                    .keys()
+                    .filter(|k| !seen.contains(*k))
+                    .cloned()
+                    .collect();
                 for object in gone {
                     self.apply(ClusterEvent::L2Deleted(object), now);
                 }
@@ -463,7 +516,10 @@ impl Fleet {
             if old == &info {
                 return false;
             }
-            let (was, is) = (old.ready().map(|c| c.status), info.ready().map(|c| c.status));
+            let (was, is) = (
+                old.ready().map(|c| c.status),
+                info.ready().map(|c| c.status),
+            );
             if was != is {
                 let reason = info.ready().map(|c| c.reason.clone()).unwrap_or_default();
                 let text = match is {
@@ -471,14 +527,25 @@ impl Fleet {
                     Some(Tri::False) => format!("NotReady ({reason})"),
                     _ => format!("NotReady: Ready=Unknown ({reason})"),
                 };
-                let sev = if is == Some(Tri::True) { Severity::Info } else { Severity::Error };
+                let sev = if is == Some(Tri::True) {
+                    Severity::Info
+                } else {
+                    Severity::Error
+                };
                 notes.push((sev, text));
             }
             if old.version != info.version {
-                notes.push((Severity::Info, format!("version {} → {}", old.version, info.version)));
+                notes.push((
+                    Severity::Info,
+                    format!("version {} → {}", old.version, info.version),
+                ));
             }
             if old.unschedulable != info.unschedulable {
-                let text = if info.unschedulable { "cordoned" } else { "uncordoned" };
+                let text = if info.unschedulable {
+                    "cordoned"
+                } else {
+                    "uncordoned"
+                };
                 notes.push((Severity::Info, text.to_string()));
             }
             for t in info.taints.iter().filter(|t| !old.taints.contains(t)) {
@@ -488,7 +555,10 @@ impl Fleet {
                 notes.push((Severity::Info, format!("taint removed {}", t.short())));
             }
             if old.boot_id != info.boot_id && !old.boot_id.is_empty() {
-                notes.push((Severity::Warn, "kubelet restarted (new boot id)".to_string()));
+                notes.push((
+                    Severity::Warn,
+                    "kubelet restarted (new boot id)".to_string(),
+                ));
             }
         }
         state.info = Some(info);
@@ -509,16 +579,23 @@ impl Fleet {
             }
             return false;
         }
-        if ev.kind == "Service" && ev.reason == "nodeAssigned" && self.announce_source == AnnounceSource::Events {
-            if let Some(node) = announced_node(&ev.message) {
-                let key = (ev.namespace.clone(), ev.name.clone());
-                return self.set_announcer(&key, Some(node), now);
-            }
+        if ev.kind == "Service"
+            && ev.reason == "nodeAssigned"
+            && self.announce_source == AnnounceSource::Events
+            && let Some(node) = announced_node(&ev.message)
+        {
+            let key = (ev.namespace.clone(), ev.name.clone());
+            return self.set_announcer(&key, Some(node), now);
         }
         false
     }
 
-    fn set_announcer(&mut self, service: &(String, String), node: Option<String>, now: Timestamp) -> bool {
+    fn set_announcer(
+        &mut self,
+        service: &(String, String),
+        node: Option<String>,
+        now: Timestamp,
+    ) -> bool {
         let Some(svc) = self.services.get_mut(service) else {
             return false;
         };
@@ -572,7 +649,9 @@ impl Fleet {
                     now,
                     Severity::Info,
                     "cockpit",
-                    format!("no ServiceL2Status ({why}); announcers from MetalLB nodeAssigned events"),
+                    format!(
+                        "no ServiceL2Status ({why}); announcers from MetalLB nodeAssigned events"
+                    ),
                 );
             }
             _ => return false,
@@ -588,7 +667,11 @@ impl Fleet {
             }
             for pod in self.pods.values() {
                 let selected = pod.namespace == svc.info.namespace
-                    && svc.info.selector.iter().all(|(k, v)| pod.labels.get(k) == Some(v));
+                    && svc
+                        .info
+                        .selector
+                        .iter()
+                        .all(|(k, v)| pod.labels.get(k) == Some(v));
                 if selected {
                     let names = map.entry(pod.node.clone()).or_default();
                     if !names.contains(&svc.info.name) {

@@ -97,6 +97,9 @@ mod tests {
     #[test]
     fn future_renew_time_is_age_zero_and_missing_is_unknown() {
         assert_eq!(age(t(5), t(0)), Duration::ZERO);
-        assert_eq!(classify(None, Duration::from_secs(40), t(0)), Heartbeat::Unknown);
+        assert_eq!(
+            classify(None, Duration::from_secs(40), t(0)),
+            Heartbeat::Unknown
+        );
     }
 }

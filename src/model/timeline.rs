@@ -41,7 +41,12 @@ impl Timeline {
         if self.entries.len() >= KEPT {
             self.entries.pop_front();
         }
-        self.entries.push_back(Entry { at, severity, subject: subject.to_string(), text });
+        self.entries.push_back(Entry {
+            at,
+            severity,
+            subject: subject.to_string(),
+            text,
+        });
     }
 
     pub fn entries(&self) -> impl DoubleEndedIterator<Item = &Entry> {

@@ -74,7 +74,9 @@ impl App {
     }
 
     pub fn selected_node(&self) -> Option<String> {
-        self.visible_nodes().get(self.selected).map(|s| s.to_string())
+        self.visible_nodes()
+            .get(self.selected)
+            .map(|s| s.to_string())
     }
 
     pub fn on_cluster(&mut self, event: ClusterEvent) -> bool {
@@ -153,12 +155,19 @@ impl App {
                 self.editing_filter = true;
             }
             Action::Help => {
-                self.screen = if self.screen == Screen::Help { Screen::Nodes } else { Screen::Help };
+                self.screen = if self.screen == Screen::Help {
+                    Screen::Nodes
+                } else {
+                    Screen::Help
+                };
             }
             Action::Quit => self.quit = true,
             Action::Down => {}
             Action::Cordon | Action::Uncordon | Action::Drain | Action::RestartK3s => {
-                self.say(format!("\"{}\" is available in `k3s-cockpit upgrade` (control mode)", binding.help));
+                self.say(format!(
+                    "\"{}\" is available in `k3s-cockpit upgrade` (control mode)",
+                    binding.help
+                ));
             }
         }
         true

@@ -29,24 +29,102 @@ pub struct Binding {
     pub mutating: bool,
 }
 
-const fn bind(keys: &'static str, codes: &'static [KeyCode], action: Action, help: &'static str, mutating: bool) -> Binding {
-    Binding { keys, codes, action, help, mutating }
+const fn bind(
+    keys: &'static str,
+    codes: &'static [KeyCode],
+    action: Action,
+    help: &'static str,
+    mutating: bool,
+) -> Binding {
+    Binding {
+        keys,
+        codes,
+        action,
+        help,
+        mutating,
+    }
 }
 
 pub const KEYMAP: &[Binding] = &[
-    bind("j ↓", &[KeyCode::Char('j'), KeyCode::Down], Action::Down, "next node", false),
-    bind("k ↑", &[KeyCode::Char('k'), KeyCode::Up], Action::Up, "previous node", false),
-    bind("g", &[KeyCode::Char('g'), KeyCode::Home], Action::Top, "first node", false),
-    bind("G", &[KeyCode::Char('G'), KeyCode::End], Action::Bottom, "last node", false),
-    bind("Enter", &[KeyCode::Enter], Action::Detail, "node detail: conditions, lease, taints, events", false),
-    bind("Esc", &[KeyCode::Esc], Action::Back, "back / clear filter", false),
-    bind("/", &[KeyCode::Char('/')], Action::Filter, "filter nodes by name", false),
+    bind(
+        "j ↓",
+        &[KeyCode::Char('j'), KeyCode::Down],
+        Action::Down,
+        "next node",
+        false,
+    ),
+    bind(
+        "k ↑",
+        &[KeyCode::Char('k'), KeyCode::Up],
+        Action::Up,
+        "previous node",
+        false,
+    ),
+    bind(
+        "g",
+        &[KeyCode::Char('g'), KeyCode::Home],
+        Action::Top,
+        "first node",
+        false,
+    ),
+    bind(
+        "G",
+        &[KeyCode::Char('G'), KeyCode::End],
+        Action::Bottom,
+        "last node",
+        false,
+    ),
+    bind(
+        "Enter",
+        &[KeyCode::Enter],
+        Action::Detail,
+        "node detail: conditions, lease, taints, events",
+        false,
+    ),
+    bind(
+        "Esc",
+        &[KeyCode::Esc],
+        Action::Back,
+        "back / clear filter",
+        false,
+    ),
+    bind(
+        "/",
+        &[KeyCode::Char('/')],
+        Action::Filter,
+        "filter nodes by name",
+        false,
+    ),
     bind("?", &[KeyCode::Char('?')], Action::Help, "this help", false),
     bind("q", &[KeyCode::Char('q')], Action::Quit, "quit", false),
-    bind("c", &[KeyCode::Char('c')], Action::Cordon, "cordon the selected node", true),
-    bind("u", &[KeyCode::Char('u')], Action::Uncordon, "uncordon the selected node", true),
-    bind("d", &[KeyCode::Char('d')], Action::Drain, "drain the selected node", true),
-    bind("R", &[KeyCode::Char('R')], Action::RestartK3s, "restart K3s on the selected node", true),
+    bind(
+        "c",
+        &[KeyCode::Char('c')],
+        Action::Cordon,
+        "cordon the selected node",
+        true,
+    ),
+    bind(
+        "u",
+        &[KeyCode::Char('u')],
+        Action::Uncordon,
+        "uncordon the selected node",
+        true,
+    ),
+    bind(
+        "d",
+        &[KeyCode::Char('d')],
+        Action::Drain,
+        "drain the selected node",
+        true,
+    ),
+    bind(
+        "R",
+        &[KeyCode::Char('R')],
+        Action::RestartK3s,
+        "restart K3s on the selected node",
+        true,
+    ),
 ];
 
 pub fn lookup(key: &KeyEvent) -> Option<&'static Binding> {

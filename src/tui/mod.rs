@@ -27,7 +27,8 @@ impl Drop for TerminalGuard {
 }
 
 pub async fn run(mut app: App, mut events: UnboundedReceiver<ClusterEvent>) -> Result<()> {
-    let mut terminal = ratatui::try_init().wrap_err("cannot initialise the terminal (is this a TTY?)")?;
+    let mut terminal =
+        ratatui::try_init().wrap_err("cannot initialise the terminal (is this a TTY?)")?;
     let _guard = TerminalGuard;
     let mut keys = EventStream::new();
     let mut tick = tokio::time::interval(Duration::from_secs(1));
@@ -36,7 +37,9 @@ pub async fn run(mut app: App, mut events: UnboundedReceiver<ClusterEvent>) -> R
     loop {
         if dirty {
             tui_logger::move_events();
-            terminal.draw(|f| view::render(&app, f)).wrap_err("drawing the cockpit")?;
+            terminal
+                .draw(|f| view::render(&app, f))
+                .wrap_err("drawing the cockpit")?;
             dirty = false;
         }
         tokio::select! {

@@ -21,7 +21,11 @@ struct Theme {
 
 impl Theme {
     fn fg(&self, c: Color) -> Style {
-        if self.color { Style::default().fg(c) } else { Style::default() }
+        if self.color {
+            Style::default().fg(c)
+        } else {
+            Style::default()
+        }
     }
     fn good(&self) -> Style {
         self.fg(Color::Green)
@@ -37,7 +41,10 @@ impl Theme {
     }
     fn badge(&self) -> Style {
         if self.color {
-            Style::default().fg(Color::Black).bg(Color::Yellow).add_modifier(Modifier::BOLD)
+            Style::default()
+                .fg(Color::Black)
+                .bg(Color::Yellow)
+                .add_modifier(Modifier::BOLD)
         } else {
             Style::default().add_modifier(Modifier::REVERSED | Modifier::BOLD)
         }
@@ -50,8 +57,14 @@ pub fn render(app: &App, frame: &mut Frame) {
     let banner = banner_line(app, &theme);
     let hint_rows = u16::from(app.hint.is_some());
     let services = app.fleet.services.len() as u16;
-    let services_rows = if services == 0 { 0 } else { (services + 3).min(area.height / 4).max(4) };
-    let nodes_rows = (app.visible_nodes().len() as u16 + 3).min(area.height.saturating_sub(8 + services_rows)).max(4);
+    let services_rows = if services == 0 {
+        0
+    } else {
+        (services + 3).min(area.height / 4).max(4)
+    };
+    let nodes_rows = (app.visible_nodes().len() as u16 + 3)
+        .min(area.height.saturating_sub(8 + services_rows))
+        .max(4);
     let [status, banner_area, hint_area, nodes, svc, log, footer] = Layout::vertical([
         Constraint::Length(1),
         Constraint::Length(u16::from(banner.is_some())),
@@ -67,7 +80,10 @@ pub fn render(app: &App, frame: &mut Frame) {
         frame.render_widget(b, banner_area);
     }
     if let Some(hint) = &app.hint {
-        frame.render_widget(Paragraph::new(Line::styled(hint.clone(), theme.dim())), hint_area);
+        frame.render_widget(
+            Paragraph::new(Line::styled(hint.clone(), theme.dim())),
+            hint_area,
+        );
     }
     render_nodes(app, &theme, frame, nodes);
     if services_rows > 0 {
@@ -94,7 +110,10 @@ fn status_bar<'a>(app: &'a App, theme: &Theme) -> Line<'a> {
         .strftime("%H:%M:%S %Z")
         .to_string();
     let mut spans = vec![
-        Span::styled(" k3s-cockpit ", Style::default().add_modifier(Modifier::BOLD)),
+        Span::styled(
+            " k3s-cockpit ",
+            Style::default().add_modifier(Modifier::BOLD),
+        ),
         Span::raw(format!("ctx {} │ {} │ ", app.context, app.server)),
         Span::styled(conn, style),
         Span::raw(" │ "),
@@ -108,14 +127,22 @@ fn status_bar<'a>(app: &'a App, theme: &Theme) -> Line<'a> {
 }
 
 fn banner_line<'a>(app: &App, theme: &Theme) -> Option<Paragraph<'a>> {
-    let Connection::Down { since, error, failures } = &app.fleet.connection else {
+    let Connection::Down {
+        since,
+        error,
+        failures,
+    } = &app.fleet.connection
+    else {
         return None;
     };
     let down = format_duration(health::age(*since, app.now));
     let text = format!(
         " API server unreachable for {down} ({failures} failed attempts, retrying with backoff): {error} — ages keep counting "
     );
-    Some(Paragraph::new(Line::styled(text, theme.bad().add_modifier(Modifier::REVERSED))))
+    Some(Paragraph::new(Line::styled(
+        text,
+        theme.bad().add_modifier(Modifier::REVERSED),
+    )))
 }
 
 fn ready_cell(state: &NodeState, app: &App, theme: &Theme) -> Cell<'static> {
@@ -137,7 +164,9 @@ fn ready_cell(state: &NodeState, app: &App, theme: &Theme) -> Cell<'static> {
 fn heartbeat_cell(state: &NodeState, app: &App, theme: &Theme) -> Cell<'static> {
     let at = state.heartbeat_at();
     let hb = health::classify(at, state.lease_duration(), app.now);
-    let age = at.map(|t| format!("{}s", health::age(t, app.now).as_secs())).unwrap_or_else(|| "-".into());
+    let age = at
+        .map(|t| format!("{}s", health::age(t, app.now).as_secs()))
+        .unwrap_or_else(|| "-".into());
     let (text, style) = match hb {
         Heartbeat::Fresh => (age, theme.good()),
         Heartbeat::Late => (format!("{age} LATE"), theme.warn()),
@@ -149,7 +178,15 @@ fn heartbeat_cell(state: &NodeState, app: &App, theme: &Theme) -> Cell<'static> 
 
 fn render_nodes(app: &App, theme: &Theme, frame: &mut Frame, area: Rect) {
     let wide = area.width >= 110;
-    let mut header = vec!["NODE", "ROLE", "VERSION", "READY", "HEARTBEAT", "SCHED", "LB IPS"];
+    let mut header = vec![
+        "NODE",
+        "ROLE",
+        "VERSION",
+        "READY",
+        "HEARTBEAT",
+        "SCHED",
+        "LB IPS",
+    ];
     if wide {
         header.extend(["TAINTS", "PODS"]);
     }
@@ -161,7 +198,11 @@ fn render_nodes(app: &App, theme: &Theme, frame: &mut Frame, area: Rect) {
             let state = app.fleet.nodes.get(*name)?;
             let info = state.info.as_ref()?;
             let role = if info.is_server() { "server" } else { "agent" };
-            let sched = if info.unschedulable { Cell::from("cordon").style(theme.warn()) } else { Cell::from("") };
+            let sched = if info.unschedulable {
+                Cell::from("cordon").style(theme.warn())
+            } else {
+                Cell::from("")
+            };
             let mut cells = vec![
                 Cell::from(info.name.clone()),
                 Cell::from(role),
@@ -183,7 +224,12 @@ fn render_nodes(app: &App, theme: &Theme, frame: &mut Frame, area: Rect) {
             Some(row)
         })
         .collect();
-    let name_width = names.iter().map(|n| n.len()).max().unwrap_or(4).clamp(4, 40) as u16;
+    let name_width = names
+        .iter()
+        .map(|n| n.len())
+        .max()
+        .unwrap_or(4)
+        .clamp(4, 40) as u16;
     let mut widths = vec![
         Constraint::Length(name_width),
         Constraint::Length(6),
@@ -196,11 +242,19 @@ fn render_nodes(app: &App, theme: &Theme, frame: &mut Frame, area: Rect) {
     if wide {
         widths.extend([Constraint::Length(26), Constraint::Length(16)]);
     }
-    let hb_source = if app.fleet.leases_readable { "lease" } else { "Ready condition (no lease access)" };
+    let hb_source = if app.fleet.leases_readable {
+        "lease"
+    } else {
+        "Ready condition (no lease access)"
+    };
     let title = format!(
         " Nodes {}{} · heartbeat from {hb_source} ",
         names.len(),
-        if app.filter.is_empty() { String::new() } else { format!(" (filter: {})", app.filter) },
+        if app.filter.is_empty() {
+            String::new()
+        } else {
+            format!(" (filter: {})", app.filter)
+        },
     );
     let table = Table::new(rows, widths)
         .header(Row::new(header).style(Style::default().add_modifier(Modifier::BOLD)))
@@ -217,7 +271,9 @@ fn render_services(app: &App, theme: &Theme, frame: &mut Frame, area: Rect) {
             let announcer = match &s.announcer {
                 Some(n) => Cell::from(n.clone()).style(theme.good()),
                 None => {
-                    let gap = s.unannounced_since.map(|t| format!(" {}", format_duration(health::age(t, app.now))));
+                    let gap = s
+                        .unannounced_since
+                        .map(|t| format!(" {}", format_duration(health::age(t, app.now))));
                     Cell::from(format!("NONE{}", gap.unwrap_or_default())).style(theme.bad())
                 }
             };
@@ -225,7 +281,11 @@ fn render_services(app: &App, theme: &Theme, frame: &mut Frame, area: Rect) {
                 .last_change
                 .map(|t| format!("{} ago", format_duration(health::age(t, app.now))))
                 .unwrap_or_else(|| "-".into());
-            let moves = Cell::from(s.moves.to_string()).style(if s.moves > 0 { theme.warn() } else { Style::default() });
+            let moves = Cell::from(s.moves.to_string()).style(if s.moves > 0 {
+                theme.warn()
+            } else {
+                Style::default()
+            });
             Row::new(vec![
                 Cell::from(format!("{}/{}", s.info.namespace, s.info.name)),
                 Cell::from(s.info.ips.join(",")),
@@ -245,7 +305,10 @@ fn render_services(app: &App, theme: &Theme, frame: &mut Frame, area: Rect) {
             Constraint::Length(12),
         ],
     )
-    .header(Row::new(["SERVICE", "IP", "ANNOUNCED FROM", "MOVES", "LAST MOVE"]).style(Style::default().add_modifier(Modifier::BOLD)))
+    .header(
+        Row::new(["SERVICE", "IP", "ANNOUNCED FROM", "MOVES", "LAST MOVE"])
+            .style(Style::default().add_modifier(Modifier::BOLD)),
+    )
     .block(Block::default().borders(Borders::ALL).title(format!(
         " LoadBalancer services · announcer from {} ",
         app.fleet.announce_source.label()
@@ -285,7 +348,10 @@ fn render_log(app: &App, theme: &Theme, frame: &mut Frame, area: Rect) {
                         Severity::Warn => theme.warn(),
                         Severity::Error => theme.bad(),
                     };
-                    let at = e.at.to_zoned(jiff::tz::TimeZone::UTC).strftime("%H:%M:%S").to_string();
+                    let at =
+                        e.at.to_zoned(jiff::tz::TimeZone::UTC)
+                            .strftime("%H:%M:%S")
+                            .to_string();
                     Line::styled(format!("{at} {}: {}", e.subject, e.text), style)
                 })
                 .collect();
@@ -310,14 +376,25 @@ fn footer_line<'a>(app: &App, theme: &Theme) -> Paragraph<'a> {
 fn centered(area: Rect, width: u16, height: u16) -> Rect {
     let w = width.min(area.width);
     let h = height.min(area.height);
-    Rect::new(area.x + (area.width - w) / 2, area.y + (area.height - h) / 2, w, h)
+    Rect::new(
+        area.x + (area.width - w) / 2,
+        area.y + (area.height - h) / 2,
+        w,
+        h,
+    )
 }
 
 fn render_help(app: &App, theme: &Theme, frame: &mut Frame) {
     let mut lines: Vec<Line> = KEYMAP
         .iter()
         .map(|b| {
-            let mut spans = vec![Span::styled(format!("{:>7}  ", b.keys), Style::default().add_modifier(Modifier::BOLD)), Span::raw(b.help)];
+            let mut spans = vec![
+                Span::styled(
+                    format!("{:>7}  ", b.keys),
+                    Style::default().add_modifier(Modifier::BOLD),
+                ),
+                Span::raw(b.help),
+            ];
             if b.mutating && app.read_only {
                 spans.push(Span::styled("  (refused: read-only)", theme.dim()));
             }
@@ -332,59 +409,122 @@ fn render_help(app: &App, theme: &Theme, frame: &mut Frame) {
     let area = centered(frame.area(), 76, lines.len() as u16 + 2);
     frame.render_widget(Clear, area);
     frame.render_widget(
-        Paragraph::new(lines).wrap(Wrap { trim: true }).block(Block::default().borders(Borders::ALL).title(" Keys (? to close) ")),
+        Paragraph::new(lines).wrap(Wrap { trim: true }).block(
+            Block::default()
+                .borders(Borders::ALL)
+                .title(" Keys (? to close) "),
+        ),
         area,
     );
 }
 
 fn render_detail(app: &App, theme: &Theme, frame: &mut Frame, node: &str) {
-    let area = centered(frame.area(), frame.area().width.saturating_sub(4), frame.area().height.saturating_sub(2));
+    let area = centered(
+        frame.area(),
+        frame.area().width.saturating_sub(4),
+        frame.area().height.saturating_sub(2),
+    );
     let mut lines: Vec<Line> = Vec::new();
     let Some(state) = app.fleet.nodes.get(node) else {
         return;
     };
     let bold = Style::default().add_modifier(Modifier::BOLD);
     if let Some(info) = &state.info {
-        lines.push(Line::styled(format!("{} · {} · roles {}", info.name, info.version, info.roles.join(",")), bold));
+        lines.push(Line::styled(
+            format!(
+                "{} · {} · roles {}",
+                info.name,
+                info.version,
+                info.roles.join(",")
+            ),
+            bold,
+        ));
         lines.push(Line::styled("Conditions", bold));
         for c in &info.conditions {
-            let since = c.last_transition.map(|t| format_duration(health::age(t, app.now))).unwrap_or_default();
+            let since = c
+                .last_transition
+                .map(|t| format_duration(health::age(t, app.now)))
+                .unwrap_or_default();
             let style = match (c.kind.as_str(), c.status) {
                 ("Ready", Tri::True) => theme.good(),
                 ("Ready", _) | (_, Tri::True) | (_, Tri::Unknown) => theme.bad(),
                 _ => Style::default(),
             };
             lines.push(Line::styled(
-                format!("  {:<15} {:<8} {:>8}  {} {}", c.kind, format!("{:?}", c.status), since, c.reason, c.message),
+                format!(
+                    "  {:<15} {:<8} {:>8}  {} {}",
+                    c.kind,
+                    format!("{:?}", c.status),
+                    since,
+                    c.reason,
+                    c.message
+                ),
                 style,
             ));
         }
-        let taints: Vec<String> = info.taints.iter().map(|t| format!("{}:{}", t.key, t.effect)).collect();
-        lines.push(Line::from(vec![Span::styled("Taints ", bold), Span::raw(if taints.is_empty() { "none".into() } else { taints.join(", ") })]));
-        lines.push(Line::from(vec![Span::styled("Cordoned ", bold), Span::raw(if info.unschedulable { "yes" } else { "no" })]));
+        let taints: Vec<String> = info
+            .taints
+            .iter()
+            .map(|t| format!("{}:{}", t.key, t.effect))
+            .collect();
+        lines.push(Line::from(vec![
+            Span::styled("Taints ", bold),
+            Span::raw(if taints.is_empty() {
+                "none".into()
+            } else {
+                taints.join(", ")
+            }),
+        ]));
+        lines.push(Line::from(vec![
+            Span::styled("Cordoned ", bold),
+            Span::raw(if info.unschedulable { "yes" } else { "no" }),
+        ]));
     }
     match &state.lease {
         Some(l) => {
-            let renewed = l.renewed.map(|t| t.to_string()).unwrap_or_else(|| "never".into());
-            let age = l.renewed.map(|t| format!("{}s ago", health::age(t, app.now).as_secs())).unwrap_or_default();
+            let renewed = l
+                .renewed
+                .map(|t| t.to_string())
+                .unwrap_or_else(|| "never".into());
+            let age = l
+                .renewed
+                .map(|t| format!("{}s ago", health::age(t, app.now).as_secs()))
+                .unwrap_or_default();
             lines.push(Line::from(vec![
                 Span::styled("Lease ", bold),
-                Span::raw(format!("holder {} · renewed {renewed} ({age}) · duration {}s", l.holder, l.duration.as_secs())),
+                Span::raw(format!(
+                    "holder {} · renewed {renewed} ({age}) · duration {}s",
+                    l.holder,
+                    l.duration.as_secs()
+                )),
             ]));
         }
-        None => lines.push(Line::from(vec![Span::styled("Lease ", bold), Span::raw("not readable; heartbeat from Ready condition")])),
+        None => lines.push(Line::from(vec![
+            Span::styled("Lease ", bold),
+            Span::raw("not readable; heartbeat from Ready condition"),
+        ])),
     }
-    lines.push(Line::from(vec![Span::styled("LB IPs announced here ", bold), Span::raw(app.fleet.announced_from(node).join(", "))]));
+    lines.push(Line::from(vec![
+        Span::styled("LB IPs announced here ", bold),
+        Span::raw(app.fleet.announced_from(node).join(", ")),
+    ]));
     lines.push(Line::styled("Events", bold));
     for e in state.events.iter().rev() {
-        let age = e.at.map(|t| format_duration(health::age(t, app.now))).unwrap_or_default();
-        lines.push(Line::raw(format!("  {age:>7} {:<8} {:<14} {} ({})", e.event_type, e.reason, e.message, e.component)));
+        let age =
+            e.at.map(|t| format_duration(health::age(t, app.now)))
+                .unwrap_or_default();
+        lines.push(Line::raw(format!(
+            "  {age:>7} {:<8} {:<14} {} ({})",
+            e.event_type, e.reason, e.message, e.component
+        )));
     }
     frame.render_widget(Clear, area);
     frame.render_widget(
-        Paragraph::new(lines)
-            .wrap(Wrap { trim: false })
-            .block(Block::default().borders(Borders::ALL).title(format!(" Node {node} (Esc to close) "))),
+        Paragraph::new(lines).wrap(Wrap { trim: false }).block(
+            Block::default()
+                .borders(Borders::ALL)
+                .title(format!(" Node {node} (Esc to close) ")),
+        ),
         area,
     );
 }

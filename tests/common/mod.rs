@@ -74,7 +74,11 @@ impl Drop for LabProcess {
 }
 
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// Starts `k3s-cockpit lab` and waits until the kubeconfig exists.
@@ -94,7 +98,9 @@ pub fn start_lab(dir: &Path, scenario: &str, extra: &[&str]) -> LabProcess {
         .spawn()
         .unwrap();
     let lab = LabProcess { child, kubeconfig };
-    wait_for(Duration::from_secs(20), || lab.kubeconfig.exists() && std::net::TcpStream::connect(("127.0.0.1", port)).is_ok());
+    wait_for(Duration::from_secs(20), || {
+        lab.kubeconfig.exists() && std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+    });
     lab
 }
 
@@ -110,7 +116,11 @@ pub fn wait_for(timeout: Duration, mut ok: impl FnMut() -> bool) -> bool {
 }
 
 pub fn have(cmd: &str) -> bool {
-    Command::new("sh").args(["-c", &format!("command -v {cmd}")]).stdout(Stdio::null()).status().is_ok_and(|s| s.success())
+    Command::new("sh")
+        .args(["-c", &format!("command -v {cmd}")])
+        .stdout(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
 }
 
 /// A detached tmux session running `command`, on its own socket.
@@ -124,7 +134,15 @@ impl Tmux {
         let t = Tmux { socket };
         let status = t
             .cmd()
-            .args(["new-session", "-d", "-x", &width.to_string(), "-y", &height.to_string(), command])
+            .args([
+                "new-session",
+                "-d",
+                "-x",
+                &width.to_string(),
+                "-y",
+                &height.to_string(),
+                command,
+            ])
             .status()
             .unwrap();
         assert!(status.success(), "tmux new-session failed");
@@ -157,7 +175,9 @@ impl Tmux {
             }
             std::thread::sleep(Duration::from_millis(150));
         }
-        Err(format!("{text:?} did not appear within {timeout:?}; screen:\n{last}"))
+        Err(format!(
+            "{text:?} did not appear within {timeout:?}; screen:\n{last}"
+        ))
     }
 }
 
