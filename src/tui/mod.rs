@@ -34,6 +34,7 @@ pub async fn run(mut app: App, mut events: UnboundedReceiver<ClusterEvent>) -> R
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut dirty = true;
+    let mut feed_open = true;
     loop {
         if dirty {
             tui_logger::move_events();
@@ -50,8 +51,9 @@ pub async fn run(mut app: App, mut events: UnboundedReceiver<ClusterEvent>) -> R
                 Some(Err(e)) => return Err(e).wrap_err("reading the terminal"),
                 None => return Ok(()),
             },
-            msg = events.recv() => {
-                let Some(msg) = msg else { continue };
+            msg = events.recv(), if feed_open => {
+                // A closed feed must not spin the loop: stop polling it.
+                let Some(msg) = msg else { feed_open = false; continue };
                 dirty |= app.on_cluster(msg);
                 // Drain what is queued, then draw once.
                 while let Ok(m) = events.try_recv() {
