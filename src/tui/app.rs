@@ -38,6 +38,8 @@ pub struct App {
     pub hint: Option<String>,
     pub log_panel: LogPanel,
     pub color: bool,
+    /// Zone for clocks on screen (the operator's; tests pin UTC).
+    pub tz: jiff::tz::TimeZone,
 }
 
 const FLASH_SECONDS: i64 = 5;
@@ -59,6 +61,7 @@ impl App {
             hint: None,
             log_panel: LogPanel::TuiLogger,
             color: std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()),
+            tz: jiff::tz::TimeZone::system(),
         }
     }
 

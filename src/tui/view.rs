@@ -106,7 +106,7 @@ fn status_bar<'a>(app: &'a App, theme: &Theme) -> Line<'a> {
     };
     let clock = app
         .now
-        .to_zoned(jiff::tz::TimeZone::system())
+        .to_zoned(app.tz.clone())
         .strftime("%H:%M:%S %Z")
         .to_string();
     let mut spans = vec![
@@ -114,7 +114,7 @@ fn status_bar<'a>(app: &'a App, theme: &Theme) -> Line<'a> {
             " k3s-cockpit ",
             Style::default().add_modifier(Modifier::BOLD),
         ),
-        Span::raw(format!("ctx {} │ {} │ ", app.context, app.server)),
+        Span::raw(format!("{clock} │ ")),
         Span::styled(conn, style),
         Span::raw(" │ "),
     ];
@@ -122,7 +122,8 @@ fn status_bar<'a>(app: &'a App, theme: &Theme) -> Line<'a> {
         spans.push(Span::styled(" READ-ONLY ", theme.badge()));
         spans.push(Span::raw(" │ "));
     }
-    spans.push(Span::raw(clock));
+    // The URL goes last: a narrow pane cuts it, not the state.
+    spans.push(Span::raw(format!("{} │ {}", app.context, app.server)));
     Line::from(spans)
 }
 
@@ -187,6 +188,9 @@ fn render_nodes(app: &App, theme: &Theme, frame: &mut Frame, area: Rect) {
         "SCHED",
         "LB IPS",
     ];
+    if !wide {
+        header.remove(1);
+    }
     if wide {
         header.extend(["TAINTS", "PODS"]);
     }
@@ -205,13 +209,16 @@ fn render_nodes(app: &App, theme: &Theme, frame: &mut Frame, area: Rect) {
             };
             let mut cells = vec![
                 Cell::from(info.name.clone()),
-                Cell::from(role),
+                Cell::from(if wide { role } else { "" }),
                 Cell::from(info.version.clone()),
                 ready_cell(state, app, theme),
                 heartbeat_cell(state, app, theme),
                 sched,
                 Cell::from(app.fleet.announced_from(name).join(",")),
             ];
+            if !wide {
+                cells.remove(1);
+            }
             if wide {
                 let taints: Vec<String> = info.taints.iter().map(|t| t.short()).collect();
                 cells.push(Cell::from(taints.join(" ")).style(theme.warn()));
@@ -233,12 +240,15 @@ fn render_nodes(app: &App, theme: &Theme, frame: &mut Frame, area: Rect) {
     let mut widths = vec![
         Constraint::Length(name_width),
         Constraint::Length(6),
-        Constraint::Length(13),
-        Constraint::Length(13),
         Constraint::Length(12),
+        Constraint::Length(12),
+        Constraint::Length(11),
         Constraint::Length(6),
-        Constraint::Length(12),
+        Constraint::Length(11),
     ];
+    if !wide {
+        widths.remove(1);
+    }
     if wide {
         widths.extend([Constraint::Length(26), Constraint::Length(16)]);
     }
@@ -527,4 +537,79 @@ fn render_detail(app: &App, theme: &Theme, frame: &mut Frame, node: &str) {
         ),
         area,
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::ClusterEvent;
+    use crate::model::fleet::{Condition, L2Info, LeaseInfo, NodeInfo, ServiceInfo, Taint};
+    use ratatui::Terminal;
+    use ratatui::backend::TestBackend;
+    use std::time::Duration;
+
+    fn t(secs: i64) -> jiff::Timestamp {
+        jiff::Timestamp::from_second(1_769_378_700 + secs).unwrap()
+    }
+
+    fn node(name: &str, ready: Tri, since: i64, taints: &[&str]) -> ClusterEvent {
+        ClusterEvent::Node(NodeInfo {
+            name: name.into(),
+            roles: vec!["control-plane".into(), "etcd".into(), "master".into()],
+            version: "v1.35.0+k3s1".into(),
+            unschedulable: false,
+            taints: taints.iter().map(|k| Taint { key: format!("node.kubernetes.io/{k}"), effect: "NoExecute".into() }).collect(),
+            conditions: vec![Condition {
+                kind: "Ready".into(),
+                status: ready,
+                reason: "NodeStatusUnknown".into(),
+                message: String::new(),
+                last_transition: Some(t(since)),
+                last_heartbeat: Some(t(since)),
+            }],
+            boot_id: "b".into(),
+        })
+    }
+
+    fn incident_app(width: u16, height: u16) -> Terminal<TestBackend> {
+        let mut app = App::new("k3s-lab", "http://127.0.0.1:6443/", true, t(0));
+        app.tz = jiff::tz::TimeZone::UTC;
+        app.color = false;
+        app.log_panel = LogPanel::Timeline;
+        app.on_cluster(ClusterEvent::ApiOk);
+        app.on_cluster(node("k3s-vm-fun-bedbug", Tri::Unknown, 0, &["unreachable"]));
+        app.on_cluster(node("k3s-vm-pumped-piglet-gpu", Tri::True, -300, &[]));
+        app.on_cluster(node("k3s-vm-still-fawn", Tri::True, -300, &[]));
+        for (n, renewed) in [("k3s-vm-fun-bedbug", -55), ("k3s-vm-pumped-piglet-gpu", -3), ("k3s-vm-still-fawn", -14)] {
+            app.on_cluster(ClusterEvent::Lease(LeaseInfo { node: n.into(), holder: n.into(), renewed: Some(t(renewed)), duration: Duration::from_secs(40) }));
+        }
+        app.on_cluster(ClusterEvent::Service(ServiceInfo {
+            namespace: "frigate".into(),
+            name: "frigate".into(),
+            ips: vec!["127.77.0.10".into()],
+            selector: Default::default(),
+        }));
+        app.now = t(-100);
+        app.on_cluster(ClusterEvent::L2(L2Info { object: "m/l2-a".into(), node: "k3s-vm-still-fawn".into(), service: ("frigate".into(), "frigate".into()) }));
+        app.now = t(-40);
+        app.on_cluster(ClusterEvent::L2Deleted("m/l2-a".into()));
+        app.on_cluster(ClusterEvent::L2(L2Info { object: "m/l2-b".into(), node: "k3s-vm-fun-bedbug".into(), service: ("frigate".into(), "frigate".into()) }));
+        app.on_tick(t(0));
+        let mut terminal = Terminal::new(TestBackend::new(width, height)).unwrap();
+        terminal.draw(|f| render(&app, f)).unwrap();
+        terminal
+    }
+
+    #[test]
+    fn watch_view_80x24_shows_the_incident() {
+        insta::assert_snapshot!(incident_app(80, 24).backend());
+    }
+
+    #[test]
+    fn watch_view_wide_shows_taints() {
+        let terminal = incident_app(132, 30);
+        let text = format!("{}", terminal.backend());
+        assert!(text.contains("unreachable:NoExecute"), "{text}");
+        insta::assert_snapshot!(terminal.backend());
+    }
 }
