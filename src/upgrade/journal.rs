@@ -288,3 +288,328 @@ impl Recorder {
         self.inputs
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+    use crate::upgrade::engine::{Command, RolloutState};
+    use crate::upgrade::testkit::*;
+    use jiff::SignedDuration;
+
+    impl Feed for Recorder {
+        fn feed(&mut self, input: Input, now: Timestamp) -> Vec<Action> {
+            self.step(input, now).unwrap()
+        }
+        fn engine(&self) -> &Engine {
+            Recorder::engine(self)
+        }
+        fn journaled(&self) -> u64 {
+            self.inputs_written()
+        }
+    }
+
+    fn halted(e: &Engine) -> bool {
+        matches!(e.state(), RolloutState::Halted(_))
+    }
+
+    fn phase_is(
+        node: &'static str,
+        phase: crate::upgrade::engine::Phase,
+    ) -> impl Fn(&Engine, &Sim) -> bool {
+        move |e, s| {
+            e.view(s.now)
+                .nodes
+                .iter()
+                .any(|n| n.name == node && n.phase == phase)
+        }
+    }
+
+    /// A whole rollout through the recorder, touching every kind of input:
+    /// canary and confirmation, a failed action and retry, a soak failure
+    /// and retry, a pause before install and resume, an API outage.
+    fn full_run(path: &Path) -> (Recorder, Sim) {
+        use crate::upgrade::engine::Phase;
+        let mut cfg = abc();
+        cfg.gates.services = vec!["nvr/frigate".into()];
+        let mut r = Recorder::create(path, cfg.clone(), t0()).unwrap();
+        let mut s = Sim::new(&cfg, &[]);
+        let tick = SignedDuration::from_secs(10);
+        let long = SignedDuration::from_mins(60);
+        s.observe(&mut r);
+        s.command(&mut r, Command::Canary);
+        assert!(s.run_until(&mut r, tick, long, |e, _| *e.state()
+            == RolloutState::CanaryAwaitingConfirm));
+        s.fail
+            .insert(("drain", "B".into()), "PDB allows no disruption".into());
+        s.command(&mut r, Command::ConfirmCanary);
+        assert!(s.run_until(&mut r, tick, long, |e, _| halted(e)));
+        s.command(&mut r, Command::Retry);
+        assert!(s.run_until(&mut r, tick, long, phase_is("B", Phase::Soak)));
+        s.advance(&mut r, mins(2));
+        s.node("B").heartbeat_late = true;
+        s.advance(&mut r, tick);
+        assert!(halted(r.engine()));
+        s.node("B").heartbeat_late = false;
+        s.command(&mut r, Command::Retry);
+        assert!(s.run_until(&mut r, tick, long, phase_is("B", Phase::Soak)));
+        s.hold.insert("drain");
+        assert!(s.run_until(&mut r, tick, long, phase_is("C", Phase::Drain)));
+        s.command(&mut r, Command::Pause);
+        s.release(&mut r, "drain");
+        assert_eq!(*r.engine().state(), RolloutState::Paused);
+        s.advance(&mut r, mins(1));
+        s.command(&mut r, Command::Resume);
+        assert!(s.run_until(&mut r, tick, long, phase_is("C", Phase::Soak)));
+        s.api = false;
+        s.advance(&mut r, secs(0));
+        s.advance(&mut r, mins(1));
+        s.api = true;
+        assert!(s.run_until(&mut r, tick, long, |e, _| *e.state() == RolloutState::Done));
+        (r, s)
+    }
+
+    /// The journal truncated after `inputs` input records (with their events).
+    fn prefix(full: &str, inputs: usize) -> String {
+        let mut out = String::new();
+        let mut seen = 0;
+        for line in full.lines() {
+            if line.contains(r#""record":"input""#) {
+                if seen == inputs {
+                    break;
+                }
+                seen += 1;
+            }
+            out.push_str(line);
+            out.push('\n');
+        }
+        out
+    }
+
+    #[test]
+    fn replay_of_every_prefix_rebuilds_the_engine_exactly() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("plan.toml.journal.jsonl");
+        let (r, s) = full_run(&path);
+        let full = std::fs::read_to_string(&path).unwrap();
+        let n = s.checkpoints.len();
+        assert_eq!(n as u64, r.inputs_written());
+        assert!(n > 30, "only {n} inputs journaled");
+        // Every line is one JSON record.
+        for line in full.lines() {
+            serde_json::from_str::<Record>(line).unwrap();
+        }
+        let (whole, warnings) = replay(&path).unwrap();
+        assert!(warnings.is_empty(), "{warnings:?}");
+        assert_eq!(&whole, r.engine());
+        let cut = dir.path().join("prefix.jsonl");
+        for k in 0..=n {
+            std::fs::write(&cut, prefix(&full, k)).unwrap();
+            let (engine, warnings) = replay(&cut).unwrap();
+            assert!(warnings.is_empty(), "prefix {k}: {warnings:?}");
+            let expected = if k == 0 {
+                Engine::new(r.engine().config().clone())
+            } else {
+                s.checkpoints[k - 1].engine.clone()
+            };
+            assert_eq!(engine, expected, "prefix {k}");
+        }
+    }
+
+    /// A crash after any journaled input: resume, and the rollout completes
+    /// without installing again a version a node had finished.
+    #[test]
+    fn resume_from_every_prefix_completes_without_redoing_finished_nodes() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("plan.toml.journal.jsonl");
+        let (r, s) = full_run(&path);
+        let full = std::fs::read_to_string(&path).unwrap();
+        let target = r.engine().config().path.last().unwrap().to_string();
+        let (mut reissued, mut reverified) = (0, 0);
+        for (k, cp) in s.checkpoints.iter().enumerate() {
+            let cut = dir.path().join(format!("resume-{k}.jsonl"));
+            std::fs::write(&cut, prefix(&full, k + 1)).unwrap();
+            let now = cp.now + secs(5);
+            let (mut rec, warnings, actions) = Recorder::resume(&cut, now).unwrap();
+            assert!(warnings.is_empty(), "prefix {k}: {warnings:?}");
+            reissued += usize::from(!actions.is_empty());
+            reverified += usize::from(rec.engine().events().iter().any(|e| {
+                e.text
+                    .contains("verifying the version instead of reinstalling")
+            }));
+            // The cluster as the crash left it; actions in flight were lost,
+            // and whatever was wrong has been fixed by the operator.
+            let mut sim = Sim::new(rec.engine().config(), &[]);
+            sim.now = now;
+            sim.nodes = cp.nodes.clone();
+            sim.services = cp.services.clone();
+            sim.installed = cp.installed.clone();
+            for n in &mut sim.nodes {
+                n.ready = true;
+                n.heartbeat_late = false;
+            }
+            sim.pending = actions;
+            let finished: Vec<(String, String)> = cp
+                .engine
+                .view(cp.now)
+                .nodes
+                .iter()
+                .filter(|n| n.version.to_string() == target)
+                .map(|n| (n.name.clone(), n.version.to_string()))
+                .collect();
+            sim.observe(&mut rec);
+            for _ in 0..20 {
+                let cmd = match rec.engine().state() {
+                    RolloutState::Idle => Command::Start,
+                    RolloutState::Paused => Command::Resume,
+                    RolloutState::Halted(_) => Command::Retry,
+                    RolloutState::CanaryAwaitingConfirm => Command::ConfirmCanary,
+                    _ => {
+                        sim.run_until(&mut rec, secs(10), mins(60), |e, _| {
+                            !matches!(e.state(), RolloutState::Running | RolloutState::Pausing)
+                        });
+                        continue;
+                    }
+                };
+                if *rec.engine().state() == RolloutState::Done {
+                    break;
+                }
+                sim.command(&mut rec, cmd);
+            }
+            assert_eq!(
+                *rec.engine().state(),
+                RolloutState::Done,
+                "prefix {k}: {:?}",
+                rec.engine().events().last()
+            );
+            assert!(
+                sim.nodes
+                    .iter()
+                    .all(|n| n.version == target && !n.unschedulable),
+                "prefix {k}"
+            );
+            for (node, version) in &finished {
+                assert!(
+                    !sim.installs().contains(&(node.clone(), version.clone())),
+                    "prefix {k}: {node} reinstalled {version}"
+                );
+            }
+            // The resumed journal replays to the resumed engine.
+            let (again, warnings) = replay(&cut).unwrap();
+            assert!(warnings.is_empty(), "prefix {k}: {warnings:?}");
+            assert_eq!(&again, rec.engine(), "prefix {k}");
+        }
+        // The prefixes include crashes with actions in flight, installs among them.
+        assert!(reissued >= 5, "{reissued}");
+        assert!(reverified >= 3, "{reverified}");
+    }
+
+    #[test]
+    fn torn_last_line_and_garbage_are_skipped_with_warnings() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("j.jsonl");
+        let (r, s) = full_run(&path);
+        let full = std::fs::read_to_string(&path).unwrap();
+        let n = s.checkpoints.len();
+        // Cut the last input line in half, as a crash mid-write would.
+        let keep = prefix(&full, n - 1);
+        let last_input = full[keep.len()..].lines().next().unwrap();
+        assert!(last_input.contains(r#""record":"input""#));
+        let torn = format!("{keep}{}", &last_input[..last_input.len() / 2]);
+        std::fs::write(&path, &torn).unwrap();
+        let (engine, warnings) = replay(&path).unwrap();
+        assert_eq!(engine, s.checkpoints[n - 2].engine);
+        assert_eq!(warnings.len(), 1, "{warnings:?}");
+        assert!(warnings[0].contains("torn last line"), "{warnings:?}");
+
+        // Appending after a torn line starts a fresh line.
+        let mut j = Journal::open(&path).unwrap();
+        j.append(&Record::Input {
+            at: s.now,
+            input: Input::Tick,
+        })
+        .unwrap();
+        let (_, warnings) = replay(&path).unwrap();
+        assert_eq!(warnings.len(), 1);
+        assert!(warnings[0].contains("unreadable line"), "{warnings:?}");
+
+        // Garbage in the middle is skipped, the rest still replays.
+        let mut lines: Vec<&str> = full.lines().collect();
+        lines.insert(3, "{\"record\":\"input\",\"at\":");
+        lines.insert(5, "\u{0}\u{1}garbage");
+        std::fs::write(&path, lines.join("\n")).unwrap();
+        let (engine, warnings) = replay(&path).unwrap();
+        assert_eq!(warnings.len(), 2, "{warnings:?}");
+        assert_eq!(&engine, r.engine());
+
+        // Without a begin record there is nothing to rebuild.
+        std::fs::write(&path, "garbage\n").unwrap();
+        assert!(matches!(replay(&path), Err(JournalError::NoBegin)));
+    }
+
+    #[test]
+    fn command_output_stays_out_of_the_journal() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("j.jsonl");
+        let cfg = abc();
+        let mut r = Recorder::create(&path, cfg.clone(), t0()).unwrap();
+        let mut s = Sim::new(&cfg, &[]);
+        s.observe(&mut r);
+        s.hold.insert("install");
+        s.command(&mut r, Command::Start);
+        s.settle(&mut r);
+        let (id, node, _) = r.engine().in_flight().unwrap();
+        assert_eq!(node, "A");
+        let long_error = format!("K3S_TOKEN=hunter2 {}", "x".repeat(2000));
+        r.step(
+            Input::ActionFinished {
+                id,
+                result: Err(long_error),
+                output: Some("K3S_TOKEN=hunter2".into()),
+            },
+            s.now,
+        )
+        .unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        // The error is cut short; the output of a non-snapshot action is dropped.
+        assert_eq!(
+            text.matches("hunter2").count(),
+            2,
+            "input and halt event only"
+        );
+        assert!(!text.contains(&"x".repeat(600)));
+        assert!(!text.contains("\"output\":\"K3S_TOKEN"));
+        // The plan's commands, hosts and keys never reach the journal.
+        assert!(!text.contains("curl") && !text.contains("ssh"));
+        let (engine, _) = replay(&path).unwrap();
+        assert_eq!(&engine, r.engine());
+    }
+
+    #[test]
+    fn create_refuses_to_overwrite_a_rollout() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("j.jsonl");
+        Recorder::create(&path, abc(), t0()).unwrap();
+        let err = Recorder::create(&path, abc(), t0()).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::AlreadyExists);
+        assert_eq!(
+            Journal::path_for_plan(Path::new("/x/plan.toml")),
+            Path::new("/x/plan.toml.journal.jsonl")
+        );
+    }
+
+    #[test]
+    fn quiet_ticks_are_not_journaled() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("j.jsonl");
+        let cfg = abc();
+        let mut r = Recorder::create(&path, cfg.clone(), t0()).unwrap();
+        let mut s = Sim::new(&cfg, &[]);
+        s.observe(&mut r);
+        let written = r.inputs_written();
+        for _ in 0..100 {
+            s.advance(&mut r, secs(10));
+        }
+        assert_eq!(r.inputs_written(), written);
+    }
+}

@@ -16,6 +16,21 @@ use std::collections::{BTreeMap, BTreeSet};
 pub trait Feed {
     fn feed(&mut self, input: Input, now: Timestamp) -> Vec<Action>;
     fn engine(&self) -> &Engine;
+    /// How many inputs were journaled so far (0 without a journal).
+    fn journaled(&self) -> u64 {
+        0
+    }
+}
+
+/// The cluster and the engine right after a journaled input: what a crash
+/// at that moment would leave behind.
+#[derive(Clone, Debug)]
+pub struct Checkpoint {
+    pub engine: Engine,
+    pub now: Timestamp,
+    pub nodes: Vec<NodeObservation>,
+    pub services: Vec<ServiceObservation>,
+    pub installed: BTreeMap<String, String>,
 }
 
 impl Feed for Engine {
@@ -100,6 +115,8 @@ pub struct Sim {
     pub fail: BTreeMap<(&'static str, String), String>,
     /// Every action ever emitted, with the time.
     pub log: Vec<(Timestamp, Action)>,
+    /// With a journal: a checkpoint after every journaled input.
+    pub checkpoints: Vec<Checkpoint>,
 }
 
 impl Sim {
@@ -154,6 +171,7 @@ impl Sim {
             hold: BTreeSet::new(),
             fail: BTreeMap::new(),
             log: Vec::new(),
+            checkpoints: Vec::new(),
         }
     }
 
@@ -170,7 +188,17 @@ impl Sim {
     }
 
     pub fn feed(&mut self, e: &mut impl Feed, input: Input) -> Vec<Action> {
+        let journaled = e.journaled();
         let actions = e.feed(input, self.now);
+        if e.journaled() > journaled {
+            self.checkpoints.push(Checkpoint {
+                engine: e.engine().clone(),
+                now: self.now,
+                nodes: self.nodes.clone(),
+                services: self.services.clone(),
+                installed: self.installed.clone(),
+            });
+        }
         for a in &actions {
             self.log.push((self.now, a.clone()));
         }
