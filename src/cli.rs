@@ -188,3 +188,57 @@ pub fn init_stderr_logging() {
         .with_writer(std::io::stderr)
         .try_init();
 }
+
+/// `check-plan`: validate a plan against the cluster's nodes (read-only)
+/// and print what would run, node by node. Exit 2 on a bad plan.
+pub async fn run_check_plan(
+    plan_path: &std::path::Path,
+    target: ClusterTarget,
+) -> Result<ExitCode> {
+    use crate::upgrade::plan::Role;
+    let plan = match crate::upgrade::Plan::load(plan_path) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("{e}");
+            return Ok(ExitCode::from(2));
+        }
+    };
+    let conn = crate::cluster::connect(&target, true).await?;
+    crate::cluster::check_reachable(&conn).await?;
+    let nodes: kube::Api<k8s_openapi::api::core::v1::Node> = kube::Api::all(conn.client.clone());
+    let list = nodes
+        .list(&Default::default())
+        .await
+        .wrap_err_with(|| format!("listing nodes on {}", conn.server))?;
+    let mut cluster = Vec::new();
+    for n in &list.items {
+        let info = crate::cluster::convert::node(n);
+        let version = info.version.parse().map_err(|e| {
+            color_eyre::eyre::eyre!(
+                "node {}: cannot parse version {:?}: {e}",
+                info.name,
+                info.version
+            )
+        })?;
+        let role = if info.is_server() {
+            Role::Server
+        } else {
+            Role::Agent
+        };
+        cluster.push(crate::upgrade::ClusterNode {
+            name: info.name,
+            role,
+            version,
+        });
+    }
+    match crate::upgrade::resolve(&plan, &cluster) {
+        Ok(resolved) => {
+            println!("{resolved}");
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => {
+            eprintln!("{e}");
+            Ok(ExitCode::from(2))
+        }
+    }
+}

@@ -46,6 +46,14 @@ enum Command {
         #[arg(long, default_value = "incident-2026-01-25")]
         scenario: String,
     },
+    /// Validate an upgrade plan against the cluster and print the resolved
+    /// steps (nodes in order, version hops, commands). Changes nothing.
+    CheckPlan {
+        /// The plan (TOML); see assets/plans/example.toml.
+        plan: PathBuf,
+        #[command(flatten)]
+        cluster: ClusterArgs,
+    },
     /// Run the simulated cluster alone, for kubectl or another cockpit.
     Lab {
         /// Scenario name (healthy, incident-2026-01-25) or a TOML file.
@@ -133,6 +141,14 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                 context: cluster.context,
             };
             cli::run_watch(target, log).await
+        }
+        Command::CheckPlan { plan, cluster } => {
+            cli::init_stderr_logging();
+            let target = cli::ClusterTarget {
+                kubeconfig: cluster.kubeconfig,
+                context: cluster.context,
+            };
+            cli::run_check_plan(&plan, target).await
         }
         Command::Demo { scenario } => {
             let log = cli::init_tui_logging(cli.log_file)?;

@@ -558,7 +558,13 @@ mod tests {
             roles: vec!["control-plane".into(), "etcd".into(), "master".into()],
             version: "v1.35.0+k3s1".into(),
             unschedulable: false,
-            taints: taints.iter().map(|k| Taint { key: format!("node.kubernetes.io/{k}"), effect: "NoExecute".into() }).collect(),
+            taints: taints
+                .iter()
+                .map(|k| Taint {
+                    key: format!("node.kubernetes.io/{k}"),
+                    effect: "NoExecute".into(),
+                })
+                .collect(),
             conditions: vec![Condition {
                 kind: "Ready".into(),
                 status: ready,
@@ -580,8 +586,17 @@ mod tests {
         app.on_cluster(node("k3s-vm-fun-bedbug", Tri::Unknown, 0, &["unreachable"]));
         app.on_cluster(node("k3s-vm-pumped-piglet-gpu", Tri::True, -300, &[]));
         app.on_cluster(node("k3s-vm-still-fawn", Tri::True, -300, &[]));
-        for (n, renewed) in [("k3s-vm-fun-bedbug", -55), ("k3s-vm-pumped-piglet-gpu", -3), ("k3s-vm-still-fawn", -14)] {
-            app.on_cluster(ClusterEvent::Lease(LeaseInfo { node: n.into(), holder: n.into(), renewed: Some(t(renewed)), duration: Duration::from_secs(40) }));
+        for (n, renewed) in [
+            ("k3s-vm-fun-bedbug", -55),
+            ("k3s-vm-pumped-piglet-gpu", -3),
+            ("k3s-vm-still-fawn", -14),
+        ] {
+            app.on_cluster(ClusterEvent::Lease(LeaseInfo {
+                node: n.into(),
+                holder: n.into(),
+                renewed: Some(t(renewed)),
+                duration: Duration::from_secs(40),
+            }));
         }
         app.on_cluster(ClusterEvent::Service(ServiceInfo {
             namespace: "frigate".into(),
@@ -590,10 +605,18 @@ mod tests {
             selector: Default::default(),
         }));
         app.now = t(-100);
-        app.on_cluster(ClusterEvent::L2(L2Info { object: "m/l2-a".into(), node: "k3s-vm-still-fawn".into(), service: ("frigate".into(), "frigate".into()) }));
+        app.on_cluster(ClusterEvent::L2(L2Info {
+            object: "m/l2-a".into(),
+            node: "k3s-vm-still-fawn".into(),
+            service: ("frigate".into(), "frigate".into()),
+        }));
         app.now = t(-40);
         app.on_cluster(ClusterEvent::L2Deleted("m/l2-a".into()));
-        app.on_cluster(ClusterEvent::L2(L2Info { object: "m/l2-b".into(), node: "k3s-vm-fun-bedbug".into(), service: ("frigate".into(), "frigate".into()) }));
+        app.on_cluster(ClusterEvent::L2(L2Info {
+            object: "m/l2-b".into(),
+            node: "k3s-vm-fun-bedbug".into(),
+            service: ("frigate".into(), "frigate".into()),
+        }));
         app.on_tick(t(0));
         let mut terminal = Terminal::new(TestBackend::new(width, height)).unwrap();
         terminal.draw(|f| render(&app, f)).unwrap();

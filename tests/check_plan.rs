@@ -1,0 +1,53 @@
+//! `check-plan` against the lab: prints the resolved order and hops, and
+//! rejects a bad plan with file:line:column and exit status 2.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::process::Command;
+
+#[test]
+fn check_plan_resolves_against_the_lab_and_rejects_bad_plans() {
+    let dir = tempfile::tempdir().unwrap();
+    let lab = common::start_lab(dir.path(), &common::fast_scenario("node-c", "1h"), &[]);
+    let plan = dir.path().join("plan.toml");
+    std::fs::write(
+        &plan,
+        "target = \"v1.35.0+k3s1\"\nhops = [\"v1.34.3+k3s1\"]\n",
+    )
+    .unwrap();
+    let out = Command::new(common::BIN)
+        .arg("check-plan")
+        .arg(&plan)
+        .arg("--kubeconfig")
+        .arg(&lab.kubeconfig)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (a, c) = (text.find("node-a").unwrap(), text.find("node-c").unwrap());
+    assert!(a < c, "servers before agents:\n{text}");
+    assert!(
+        text.contains("v1.34.3+k3s1") && text.contains("v1.35.0+k3s1"),
+        "{text}"
+    );
+
+    std::fs::write(&plan, "target = \"v1.35.0+k3s1\"\nhops = [\"v1.34.3+k3s1\"]\nsoak = 5\n[timings]\nsoak = \"5 parsecs\"\n").unwrap();
+    let out = Command::new(common::BIN)
+        .arg("check-plan")
+        .arg(&plan)
+        .arg("--kubeconfig")
+        .arg(&lab.kubeconfig)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("plan.toml:3:") || err.contains("plan.toml:5:"),
+        "{err}"
+    );
+}
