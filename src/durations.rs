@@ -1,45 +1,67 @@
 //! Human durations ("250ms", "30s", "5m", "1h30m") for plans, scenarios and
-//! flags, and `file:line:column` locations for TOML errors.
+//! flags: one parser for all of them, and `file:line:column` locations for TOML errors.
 
 use std::time::Duration;
 
-/// Parses "250ms", "30s", "5m", "2h", or combinations like "1m30s".
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let text = text.trim();
-    if text.is_empty() {
-        return Err("empty duration".into());
+use jiff::SignedDuration;
+
+/// Parses a humane duration: one or more `<integer><unit>` groups with units
+/// `h`, `m`, `s`, `ms`, optionally separated by spaces. `"0"` means zero.
+pub fn parse_signed(text: &str) -> Result<SignedDuration, String> {
+    let compact: String = text.chars().filter(|c| !c.is_whitespace()).collect();
+    if compact.is_empty() {
+        return Err("empty duration; write e.g. \"5m\", \"30s\" or \"250ms\"".into());
     }
-    let mut total = Duration::ZERO;
-    let mut rest = text;
+    if compact == "0" {
+        return Ok(SignedDuration::ZERO);
+    }
+    let mut total_ms: i64 = 0;
+    let mut rest = compact.as_str();
     while !rest.is_empty() {
-        let digits = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .ok_or_else(|| format!("duration {text:?} needs a unit (ms, s, m, h)"))?;
+        let digits = rest.chars().take_while(|c| c.is_ascii_digit()).count();
         if digits == 0 {
-            return Err(format!("invalid duration {text:?}"));
+            return Err(format!(
+                "invalid duration {text:?}: expected a number before {rest:?} (e.g. \"5m\", \"30s\", \"250ms\")"
+            ));
         }
-        let value: f64 = rest[..digits]
+        let (number, after) = rest.split_at(digits);
+        let value: i64 = number
             .parse()
-            .map_err(|_| format!("invalid number in duration {text:?}"))?;
-        rest = &rest[digits..];
-        let unit_len = rest
-            .find(|c: char| c.is_ascii_digit())
-            .unwrap_or(rest.len());
-        let secs = match &rest[..unit_len] {
-            "ms" => value / 1000.0,
-            "s" => value,
-            "m" => value * 60.0,
-            "h" => value * 3600.0,
-            u => {
+            .map_err(|_| format!("invalid duration {text:?}: number too large"))?;
+        let unit_len = after
+            .chars()
+            .take_while(|c| c.is_ascii_alphabetic())
+            .count();
+        let (unit, after) = after.split_at(unit_len);
+        let factor_ms = match unit {
+            "h" => 3_600_000,
+            "m" => 60_000,
+            "s" => 1_000,
+            "ms" => 1,
+            "" => {
                 return Err(format!(
-                    "unknown unit {u:?} in duration {text:?} (use ms, s, m, h)"
+                    "invalid duration {text:?}: missing unit after {number} (use h, m, s or ms)"
+                ));
+            }
+            other => {
+                return Err(format!(
+                    "invalid duration {text:?}: unknown unit {other:?} (use h, m, s or ms)"
                 ));
             }
         };
-        total += Duration::from_secs_f64(secs);
-        rest = &rest[unit_len..];
+        total_ms = value
+            .checked_mul(factor_ms)
+            .and_then(|v| total_ms.checked_add(v))
+            .ok_or_else(|| format!("invalid duration {text:?}: too large"))?;
+        rest = after;
     }
-    Ok(total)
+    Ok(SignedDuration::from_millis(total_ms))
+}
+
+/// [`parse_signed`] as a `std::time::Duration` (the parser has no sign).
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let signed = parse_signed(text)?;
+    Duration::try_from(signed).map_err(|_| format!("invalid duration {text:?}: negative"))
 }
 
 /// Formats a duration the way operators read it: 850ms, 42s, 5m03s, 1h02m.
@@ -77,8 +99,13 @@ pub fn toml_error(origin: &str, text: &str, err: &toml::de::Error) -> String {
     format!("{origin}:{line}:{col}: {}", err.message())
 }
 
-fn line_col(text: &str, offset: usize) -> (usize, usize) {
-    let before = &text[..offset.min(text.len())];
+/// 1-based line and character column of a byte offset in `source`.
+pub fn line_col(source: &str, offset: usize) -> (usize, usize) {
+    let mut offset = offset.min(source.len());
+    while !source.is_char_boundary(offset) {
+        offset -= 1;
+    }
+    let before = &source[..offset];
     let line = before.matches('\n').count() + 1;
     let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
     (line, col)

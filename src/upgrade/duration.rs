@@ -9,58 +9,9 @@
 use jiff::SignedDuration;
 use serde::{Deserialize, Deserializer, Serializer};
 
-/// Parses a humane duration: one or more `<integer><unit>` groups with units
-/// `h`, `m`, `s`, `ms`, optionally separated by spaces. `"0"` means zero.
-pub fn parse(text: &str) -> Result<SignedDuration, String> {
-    let compact: String = text.chars().filter(|c| !c.is_whitespace()).collect();
-    if compact.is_empty() {
-        return Err("empty duration; write e.g. \"5m\", \"30s\" or \"250ms\"".into());
-    }
-    if compact == "0" {
-        return Ok(SignedDuration::ZERO);
-    }
-    let mut total_ms: i64 = 0;
-    let mut rest = compact.as_str();
-    while !rest.is_empty() {
-        let digits = rest.chars().take_while(|c| c.is_ascii_digit()).count();
-        if digits == 0 {
-            return Err(format!(
-                "invalid duration {text:?}: expected a number before {rest:?} (e.g. \"5m\", \"30s\", \"250ms\")"
-            ));
-        }
-        let (number, after) = rest.split_at(digits);
-        let value: i64 = number
-            .parse()
-            .map_err(|_| format!("invalid duration {text:?}: number too large"))?;
-        let unit_len = after
-            .chars()
-            .take_while(|c| c.is_ascii_alphabetic())
-            .count();
-        let (unit, after) = after.split_at(unit_len);
-        let factor_ms = match unit {
-            "h" => 3_600_000,
-            "m" => 60_000,
-            "s" => 1_000,
-            "ms" => 1,
-            "" => {
-                return Err(format!(
-                    "invalid duration {text:?}: missing unit after {number} (use h, m, s or ms)"
-                ));
-            }
-            other => {
-                return Err(format!(
-                    "invalid duration {text:?}: unknown unit {other:?} (use h, m, s or ms)"
-                ));
-            }
-        };
-        total_ms = value
-            .checked_mul(factor_ms)
-            .and_then(|v| total_ms.checked_add(v))
-            .ok_or_else(|| format!("invalid duration {text:?}: too large"))?;
-        rest = after;
-    }
-    Ok(SignedDuration::from_millis(total_ms))
-}
+/// Parses a humane duration; the one parser is shared with scenarios and
+/// flags in [`crate::durations`].
+pub use crate::durations::parse_signed as parse;
 
 /// Formats a duration the way [`parse`] reads it, shortest form first:
 /// 300 s is `"5m"`, 90 s is `"1m30s"`, 250 ms is `"250ms"`.
