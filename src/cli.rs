@@ -17,15 +17,32 @@ use crate::lab::scenario::Scenario;
 use crate::lab::{Lab, LabConfig};
 use crate::tui::app::App;
 
+#[derive(clap::Args, Debug)]
 pub struct LabOptions {
+    /// Scenario name (healthy, incident-2026-01-25) or a TOML file.
+    #[arg(long, default_value = "healthy")]
     pub scenario: String,
+    /// Replace the scenario's nodes with N generated ones (scale runs).
+    #[arg(long)]
     pub nodes: Option<usize>,
+    /// Address to serve the Kubernetes API on.
+    #[arg(long, default_value = "127.0.0.1:6443")]
     pub listen: SocketAddr,
+    /// Allow a non-loopback listen address (the lab has no authentication).
+    #[arg(long)]
     pub allow_non_loopback: bool,
+    /// Where to write the kubeconfig for the lab.
+    #[arg(long, default_value = "k3s-lab.kubeconfig")]
     pub kubeconfig_out: PathBuf,
+    /// Record every API request as a JSON line.
+    #[arg(long)]
     pub audit_log: Option<PathBuf>,
+    /// Override the scenario's time compression.
+    #[arg(long)]
     pub time_scale: Option<f64>,
-    pub replay: bool,
+    /// Do not replay the scenario's old upgrade automation.
+    #[arg(long)]
+    pub no_replay: bool,
 }
 
 fn load_scenario(name: &str, nodes: Option<usize>, time_scale: Option<f64>) -> Result<Scenario> {
@@ -48,7 +65,7 @@ pub async fn run_lab(opts: LabOptions) -> Result<()> {
     config.listen = opts.listen;
     config.allow_non_loopback = opts.allow_non_loopback;
     config.audit_log = opts.audit_log;
-    config.replay = opts.replay;
+    config.replay = !opts.no_replay;
     let lab = Lab::start(config).await?;
     lab.write_kubeconfig(&opts.kubeconfig_out)?;
     let key_dir = opts

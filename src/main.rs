@@ -1,6 +1,5 @@
 //! k3s-cockpit command line.
 
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -23,22 +22,12 @@ struct Cli {
     command: Command,
 }
 
-#[derive(clap::Args, Debug, Clone)]
-pub struct ClusterArgs {
-    /// Path to the kubeconfig (default: $KUBECONFIG, then ~/.kube/config).
-    #[arg(long)]
-    kubeconfig: Option<PathBuf>,
-    /// Kubeconfig context to use (default: the current context).
-    #[arg(long)]
-    context: Option<String>,
-}
-
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Open the read-only cockpit on a cluster. Never changes anything.
     Watch {
         #[command(flatten)]
-        cluster: ClusterArgs,
+        cluster: cli::ClusterTarget,
     },
     /// Start the incident lab and open the cockpit on it: no cluster needed.
     Demo {
@@ -52,35 +41,10 @@ enum Command {
         /// The plan (TOML); see assets/plans/example.toml.
         plan: PathBuf,
         #[command(flatten)]
-        cluster: ClusterArgs,
+        cluster: cli::ClusterTarget,
     },
     /// Run the simulated cluster alone, for kubectl or another cockpit.
-    Lab {
-        /// Scenario name (healthy, incident-2026-01-25) or a TOML file.
-        #[arg(long, default_value = "healthy")]
-        scenario: String,
-        /// Replace the scenario's nodes with N generated ones (scale runs).
-        #[arg(long)]
-        nodes: Option<usize>,
-        /// Address to serve the Kubernetes API on.
-        #[arg(long, default_value = "127.0.0.1:6443")]
-        listen: SocketAddr,
-        /// Allow a non-loopback listen address (the lab has no authentication).
-        #[arg(long)]
-        allow_non_loopback: bool,
-        /// Where to write the kubeconfig for the lab.
-        #[arg(long, default_value = "k3s-lab.kubeconfig")]
-        kubeconfig_out: PathBuf,
-        /// Record every API request as a JSON line.
-        #[arg(long)]
-        audit_log: Option<PathBuf>,
-        /// Override the scenario's time compression.
-        #[arg(long)]
-        time_scale: Option<f64>,
-        /// Do not replay the scenario's old upgrade automation.
-        #[arg(long)]
-        no_replay: bool,
-    },
+    Lab(cli::LabOptions),
 }
 
 fn main() -> ExitCode {
@@ -110,45 +74,18 @@ fn main() -> ExitCode {
 
 async fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
-        Command::Lab {
-            scenario,
-            nodes,
-            listen,
-            allow_non_loopback,
-            kubeconfig_out,
-            audit_log,
-            time_scale,
-            no_replay,
-        } => {
+        Command::Lab(opts) => {
             cli::init_stderr_logging();
-            let opts = cli::LabOptions {
-                scenario,
-                nodes,
-                listen,
-                allow_non_loopback,
-                kubeconfig_out,
-                audit_log,
-                time_scale,
-                replay: !no_replay,
-            };
             cli::run_lab(opts).await.wrap_err("lab failed")?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Watch { cluster } => {
             let log = cli::init_tui_logging(cli.log_file)?;
-            let target = cli::ClusterTarget {
-                kubeconfig: cluster.kubeconfig,
-                context: cluster.context,
-            };
-            cli::run_watch(target, log).await
+            cli::run_watch(cluster, log).await
         }
         Command::CheckPlan { plan, cluster } => {
             cli::init_stderr_logging();
-            let target = cli::ClusterTarget {
-                kubeconfig: cluster.kubeconfig,
-                context: cluster.context,
-            };
-            cli::run_check_plan(&plan, target).await
+            cli::run_check_plan(&plan, cluster).await
         }
         Command::Demo { scenario } => {
             let log = cli::init_tui_logging(cli.log_file)?;

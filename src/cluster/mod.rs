@@ -11,9 +11,13 @@ use color_eyre::eyre::{Result, WrapErr, eyre};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 
 /// Where to find the cluster: `--kubeconfig`/`KUBECONFIG` and `--context`.
-#[derive(Debug, Clone, Default)]
+#[derive(clap::Args, Debug, Clone, Default)]
 pub struct ClusterTarget {
+    /// Path to the kubeconfig (default: $KUBECONFIG, then ~/.kube/config).
+    #[arg(long)]
     pub kubeconfig: Option<PathBuf>,
+    /// Kubeconfig context to use (default: the current context).
+    #[arg(long)]
     pub context: Option<String>,
 }
 
