@@ -78,6 +78,34 @@ enum Timer {
     Reschedule { pod: Value },
 }
 
+/// A timer in the heap, ordered by due instant, then by insertion.
+#[derive(Debug)]
+struct Scheduled {
+    at: Instant,
+    seq: u64,
+    timer: Timer,
+}
+
+impl PartialEq for Scheduled {
+    fn eq(&self, other: &Self) -> bool {
+        (self.at, self.seq) == (other.at, other.seq)
+    }
+}
+
+impl Eq for Scheduled {}
+
+impl PartialOrd for Scheduled {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Scheduled {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        (self.at, self.seq).cmp(&(other.at, other.seq))
+    }
+}
+
 /// A record of what happened, for tests and the outage report.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SimRecord {
@@ -93,8 +121,7 @@ pub struct Sim {
     by_name: HashMap<String, usize>,
     services: Vec<SimService>,
     faults: Vec<(super::scenario::FaultSpec, bool)>,
-    timers: BinaryHeap<Reverse<(Instant, u64)>>,
-    timer_payload: HashMap<u64, Timer>,
+    timers: BinaryHeap<Reverse<Scheduled>>,
     seq: u64,
     install_waiters: HashMap<usize, Vec<oneshot::Sender<String>>>,
     pub records: Vec<SimRecord>,
@@ -199,7 +226,7 @@ impl SimHandle {
             let next = {
                 let mut sim = self.lock();
                 sim.fire_due(Instant::now());
-                sim.timers.peek().map(|Reverse((at, _))| *at)
+                sim.timers.peek().map(|Reverse(next)| next.at)
             };
             let sleep_until = next.unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));
             tokio::select! {
@@ -227,7 +254,6 @@ impl Sim {
                 .map(|f| (f, false))
                 .collect(),
             timers: BinaryHeap::new(),
-            timer_payload: HashMap::new(),
             seq: 0,
             install_waiters: HashMap::new(),
             records: Vec::new(),
@@ -331,9 +357,11 @@ impl Sim {
 
     fn schedule(&mut self, after: Duration, timer: Timer) {
         self.seq += 1;
-        self.timers
-            .push(Reverse((Instant::now() + after, self.seq)));
-        self.timer_payload.insert(self.seq, timer);
+        self.timers.push(Reverse(Scheduled {
+            at: Instant::now() + after,
+            seq: self.seq,
+            timer,
+        }));
     }
 
     fn record(&mut self, what: String) {
@@ -345,13 +373,13 @@ impl Sim {
     }
 
     fn fire_due(&mut self, now: Instant) {
-        while let Some(Reverse((at, id))) = self.timers.peek().copied() {
-            if at > now {
-                break;
-            }
-            self.timers.pop();
-            if let Some(timer) = self.timer_payload.remove(&id) {
-                self.fire(timer, now);
+        while self
+            .timers
+            .peek()
+            .is_some_and(|Reverse(next)| next.at <= now)
+        {
+            if let Some(Reverse(due)) = self.timers.pop() {
+                self.fire(due.timer, now);
             }
         }
     }
