@@ -10,7 +10,7 @@ use ratatui::widgets::{Block, Borders, Cell, Clear, Paragraph, Row, Table, Wrap}
 use super::app::{App, LogPanel, Screen};
 use super::keymap::KEYMAP;
 use crate::durations::format_duration;
-use crate::model::fleet::{Connection, NodeState, Tri};
+use crate::model::fleet::{Connection, NodeInfo, NodeState, Tri};
 use crate::model::health::{self, Heartbeat};
 use crate::model::timeline::Severity;
 
@@ -177,23 +177,78 @@ fn heartbeat_cell(state: &NodeState, app: &App, theme: &Theme) -> Cell<'static> 
     Cell::from(text).style(style)
 }
 
+/// Node table columns; ROLE, TAINTS and PODS only in a wide pane.
+#[derive(Clone, Copy)]
+enum NodeColumn {
+    Name,
+    Role,
+    Version,
+    Ready,
+    Heartbeat,
+    Sched,
+    LbIps,
+    Taints,
+    Pods,
+}
+
+impl NodeColumn {
+    fn shown(wide: bool) -> Vec<NodeColumn> {
+        use NodeColumn::*;
+        if wide {
+            vec![
+                Name, Role, Version, Ready, Heartbeat, Sched, LbIps, Taints, Pods,
+            ]
+        } else {
+            vec![Name, Version, Ready, Heartbeat, Sched, LbIps]
+        }
+    }
+
+    fn header(self) -> &'static str {
+        match self {
+            NodeColumn::Name => "NODE",
+            NodeColumn::Role => "ROLE",
+            NodeColumn::Version => "VERSION",
+            NodeColumn::Ready => "READY",
+            NodeColumn::Heartbeat => "HEARTBEAT",
+            NodeColumn::Sched => "SCHED",
+            NodeColumn::LbIps => "LB IPS",
+            NodeColumn::Taints => "TAINTS",
+            NodeColumn::Pods => "PODS",
+        }
+    }
+
+    fn width(self, name_width: u16) -> Constraint {
+        Constraint::Length(match self {
+            NodeColumn::Name => name_width,
+            NodeColumn::Role | NodeColumn::Sched => 6,
+            NodeColumn::Version | NodeColumn::Ready => 12,
+            NodeColumn::Heartbeat | NodeColumn::LbIps => 11,
+            NodeColumn::Taints => 26,
+            NodeColumn::Pods => 16,
+        })
+    }
+
+    fn cell(self, app: &App, theme: &Theme, state: &NodeState, info: &NodeInfo) -> Cell<'static> {
+        match self {
+            NodeColumn::Name => Cell::from(info.name.clone()),
+            NodeColumn::Role => Cell::from(if info.is_server() { "server" } else { "agent" }),
+            NodeColumn::Version => Cell::from(info.version.clone()),
+            NodeColumn::Ready => ready_cell(state, app, theme),
+            NodeColumn::Heartbeat => heartbeat_cell(state, app, theme),
+            NodeColumn::Sched if info.unschedulable => Cell::from("cordon").style(theme.warn()),
+            NodeColumn::Sched => Cell::from(""),
+            NodeColumn::LbIps => Cell::from(app.fleet.announced_from(&info.name).join(",")),
+            NodeColumn::Taints => {
+                let taints: Vec<String> = info.taints.iter().map(|t| t.short()).collect();
+                Cell::from(taints.join(" ")).style(theme.warn())
+            }
+            NodeColumn::Pods => Cell::from(app.fleet.services_on(&info.name).join(",")),
+        }
+    }
+}
+
 fn render_nodes(app: &App, theme: &Theme, frame: &mut Frame, area: Rect) {
-    let wide = area.width >= 110;
-    let mut header = vec![
-        "NODE",
-        "ROLE",
-        "VERSION",
-        "READY",
-        "HEARTBEAT",
-        "SCHED",
-        "LB IPS",
-    ];
-    if !wide {
-        header.remove(1);
-    }
-    if wide {
-        header.extend(["TAINTS", "PODS"]);
-    }
+    let columns = NodeColumn::shown(area.width >= 110);
     let names = app.visible_nodes();
     let rows: Vec<Row> = names
         .iter()
@@ -201,29 +256,10 @@ fn render_nodes(app: &App, theme: &Theme, frame: &mut Frame, area: Rect) {
         .filter_map(|(i, name)| {
             let state = app.fleet.nodes.get(*name)?;
             let info = state.info.as_ref()?;
-            let role = if info.is_server() { "server" } else { "agent" };
-            let sched = if info.unschedulable {
-                Cell::from("cordon").style(theme.warn())
-            } else {
-                Cell::from("")
-            };
-            let mut cells = vec![
-                Cell::from(info.name.clone()),
-                Cell::from(if wide { role } else { "" }),
-                Cell::from(info.version.clone()),
-                ready_cell(state, app, theme),
-                heartbeat_cell(state, app, theme),
-                sched,
-                Cell::from(app.fleet.announced_from(name).join(",")),
-            ];
-            if !wide {
-                cells.remove(1);
-            }
-            if wide {
-                let taints: Vec<String> = info.taints.iter().map(|t| t.short()).collect();
-                cells.push(Cell::from(taints.join(" ")).style(theme.warn()));
-                cells.push(Cell::from(app.fleet.services_on(name).join(",")));
-            }
+            let cells: Vec<Cell> = columns
+                .iter()
+                .map(|c| c.cell(app, theme, state, info))
+                .collect();
             let mut row = Row::new(cells);
             if i == app.selected {
                 row = row.style(Style::default().add_modifier(Modifier::REVERSED));
@@ -237,21 +273,8 @@ fn render_nodes(app: &App, theme: &Theme, frame: &mut Frame, area: Rect) {
         .max()
         .unwrap_or(4)
         .clamp(4, 40) as u16;
-    let mut widths = vec![
-        Constraint::Length(name_width),
-        Constraint::Length(6),
-        Constraint::Length(12),
-        Constraint::Length(12),
-        Constraint::Length(11),
-        Constraint::Length(6),
-        Constraint::Length(11),
-    ];
-    if !wide {
-        widths.remove(1);
-    }
-    if wide {
-        widths.extend([Constraint::Length(26), Constraint::Length(16)]);
-    }
+    let widths: Vec<Constraint> = columns.iter().map(|c| c.width(name_width)).collect();
+    let header: Vec<&str> = columns.iter().map(|c| c.header()).collect();
     let hb_source = if app.fleet.leases_readable {
         "lease"
     } else {
