@@ -60,7 +60,6 @@ pub struct Lab {
     pub store: Arc<Store>,
     pub sim: SimHandle,
     pub scenario: Scenario,
-    server: tokio::task::JoinHandle<()>,
 }
 
 impl Lab {
@@ -97,7 +96,7 @@ impl Lab {
             bookmark_every: Duration::from_secs(60).div_f64(config.scenario.time_scale),
         });
         let app = api::router(state);
-        let server = tokio::spawn(async move {
+        tokio::spawn(async move {
             if let Err(e) = axum::serve(listener, app).await {
                 tracing::error!("lab API server stopped: {e}");
             }
@@ -124,7 +123,6 @@ impl Lab {
             store,
             sim,
             scenario: config.scenario,
-            server,
         })
     }
 
@@ -141,10 +139,6 @@ impl Lab {
         }
         std::fs::write(path, text)
             .wrap_err_with(|| format!("cannot write kubeconfig {}", path.display()))
-    }
-
-    pub fn is_serving(&self) -> bool {
-        !self.server.is_finished()
     }
 }
 

@@ -106,13 +106,6 @@ impl Ord for Scheduled {
     }
 }
 
-/// A record of what happened, for tests and the outage report.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SimRecord {
-    pub at: jiff::Timestamp,
-    pub what: String,
-}
-
 pub struct Sim {
     store: Arc<Store>,
     pub timing: Timing,
@@ -124,7 +117,6 @@ pub struct Sim {
     timers: BinaryHeap<Reverse<Scheduled>>,
     seq: u64,
     install_waiters: HashMap<usize, Vec<oneshot::Sender<String>>>,
-    pub records: Vec<SimRecord>,
 }
 
 /// The simulation behind a mutex plus the notifier that wakes its driver
@@ -188,24 +180,6 @@ impl SimHandle {
         Ok(sim.nodes[sim.index(node)?].kubelet)
     }
 
-    /// Stops a kubelet now (tests and benchmarks use this directly).
-    pub fn stop_kubelet(&self, node: &str) -> Result<(), String> {
-        let mut sim = self.lock();
-        let idx = sim.index(node)?;
-        sim.fire_fault_on(idx, FaultKind::KubeletStop, true);
-        Ok(())
-    }
-
-    pub fn stop_speaker(&self, node: &str) -> Result<(), String> {
-        {
-            let mut sim = self.lock();
-            let idx = sim.index(node)?;
-            sim.fire_fault_on(idx, FaultKind::SpeakerStop, true);
-        }
-        self.poke();
-        Ok(())
-    }
-
     pub fn pod_removed(&self, pod: Value) {
         self.lock()
             .schedule(Duration::from_millis(500), Timer::Reschedule { pod });
@@ -256,7 +230,6 @@ impl Sim {
             timers: BinaryHeap::new(),
             seq: 0,
             install_waiters: HashMap::new(),
-            records: Vec::new(),
             timing,
             time_scale: scenario.time_scale,
         };
@@ -366,10 +339,6 @@ impl Sim {
 
     fn record(&mut self, what: String) {
         tracing::debug!(target: "lab", "{what}");
-        self.records.push(SimRecord {
-            at: jiff::Timestamp::now(),
-            what,
-        });
     }
 
     fn fire_due(&mut self, now: Instant) {

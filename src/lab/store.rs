@@ -261,10 +261,6 @@ impl Store {
         (inner.rv, items)
     }
 
-    pub fn count(&self, kind: Kind) -> usize {
-        self.lock().objects.get(&kind).map_or(0, BTreeMap::len)
-    }
-
     /// Starts a watch of all kinds after `from_rv` (the caller filters).
     pub fn watch(&self, from_rv: u64) -> Result<WatchStart, WatchError> {
         let inner = self.lock();

@@ -278,12 +278,6 @@ impl Fleet {
             .collect()
     }
 
-    pub fn heartbeat(&self, node: &str, now: Timestamp) -> Heartbeat {
-        self.nodes.get(node).map_or(Heartbeat::Unknown, |n| {
-            health::classify(n.heartbeat_at(), n.lease_duration(), now)
-        })
-    }
-
     /// Applies one watcher event. Returns true when anything visible changed.
     pub fn apply(&mut self, event: ClusterEvent, now: Timestamp) -> bool {
         match event {
