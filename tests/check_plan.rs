@@ -16,13 +16,16 @@ fn check_plan_resolves_against_the_lab_and_rejects_bad_plans() {
         "target = \"v1.35.0+k3s1\"\nhops = [\"v1.34.3+k3s1\"]\n",
     )
     .unwrap();
-    let out = Command::new(common::BIN)
-        .arg("check-plan")
-        .arg(&plan)
-        .arg("--kubeconfig")
-        .arg(&lab.kubeconfig)
-        .output()
-        .unwrap();
+    let check = || {
+        Command::new(common::BIN)
+            .arg("check-plan")
+            .arg(&plan)
+            .arg("--kubeconfig")
+            .arg(&lab.kubeconfig)
+            .output()
+            .unwrap()
+    };
+    let out = check();
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),
@@ -37,13 +40,7 @@ fn check_plan_resolves_against_the_lab_and_rejects_bad_plans() {
     );
 
     std::fs::write(&plan, "target = \"v1.35.0+k3s1\"\nhops = [\"v1.34.3+k3s1\"]\nsoak = 5\n[timings]\nsoak = \"5 parsecs\"\n").unwrap();
-    let out = Command::new(common::BIN)
-        .arg("check-plan")
-        .arg(&plan)
-        .arg("--kubeconfig")
-        .arg(&lab.kubeconfig)
-        .output()
-        .unwrap();
+    let out = check();
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{err}");
     assert!(
