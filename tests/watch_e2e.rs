@@ -19,7 +19,7 @@ fn watch_shows_heartbeats_failure_and_announcer_move_and_only_reads() {
     let audit = dir.path().join("audit.jsonl");
     let lab = start_lab(
         dir.path(),
-        &fast_scenario(victim, "4s"),
+        &fast_scenario(victim, "8s"),
         &["--audit-log", audit.to_str().unwrap()],
     );
     let cmd = format!(

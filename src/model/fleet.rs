@@ -233,6 +233,8 @@ pub struct Fleet {
     pub services: BTreeMap<(String, String), ServiceState>,
     pods: HashMap<(String, String), PodInfo>,
     l2: HashMap<String, L2Info>,
+    /// Latest `nodeAssigned` event per service (the events fallback).
+    assigned_by_event: HashMap<(String, String), String>,
     pub announce_source: AnnounceSource,
     pub leases_readable: bool,
     pub connection: Connection,
@@ -255,6 +257,7 @@ impl Fleet {
             services: BTreeMap::new(),
             pods: HashMap::new(),
             l2: HashMap::new(),
+            assigned_by_event: HashMap::new(),
             announce_source: AnnounceSource::L2Status,
             leases_readable: true,
             connection: Connection::Connecting,
@@ -313,7 +316,7 @@ impl Fleet {
                     Some(s) => s.info = info,
                     None => {
                         self.services.insert(
-                            key,
+                            key.clone(),
                             ServiceState {
                                 info,
                                 announcer: None,
@@ -323,6 +326,12 @@ impl Fleet {
                                 unannounced_since: None,
                             },
                         );
+                        // Watches deliver in any order: the announcer may
+                        // have been seen before its Service.
+                        let known = self.known_announcer(&key);
+                        if known.is_some() {
+                            self.set_announcer(&key, known, now);
+                        }
                     }
                 }
                 self.rebuild_service_pods();
@@ -579,9 +588,23 @@ impl Fleet {
             && let Some(node) = announced_node(&ev.message)
         {
             let key = (ev.namespace.clone(), ev.name.clone());
+            self.assigned_by_event.insert(key.clone(), node.clone());
             return self.set_announcer(&key, Some(node), now);
         }
         false
+    }
+
+    /// The announcer already recorded for a service by the active source.
+    fn known_announcer(&self, service: &(String, String)) -> Option<String> {
+        match self.announce_source {
+            AnnounceSource::L2Status => self
+                .l2
+                .values()
+                .find(|o| &o.service == service)
+                .map(|o| o.node.clone()),
+            AnnounceSource::Events => self.assigned_by_event.get(service).cloned(),
+            AnnounceSource::None => None,
+        }
     }
 
     fn set_announcer(
@@ -693,4 +716,54 @@ fn resync_key(kind: ResourceKind) -> &'static str {
 pub fn announced_node(message: &str) -> Option<String> {
     let rest = message.strip_prefix("announcing from node \"")?;
     Some(rest.split('"').next()?.to_string())
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+
+    fn service() -> ClusterEvent {
+        ClusterEvent::Service(ServiceInfo {
+            namespace: "frigate".into(),
+            name: "frigate".into(),
+            ips: vec!["127.77.0.10".into()],
+            selector: Default::default(),
+        })
+    }
+
+    fn l2(object: &str, node: &str) -> ClusterEvent {
+        ClusterEvent::L2(L2Info {
+            object: object.into(),
+            node: node.into(),
+            service: ("frigate".into(), "frigate".into()),
+        })
+    }
+
+    fn announcer(fleet: &Fleet) -> Option<&str> {
+        fleet.services[&("frigate".into(), "frigate".into())]
+            .announcer
+            .as_deref()
+    }
+
+    #[test]
+    fn announcer_seen_before_its_service_is_kept_and_a_later_move_counts() {
+        let now = Timestamp::UNIX_EPOCH;
+        let mut fleet = Fleet::new();
+        fleet.apply(l2("metallb-system/l2-a", "node-b"), now);
+        fleet.apply(service(), now);
+        assert_eq!(announcer(&fleet), Some("node-b"));
+
+        fleet.apply(ClusterEvent::L2Deleted("metallb-system/l2-a".into()), now);
+        fleet.apply(l2("metallb-system/l2-b", "node-c"), now);
+        assert_eq!(announcer(&fleet), Some("node-c"));
+        let svc = &fleet.services[&("frigate".into(), "frigate".into())];
+        assert_eq!(svc.moves, 1);
+        assert!(
+            fleet
+                .timeline
+                .entries()
+                .any(|e| e.text == "announcer moved node-b → node-c")
+        );
+    }
 }

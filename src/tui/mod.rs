@@ -30,6 +30,7 @@ pub async fn run(mut app: App, mut events: UnboundedReceiver<ClusterEvent>) -> R
     let mut terminal =
         ratatui::try_init().wrap_err("cannot initialise the terminal (is this a TTY?)")?;
     let _guard = TerminalGuard;
+    tracing::debug!("terminal initialised");
     let mut keys = EventStream::new();
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
