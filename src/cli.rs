@@ -43,6 +43,11 @@ pub struct LabOptions {
     /// Do not replay the scenario's old upgrade automation.
     #[arg(long)]
     pub no_replay: bool,
+    /// Write an upgrade plan for the lab's nodes (SSH endpoints, keys,
+    /// known_hosts filled in); implies --no-replay, since the plan is for
+    /// k3s-cockpit to drive the upgrade.
+    #[arg(long)]
+    pub plan_out: Option<PathBuf>,
 }
 
 fn load_scenario(name: &str, nodes: Option<usize>, time_scale: Option<f64>) -> Result<Scenario> {
@@ -65,15 +70,24 @@ pub async fn run_lab(opts: LabOptions) -> Result<()> {
     config.listen = opts.listen;
     config.allow_non_loopback = opts.allow_non_loopback;
     config.audit_log = opts.audit_log;
-    config.replay = !opts.no_replay;
+    config.replay = !opts.no_replay && opts.plan_out.is_none();
     let lab = Lab::start(config).await?;
-    lab.write_kubeconfig(&opts.kubeconfig_out)?;
     let key_dir = opts
         .kubeconfig_out
         .parent()
         .filter(|d| !d.as_os_str().is_empty())
         .map_or_else(|| PathBuf::from("."), PathBuf::from);
+    // Absolute, so the plan written below works from any directory.
+    let key_dir = std::path::absolute(&key_dir)
+        .wrap_err_with(|| format!("cannot resolve {}", key_dir.display()))?;
     let ssh = crate::lab::shell::start_ssh(&lab.sim, &key_dir, lab.scenario.proxmox_host).await?;
+    if let Some(path) = &opts.plan_out {
+        let text = crate::lab::plan_out::plan_toml(&lab.scenario, &ssh);
+        std::fs::write(path, text)
+            .wrap_err_with(|| format!("cannot write the plan {}", path.display()))?;
+    }
+    // Last: scripts wait for the kubeconfig, so everything else is ready.
+    lab.write_kubeconfig(&opts.kubeconfig_out)?;
     let kc = opts.kubeconfig_out.display();
     println!(
         "k3s-cockpit lab: scenario {} with {} nodes serving on {}",
@@ -98,6 +112,12 @@ pub async fn run_lab(opts: LabOptions) -> Result<()> {
             addr.port()
         );
     }
+    if let Some(path) = &opts.plan_out {
+        println!(
+            "  upgrade plan: {0}\n  k3s-cockpit upgrade --plan {0} --kubeconfig {kc}",
+            path.display()
+        );
+    }
     println!("Ctrl-C stops the lab.");
     tokio::signal::ctrl_c()
         .await
@@ -117,32 +137,59 @@ pub async fn run_watch(target: ClusterTarget, _log: LogGuard) -> Result<ExitCode
     Ok(ExitCode::SUCCESS)
 }
 
-/// `demo`: the lab and the cockpit in one process.
-pub async fn run_demo(scenario: &str, _log: LogGuard) -> Result<ExitCode> {
+/// `demo`: the lab and the cockpit in one process. By default the cockpit
+/// drives the post-mortem's upgrade itself (control mode); `--watch` shows
+/// the old automation replaying it, read-only.
+pub async fn run_demo(scenario: &str, watch: bool, _log: LogGuard) -> Result<ExitCode> {
     let scenario = load_scenario(scenario, None, None)?;
-    let lab = Lab::start(LabConfig::new(scenario)).await?;
-    let dir = state_dir();
+    let mut config = LabConfig::new(scenario);
+    config.replay = watch;
+    let lab = Lab::start(config).await?;
+    let dir = state_dir().join("demo");
+    std::fs::create_dir_all(&dir)
+        .wrap_err_with(|| format!("cannot create the demo directory {}", dir.display()))?;
     let kubeconfig = dir.join("demo.kubeconfig");
     lab.write_kubeconfig(&kubeconfig)?;
     let target = ClusterTarget {
         kubeconfig: Some(kubeconfig),
         context: None,
     };
-    let conn = crate::cluster::connect(&target, true).await?;
-    let (tx, rx) = mpsc::unbounded_channel();
-    crate::cluster::watch::spawn_all(&conn.client, &tx);
-    let mut app = App::new(
-        &format!("demo: {}", lab.scenario.name),
-        &conn.server,
-        true,
-        jiff::Timestamp::now(),
-    );
-    app.hint = Some(
-        " Demo: the old automation upgrades every node (v1.33 → v1.34 → v1.35), waits 30 s each, and moves on. Watch the heartbeats a minute later."
-            .into(),
-    );
-    crate::tui::run(app, rx).await?;
-    Ok(ExitCode::SUCCESS)
+    if watch {
+        let conn = crate::cluster::connect(&target, true).await?;
+        let (tx, rx) = mpsc::unbounded_channel();
+        crate::cluster::watch::spawn_all(&conn.client, &tx);
+        let mut app = App::new(
+            &format!("demo: {}", lab.scenario.name),
+            &conn.server,
+            true,
+            jiff::Timestamp::now(),
+        );
+        app.hint = Some(
+            " Demo: the old automation upgrades every node (v1.33 → v1.34 → v1.35), waits 30 s each, and moves on. Watch the heartbeats a minute later."
+                .into(),
+        );
+        crate::tui::run(app, rx).await?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let ssh = crate::lab::shell::start_ssh(&lab.sim, &dir, lab.scenario.proxmox_host).await?;
+    let plan = dir.join("demo-plan.toml");
+    std::fs::write(&plan, crate::lab::plan_out::plan_toml(&lab.scenario, &ssh))
+        .wrap_err_with(|| format!("cannot write the demo plan {}", plan.display()))?;
+    // Every demo is a fresh lab: an old journal would describe another one.
+    let journal = crate::upgrade::Journal::path_for_plan(&plan);
+    if journal.exists() {
+        std::fs::remove_file(&journal).wrap_err_with(|| {
+            format!("cannot remove the old demo journal {}", journal.display())
+        })?;
+    }
+    let mut opts = crate::rollout::UpgradeOptions::for_plan(plan, target);
+    opts.break_lock = true;
+    let session = match crate::rollout::open(&opts).await? {
+        Ok(s) => s,
+        Err(crate::rollout::BadInput(e)) => color_eyre::eyre::bail!("demo plan: {e}"),
+    };
+    let hint = " Demo: C starts a canary, A accepts it. On v1.35 a kubelet dies a minute after its upgrade: the soak halts. Select the node, R restarts K3s, p resumes; B rolls back.";
+    crate::tui::control::run(session, Some(hint.into())).await
 }
 
 /// `$XDG_STATE_HOME/k3s-cockpit` (or `~/.local/state/k3s-cockpit`).
@@ -166,8 +213,9 @@ fn env_filter() -> EnvFilter {
     })
 }
 
-/// For the TUI: logs go to a file, timeline events also to the log panel.
-pub fn init_tui_logging(path: Option<PathBuf>) -> Result<LogGuard> {
+/// Logs go to a file (the screen is the TUI's, or stdout is JSON lines);
+/// with `panel`, timeline and upgrade events also feed the log panel.
+pub fn init_tui_logging(path: Option<PathBuf>, panel: bool) -> Result<LogGuard> {
     let path = path.unwrap_or_else(|| state_dir().join("k3s-cockpit.log"));
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir)
@@ -178,17 +226,21 @@ pub fn init_tui_logging(path: Option<PathBuf>) -> Result<LogGuard> {
         .append(true)
         .open(&path)
         .wrap_err_with(|| format!("cannot open log file {}", path.display()))?;
-    tui_logger::set_default_level(log_level_info());
-    let panel = tui_logger::TuiTracingSubscriberLayer.with_filter(filter::filter_fn(|meta| {
-        matches!(meta.target(), "timeline" | "upgrade")
-    }));
     let file_layer = tracing_subscriber::fmt::layer()
         .with_writer(std::sync::Mutex::new(file))
         .with_ansi(false)
         .with_filter(env_filter());
+    let panel_layer = panel.then(|| {
+        tui_logger::set_default_level(log_level_info());
+        tui_logger::TuiTracingSubscriberLayer
+            .with_filter(filter::filter_fn(|meta| {
+                matches!(meta.target(), "timeline" | "upgrade")
+            }))
+            .with_filter(LevelFilter::INFO)
+    });
     tracing_subscriber::registry()
         .with(file_layer)
-        .with(panel.with_filter(LevelFilter::INFO))
+        .with(panel_layer)
         .try_init()
         .wrap_err("logging was already initialised")?;
     Ok(LogGuard { path })
@@ -212,7 +264,6 @@ pub async fn run_check_plan(
     plan_path: &std::path::Path,
     target: ClusterTarget,
 ) -> Result<ExitCode> {
-    use crate::upgrade::plan::Role;
     let plan = match crate::upgrade::Plan::load(plan_path) {
         Ok(p) => p,
         Err(e) => {
@@ -222,32 +273,7 @@ pub async fn run_check_plan(
     };
     let conn = crate::cluster::connect(&target, true).await?;
     crate::cluster::check_reachable(&conn).await?;
-    let nodes: kube::Api<k8s_openapi::api::core::v1::Node> = kube::Api::all(conn.client.clone());
-    let list = nodes
-        .list(&Default::default())
-        .await
-        .wrap_err_with(|| format!("listing nodes on {}", conn.server))?;
-    let mut cluster = Vec::new();
-    for n in &list.items {
-        let info = crate::cluster::convert::node(n);
-        let version = info.version.parse().map_err(|e| {
-            color_eyre::eyre::eyre!(
-                "node {}: cannot parse version {:?}: {e}",
-                info.name,
-                info.version
-            )
-        })?;
-        let role = if info.is_server() {
-            Role::Server
-        } else {
-            Role::Agent
-        };
-        cluster.push(crate::upgrade::ClusterNode {
-            name: info.name,
-            role,
-            version,
-        });
-    }
+    let cluster = crate::rollout::cluster_nodes(&conn).await?;
     match crate::upgrade::resolve(&plan, &cluster) {
         Ok(resolved) => {
             println!("{resolved}");
@@ -257,5 +283,29 @@ pub async fn run_check_plan(
             eprintln!("{e}");
             Ok(ExitCode::from(2))
         }
+    }
+}
+
+/// `upgrade`: the rollout, headless or in the cockpit; `--dry-run` only
+/// simulates. Bad input exits 2, failures to start exit 1.
+pub async fn run_upgrade(opts: crate::rollout::UpgradeOptions, _log: LogGuard) -> Result<ExitCode> {
+    if opts.dry_run {
+        return crate::rollout::run_dry(&opts).await;
+    }
+    let session = match crate::rollout::open(&opts).await {
+        Ok(Ok(s)) => s,
+        Ok(Err(crate::rollout::BadInput(e))) => {
+            eprintln!("k3s-cockpit: {e}");
+            return Ok(ExitCode::from(2));
+        }
+        Err(e) => {
+            eprintln!("k3s-cockpit: error: {e:#}");
+            return Ok(ExitCode::from(1));
+        }
+    };
+    if opts.headless {
+        crate::rollout::headless::run(session, &opts).await
+    } else {
+        crate::tui::control::run(session, None).await
     }
 }

@@ -9,5 +9,6 @@ pub mod durations;
 pub mod lab;
 pub mod model;
 pub mod remote;
+pub mod rollout;
 pub mod tui;
 pub mod upgrade;

@@ -29,11 +29,15 @@ enum Command {
         #[command(flatten)]
         cluster: cli::ClusterTarget,
     },
-    /// Start the incident lab and open the cockpit on it: no cluster needed.
+    /// Start the incident lab and drive its upgrade from the cockpit: no
+    /// cluster needed.
     Demo {
         /// Scenario name or file.
         #[arg(long, default_value = "incident-2026-01-25")]
         scenario: String,
+        /// Read-only: watch the old automation replay the incident instead.
+        #[arg(long)]
+        watch: bool,
     },
     /// Validate an upgrade plan against the cluster and print the resolved
     /// steps (nodes in order, version hops, commands). Changes nothing.
@@ -45,6 +49,8 @@ enum Command {
     },
     /// Run the simulated cluster alone, for kubectl or another cockpit.
     Lab(cli::LabOptions),
+    /// Drive a rolling upgrade from a plan: in the cockpit, or --headless.
+    Upgrade(Box<k3s_cockpit::rollout::UpgradeOptions>),
 }
 
 fn main() -> ExitCode {
@@ -80,16 +86,20 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Watch { cluster } => {
-            let log = cli::init_tui_logging(cli.log_file)?;
+            let log = cli::init_tui_logging(cli.log_file, true)?;
             cli::run_watch(cluster, log).await
         }
         Command::CheckPlan { plan, cluster } => {
             cli::init_stderr_logging();
             cli::run_check_plan(&plan, cluster).await
         }
-        Command::Demo { scenario } => {
-            let log = cli::init_tui_logging(cli.log_file)?;
-            cli::run_demo(&scenario, log).await
+        Command::Upgrade(opts) => {
+            let log = cli::init_tui_logging(cli.log_file, !opts.headless && !opts.dry_run)?;
+            cli::run_upgrade(*opts, log).await
+        }
+        Command::Demo { scenario, watch } => {
+            let log = cli::init_tui_logging(cli.log_file, true)?;
+            cli::run_demo(&scenario, watch, log).await
         }
     }
 }

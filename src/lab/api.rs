@@ -226,6 +226,20 @@ fn dispatch(
         ("POST", Some(name), Some("eviction")) if target.kind == Kind::Pod => {
             evict(state, &target, name, body)
         }
+        // Leases outside the kubelets' namespace: the cockpit's rollout lock.
+        ("POST", None, None) if target.kind == Kind::Lease => create_lease(state, &target, body),
+        ("PUT", Some(name), None) if target.kind == Kind::Lease => {
+            replace_lease(state, &target, name, body)
+        }
+        ("DELETE", Some(name), None) if target.kind == Kind::Lease => {
+            match state
+                .store
+                .delete(Kind::Lease, target.namespace.as_deref().unwrap_or(""), name)
+            {
+                Some(o) => json_response(&o),
+                None => not_found(&target, name),
+            }
+        }
         _ => status(
             StatusCode::METHOD_NOT_ALLOWED,
             "MethodNotAllowed",
@@ -411,6 +425,103 @@ fn evict(state: &ApiState, t: &Target, name: &str, body: &Bytes) -> Response {
         json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}).to_string(),
     )
         .into_response()
+}
+
+/// Reads a Lease body for create or replace: a JSON object whose
+/// namespace (if given) matches the path.
+fn lease_body(t: &Target, body: &Bytes) -> Result<Value, Box<Response>> {
+    let obj: Value = match serde_json::from_slice(body) {
+        Ok(o @ Value::Object(_)) => o,
+        Ok(_) => {
+            return Err(Box::new(status(
+                StatusCode::BAD_REQUEST,
+                "BadRequest",
+                "Lease body must be a JSON object",
+            )));
+        }
+        Err(e) => {
+            return Err(Box::new(status(
+                StatusCode::BAD_REQUEST,
+                "BadRequest",
+                format!("malformed Lease body: {e}"),
+            )));
+        }
+    };
+    let ns = t.namespace.as_deref().unwrap_or("");
+    match obj["metadata"]["namespace"].as_str() {
+        None | Some("") => Ok(obj),
+        Some(n) if n == ns => Ok(obj),
+        Some(n) => Err(Box::new(status(
+            StatusCode::BAD_REQUEST,
+            "BadRequest",
+            format!(
+                "the namespace of the object ({n}) does not match the namespace of the request ({ns})"
+            ),
+        ))),
+    }
+}
+
+fn create_lease(state: &ApiState, t: &Target, body: &Bytes) -> Response {
+    let mut obj = match lease_body(t, body) {
+        Ok(o) => o,
+        Err(resp) => return *resp,
+    };
+    let ns = t.namespace.clone().unwrap_or_default();
+    let Some(name) = obj["metadata"]["name"].as_str().map(str::to_string) else {
+        return status(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "Invalid",
+            "metadata.name: Required value",
+        );
+    };
+    if state.store.get(Kind::Lease, &ns, &name).is_some() {
+        return status(
+            StatusCode::CONFLICT,
+            "AlreadyExists",
+            format!("leases.coordination.k8s.io \"{name}\" already exists"),
+        );
+    }
+    obj["metadata"]["namespace"] = json!(ns);
+    let created = state.store.upsert(Kind::Lease, obj);
+    (
+        StatusCode::CREATED,
+        [(header::CONTENT_TYPE, "application/json")],
+        created.to_string(),
+    )
+        .into_response()
+}
+
+/// PUT with optimistic concurrency: a stale `resourceVersion` is a 409, as
+/// on a real API server, so two writers cannot both win.
+fn replace_lease(state: &ApiState, t: &Target, name: &str, body: &Bytes) -> Response {
+    let mut obj = match lease_body(t, body) {
+        Ok(o) => o,
+        Err(resp) => return *resp,
+    };
+    let ns = t.namespace.clone().unwrap_or_default();
+    let Some(current) = state.store.get(Kind::Lease, &ns, name) else {
+        return not_found(t, name);
+    };
+    let sent = obj["metadata"]["resourceVersion"]
+        .as_str()
+        .unwrap_or_default();
+    if !sent.is_empty()
+        && sent
+            != current["metadata"]["resourceVersion"]
+                .as_str()
+                .unwrap_or_default()
+    {
+        return status(
+            StatusCode::CONFLICT,
+            "Conflict",
+            format!(
+                "Operation cannot be fulfilled on leases.coordination.k8s.io \"{name}\": the object has been modified; please apply your changes to the latest version and try again"
+            ),
+        );
+    }
+    obj["metadata"]["namespace"] = json!(ns);
+    obj["metadata"]["name"] = json!(name);
+    json_response(&state.store.upsert(Kind::Lease, obj))
 }
 
 fn pod_ready(pod: &Value) -> bool {

@@ -6,6 +6,7 @@ pub mod api;
 pub mod audit;
 pub mod discovery;
 pub mod objects;
+pub mod plan_out;
 pub mod query;
 pub mod replay;
 pub mod scenario;

@@ -268,6 +268,10 @@ impl Fleet {
     }
 
     /// Services whose pods run on `node`.
+    pub fn pods(&self) -> impl Iterator<Item = &PodInfo> {
+        self.pods.values()
+    }
+
     pub fn services_on(&self, node: &str) -> &[String] {
         self.service_pods.get(node).map_or(&[], Vec::as_slice)
     }

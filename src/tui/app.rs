@@ -4,8 +4,24 @@
 use crossterm::event::{KeyCode, KeyEvent};
 use jiff::Timestamp;
 
-use super::keymap::{self, Action};
+use super::keymap::{self, Action, Binding};
 use crate::model::{ClusterEvent, Fleet};
+use crate::rollout::executor::Manual;
+use crate::upgrade::{Command, RolloutState, RolloutView};
+
+/// What the control loop must do for a key: the app stays pure.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Request {
+    Engine(Command),
+    Manual(Manual, String),
+}
+
+/// A request waiting for the operator's "y".
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Confirm {
+    pub question: String,
+    pub request: Request,
+}
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Screen {
@@ -40,6 +56,11 @@ pub struct App {
     pub color: bool,
     /// Zone for clocks on screen (the operator's; tests pin UTC).
     pub tz: jiff::tz::TimeZone,
+    /// Control mode: the rollout as last seen (None in watch mode).
+    pub rollout: Option<RolloutView>,
+    pub confirm: Option<Confirm>,
+    /// Requests for the control loop, taken after each key.
+    pub requests: Vec<Request>,
 }
 
 const FLASH_SECONDS: i64 = 5;
@@ -62,6 +83,9 @@ impl App {
             log_panel: LogPanel::TuiLogger,
             color: std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()),
             tz: jiff::tz::TimeZone::system(),
+            rollout: None,
+            confirm: None,
+            requests: Vec::new(),
         }
     }
 
@@ -110,6 +134,13 @@ impl App {
 
     /// Handles one key. Returns true when the screen must be redrawn.
     pub fn on_key(&mut self, key: KeyEvent) -> bool {
+        if let Some(confirm) = self.confirm.take() {
+            match key.code {
+                KeyCode::Char('y') | KeyCode::Char('Y') => self.requests.push(confirm.request),
+                _ => self.say("cancelled".into()),
+            }
+            return true;
+        }
         if self.editing_filter {
             match key.code {
                 KeyCode::Enter => self.editing_filter = false,
@@ -166,14 +197,62 @@ impl App {
             }
             Action::Quit => self.quit = true,
             Action::Down => {}
-            Action::Cordon | Action::Uncordon | Action::Drain | Action::RestartK3s => {
-                self.say(format!(
-                    "\"{}\" is available in `k3s-cockpit upgrade` (control mode)",
-                    binding.help
-                ));
-            }
+            _ => self.control_key(binding),
         }
         true
+    }
+
+    /// Rollout and node keys: only in control mode, some after a "y".
+    fn control_key(&mut self, binding: &Binding) {
+        let Some(rollout) = &self.rollout else {
+            self.say(format!(
+                "\"{}\" is available in `k3s-cockpit upgrade` (control mode)",
+                binding.help
+            ));
+            return;
+        };
+        let node = self.selected_node();
+        let on_node = |m: Manual| node.clone().map(|n| Request::Manual(m, n));
+        let paused = matches!(
+            rollout.state,
+            RolloutState::Paused | RolloutState::Halted(_)
+        );
+        let request = match binding.action {
+            Action::Cordon => on_node(Manual::Cordon),
+            Action::Uncordon => on_node(Manual::Uncordon),
+            Action::Drain => on_node(Manual::Drain),
+            Action::RestartK3s => on_node(Manual::RestartK3s),
+            Action::Start => Some(Request::Engine(Command::Start)),
+            Action::Canary => Some(Request::Engine(Command::Canary)),
+            Action::AcceptCanary => Some(Request::Engine(Command::ConfirmCanary)),
+            Action::PauseResume if paused => Some(Request::Engine(Command::Resume)),
+            Action::PauseResume => Some(Request::Engine(Command::Pause)),
+            Action::Step => Some(Request::Engine(Command::Step)),
+            Action::Abort => Some(Request::Engine(Command::Abort)),
+            Action::Retry => Some(Request::Engine(Command::Retry)),
+            Action::Skip => node.clone().map(|n| Request::Engine(Command::Skip(n))),
+            Action::Rollback => Some(Request::Engine(Command::Rollback)),
+            _ => None,
+        };
+        let Some(request) = request else {
+            self.say("select a node first".into());
+            return;
+        };
+        if binding.confirm {
+            let what = match &request {
+                Request::Manual(m, n) => format!("{} {n}", m.label()),
+                Request::Engine(Command::Rollback) => {
+                    "roll back every upgraded node, newest first".to_string()
+                }
+                Request::Engine(c) => c.label(),
+            };
+            self.confirm = Some(Confirm {
+                question: format!("{what}? y = yes, any other key = no"),
+                request,
+            });
+        } else {
+            self.requests.push(request);
+        }
     }
 }
 

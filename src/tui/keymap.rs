@@ -18,6 +18,15 @@ pub enum Action {
     Uncordon,
     Drain,
     RestartK3s,
+    Start,
+    Canary,
+    AcceptCanary,
+    PauseResume,
+    Step,
+    Abort,
+    Retry,
+    Skip,
+    Rollback,
 }
 
 pub struct Binding {
@@ -27,6 +36,8 @@ pub struct Binding {
     pub help: &'static str,
     /// Changes the cluster: refused in read-only mode.
     pub mutating: bool,
+    /// Asks "are you sure?" first.
+    pub confirm: bool,
 }
 
 const fn bind(
@@ -42,6 +53,24 @@ const fn bind(
         action,
         help,
         mutating,
+        confirm: false,
+    }
+}
+
+/// A mutating binding that asks for confirmation.
+const fn guarded(
+    keys: &'static str,
+    code: &'static [KeyCode],
+    action: Action,
+    help: &'static str,
+) -> Binding {
+    Binding {
+        keys,
+        codes: code,
+        action,
+        help,
+        mutating: true,
+        confirm: true,
     }
 }
 
@@ -97,33 +126,86 @@ pub const KEYMAP: &[Binding] = &[
     ),
     bind("?", &[KeyCode::Char('?')], Action::Help, "this help", false),
     bind("q", &[KeyCode::Char('q')], Action::Quit, "quit", false),
-    bind(
+    guarded(
         "c",
         &[KeyCode::Char('c')],
         Action::Cordon,
         "cordon the selected node",
-        true,
     ),
-    bind(
+    guarded(
         "u",
         &[KeyCode::Char('u')],
         Action::Uncordon,
         "uncordon the selected node",
-        true,
     ),
-    bind(
+    guarded(
         "d",
         &[KeyCode::Char('d')],
         Action::Drain,
         "drain the selected node",
-        true,
     ),
-    bind(
+    guarded(
         "R",
         &[KeyCode::Char('R')],
         Action::RestartK3s,
         "restart K3s on the selected node",
+    ),
+    guarded(
+        "s",
+        &[KeyCode::Char('s')],
+        Action::Start,
+        "start the rollout",
+    ),
+    guarded(
+        "C",
+        &[KeyCode::Char('C')],
+        Action::Canary,
+        "canary: upgrade the first node only, soak it longer, then wait",
+    ),
+    guarded(
+        "A",
+        &[KeyCode::Char('A')],
+        Action::AcceptCanary,
+        "accept the canary and continue with the other nodes",
+    ),
+    bind(
+        "p",
+        &[KeyCode::Char('p')],
+        Action::PauseResume,
+        "pause at the next safe point / resume",
         true,
+    ),
+    bind(
+        "n",
+        &[KeyCode::Char('n')],
+        Action::Step,
+        "step: one more node, then pause",
+        true,
+    ),
+    bind(
+        "r",
+        &[KeyCode::Char('r')],
+        Action::Retry,
+        "retry the failed phase",
+        true,
+    ),
+    guarded(
+        "S",
+        &[KeyCode::Char('S')],
+        Action::Skip,
+        "skip the selected node for the rest of the rollout",
+    ),
+    guarded(
+        "X",
+        &[KeyCode::Char('X')],
+        Action::Abort,
+        "abort the rollout",
+    ),
+    guarded(
+        "B",
+        &[KeyCode::Char('B')],
+        Action::Rollback,
+        "roll back upgraded nodes, newest first",
     ),
 ];
 

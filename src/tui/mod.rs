@@ -3,7 +3,9 @@
 //! advanced the ages; it never busy-loops.
 
 pub mod app;
+pub mod control;
 pub mod keymap;
+pub mod rollout_view;
 pub mod view;
 
 use std::time::Duration;
@@ -18,7 +20,7 @@ use crate::model::ClusterEvent;
 
 /// Restores the terminal however the loop ends (ratatui's own panic hook
 /// covers panics).
-struct TerminalGuard;
+pub(crate) struct TerminalGuard;
 
 impl Drop for TerminalGuard {
     fn drop(&mut self) {

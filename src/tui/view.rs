@@ -9,37 +9,38 @@ use ratatui::widgets::{Block, Borders, Cell, Clear, Paragraph, Row, Table, Wrap}
 
 use super::app::{App, LogPanel, Screen};
 use super::keymap::KEYMAP;
+use super::rollout_view;
 use crate::durations::format_duration;
 use crate::model::fleet::{Connection, NodeInfo, NodeState, Tri};
 use crate::model::health::{self, Heartbeat};
 use crate::model::timeline::Severity;
 
 /// Colours, or none at all under `NO_COLOR`.
-struct Theme {
+pub struct Theme {
     color: bool,
 }
 
 impl Theme {
-    fn fg(&self, c: Color) -> Style {
+    pub fn fg(&self, c: Color) -> Style {
         if self.color {
             Style::default().fg(c)
         } else {
             Style::default()
         }
     }
-    fn good(&self) -> Style {
+    pub fn good(&self) -> Style {
         self.fg(Color::Green)
     }
-    fn warn(&self) -> Style {
+    pub fn warn(&self) -> Style {
         self.fg(Color::Yellow).add_modifier(Modifier::BOLD)
     }
-    fn bad(&self) -> Style {
+    pub fn bad(&self) -> Style {
         self.fg(Color::Red).add_modifier(Modifier::BOLD)
     }
-    fn dim(&self) -> Style {
+    pub fn dim(&self) -> Style {
         self.fg(Color::DarkGray)
     }
-    fn badge(&self) -> Style {
+    pub fn badge(&self) -> Style {
         if self.color {
             Style::default()
                 .fg(Color::Black)
@@ -62,13 +63,24 @@ pub fn render(app: &App, frame: &mut Frame) {
     } else {
         (services + 3).min(area.height / 4).max(4)
     };
+    let rollout_rows = rollout_view::panel_rows(app);
     let nodes_rows = (app.visible_nodes().len() as u16 + 3)
-        .min(area.height.saturating_sub(8 + services_rows))
+        .min(area.height.saturating_sub(8 + services_rows + rollout_rows))
         .max(4);
-    let [status, banner_area, hint_area, nodes, svc, log, footer] = Layout::vertical([
+    let [
+        status,
+        banner_area,
+        hint_area,
+        rollout,
+        nodes,
+        svc,
+        log,
+        footer,
+    ] = Layout::vertical([
         Constraint::Length(1),
         Constraint::Length(u16::from(banner.is_some())),
         Constraint::Length(hint_rows),
+        Constraint::Length(rollout_rows),
         Constraint::Length(nodes_rows),
         Constraint::Length(services_rows),
         Constraint::Min(3),
@@ -84,6 +96,9 @@ pub fn render(app: &App, frame: &mut Frame) {
             Paragraph::new(Line::styled(hint.clone(), theme.dim())),
             hint_area,
         );
+    }
+    if rollout_rows > 0 {
+        rollout_view::render_panel(app, &theme, frame, rollout);
     }
     render_nodes(app, &theme, frame, nodes);
     if services_rows > 0 {
@@ -189,17 +204,22 @@ enum NodeColumn {
     LbIps,
     Taints,
     Pods,
+    /// Control mode only: the node's rollout phase and progress.
+    Phase,
 }
 
 impl NodeColumn {
-    fn shown(wide: bool) -> Vec<NodeColumn> {
+    fn shown(wide: bool, control: bool) -> Vec<NodeColumn> {
         use NodeColumn::*;
-        if wide {
-            vec![
+        match (wide, control) {
+            (true, false) => vec![
                 Name, Role, Version, Ready, Heartbeat, Sched, LbIps, Taints, Pods,
-            ]
-        } else {
-            vec![Name, Version, Ready, Heartbeat, Sched, LbIps]
+            ],
+            (true, true) => vec![
+                Name, Role, Version, Ready, Heartbeat, Sched, LbIps, Phase, Taints,
+            ],
+            (false, false) => vec![Name, Version, Ready, Heartbeat, Sched, LbIps],
+            (false, true) => vec![Name, Version, Ready, Heartbeat, Sched, Phase],
         }
     }
 
@@ -214,6 +234,7 @@ impl NodeColumn {
             NodeColumn::LbIps => "LB IPS",
             NodeColumn::Taints => "TAINTS",
             NodeColumn::Pods => "PODS",
+            NodeColumn::Phase => "PHASE",
         }
     }
 
@@ -225,6 +246,7 @@ impl NodeColumn {
             NodeColumn::Heartbeat | NodeColumn::LbIps => 11,
             NodeColumn::Taints => 26,
             NodeColumn::Pods => 16,
+            NodeColumn::Phase => 24,
         })
     }
 
@@ -243,12 +265,13 @@ impl NodeColumn {
                 Cell::from(taints.join(" ")).style(theme.warn())
             }
             NodeColumn::Pods => Cell::from(app.fleet.services_on(&info.name).join(",")),
+            NodeColumn::Phase => rollout_view::phase_cell(app, theme, &info.name),
         }
     }
 }
 
 fn render_nodes(app: &App, theme: &Theme, frame: &mut Frame, area: Rect) {
-    let columns = NodeColumn::shown(area.width >= 110);
+    let columns = NodeColumn::shown(area.width >= 110, app.rollout.is_some());
     let names = app.visible_nodes();
     let rows: Vec<Row> = names
         .iter()
@@ -396,6 +419,9 @@ fn render_log(app: &App, theme: &Theme, frame: &mut Frame, area: Rect) {
 fn footer_line<'a>(app: &App, theme: &Theme) -> Paragraph<'a> {
     if app.editing_filter {
         return Paragraph::new(format!("/{}▏  (Enter keep, Esc clear)", app.filter));
+    }
+    if let Some(confirm) = &app.confirm {
+        return Paragraph::new(Line::styled(format!(" {}", confirm.question), theme.bad()));
     }
     if let Some((text, _)) = &app.flash {
         return Paragraph::new(Line::styled(format!(" {text}"), theme.warn()));

@@ -1,0 +1,330 @@
+//! `k3s-cockpit upgrade`: the edges around the pure rollout engine. It
+//! resolves the plan against the live cluster, takes the cluster lock,
+//! opens (or resumes) the journal, feeds the engine observations built from
+//! the watchers' fleet model, and runs its actions through the executor,
+//! headless (JSON lines) or in the cockpit.
+
+pub mod controller;
+pub mod dry_run;
+pub mod executor;
+pub mod headless;
+pub mod lock;
+pub mod node_ops;
+pub mod observe;
+pub mod preflight;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use color_eyre::eyre::{Result, WrapErr, eyre};
+use jiff::{SignedDuration, Timestamp};
+use tokio::sync::mpsc::{self, UnboundedReceiver, UnboundedSender};
+
+use self::controller::Controller;
+use self::executor::Executor;
+use self::lock::RolloutLock;
+use self::observe::Observer;
+use crate::cluster::{ClusterTarget, Connection};
+use crate::model::ClusterEvent;
+use crate::model::fleet::Fleet;
+use crate::upgrade::journal::Journal;
+use crate::upgrade::plan::Role;
+use crate::upgrade::{Action, ClusterNode, Input, Plan, Recorder, ResolvedPlan};
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CanaryConfirm {
+    /// Confirm the canary as soon as its soak passed.
+    Auto,
+    /// Stop (exit 1) when the canary waits for confirmation.
+    Never,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OnHalt {
+    /// Stop and exit 1, leaving the rollout halted (resume later).
+    Stop,
+    /// Roll back the upgraded nodes, then exit.
+    Rollback,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct UpgradeOptions {
+    /// The upgrade plan (TOML; see assets/plans/example.toml).
+    #[arg(long)]
+    pub plan: PathBuf,
+    #[command(flatten)]
+    pub cluster: ClusterTarget,
+    /// No cockpit: print one JSON object per line per transition.
+    /// Exit status 0 done, 1 halted or failed, 2 bad input.
+    #[arg(long)]
+    pub headless: bool,
+    /// Play the rollout on a simulated copy of the cluster and print the
+    /// commands it would send; reads the cluster, changes nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Continue the rollout recorded in the plan's journal.
+    #[arg(long)]
+    pub resume: bool,
+    /// Headless: start with a canary (first node only, canary soak).
+    #[arg(long)]
+    pub canary: bool,
+    /// Headless: what to do when the canary waits for confirmation.
+    #[arg(long, value_enum, default_value = "never")]
+    pub canary_confirm: CanaryConfirm,
+    /// Headless: what to do when the rollout halts.
+    #[arg(long, value_enum, default_value = "stop")]
+    pub on_halt: OnHalt,
+    /// Override the plan's soak after each node (e.g. 30s).
+    #[arg(long, value_parser = crate::durations::parse_signed)]
+    pub soak: Option<SignedDuration>,
+    /// Override the plan's canary soak.
+    #[arg(long, value_parser = crate::durations::parse_signed)]
+    pub canary_soak: Option<SignedDuration>,
+    /// Judge only the node being upgraded, like the post-mortem's script.
+    /// For comparison only.
+    #[arg(long)]
+    pub no_global_gate: bool,
+    /// Take over a stale rollout lock left by a cockpit that died.
+    #[arg(long)]
+    pub break_lock: bool,
+    /// Journal file (default: PLAN.journal.jsonl next to the plan).
+    #[arg(long)]
+    pub journal: Option<PathBuf>,
+}
+
+impl UpgradeOptions {
+    /// Control mode on `plan` with every flag at its default.
+    pub fn for_plan(plan: PathBuf, cluster: ClusterTarget) -> Self {
+        UpgradeOptions {
+            plan,
+            cluster,
+            headless: false,
+            dry_run: false,
+            resume: false,
+            canary: false,
+            canary_confirm: CanaryConfirm::Never,
+            on_halt: OnHalt::Stop,
+            soak: None,
+            canary_soak: None,
+            no_global_gate: false,
+            break_lock: false,
+            journal: None,
+        }
+    }
+}
+
+/// Bad input: printed, exit status 2.
+pub struct BadInput(pub String);
+
+/// Lists the cluster's nodes as the plan resolver needs them.
+pub async fn cluster_nodes(conn: &Connection) -> Result<Vec<ClusterNode>> {
+    let nodes: kube::Api<k8s_openapi::api::core::v1::Node> = kube::Api::all(conn.client.clone());
+    let list = nodes
+        .list(&Default::default())
+        .await
+        .wrap_err_with(|| format!("listing nodes on {}", conn.server))?;
+    let mut cluster = Vec::new();
+    for n in &list.items {
+        let info = crate::cluster::convert::node(n);
+        let version = info.version.parse().map_err(|e| {
+            eyre!(
+                "node {}: cannot parse version {:?}: {e}",
+                info.name,
+                info.version
+            )
+        })?;
+        let role = if info.is_server() {
+            Role::Server
+        } else {
+            Role::Agent
+        };
+        cluster.push(ClusterNode {
+            name: info.name,
+            role,
+            version,
+        });
+    }
+    Ok(cluster)
+}
+
+/// Loads and resolves the plan against the cluster, applying the command
+/// line's overrides. Errors here are the operator's input: exit 2.
+pub async fn resolve_plan(
+    opts: &UpgradeOptions,
+    conn: &Connection,
+) -> Result<std::result::Result<ResolvedPlan, BadInput>> {
+    let plan = match Plan::load(&opts.plan) {
+        Ok(p) => p,
+        Err(e) => return Ok(Err(BadInput(e.to_string()))),
+    };
+    let nodes = cluster_nodes(conn).await?;
+    let mut resolved = match crate::upgrade::resolve(&plan, &nodes) {
+        Ok(r) => r,
+        Err(e) => return Ok(Err(BadInput(e.to_string()))),
+    };
+    if let Some(soak) = opts.soak {
+        resolved.timings.soak = soak;
+    }
+    if let Some(soak) = opts.canary_soak {
+        resolved.timings.canary_soak = soak;
+    }
+    if opts.no_global_gate {
+        resolved.gates.global_gate = false;
+    }
+    Ok(Ok(resolved))
+}
+
+/// Everything a running rollout needs, set up and checked.
+pub struct Session {
+    pub plan: Arc<ResolvedPlan>,
+    pub conn: Connection,
+    pub fleet: Fleet,
+    pub events: UnboundedReceiver<ClusterEvent>,
+    pub controller: Controller,
+    pub executor: Executor,
+    /// Actions to run at once (re-issued after `--resume`).
+    pub pending: Vec<Action>,
+    pub lock: RolloutLock,
+    pub resumed: bool,
+}
+
+/// How long to wait for the watchers' first lists before judging the
+/// cluster.
+const SYNC_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// Connects, resolves, locks, opens the journal and syncs the fleet.
+pub async fn open(opts: &UpgradeOptions) -> Result<std::result::Result<Session, BadInput>> {
+    let conn = crate::cluster::connect(&opts.cluster, false).await?;
+    crate::cluster::check_reachable(&conn).await?;
+    let plan = match resolve_plan(opts, &conn).await? {
+        Ok(p) => Arc::new(p),
+        Err(bad) => return Ok(Err(bad)),
+    };
+    let journal = opts
+        .journal
+        .clone()
+        .unwrap_or_else(|| Journal::path_for_plan(&opts.plan));
+    let journal_exists = std::fs::metadata(&journal).is_ok_and(|m| m.len() > 0);
+    if opts.resume && !journal_exists {
+        return Ok(Err(BadInput(format!(
+            "--resume: there is no journal at {} to resume",
+            journal.display()
+        ))));
+    }
+    if !opts.resume && journal_exists {
+        return Ok(Err(BadInput(format!(
+            "{} already records a rollout: pass --resume to continue it, or move the file away to start over",
+            journal.display()
+        ))));
+    }
+    let lock = RolloutLock::acquire(&conn.client, &lock::identity(), opts.break_lock)
+        .await
+        .map_err(|e| eyre!(e))?;
+    let now = Timestamp::now();
+    let (recorder, pending) = if opts.resume {
+        let (recorder, warnings, actions) = Recorder::resume(&journal, now)
+            .map_err(|e| eyre!("resuming from {}: {e}", journal.display()))?;
+        for w in warnings {
+            tracing::warn!(target: "upgrade", "{}: {w}", journal.display());
+        }
+        if recorder.engine().config() != &plan.engine_config() {
+            tracing::warn!(
+                target: "upgrade",
+                "the plan changed since the journal began; continuing with the journal's recorded plan"
+            );
+        }
+        (recorder, actions)
+    } else {
+        let recorder = Recorder::create(&journal, plan.engine_config(), now)
+            .wrap_err_with(|| format!("creating the rollout journal {}", journal.display()))?;
+        (recorder, Vec::new())
+    };
+    let observer = Observer::new(plan.timings.max_heartbeat_age);
+    let controller = Controller::new(recorder, observer);
+    let (tx, mut events) = mpsc::unbounded_channel();
+    crate::cluster::watch::spawn_all(&conn.client, &tx);
+    let mut fleet = Fleet::new();
+    sync(&mut fleet, &mut events, &plan).await;
+    let executor = Executor::new(conn.client.clone(), plan.clone());
+    Ok(Ok(Session {
+        plan,
+        conn,
+        fleet,
+        events,
+        controller,
+        executor,
+        pending,
+        lock,
+        resumed: opts.resume,
+    }))
+}
+
+/// Feeds the first lists into the fleet until every plan node, its lease
+/// and every gated service is known (or the timeout passes: preflight then
+/// reports what is missing).
+async fn sync(
+    fleet: &mut Fleet,
+    events: &mut UnboundedReceiver<ClusterEvent>,
+    plan: &ResolvedPlan,
+) {
+    let deadline = tokio::time::Instant::now() + SYNC_TIMEOUT;
+    let complete = |fleet: &Fleet| {
+        plan.nodes.iter().all(|n| {
+            fleet
+                .nodes
+                .get(&n.name)
+                .is_some_and(|s| s.info.is_some() && (s.lease.is_some() || !fleet.leases_readable))
+        }) && plan.gates.services.iter().all(|s| {
+            s.split_once('/').is_some_and(|(ns, name)| {
+                fleet
+                    .services
+                    .get(&(ns.to_string(), name.to_string()))
+                    .is_some_and(|svc| svc.announcer.is_some())
+            })
+        })
+    };
+    while !complete(fleet) {
+        match tokio::time::timeout_at(deadline, events.recv()).await {
+            Ok(Some(ev)) => {
+                fleet.apply(ev, Timestamp::now());
+            }
+            Ok(None) | Err(_) => break,
+        }
+    }
+    while let Ok(ev) = events.try_recv() {
+        fleet.apply(ev, Timestamp::now());
+    }
+    fleet.tick(Timestamp::now());
+}
+
+/// Starts each action on its own task; its result comes back on `results`.
+pub fn dispatch(executor: &Executor, actions: Vec<Action>, results: &UnboundedSender<Input>) {
+    for action in actions {
+        let executor = executor.clone();
+        let results = results.clone();
+        tokio::spawn(async move {
+            let done = executor.run(action).await;
+            let _ = results.send(done);
+        });
+    }
+}
+
+/// `upgrade --dry-run`: read-only, prints the simulated rollout.
+pub async fn run_dry(opts: &UpgradeOptions) -> Result<ExitCode> {
+    let conn = crate::cluster::connect(&opts.cluster, true).await?;
+    crate::cluster::check_reachable(&conn).await?;
+    let plan = match resolve_plan(opts, &conn).await? {
+        Ok(p) => p,
+        Err(BadInput(e)) => {
+            eprintln!("{e}");
+            return Ok(ExitCode::from(2));
+        }
+    };
+    print!("{plan}");
+    for line in dry_run::simulate(&plan, Timestamp::now()) {
+        println!("{line}");
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,197 @@
+//! Turns the cockpit's fleet model into the engine's [`Observation`]: what
+//! the rollout's gates judge. Pure, so the gate inputs are unit-tested.
+
+use std::collections::HashMap;
+
+use jiff::{SignedDuration, Timestamp};
+
+use crate::model::fleet::{Connection, Fleet, Tri};
+use crate::model::health::{self, Heartbeat};
+use crate::upgrade::{NodeObservation, Observation, ServiceObservation};
+
+/// Keeps what one fleet snapshot cannot tell: how often each node's Ready
+/// condition fell, so a flap between two observations still counts.
+#[derive(Debug, Default)]
+pub struct Observer {
+    /// Per node: Ready at the last look, and true→false transitions so far.
+    ready: HashMap<String, (bool, u32)>,
+    /// From the plan; None derives lateness from each node's lease.
+    max_heartbeat_age: Option<SignedDuration>,
+}
+
+impl Observer {
+    pub fn new(max_heartbeat_age: Option<SignedDuration>) -> Self {
+        Observer {
+            ready: HashMap::new(),
+            max_heartbeat_age,
+        }
+    }
+
+    /// The observation of every node the cluster reports (the global gate
+    /// judges nodes outside the plan too) and of the gated `services`
+    /// (`namespace/name`). `probes` gives each probed service's latest
+    /// result.
+    pub fn observe(
+        &mut self,
+        fleet: &Fleet,
+        services: &[String],
+        probes: &dyn Fn(&str) -> Option<bool>,
+        now: Timestamp,
+    ) -> Observation {
+        let mut nodes = Vec::with_capacity(fleet.nodes.len());
+        for (name, state) in &fleet.nodes {
+            let Some(info) = &state.info else { continue };
+            let ready = info.ready().is_some_and(|c| c.status == Tri::True);
+            let entry = self.ready.entry(name.clone()).or_insert((ready, 0));
+            if entry.0 && !ready {
+                entry.1 += 1;
+            }
+            entry.0 = ready;
+            let heartbeat_late = if !fleet.leases_readable {
+                // Without leases the only heartbeat is the Ready condition's,
+                // refreshed every 5 minutes: Ready itself is the signal.
+                false
+            } else {
+                match (self.max_heartbeat_age, state.heartbeat_at()) {
+                    (Some(max), Some(at)) => now.duration_since(at) > max,
+                    (Some(_), None) => true,
+                    (None, at) => matches!(
+                        health::classify(at, state.lease_duration(), now),
+                        Heartbeat::Late | Heartbeat::Expired | Heartbeat::Unknown
+                    ),
+                }
+            };
+            nodes.push(NodeObservation {
+                name: name.clone(),
+                ready,
+                version: info.version.clone(),
+                heartbeat_late,
+                unschedulable: info.unschedulable,
+                ready_transitions: entry.1,
+            });
+        }
+        let services = services
+            .iter()
+            .map(|key| {
+                let announced_by = key.split_once('/').and_then(|(ns, name)| {
+                    fleet
+                        .services
+                        .get(&(ns.to_string(), name.to_string()))
+                        .and_then(|s| s.announcer.clone())
+                });
+                ServiceObservation {
+                    name: key.clone(),
+                    announced_by,
+                    probe_ok: probes(key),
+                }
+            })
+            .collect();
+        Observation {
+            nodes,
+            services,
+            api_reachable: fleet.connection == Connection::Up,
+        }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+    use crate::model::ClusterEvent;
+    use crate::model::fleet::{Condition, L2Info, LeaseInfo, NodeInfo, ServiceInfo};
+    use std::time::Duration;
+
+    fn t(secs: i64) -> Timestamp {
+        Timestamp::from_second(1_769_378_700 + secs).unwrap()
+    }
+
+    fn node(name: &str, ready: Tri) -> ClusterEvent {
+        ClusterEvent::Node(NodeInfo {
+            name: name.into(),
+            roles: vec![],
+            version: "v1.34.3+k3s1".into(),
+            unschedulable: false,
+            taints: vec![],
+            conditions: vec![Condition {
+                kind: "Ready".into(),
+                status: ready,
+                reason: String::new(),
+                message: String::new(),
+                last_transition: Some(t(0)),
+                last_heartbeat: Some(t(0)),
+            }],
+            boot_id: "b".into(),
+        })
+    }
+
+    fn lease(name: &str, renewed: i64) -> ClusterEvent {
+        ClusterEvent::Lease(LeaseInfo {
+            node: name.into(),
+            holder: name.into(),
+            renewed: Some(t(renewed)),
+            duration: Duration::from_secs(40),
+        })
+    }
+
+    fn fleet() -> Fleet {
+        let mut f = Fleet::new();
+        f.apply(ClusterEvent::ApiOk, t(0));
+        f.apply(node("a", Tri::True), t(0));
+        f.apply(lease("a", 0), t(0));
+        f.apply(
+            ClusterEvent::Service(ServiceInfo {
+                namespace: "frigate".into(),
+                name: "frigate".into(),
+                ips: vec!["127.77.0.12".into()],
+                selector: Default::default(),
+            }),
+            t(0),
+        );
+        f.apply(
+            ClusterEvent::L2(L2Info {
+                object: "metallb-system/x".into(),
+                node: "a".into(),
+                service: ("frigate".into(), "frigate".into()),
+            }),
+            t(0),
+        );
+        f
+    }
+
+    #[test]
+    fn heartbeat_turns_late_after_a_missed_renewal_of_the_lease() {
+        let f = fleet();
+        let mut o = Observer::new(None);
+        let none = |_: &str| None;
+        assert!(!o.observe(&f, &[], &none, t(10)).nodes[0].heartbeat_late);
+        // 40 s lease: renew every 10 s; late after ~11.4 s.
+        assert!(o.observe(&f, &[], &none, t(12)).nodes[0].heartbeat_late);
+        let mut strict = Observer::new(Some(SignedDuration::from_secs(5)));
+        assert!(strict.observe(&f, &[], &none, t(6)).nodes[0].heartbeat_late);
+    }
+
+    #[test]
+    fn a_flap_between_two_looks_is_counted_and_services_carry_announcer_and_probe() {
+        let mut f = fleet();
+        let mut o = Observer::new(None);
+        let probe = |s: &str| (s == "frigate/frigate").then_some(false);
+        let gated = ["frigate/frigate".to_string(), "x/missing".to_string()];
+        let first = o.observe(&f, &gated, &probe, t(1));
+        assert_eq!(first.nodes[0].ready_transitions, 0);
+        assert!(first.api_reachable);
+        assert_eq!(first.services[0].announced_by.as_deref(), Some("a"));
+        assert_eq!(first.services[0].probe_ok, Some(false));
+        assert_eq!(first.services[1].announced_by, None);
+
+        f.apply(node("a", Tri::Unknown), t(2));
+        assert_eq!(
+            o.observe(&f, &gated, &probe, t(2)).nodes[0].ready_transitions,
+            1
+        );
+        f.apply(node("a", Tri::True), t(3));
+        let healed = o.observe(&f, &gated, &probe, t(3));
+        assert!(healed.nodes[0].ready);
+        assert_eq!(healed.nodes[0].ready_transitions, 1);
+    }
+}

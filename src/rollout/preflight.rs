@@ -1,0 +1,136 @@
+//! Checks shown before anything changes: the cluster must be healthy to
+//! start, and single points of failure are named before a drain hits them.
+
+use std::collections::BTreeSet;
+
+use crate::model::fleet::Fleet;
+use crate::upgrade::{Observation, ResolvedPlan};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Level {
+    /// The rollout must not start.
+    Block,
+    Warn,
+    Ok,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct Finding {
+    pub level: Level,
+    pub text: String,
+}
+
+fn finding(level: Level, text: String) -> Finding {
+    Finding { level, text }
+}
+
+pub fn check(fleet: &Fleet, plan: &ResolvedPlan, obs: &Observation) -> Vec<Finding> {
+    let mut out = Vec::new();
+    if !obs.api_reachable {
+        out.push(finding(
+            Level::Block,
+            "the API server is not reachable".into(),
+        ));
+    }
+    for n in &obs.nodes {
+        if !n.ready {
+            out.push(finding(
+                Level::Block,
+                format!("node {} is not Ready", n.name),
+            ));
+        } else if n.heartbeat_late {
+            out.push(finding(
+                Level::Block,
+                format!("node {}: kubelet heartbeat is late", n.name),
+            ));
+        }
+    }
+    for p in &plan.nodes {
+        if !obs.nodes.iter().any(|n| n.name == p.name) {
+            out.push(finding(
+                Level::Block,
+                format!("node {} of the plan is not in the cluster", p.name),
+            ));
+        }
+    }
+    let speakers: BTreeSet<&str> = fleet
+        .pods()
+        .filter(|p| p.labels.get("component").is_some_and(|c| c == "speaker") && p.ready)
+        .map(|p| p.node.as_str())
+        .collect();
+    if speakers.is_empty() {
+        out.push(finding(
+            Level::Warn,
+            "no ready MetalLB speaker pods seen (component=speaker); announcer gates rely on them"
+                .into(),
+        ));
+    } else {
+        let missing: Vec<&str> = obs
+            .nodes
+            .iter()
+            .map(|n| n.name.as_str())
+            .filter(|n| !speakers.contains(n))
+            .collect();
+        if !missing.is_empty() {
+            out.push(finding(
+                Level::Warn,
+                format!("no ready MetalLB speaker on {}", missing.join(", ")),
+            ));
+        }
+    }
+    for s in &obs.services {
+        match (&s.announced_by, s.probe_ok) {
+            (None, _) => out.push(finding(
+                Level::Block,
+                format!("service {} is not announced by any MetalLB speaker", s.name),
+            )),
+            (Some(_), Some(false)) => out.push(finding(
+                Level::Block,
+                format!("service {}: probe failing", s.name),
+            )),
+            (Some(node), _) => out.push(finding(
+                Level::Ok,
+                format!("service {} announced from {node}", s.name),
+            )),
+        }
+        if let Some(node) = single_home(fleet, &s.name)
+            && plan.node(&node).is_some()
+        {
+            out.push(finding(
+                Level::Warn,
+                format!(
+                    "service {}: every ready pod runs on {node}, which will be drained (a single point of failure; consider pod anti-affinity and 2 replicas)",
+                    s.name
+                ),
+            ));
+        }
+    }
+    out
+}
+
+/// The one node hosting all ready pods of a service, if exactly one does.
+fn single_home(fleet: &Fleet, service: &str) -> Option<String> {
+    let (ns, name) = service.split_once('/')?;
+    let svc = fleet.services.get(&(ns.to_string(), name.to_string()))?;
+    if svc.info.selector.is_empty() {
+        return None;
+    }
+    let nodes: BTreeSet<&str> = fleet
+        .pods()
+        .filter(|p| {
+            p.ready
+                && p.namespace == ns
+                && svc
+                    .info
+                    .selector
+                    .iter()
+                    .all(|(k, v)| p.labels.get(k) == Some(v))
+        })
+        .map(|p| p.node.as_str())
+        .collect();
+    match nodes.len() {
+        1 => nodes.into_iter().next().map(str::to_string),
+        _ => None,
+    }
+}

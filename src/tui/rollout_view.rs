@@ -1,0 +1,143 @@
+//! The rollout in the cockpit (control mode): a panel with the state, the
+//! version path, the current node's phase and what to press next, and the
+//! node table's PHASE column with a progress bar.
+
+use ratatui::Frame;
+use ratatui::layout::Rect;
+use ratatui::style::{Modifier, Style};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, Borders, Cell, Paragraph, Wrap};
+
+use super::app::App;
+use super::view::Theme;
+use crate::durations::format_duration;
+use crate::upgrade::engine::{NodeView, Phase};
+use crate::upgrade::{RolloutState, RolloutView};
+
+/// Rows the panel takes (borders included); 0 in watch mode.
+pub fn panel_rows(app: &App) -> u16 {
+    if app.rollout.is_some() { 4 } else { 0 }
+}
+
+fn secs(d: jiff::SignedDuration) -> String {
+    format_duration(std::time::Duration::from_secs(d.as_secs().max(0) as u64))
+}
+
+fn bar(fraction: f64, width: usize) -> String {
+    let filled = ((fraction.clamp(0.0, 1.0) * width as f64).round() as usize).min(width);
+    format!("{}{}", "▰".repeat(filled), "▱".repeat(width - filled))
+}
+
+/// `soak 12s/45s ▰▰▱▱▱▱`, `install`, `done`: one node's phase.
+pub fn phase_text(node: &NodeView) -> String {
+    match (&node.soak, node.phase) {
+        (Some(s), Phase::Soak) => format!(
+            "soak {}/{} {}",
+            secs(s.elapsed),
+            secs(s.window),
+            bar(s.fraction(), 6)
+        ),
+        (_, Phase::Pending) if node.progress > 0.0 => format!("next hop {}", bar(node.progress, 6)),
+        (_, phase) => format!("{phase} {}", bar(node.progress, 6)),
+    }
+}
+
+pub fn phase_cell(app: &App, theme: &Theme, node: &str) -> Cell<'static> {
+    let Some(view) = app.rollout.as_ref() else {
+        return Cell::from("");
+    };
+    let Some(n) = view.nodes.iter().find(|n| n.name == node) else {
+        return Cell::from("not in plan").style(theme.dim());
+    };
+    let halted_here =
+        matches!(&view.state, RolloutState::Halted(h) if h.node.as_deref() == Some(node));
+    let style = if halted_here {
+        theme.bad()
+    } else if n.phase == Phase::Done {
+        theme.good()
+    } else if view.current.as_deref() == Some(node) {
+        theme.warn()
+    } else {
+        Style::default()
+    };
+    Cell::from(phase_text(n)).style(style)
+}
+
+fn state_style(theme: &Theme, state: &RolloutState) -> Style {
+    match state {
+        RolloutState::Halted(_) | RolloutState::Aborted => theme.bad(),
+        RolloutState::Done | RolloutState::RolledBack => theme.good(),
+        _ => theme.warn(),
+    }
+}
+
+/// What the operator can do now, in words.
+fn next_step(view: &RolloutView) -> String {
+    match &view.state {
+        RolloutState::Idle => "s start · C canary (first node, longer soak) · ? help".into(),
+        RolloutState::Running | RolloutState::Pausing => {
+            "p pause · n step (one node, then pause) · X abort · B roll back".into()
+        }
+        RolloutState::Paused => "p resume · n step · B roll back · X abort".into(),
+        RolloutState::CanaryAwaitingConfirm => {
+            "canary soaked cleanly: A accept and continue · B roll back".into()
+        }
+        RolloutState::Halted(_) => {
+            "fix the cause (R restarts K3s on the selected node), then p resume · r retry · S skip node · B roll back"
+                .into()
+        }
+        RolloutState::RollingBack => "rolling back, newest change first · p pause".into(),
+        RolloutState::Done => "rollout complete · q quit".into(),
+        RolloutState::Aborted => "aborted · B roll back · q quit".into(),
+        RolloutState::RolledBack => "rolled back · q quit".into(),
+    }
+}
+
+pub fn render_panel(app: &App, theme: &Theme, frame: &mut Frame, area: Rect) {
+    let Some(view) = &app.rollout else { return };
+    let path: Vec<String> = view.path.iter().map(|v| v.to_string()).collect();
+    let mut first = vec![
+        Span::styled(
+            format!(" {} ", view.state.label().to_uppercase()),
+            state_style(theme, &view.state).add_modifier(Modifier::REVERSED),
+        ),
+        Span::raw(format!(" path {}", path.join(" → "))),
+    ];
+    if let Some(node) = view
+        .current
+        .as_ref()
+        .and_then(|c| view.nodes.iter().find(|n| &n.name == c))
+    {
+        let target = node
+            .target
+            .as_ref()
+            .map(|t| t.to_string())
+            .unwrap_or_default();
+        first.push(Span::raw(format!(
+            " · {} → {target}: {}",
+            node.name,
+            phase_text(node)
+        )));
+    }
+    if let Some(note) = &view.note {
+        first.push(Span::styled(format!(" · {note}"), theme.dim()));
+    }
+    let second = match &view.state {
+        RolloutState::Halted(h) => Line::from(vec![
+            Span::styled(format!(" HALTED: {} ", h.reason), theme.bad()),
+            Span::styled(format!(" {}", next_step(view)), theme.dim()),
+        ]),
+        _ if view.needs_datastore_restore => Line::styled(
+            format!(
+                " datastore restore needed after this rollback: {}",
+                view.restore_command.clone().unwrap_or_default()
+            ),
+            theme.bad(),
+        ),
+        _ => Line::styled(format!(" {}", next_step(view)), theme.dim()),
+    };
+    let widget = Paragraph::new(vec![Line::from(first), second])
+        .wrap(Wrap { trim: false })
+        .block(Block::default().borders(Borders::ALL).title(" Rollout "));
+    frame.render_widget(widget, area);
+}
