@@ -8,6 +8,8 @@ pub mod cluster;
 pub mod durations;
 pub mod lab;
 pub mod model;
+pub mod probe;
 pub mod remote;
+pub mod report;
 pub mod tui;
 pub mod upgrade;

@@ -28,6 +28,8 @@ enum Command {
     Watch {
         #[command(flatten)]
         cluster: cli::ClusterTarget,
+        #[command(flatten)]
+        probes: k3s_cockpit::probe::ProbeArgs,
     },
     /// Start the incident lab and open the cockpit on it: no cluster needed.
     Demo {
@@ -45,6 +47,10 @@ enum Command {
     },
     /// Run the simulated cluster alone, for kubectl or another cockpit.
     Lab(cli::LabOptions),
+    /// Turn a session journal (watch, demo) into an incident timeline:
+    /// a Markdown table of events plus outage windows, NotReady windows,
+    /// announcer moves, upgrade phases and operator actions.
+    Report(cli::ReportArgs),
 }
 
 fn main() -> ExitCode {
@@ -79,9 +85,13 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             cli::run_lab(opts).await.wrap_err("lab failed")?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Watch { cluster } => {
+        Command::Watch { cluster, probes } => {
             let log = cli::init_tui_logging(cli.log_file)?;
-            cli::run_watch(cluster, log).await
+            cli::run_watch(cluster, probes, log).await
+        }
+        Command::Report(args) => {
+            cli::init_stderr_logging();
+            cli::run_report(args)
         }
         Command::CheckPlan { plan, cluster } => {
             cli::init_stderr_logging();

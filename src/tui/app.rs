@@ -108,6 +108,19 @@ impl App {
         self.flash = Some((text, self.now));
     }
 
+    /// The report key: the current session's journal, as Markdown beside
+    /// it. Only a local file is written, so read-only mode allows it.
+    fn write_report(&mut self) {
+        let Some(journal) = self.fleet.timeline.sink_path().map(|p| p.to_path_buf()) else {
+            self.say("no session journal in this cockpit: nothing to report".into());
+            return;
+        };
+        match crate::report::write_session_report(&journal, self.tz.clone()) {
+            Ok(path) => self.say(format!("report written: {}", path.display())),
+            Err(e) => self.say(format!("report failed: {e:#}")),
+        }
+    }
+
     /// Handles one key. Returns true when the screen must be redrawn.
     pub fn on_key(&mut self, key: KeyEvent) -> bool {
         if self.editing_filter {
@@ -165,6 +178,7 @@ impl App {
                 };
             }
             Action::Quit => self.quit = true,
+            Action::WriteReport => self.write_report(),
             Action::Down => {}
             Action::Cordon | Action::Uncordon | Action::Drain | Action::RestartK3s => {
                 self.say(format!(
