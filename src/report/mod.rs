@@ -336,10 +336,10 @@ impl Clock {
         t.to_zoned(self.tz.clone()).strftime("%Z").to_string()
     }
 
-    fn zone_name(&self) -> String {
-        let abbrev = self.zone(None);
+    fn zone_name(&self, at: Option<Timestamp>) -> String {
+        let abbrev = self.zone(at);
         match self.tz.iana_name() {
-            Some(name) if name != abbrev && name != "UTC" => format!("{name}"),
+            Some(name) if name != abbrev && name != "UTC" => format!("{name} ({abbrev})"),
             _ => abbrev,
         }
     }
@@ -399,7 +399,7 @@ pub fn markdown(report: &Report, tz: TimeZone) -> String {
         ));
     }
     md.push_str(&format!("- Journal: `{}`\n", report.journal_name()));
-    md.push_str(&format!("- Times: {}\n\n", clock.zone_name()));
+    md.push_str(&format!("- Times: {}\n\n", clock.zone_name(report.start)));
 
     md.push_str("## Timeline\n\n");
     md.push_str(&format!("| Time ({zone}) | Event |\n|---|---|\n"));
