@@ -856,6 +856,63 @@ mod tests {
             .as_deref()
     }
 
+    fn probe(at: i64, ok: bool) -> ClusterEvent {
+        ClusterEvent::Probe(crate::model::probe::ProbeResult {
+            service: ("frigate".into(), "frigate".into()),
+            endpoint: "127.77.0.10:5000".into(),
+            check: "tcp".into(),
+            ok,
+            latency: Duration::from_millis(2),
+            error: (!ok).then(|| "connection refused".into()),
+            at: Timestamp::from_second(1_800_000_000 + at).unwrap(),
+        })
+    }
+
+    #[test]
+    fn probe_outage_is_two_typed_entries_stamped_with_the_probe_instants() {
+        let now = Timestamp::from_second(1_900_000_000).unwrap();
+        let mut fleet = Fleet::new();
+        // A result for an unknown service is ignored.
+        assert!(!fleet.apply(probe(0, true), now));
+        fleet.apply(service(), now);
+        assert_eq!(
+            fleet.services[&("frigate".into(), "frigate".into())].probe_ok(),
+            None
+        );
+        for (at, ok) in [(0, true), (1, false), (2, false), (3, false), (4, true)] {
+            assert!(fleet.apply(probe(at, ok), now));
+        }
+        let svc = &fleet.services[&("frigate".into(), "frigate".into())];
+        assert_eq!(svc.probe_ok(), Some(true));
+        let probes: Vec<_> = fleet
+            .timeline
+            .entries()
+            .filter(|e| {
+                matches!(
+                    e.kind,
+                    EntryKind::ProbeDown { .. } | EntryKind::ProbeUp { .. }
+                )
+            })
+            .collect();
+        assert_eq!(probes.len(), 2);
+        assert_eq!(probes[0].at, Timestamp::from_second(1_800_000_001).unwrap());
+        assert_eq!(
+            probes[0].text,
+            "probe DOWN (tcp 127.77.0.10:5000): connection refused"
+        );
+        assert_eq!(
+            probes[1].kind,
+            EntryKind::ProbeUp {
+                endpoint: "127.77.0.10:5000".into(),
+                down_for_ms: 3000
+            }
+        );
+        assert_eq!(
+            probes[1].text,
+            "probe up again after 3s (tcp 127.77.0.10:5000)"
+        );
+    }
+
     #[test]
     fn announcer_seen_before_its_service_is_kept_and_a_later_move_counts() {
         let now = Timestamp::UNIX_EPOCH;

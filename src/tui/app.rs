@@ -231,6 +231,30 @@ mod tests {
     }
 
     #[test]
+    fn report_key_writes_the_session_report_even_read_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut app = app_with_nodes(&["a"]);
+        app.on_key(key('W'));
+        let (text, _) = app.flash.clone().unwrap();
+        assert!(text.starts_with("no session journal"), "{text}");
+
+        let log = crate::report::session::SessionLog::create(dir.path(), "watch", app.now).unwrap();
+        app.fleet.timeline.set_sink(log.sink());
+        app.fleet.timeline.push(
+            app.now,
+            crate::model::timeline::Severity::Warn,
+            "a",
+            "something happened".into(),
+        );
+        app.on_key(key('W'));
+        let (text, _) = app.flash.clone().unwrap();
+        let written = log.path().with_extension("md");
+        assert_eq!(text, format!("report written: {}", written.display()));
+        let md = std::fs::read_to_string(written).unwrap();
+        assert!(md.contains("| a: something happened |"), "{md}");
+    }
+
+    #[test]
     fn navigation_and_filter() {
         let mut app = app_with_nodes(&["alpha", "beta", "gamma"]);
         app.on_key(key('j'));

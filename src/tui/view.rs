@@ -706,6 +706,16 @@ mod tests {
     }
 
     fn incident_app(width: u16, height: u16) -> Terminal<TestBackend> {
+        draw(&incident_model(), width, height)
+    }
+
+    fn draw(app: &App, width: u16, height: u16) -> Terminal<TestBackend> {
+        let mut terminal = Terminal::new(TestBackend::new(width, height)).unwrap();
+        terminal.draw(|f| render(app, f)).unwrap();
+        terminal
+    }
+
+    fn incident_model() -> App {
         let mut app = App::new("k3s-lab", "http://127.0.0.1:6443/", true, t(0));
         app.tz = jiff::tz::TimeZone::UTC;
         app.color = false;
@@ -747,14 +757,52 @@ mod tests {
             service: ("frigate".into(), "frigate".into()),
         }));
         app.on_tick(t(0));
-        let mut terminal = Terminal::new(TestBackend::new(width, height)).unwrap();
-        terminal.draw(|f| render(&app, f)).unwrap();
-        terminal
+        app
+    }
+
+    /// The incident with Frigate probed: fine for a while, dark for 12 s
+    /// (still dark now).
+    fn probed_model() -> App {
+        let mut app = incident_model();
+        for i in -30i64..=0 {
+            let ok = i < -12;
+            app.on_cluster(ClusterEvent::Probe(crate::model::probe::ProbeResult {
+                service: ("frigate".into(), "frigate".into()),
+                endpoint: "127.77.0.10:5000".into(),
+                check: "http GET /".into(),
+                ok,
+                latency: Duration::from_micros(400 + 700 * (i.unsigned_abs() % 5)),
+                error: (!ok).then(|| "connection refused".into()),
+                at: t(i),
+            }));
+        }
+        app
     }
 
     #[test]
     fn watch_view_80x24_shows_the_incident() {
         insta::assert_snapshot!(incident_app(80, 24).backend());
+    }
+
+    #[test]
+    fn probes_show_state_duration_and_history_in_80_columns() {
+        let terminal = draw(&probed_model(), 80, 24);
+        let text = format!("{}", terminal.backend());
+        assert!(text.contains("DOWN 12s"), "{text}");
+        assert!(
+            text.contains("probe DOWN (http GET / 127.77.0.10:5000)"),
+            "{text}"
+        );
+        insta::assert_snapshot!(terminal.backend());
+    }
+
+    #[test]
+    fn probes_keep_ip_and_moves_in_a_wide_pane() {
+        let terminal = draw(&probed_model(), 132, 30);
+        let text = format!("{}", terminal.backend());
+        for column in ["IP", "MOVES", "PROBE", "LAST 20 PROBES"] {
+            assert!(text.contains(column), "{column}: {text}");
+        }
     }
 
     #[test]
