@@ -25,6 +25,7 @@ struct Cli {
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Open the read-only cockpit on a cluster. Never changes anything.
+    /// The session's timeline is journaled for `report`.
     Watch {
         #[command(flatten)]
         cluster: cli::ClusterTarget,
@@ -32,6 +33,7 @@ enum Command {
         probes: k3s_cockpit::probe::ProbeArgs,
     },
     /// Start the incident lab and open the cockpit on it: no cluster needed.
+    /// Every service IP is probed over HTTP and the session is journaled.
     Demo {
         /// Scenario name or file.
         #[arg(long, default_value = "incident-2026-01-25")]
