@@ -130,7 +130,7 @@ pub async fn run_watch(
     let selection = probes.selection();
     let rx = crate::probe::attach(selection.clone(), rx);
     let mut app = App::new(&conn.context, &conn.server, true, jiff::Timestamp::now());
-    let session = start_session(&mut app, "watch", &selection);
+    let session = crate::report::session::start(&mut app, "watch", &selection);
     crate::tui::run(app, rx).await?;
     if let Some(session) = session {
         session.end(jiff::Timestamp::now());
@@ -138,124 +138,6 @@ pub async fn run_watch(
             "session journal: {} (`k3s-cockpit report` turns it into an incident timeline)",
             session.path().display()
         );
-    }
-    Ok(ExitCode::SUCCESS)
-}
-
-/// Opens the session journal for `app` (`sessions/<UTC>-<mode>.jsonl`
-/// under the state dir) and writes its first lines. A journal that cannot
-/// be created costs the report, not the cockpit: it is said on screen.
-pub fn start_session(
-    app: &mut App,
-    mode: &str,
-    probes: &crate::probe::Selection,
-) -> Option<crate::report::session::SessionLog> {
-    use crate::model::timeline::{EntryKind, Severity};
-    let now = jiff::Timestamp::now();
-    let dir = crate::report::session::sessions_dir();
-    let log = match crate::report::session::SessionLog::create(&dir, mode, now) {
-        Ok(log) => log,
-        Err(e) => {
-            tracing::warn!("{e:#}");
-            app.flash = Some((format!("no session journal: {e:#}"), now));
-            return None;
-        }
-    };
-    app.fleet.timeline.set_sink(log.sink());
-    let text = format!(
-        "{mode} session started on context {} ({})",
-        app.context, app.server
-    );
-    app.fleet.timeline.push_kind(
-        now,
-        Severity::Info,
-        "cockpit",
-        EntryKind::SessionStart {
-            mode: mode.to_string(),
-            context: app.context.clone(),
-            server: app.server.clone(),
-        },
-        text,
-    );
-    if !probes.is_empty() {
-        let mut what: Vec<String> = probes
-            .specs
-            .iter()
-            .map(|s| {
-                let port = s.port.map(|p| format!(":{p}")).unwrap_or_default();
-                format!("{}/{}{port} {}", s.namespace, s.name, s.check.label())
-            })
-            .collect();
-        if let Some(check) = &probes.all {
-            what.push(format!("every LoadBalancer service ({})", check.label()));
-        }
-        app.fleet.timeline.push(
-            now,
-            Severity::Info,
-            "cockpit",
-            format!(
-                "probing {} every {}s from this machine",
-                what.join(", "),
-                crate::probe::INTERVAL.as_secs()
-            ),
-        );
-    }
-    Some(log)
-}
-
-/// `report`: a session journal as an incident timeline.
-#[derive(clap::Args, Debug)]
-pub struct ReportArgs {
-    /// The session journal (default: the newest in
-    /// $XDG_STATE_HOME/k3s-cockpit/sessions).
-    pub journal: Option<PathBuf>,
-    /// markdown (for people) or json (for machines).
-    #[arg(long, default_value = "markdown", value_parser = ["markdown", "json"])]
-    pub format: String,
-    /// Times in UTC instead of the local zone.
-    #[arg(long)]
-    pub utc: bool,
-    /// Write the report to FILE instead of standard output.
-    #[arg(long, value_name = "FILE")]
-    pub out: Option<PathBuf>,
-}
-
-pub fn run_report(args: ReportArgs) -> Result<ExitCode> {
-    let path = match args.journal {
-        Some(p) => p,
-        None => crate::report::session::newest(&crate::report::session::sessions_dir())?,
-    };
-    let journal = crate::report::read_journal(&path)?;
-    for w in &journal.warnings {
-        eprintln!("k3s-cockpit: warning: {w}");
-    }
-    let tz = if args.utc {
-        jiff::tz::TimeZone::UTC
-    } else {
-        jiff::tz::TimeZone::system()
-    };
-    let report = crate::report::Report::build(journal);
-    let mut text = if args.format == "json" {
-        serde_json::to_string_pretty(&crate::report::json(&report, tz))
-            .wrap_err("encoding the report")?
-    } else {
-        crate::report::markdown(&report, tz)
-    };
-    if !text.ends_with('\n') {
-        text.push('\n');
-    }
-    match args.out {
-        Some(out) => {
-            std::fs::write(&out, text)
-                .wrap_err_with(|| format!("cannot write the report {}", out.display()))?;
-            eprintln!("report written to {}", out.display());
-        }
-        None => {
-            use std::io::Write;
-            let mut stdout = std::io::stdout().lock();
-            // A closed pipe (`| head`) is not an error worth a message.
-            let _ = stdout.write_all(text.as_bytes());
-        }
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -286,7 +168,7 @@ pub async fn run_demo(scenario: &str, _log: LogGuard) -> Result<ExitCode> {
         true,
         jiff::Timestamp::now(),
     );
-    let session = start_session(&mut app, "demo", &selection);
+    let session = crate::report::session::start(&mut app, "demo", &selection);
     app.hint = Some(
         " Demo: the old automation upgrades every node (v1.33 → v1.34 → v1.35), waits 30 s each, and moves on. Watch the heartbeats a minute later."
             .into(),

@@ -52,7 +52,7 @@ enum Command {
     /// Turn a session journal (watch, demo) into an incident timeline:
     /// a Markdown table of events plus outage windows, NotReady windows,
     /// announcer moves, upgrade phases and operator actions.
-    Report(cli::ReportArgs),
+    Report(k3s_cockpit::report::command::ReportArgs),
 }
 
 fn main() -> ExitCode {
@@ -93,7 +93,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         }
         Command::Report(args) => {
             cli::init_stderr_logging();
-            cli::run_report(args)
+            k3s_cockpit::report::command::run_report(args)
         }
         Command::CheckPlan { plan, cluster } => {
             cli::init_stderr_logging();

@@ -282,8 +282,10 @@ fn incident_session_report_matches_the_lab_outage() {
         .parse()
         .unwrap();
     let late = start.duration_since(lab[0].0).as_secs_f64();
+    // The probe's instant is when it was sent: a probe sent a hair before
+    // the socket closed may fail after it did.
     assert!(
-        (0.0..=1.0).contains(&late),
+        (-0.2..=1.2).contains(&late),
         "probe saw the outage {late}s after it began"
     );
 

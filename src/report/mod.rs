@@ -7,6 +7,7 @@
 //! Reading never fails on a bad line: garbage and a line torn by a crash
 //! are skipped with a warning naming `file:line`, and the rest is used.
 
+pub mod command;
 pub mod session;
 
 use std::collections::BTreeMap;

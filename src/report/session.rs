@@ -114,6 +114,67 @@ impl EntrySink for SessionLog {
     }
 }
 
+/// Opens the session journal for `app` (`sessions/<UTC>-<mode>.jsonl`
+/// under the state dir) and writes its first lines. A journal that cannot
+/// be created costs the report, not the cockpit: it is said on screen.
+pub fn start(
+    app: &mut crate::tui::app::App,
+    mode: &str,
+    probes: &crate::probe::Selection,
+) -> Option<SessionLog> {
+    use crate::model::timeline::{EntryKind, Severity};
+    let now = jiff::Timestamp::now();
+    let dir = sessions_dir();
+    let log = match SessionLog::create(&dir, mode, now) {
+        Ok(log) => log,
+        Err(e) => {
+            tracing::warn!("{e:#}");
+            app.flash = Some((format!("no session journal: {e:#}"), now));
+            return None;
+        }
+    };
+    app.fleet.timeline.set_sink(log.sink());
+    let text = format!(
+        "{mode} session started on context {} ({})",
+        app.context, app.server
+    );
+    app.fleet.timeline.push_kind(
+        now,
+        Severity::Info,
+        "cockpit",
+        EntryKind::SessionStart {
+            mode: mode.to_string(),
+            context: app.context.clone(),
+            server: app.server.clone(),
+        },
+        text,
+    );
+    if !probes.is_empty() {
+        let mut what: Vec<String> = probes
+            .specs
+            .iter()
+            .map(|s| {
+                let port = s.port.map(|p| format!(":{p}")).unwrap_or_default();
+                format!("{}/{}{port} {}", s.namespace, s.name, s.check.label())
+            })
+            .collect();
+        if let Some(check) = &probes.all {
+            what.push(format!("every LoadBalancer service ({})", check.label()));
+        }
+        app.fleet.timeline.push(
+            now,
+            Severity::Info,
+            "cockpit",
+            format!(
+                "probing {} every {}s from this machine",
+                what.join(", "),
+                crate::probe::INTERVAL.as_secs()
+            ),
+        );
+    }
+    Some(log)
+}
+
 /// The most recently modified `*.jsonl` in `dir`.
 pub fn newest(dir: &Path) -> Result<PathBuf> {
     let entries = std::fs::read_dir(dir).wrap_err_with(|| {
