@@ -48,6 +48,10 @@ pub struct LabOptions {
     /// k3s-cockpit to drive the upgrade.
     #[arg(long)]
     pub plan_out: Option<PathBuf>,
+    /// Append the lab's own record of each service outage (a period with no
+    /// listener on the service IP) to FILE as JSON lines.
+    #[arg(long, value_name = "FILE")]
+    pub outage_log: Option<PathBuf>,
 }
 
 fn load_scenario(name: &str, nodes: Option<usize>, time_scale: Option<f64>) -> Result<Scenario> {
@@ -71,6 +75,7 @@ pub async fn run_lab(opts: LabOptions) -> Result<()> {
     config.allow_non_loopback = opts.allow_non_loopback;
     config.audit_log = opts.audit_log;
     config.replay = !opts.no_replay && opts.plan_out.is_none();
+    config.outage_log = opts.outage_log;
     let lab = Lab::start(config).await?;
     let key_dir = opts
         .kubeconfig_out
@@ -112,6 +117,12 @@ pub async fn run_lab(opts: LabOptions) -> Result<()> {
             addr.port()
         );
     }
+    for s in &lab.scenario.services {
+        println!(
+            "  service {}/{}: http://{}:{}/ answers while a live speaker announces it",
+            s.namespace, s.name, s.ip, s.port
+        );
+    }
     if let Some(path) = &opts.plan_out {
         println!(
             "  upgrade plan: {0}\n  k3s-cockpit upgrade --plan {0} --kubeconfig {kc}",
@@ -127,14 +138,33 @@ pub async fn run_lab(opts: LabOptions) -> Result<()> {
 }
 
 /// `watch`: the read-only cockpit on a real (or lab) cluster.
-pub async fn run_watch(target: ClusterTarget, _log: LogGuard) -> Result<ExitCode> {
+pub async fn run_watch(
+    target: ClusterTarget,
+    probes: crate::probe::ProbeArgs,
+    _log: LogGuard,
+) -> Result<ExitCode> {
     let conn = crate::cluster::connect(&target, true).await?;
     crate::cluster::check_reachable(&conn).await?;
     let (tx, rx) = mpsc::unbounded_channel();
     crate::cluster::watch::spawn_all(&conn.client, &tx);
-    let app = App::new(&conn.context, &conn.server, true, jiff::Timestamp::now());
+    let selection = probes.selection();
+    let rx = crate::probe::attach(selection.clone(), rx);
+    let mut app = App::new(&conn.context, &conn.server, true, jiff::Timestamp::now());
+    let session = crate::report::session::start(&mut app, "watch", &selection);
     crate::tui::run(app, rx).await?;
+    end_session(session);
     Ok(ExitCode::SUCCESS)
+}
+
+/// Closes a session journal and says where it is.
+pub fn end_session(session: Option<crate::report::session::SessionLog>) {
+    if let Some(session) = session {
+        session.end(jiff::Timestamp::now());
+        eprintln!(
+            "session journal: {} (`k3s-cockpit report` turns it into an incident timeline)",
+            session.path().display()
+        );
+    }
 }
 
 /// `demo`: the lab and the cockpit in one process. By default the cockpit
@@ -154,21 +184,29 @@ pub async fn run_demo(scenario: &str, watch: bool, _log: LogGuard) -> Result<Exi
         kubeconfig: Some(kubeconfig),
         context: None,
     };
+    // The lab serves HTTP on every service IP while it is announced.
+    let selection = crate::probe::Selection {
+        specs: Vec::new(),
+        all: Some(crate::probe::Check::http()),
+    };
     if watch {
         let conn = crate::cluster::connect(&target, true).await?;
         let (tx, rx) = mpsc::unbounded_channel();
         crate::cluster::watch::spawn_all(&conn.client, &tx);
+        let rx = crate::probe::attach(selection.clone(), rx);
         let mut app = App::new(
             &format!("demo: {}", lab.scenario.name),
             &conn.server,
             true,
             jiff::Timestamp::now(),
         );
+        let session = crate::report::session::start(&mut app, "demo", &selection);
         app.hint = Some(
             " Demo: the old automation upgrades every node (v1.33 → v1.34 → v1.35), waits 30 s each, and moves on. Watch the heartbeats a minute later."
                 .into(),
         );
         crate::tui::run(app, rx).await?;
+        end_session(session);
         return Ok(ExitCode::SUCCESS);
     }
     let ssh = crate::lab::shell::start_ssh(&lab.sim, &dir, lab.scenario.proxmox_host).await?;
@@ -184,12 +222,12 @@ pub async fn run_demo(scenario: &str, watch: bool, _log: LogGuard) -> Result<Exi
     }
     let mut opts = crate::rollout::UpgradeOptions::for_plan(plan, target);
     opts.break_lock = true;
-    let session = match crate::rollout::open(&opts).await? {
+    let session = match crate::rollout::open(&opts, selection).await? {
         Ok(s) => s,
         Err(crate::rollout::BadInput(e)) => color_eyre::eyre::bail!("demo plan: {e}"),
     };
     let hint = " Demo: C starts a canary, A accepts it. On v1.35 a kubelet dies a minute after its upgrade: the soak halts. Select the node, R restarts K3s, p resumes; B rolls back.";
-    crate::tui::control::run(session, Some(hint.into())).await
+    crate::tui::control::run(session, "demo", Some(hint.into())).await
 }
 
 /// `$XDG_STATE_HOME/k3s-cockpit` (or `~/.local/state/k3s-cockpit`).
@@ -292,7 +330,7 @@ pub async fn run_upgrade(opts: crate::rollout::UpgradeOptions, _log: LogGuard) -
     if opts.dry_run {
         return crate::rollout::run_dry(&opts).await;
     }
-    let session = match crate::rollout::open(&opts).await {
+    let session = match crate::rollout::open(&opts, crate::probe::Selection::default()).await {
         Ok(Ok(s)) => s,
         Ok(Err(crate::rollout::BadInput(e))) => {
             eprintln!("k3s-cockpit: {e}");
@@ -306,6 +344,6 @@ pub async fn run_upgrade(opts: crate::rollout::UpgradeOptions, _log: LogGuard) -
     if opts.headless {
         crate::rollout::headless::run(session, &opts).await
     } else {
-        crate::tui::control::run(session, None).await
+        crate::tui::control::run(session, "upgrade", None).await
     }
 }

@@ -25,12 +25,16 @@ struct Cli {
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Open the read-only cockpit on a cluster. Never changes anything.
+    /// The session's timeline is journaled for `report`.
     Watch {
         #[command(flatten)]
         cluster: cli::ClusterTarget,
+        #[command(flatten)]
+        probes: k3s_cockpit::probe::ProbeArgs,
     },
     /// Start the incident lab and drive its upgrade from the cockpit: no
-    /// cluster needed.
+    /// cluster needed. Every service IP is probed over HTTP and the session
+    /// is journaled.
     Demo {
         /// Scenario name or file.
         #[arg(long, default_value = "incident-2026-01-25")]
@@ -51,6 +55,10 @@ enum Command {
     Lab(cli::LabOptions),
     /// Drive a rolling upgrade from a plan: in the cockpit, or --headless.
     Upgrade(Box<k3s_cockpit::rollout::UpgradeOptions>),
+    /// Turn a session journal (watch, demo) into an incident timeline:
+    /// a Markdown table of events plus outage windows, NotReady windows,
+    /// announcer moves, upgrade phases and operator actions.
+    Report(k3s_cockpit::report::command::ReportArgs),
 }
 
 fn main() -> ExitCode {
@@ -85,9 +93,13 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             cli::run_lab(opts).await.wrap_err("lab failed")?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Watch { cluster } => {
+        Command::Watch { cluster, probes } => {
             let log = cli::init_tui_logging(cli.log_file, true)?;
-            cli::run_watch(cluster, log).await
+            cli::run_watch(cluster, probes, log).await
+        }
+        Command::Report(args) => {
+            cli::init_stderr_logging();
+            k3s_cockpit::report::command::run_report(args)
         }
         Command::CheckPlan { plan, cluster } => {
             cli::init_stderr_logging();

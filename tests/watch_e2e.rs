@@ -22,8 +22,9 @@ fn watch_shows_heartbeats_failure_and_announcer_move_and_only_reads() {
         &fast_scenario(victim, "8s"),
         &["--audit-log", audit.to_str().unwrap()],
     );
+    // The session journal goes to the temp dir, not the tester's state dir.
     let cmd = format!(
-        "{BIN} --log-file {}/cockpit.log watch --kubeconfig {}; echo EXIT=$?; sleep 30",
+        "XDG_STATE_HOME={0}/state {BIN} --log-file {0}/cockpit.log watch --kubeconfig {1}; echo EXIT=$?; sleep 30",
         dir.path().display(),
         lab.kubeconfig.display()
     );

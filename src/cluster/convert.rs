@@ -98,6 +98,13 @@ pub fn service(s: &Service) -> Option<ServiceInfo> {
         namespace: s.namespace().unwrap_or_default(),
         name: s.name_any(),
         ips,
+        ports: spec
+            .ports
+            .iter()
+            .flatten()
+            .filter(|p| p.protocol.as_deref().unwrap_or("TCP") == "TCP")
+            .filter_map(|p| u16::try_from(p.port).ok())
+            .collect(),
         selector: spec
             .selector
             .clone()

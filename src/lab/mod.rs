@@ -10,6 +10,7 @@ pub mod plan_out;
 pub mod query;
 pub mod replay;
 pub mod scenario;
+pub mod serve;
 pub mod shell;
 pub mod sim;
 pub mod ssh;
@@ -40,6 +41,8 @@ pub struct LabConfig {
     pub audit_log: Option<PathBuf>,
     /// Play the scenario's `[replay]` (the old upgrade automation).
     pub replay: bool,
+    /// Append the lab's own service outage windows here (JSON lines).
+    pub outage_log: Option<PathBuf>,
 }
 
 impl LabConfig {
@@ -50,6 +53,7 @@ impl LabConfig {
             allow_non_loopback: false,
             audit_log: None,
             replay: true,
+            outage_log: None,
         }
     }
 }
@@ -89,6 +93,14 @@ impl Lab {
             None => None,
         };
         let sim = Sim::start(store.clone(), &config.scenario);
+        if let Some(path) = &config.outage_log {
+            let file = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+                .wrap_err_with(|| format!("cannot open the outage log {}", path.display()))?;
+            sim.set_outage_log(file);
+        }
         let (pod_tx, mut pod_rx) = mpsc::unbounded_channel();
         let state = Arc::new(ApiState {
             store: store.clone(),

@@ -18,6 +18,7 @@ use tokio::time::Instant;
 
 use super::objects::{self, LEASE_NAMESPACE, METALLB_NAMESPACE, NOT_READY, UNREACHABLE};
 use super::scenario::{FaultKind, Role, Scenario, Timing};
+use super::serve::{OutageWindow, Served};
 use super::store::{Kind, Store, now_rfc3339, now_rfc3339_micro};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -60,8 +61,15 @@ struct SimService {
     namespace: String,
     name: String,
     ip: String,
+    port: u16,
     announcer: Option<String>,
     l2_object: Option<String>,
+    /// The HTTP listener on `ip:port`, while a live speaker announces it.
+    served: Option<Served>,
+    /// Index into `Sim::outages` of the open outage window.
+    open_outage: Option<usize>,
+    /// Last bind failure, logged once.
+    bind_error: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -117,6 +125,10 @@ pub struct Sim {
     timers: BinaryHeap<Reverse<Scheduled>>,
     seq: u64,
     install_waiters: HashMap<usize, Vec<oneshot::Sender<String>>>,
+    /// Every period a service IP had no listener, in order.
+    outages: Vec<OutageWindow>,
+    /// Closed outage windows are appended here as JSON lines.
+    outage_log: Option<std::fs::File>,
 }
 
 /// The simulation behind a mutex plus the notifier that wakes its driver
@@ -186,6 +198,16 @@ impl SimHandle {
         self.poke();
     }
 
+    /// Every outage window of every service so far (the last may be open).
+    pub fn outages(&self) -> Vec<OutageWindow> {
+        self.lock().outages.clone()
+    }
+
+    /// Appends each closed outage window to `file` as a JSON line.
+    pub fn set_outage_log(&self, file: std::fs::File) {
+        self.lock().outage_log = Some(file);
+    }
+
     pub fn announcer(&self, namespace: &str, name: &str) -> Option<String> {
         let sim = self.lock();
         sim.services
@@ -230,6 +252,8 @@ impl Sim {
             timers: BinaryHeap::new(),
             seq: 0,
             install_waiters: HashMap::new(),
+            outages: Vec::new(),
+            outage_log: None,
             timing,
             time_scale: scenario.time_scale,
         };
@@ -301,8 +325,12 @@ impl Sim {
                 namespace: s.namespace.clone(),
                 name: s.name.clone(),
                 ip: s.ip.clone(),
+                port: s.port,
                 announcer: None,
                 l2_object: None,
+                served: None,
+                open_outage: None,
+                bind_error: None,
             });
         }
         sim.elect_all();
@@ -384,6 +412,8 @@ impl Sim {
             }
             Timer::Monitor => {
                 self.monitor_nodes(now);
+                // Retries a listener that could not bind (port in use).
+                self.sync_serving();
                 let period = self.timing.monitor_period;
                 self.schedule(period, Timer::Monitor);
             }
@@ -495,6 +525,7 @@ impl Sim {
             self.schedule(join, Timer::SpeakerJoin { node });
         }
         self.record(format!("{name}: k3s restarting"));
+        self.sync_serving();
         let down = self.timing.restart_down;
         self.schedule(down, Timer::KubeletUp { node, generation });
     }
@@ -557,6 +588,7 @@ impl Sim {
             FaultKind::SpeakerStop => {
                 self.nodes[node].speaker_alive = false;
                 self.record(format!("{name}: speaker stopped"));
+                self.sync_serving();
                 let delay = self.timing.speaker_failover;
                 self.schedule(delay, Timer::SpeakerDead { node });
             }
@@ -732,6 +764,98 @@ impl Sim {
                 None => self.record(format!("{ns}/{name}: no speaker announces {ip}")),
             }
             self.services[s].announcer = winner;
+        }
+        self.sync_serving();
+    }
+
+    /// A service IP answers exactly while its announcer's speaker is alive:
+    /// a dead speaker that memberlist still counts as the announcer answers
+    /// no ARP, so the IP is dark until another speaker takes over. Binds and
+    /// drops listeners to match, and records the dark periods.
+    fn sync_serving(&mut self) {
+        for s in 0..self.services.len() {
+            let live = self.services[s].announcer.clone().filter(|n| {
+                self.by_name
+                    .get(n)
+                    .is_some_and(|&i| self.nodes[i].speaker_alive)
+            });
+            let label = format!("{}/{}", self.services[s].namespace, self.services[s].name);
+            let endpoint = format!("{}:{}", self.services[s].ip, self.services[s].port);
+            match live {
+                Some(node) => {
+                    if let Some(served) = &self.services[s].served {
+                        served.set_announcer(&node);
+                        continue;
+                    }
+                    let bound = endpoint
+                        .parse()
+                        .map_err(|e| std::io::Error::other(format!("bad address: {e}")))
+                        .and_then(|addr| Served::bind(addr, &label, &node));
+                    match bound {
+                        Ok(served) => {
+                            self.services[s].served = Some(served);
+                            self.services[s].bind_error = None;
+                            self.record(format!("{label}: {endpoint} serving from {node}"));
+                            if let Some(i) = self.services[s].open_outage.take() {
+                                self.close_outage(i);
+                            }
+                        }
+                        Err(e) => {
+                            let text = e.to_string();
+                            if self.services[s].bind_error.as_deref() != Some(&text) {
+                                tracing::warn!(target: "lab", "{label}: cannot serve {endpoint}: {text}");
+                                self.services[s].bind_error = Some(text);
+                            }
+                            self.open_outage(s, label, endpoint);
+                        }
+                    }
+                }
+                None => {
+                    if self.services[s].served.take().is_some() {
+                        self.record(format!(
+                            "{label}: {endpoint} dark: no live speaker announces it"
+                        ));
+                    }
+                    self.open_outage(s, label, endpoint);
+                }
+            }
+        }
+    }
+
+    fn open_outage(&mut self, s: usize, service: String, endpoint: String) {
+        if self.services[s].open_outage.is_some() {
+            return;
+        }
+        self.services[s].open_outage = Some(self.outages.len());
+        self.outages.push(OutageWindow {
+            service,
+            endpoint,
+            start: jiff::Timestamp::now(),
+            end: None,
+        });
+    }
+
+    fn close_outage(&mut self, i: usize) {
+        let Some(window) = self.outages.get_mut(i) else {
+            return;
+        };
+        window.end = Some(jiff::Timestamp::now());
+        let window = window.clone();
+        tracing::info!(
+            target: "lab",
+            "{} outage on {} lasted {:?}",
+            window.service,
+            window.endpoint,
+            window.duration().unwrap_or_default()
+        );
+        if let Some(file) = &mut self.outage_log {
+            use std::io::Write;
+            let mut line = serde_json::to_string(&window).unwrap_or_default();
+            line.push('\n');
+            if let Err(e) = file.write_all(line.as_bytes()) {
+                tracing::warn!(target: "lab", "cannot write the outage log: {e}");
+                self.outage_log = None;
+            }
         }
     }
 

@@ -8,7 +8,8 @@ use std::time::Duration;
 use jiff::Timestamp;
 
 use super::health::{self, Heartbeat};
-use super::timeline::{Severity, Timeline};
+use super::probe::{ProbeResult, ProbeState, ProbeTransition};
+use super::timeline::{EntryKind, Severity, Timeline};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Tri {
@@ -91,6 +92,8 @@ pub struct ServiceInfo {
     pub namespace: String,
     pub name: String,
     pub ips: Vec<String>,
+    /// TCP ports of the Service (what `--probe-all` probes).
+    pub ports: Vec<u16>,
     pub selector: BTreeMap<String, String>,
 }
 
@@ -157,6 +160,8 @@ pub enum ClusterEvent {
     ApiError(String),
     /// A watch delivered data again.
     ApiOk,
+    /// A service probe's result (from [`crate::probe`]).
+    Probe(ProbeResult),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -212,6 +217,18 @@ pub struct ServiceState {
     pub last_change: Option<Timestamp>,
     /// Since when the service has had no announcer (an outage for users).
     pub unannounced_since: Option<Timestamp>,
+    /// Probe state per endpoint (`ip:port`); empty when not probed.
+    pub probes: BTreeMap<String, ProbeState>,
+}
+
+impl ServiceState {
+    /// None when not probed (yet); false when any endpoint is down.
+    pub fn probe_ok(&self) -> Option<bool> {
+        if self.probes.is_empty() {
+            return None;
+        }
+        Some(self.probes.values().all(|p| p.up))
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -298,8 +315,13 @@ impl Fleet {
                 self.apply_node(info, now)
             }
             ClusterEvent::NodeDeleted(name) => {
-                self.timeline
-                    .push(now, Severity::Warn, &name, "node deleted".into());
+                self.timeline.push_kind(
+                    now,
+                    Severity::Warn,
+                    &name,
+                    EntryKind::NodeDeleted,
+                    "node deleted".into(),
+                );
                 self.nodes.remove(&name).is_some()
             }
             ClusterEvent::Lease(lease) => {
@@ -328,6 +350,7 @@ impl Fleet {
                                 moves: 0,
                                 last_change: None,
                                 unannounced_since: None,
+                                probes: BTreeMap::new(),
                             },
                         );
                         // Watches deliver in any order: the announcer may
@@ -394,10 +417,11 @@ impl Fleet {
                         since, failures, ..
                     } => (*since, failures + 1),
                     _ => {
-                        self.timeline.push(
+                        self.timeline.push_kind(
                             now,
                             Severity::Error,
                             "api",
+                            EntryKind::Api,
                             format!("API server unreachable: {error}"),
                         );
                         (now, 1)
@@ -414,10 +438,11 @@ impl Fleet {
                 Connection::Up => false,
                 Connection::Down { since, .. } => {
                     let down = health::age(*since, now);
-                    self.timeline.push(
+                    self.timeline.push_kind(
                         now,
                         Severity::Info,
                         "api",
+                        EntryKind::Api,
                         format!(
                             "API server reachable again after {}",
                             crate::durations::format_duration(down)
@@ -431,7 +456,51 @@ impl Fleet {
                     true
                 }
             },
+            ClusterEvent::Probe(result) => self.apply_probe(result),
         }
+    }
+
+    /// One probe result: state, sparkline history, and a timeline entry when
+    /// the endpoint goes down or comes back (with the outage's length). The
+    /// entry is stamped with the probe's own instant, not the tick's.
+    fn apply_probe(&mut self, r: ProbeResult) -> bool {
+        let Some(svc) = self.services.get_mut(&r.service) else {
+            return false;
+        };
+        let state = svc
+            .probes
+            .entry(r.endpoint.clone())
+            .or_insert_with(|| ProbeState::new(&r.check));
+        let label = format!("{}/{}", r.service.0, r.service.1);
+        match state.record(&r) {
+            Some(ProbeTransition::Down { error }) => self.timeline.push_kind(
+                r.at,
+                Severity::Error,
+                &label,
+                EntryKind::ProbeDown {
+                    endpoint: r.endpoint.clone(),
+                    error: error.clone(),
+                },
+                format!("probe DOWN ({} {}): {error}", r.check, r.endpoint),
+            ),
+            Some(ProbeTransition::Up { down_for }) => self.timeline.push_kind(
+                r.at,
+                Severity::Info,
+                &label,
+                EntryKind::ProbeUp {
+                    endpoint: r.endpoint.clone(),
+                    down_for_ms: u64::try_from(down_for.as_millis()).unwrap_or(u64::MAX),
+                },
+                format!(
+                    "probe up again after {} ({} {})",
+                    crate::durations::format_duration(down_for),
+                    r.check,
+                    r.endpoint
+                ),
+            ),
+            None => {}
+        }
+        true
     }
 
     /// Re-classifies heartbeats (called on the 1 s tick): transitions to
@@ -448,10 +517,15 @@ impl Fleet {
                     .heartbeat_at()
                     .map(|t| health::age(t, now))
                     .unwrap_or_default();
-                let (severity, text) = match hb {
-                    Heartbeat::Fresh => (Severity::Info, "heartbeat fresh again".to_string()),
+                let (severity, kind, text) = match hb {
+                    Heartbeat::Fresh => (
+                        Severity::Info,
+                        EntryKind::HeartbeatFresh,
+                        "heartbeat fresh again".to_string(),
+                    ),
                     Heartbeat::Late => (
                         Severity::Warn,
+                        EntryKind::HeartbeatLate,
                         format!(
                             "heartbeat LATE: lease not renewed for {}",
                             crate::durations::format_duration(age)
@@ -459,6 +533,7 @@ impl Fleet {
                     ),
                     Heartbeat::Expired => (
                         Severity::Error,
+                        EntryKind::HeartbeatExpired,
                         format!(
                             "heartbeat EXPIRED: lease not renewed for {}",
                             crate::durations::format_duration(age)
@@ -466,7 +541,7 @@ impl Fleet {
                     ),
                     Heartbeat::Unknown => continue,
                 };
-                self.timeline.push(now, severity, name, text);
+                self.timeline.push_kind(now, severity, name, kind, text);
             }
         }
     }
@@ -518,7 +593,7 @@ impl Fleet {
     fn apply_node(&mut self, info: NodeInfo, now: Timestamp) -> bool {
         let state = self.nodes.entry(info.name.clone()).or_default();
         let name = info.name.clone();
-        let mut notes: Vec<(Severity, String)> = Vec::new();
+        let mut notes: Vec<(Severity, EntryKind, String)> = Vec::new();
         if let Some(old) = &state.info {
             if old == &info {
                 return false;
@@ -534,43 +609,56 @@ impl Fleet {
                     Some(Tri::False) => format!("NotReady ({reason})"),
                     _ => format!("NotReady: Ready=Unknown ({reason})"),
                 };
-                let sev = if is == Some(Tri::True) {
-                    Severity::Info
+                let (sev, kind) = if is == Some(Tri::True) {
+                    (Severity::Info, EntryKind::NodeReady)
                 } else {
-                    Severity::Error
+                    (Severity::Error, EntryKind::NodeNotReady { reason })
                 };
-                notes.push((sev, text));
+                notes.push((sev, kind, text));
             }
             if old.version != info.version {
                 notes.push((
                     Severity::Info,
+                    EntryKind::Version {
+                        from: old.version.clone(),
+                        to: info.version.clone(),
+                    },
                     format!("version {} → {}", old.version, info.version),
                 ));
             }
             if old.unschedulable != info.unschedulable {
-                let text = if info.unschedulable {
-                    "cordoned"
+                let (kind, text) = if info.unschedulable {
+                    (EntryKind::Cordon, "cordoned")
                 } else {
-                    "uncordoned"
+                    (EntryKind::Uncordon, "uncordoned")
                 };
-                notes.push((Severity::Info, text.to_string()));
+                notes.push((Severity::Info, kind, text.to_string()));
             }
             for t in info.taints.iter().filter(|t| !old.taints.contains(t)) {
-                notes.push((Severity::Warn, format!("taint added {}", t.short())));
+                notes.push((
+                    Severity::Warn,
+                    EntryKind::TaintAdded { taint: t.short() },
+                    format!("taint added {}", t.short()),
+                ));
             }
             for t in old.taints.iter().filter(|t| !info.taints.contains(t)) {
-                notes.push((Severity::Info, format!("taint removed {}", t.short())));
+                notes.push((
+                    Severity::Info,
+                    EntryKind::TaintRemoved { taint: t.short() },
+                    format!("taint removed {}", t.short()),
+                ));
             }
             if old.boot_id != info.boot_id && !old.boot_id.is_empty() {
                 notes.push((
                     Severity::Warn,
+                    EntryKind::KubeletRestart,
                     "kubelet restarted (new boot id)".to_string(),
                 ));
             }
         }
         state.info = Some(info);
-        for (sev, text) in notes {
-            self.timeline.push(now, sev, &name, text);
+        for (sev, kind, text) in notes {
+            self.timeline.push_kind(now, sev, &name, kind, text);
         }
         true
     }
@@ -629,15 +717,36 @@ impl Fleet {
             (Some(new), Some(last)) if new != last => {
                 svc.moves += 1;
                 svc.last_change = Some(now);
-                note = Some((Severity::Warn, format!("announcer moved {last} → {new}")));
+                note = Some((
+                    Severity::Warn,
+                    EntryKind::AnnouncerMove {
+                        from: last.clone(),
+                        to: new.clone(),
+                    },
+                    format!("announcer moved {last} → {new}"),
+                ));
             }
             (Some(new), None) => {
-                note = Some((Severity::Info, format!("announced from {new}")));
+                note = Some((
+                    Severity::Info,
+                    EntryKind::Announced { node: new.clone() },
+                    format!("announced from {new}"),
+                ));
             }
-            (Some(_), Some(_)) => {
+            (Some(new), Some(_)) => {
                 if let Some(since) = svc.unannounced_since {
-                    let gap = crate::durations::format_duration(health::age(since, now));
-                    note = Some((Severity::Info, format!("announced again after {gap}")));
+                    let gap = health::age(since, now);
+                    note = Some((
+                        Severity::Info,
+                        EntryKind::AnnouncedAgain {
+                            node: new.clone(),
+                            after_ms: u64::try_from(gap.as_millis()).unwrap_or(u64::MAX),
+                        },
+                        format!(
+                            "announced again after {}",
+                            crate::durations::format_duration(gap)
+                        ),
+                    ));
                 }
             }
             (None, _) => svc.unannounced_since = Some(now),
@@ -647,8 +756,8 @@ impl Fleet {
             svc.last_announcer = node.clone();
         }
         svc.announcer = node;
-        if let Some((sev, text)) = note {
-            self.timeline.push(now, sev, &label, text);
+        if let Some((sev, kind, text)) = note {
+            self.timeline.push_kind(now, sev, &label, kind, text);
         }
         true
     }
@@ -732,6 +841,7 @@ mod tests {
             namespace: "frigate".into(),
             name: "frigate".into(),
             ips: vec!["127.77.0.10".into()],
+            ports: vec![5000],
             selector: Default::default(),
         })
     }
@@ -748,6 +858,63 @@ mod tests {
         fleet.services[&("frigate".into(), "frigate".into())]
             .announcer
             .as_deref()
+    }
+
+    fn probe(at: i64, ok: bool) -> ClusterEvent {
+        ClusterEvent::Probe(crate::model::probe::ProbeResult {
+            service: ("frigate".into(), "frigate".into()),
+            endpoint: "127.77.0.10:5000".into(),
+            check: "tcp".into(),
+            ok,
+            latency: Duration::from_millis(2),
+            error: (!ok).then(|| "connection refused".into()),
+            at: Timestamp::from_second(1_800_000_000 + at).unwrap(),
+        })
+    }
+
+    #[test]
+    fn probe_outage_is_two_typed_entries_stamped_with_the_probe_instants() {
+        let now = Timestamp::from_second(1_900_000_000).unwrap();
+        let mut fleet = Fleet::new();
+        // A result for an unknown service is ignored.
+        assert!(!fleet.apply(probe(0, true), now));
+        fleet.apply(service(), now);
+        assert_eq!(
+            fleet.services[&("frigate".into(), "frigate".into())].probe_ok(),
+            None
+        );
+        for (at, ok) in [(0, true), (1, false), (2, false), (3, false), (4, true)] {
+            assert!(fleet.apply(probe(at, ok), now));
+        }
+        let svc = &fleet.services[&("frigate".into(), "frigate".into())];
+        assert_eq!(svc.probe_ok(), Some(true));
+        let probes: Vec<_> = fleet
+            .timeline
+            .entries()
+            .filter(|e| {
+                matches!(
+                    e.kind,
+                    EntryKind::ProbeDown { .. } | EntryKind::ProbeUp { .. }
+                )
+            })
+            .collect();
+        assert_eq!(probes.len(), 2);
+        assert_eq!(probes[0].at, Timestamp::from_second(1_800_000_001).unwrap());
+        assert_eq!(
+            probes[0].text,
+            "probe DOWN (tcp 127.77.0.10:5000): connection refused"
+        );
+        assert_eq!(
+            probes[1].kind,
+            EntryKind::ProbeUp {
+                endpoint: "127.77.0.10:5000".into(),
+                down_for_ms: 3000
+            }
+        );
+        assert_eq!(
+            probes[1].text,
+            "probe up again after 3s (tcp 127.77.0.10:5000)"
+        );
     }
 
     #[test]

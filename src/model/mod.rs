@@ -4,6 +4,7 @@
 
 pub mod fleet;
 pub mod health;
+pub mod probe;
 pub mod timeline;
 
 pub use fleet::{ClusterEvent, Fleet};

@@ -3,17 +3,16 @@
 //! engine's events onto the fleet's timeline. Synchronous and I/O-free but
 //! for the journal, so the TUI loop and the headless loop share it.
 
+use std::collections::HashMap;
+
 use color_eyre::eyre::{Result, WrapErr};
 use jiff::Timestamp;
 
 use super::observe::Observer;
 use crate::model::fleet::Fleet;
-use crate::model::timeline::Severity;
-use crate::upgrade::engine::EventKind;
+use crate::model::timeline::{EntryKind, Severity};
+use crate::upgrade::engine::{EventKind, Phase};
 use crate::upgrade::{Action, Command, Engine, Input, Observation, Recorder, RolloutView};
-
-/// Answers "did the last probe of this service succeed?" (None: no probe).
-pub type ProbeLookup<'a> = &'a dyn Fn(&str) -> Option<bool>;
 
 pub struct Controller {
     recorder: Recorder,
@@ -22,6 +21,9 @@ pub struct Controller {
     last: Option<Observation>,
     /// Engine events already copied to the timeline.
     published: usize,
+    /// Phases and state as last written to the timeline.
+    phases: HashMap<String, Phase>,
+    state: String,
 }
 
 impl Controller {
@@ -35,6 +37,8 @@ impl Controller {
             gated,
             last: None,
             published,
+            phases: HashMap::new(),
+            state: String::new(),
         }
     }
 
@@ -57,19 +61,14 @@ impl Controller {
                 self.recorder.journal_path().display()
             )
         })?;
-        self.publish(fleet);
+        self.publish(fleet, now);
         Ok(actions)
     }
 
     /// Sends the fleet's state to the engine if it differs from the last
     /// observation sent.
-    pub fn observe(
-        &mut self,
-        fleet: &mut Fleet,
-        probes: ProbeLookup<'_>,
-        now: Timestamp,
-    ) -> Result<Vec<Action>> {
-        let obs = self.observer.observe(fleet, &self.gated, probes, now);
+    pub fn observe(&mut self, fleet: &mut Fleet, now: Timestamp) -> Result<Vec<Action>> {
+        let obs = self.observer.observe(fleet, &self.gated, now);
         if self.last.as_ref() == Some(&obs) {
             return Ok(Vec::new());
         }
@@ -78,13 +77,8 @@ impl Controller {
     }
 
     /// Time passed: heartbeats age and soaks and timeouts advance.
-    pub fn tick(
-        &mut self,
-        fleet: &mut Fleet,
-        probes: ProbeLookup<'_>,
-        now: Timestamp,
-    ) -> Result<Vec<Action>> {
-        let mut actions = self.observe(fleet, probes, now)?;
+    pub fn tick(&mut self, fleet: &mut Fleet, now: Timestamp) -> Result<Vec<Action>> {
+        let mut actions = self.observe(fleet, now)?;
         actions.extend(self.step(Input::Tick, fleet, now)?);
         Ok(actions)
     }
@@ -115,17 +109,67 @@ impl Controller {
             );
             return Ok(Err(why));
         }
-        fleet
-            .timeline
-            .push(now, Severity::Info, "operator", cmd.label());
+        fleet.timeline.push_kind(
+            now,
+            Severity::Info,
+            "operator",
+            EntryKind::Operator {
+                action: cmd.label(),
+            },
+            cmd.label(),
+        );
         self.step(Input::Command(cmd), fleet, now).map(Ok)
     }
 
-    fn publish(&mut self, fleet: &mut Fleet) {
+    /// Copies what changed to the timeline (and so to the session
+    /// journal): typed phase entries per node and for the rollout, then the
+    /// engine's own words for everything that is not a phase start.
+    fn publish(&mut self, fleet: &mut Fleet, now: Timestamp) {
+        let view = self.recorder.engine().view(now);
+        let state = view.state.label().to_string();
+        if state != self.state {
+            fleet.timeline.push_kind(
+                now,
+                Severity::Info,
+                "upgrade",
+                EntryKind::UpgradePhase {
+                    node: None,
+                    phase: state.clone(),
+                },
+                format!("rollout {}", view.state),
+            );
+            self.state = state;
+        }
+        for n in &view.nodes {
+            if self.phases.get(&n.name) == Some(&n.phase) {
+                continue;
+            }
+            let first = !self.phases.contains_key(&n.name);
+            self.phases.insert(n.name.clone(), n.phase);
+            if first && n.phase == Phase::Pending {
+                continue;
+            }
+            let target = n
+                .target
+                .as_ref()
+                .map(|t| format!(" ({t})"))
+                .unwrap_or_default();
+            fleet.timeline.push_kind(
+                now,
+                Severity::Info,
+                &n.name,
+                EntryKind::UpgradePhase {
+                    node: Some(n.name.clone()),
+                    phase: n.phase.to_string(),
+                },
+                format!("upgrade{target}: {}", n.phase),
+            );
+        }
         let events = self.recorder.engine().events();
         for e in &events[self.published.min(events.len())..] {
             let severity = match e.kind {
-                EventKind::Info | EventKind::Action => Severity::Info,
+                EventKind::Action => continue,
+                EventKind::Info => Severity::Info,
                 EventKind::Warn | EventKind::Refused => Severity::Warn,
                 EventKind::Halt => Severity::Error,
             };

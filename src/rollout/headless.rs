@@ -54,14 +54,12 @@ fn action_json(session: &Session, action: &Action) -> Value {
 pub async fn run(mut s: Session, opts: &UpgradeOptions) -> Result<ExitCode> {
     let (results_tx, mut results) = mpsc::unbounded_channel();
     let keep_lock = s.lock.keep_alive();
-    let none = |_: &str| None;
     let now = Timestamp::now();
 
     // Preflight against the synced fleet, before anything changes.
     let obs = super::observe::Observer::new(s.plan.timings.max_heartbeat_age).observe(
         &s.fleet,
         &s.plan.gates.services,
-        &none,
         now,
     );
     let findings = preflight::check(&s.fleet, &s.plan, &obs);
@@ -77,7 +75,7 @@ pub async fn run(mut s: Session, opts: &UpgradeOptions) -> Result<ExitCode> {
     }
 
     let mut actions = std::mem::take(&mut s.pending);
-    actions.extend(s.controller.observe(&mut s.fleet, &none, now)?);
+    actions.extend(s.controller.observe(&mut s.fleet, now)?);
     let first = match s.controller.engine().state() {
         RolloutState::Idle if opts.canary => Some(Command::Canary),
         RolloutState::Idle => Some(Command::Start),
@@ -151,7 +149,7 @@ pub async fn run(mut s: Session, opts: &UpgradeOptions) -> Result<ExitCode> {
                 while let Ok(ev) = s.events.try_recv() {
                     s.fleet.apply(ev, now);
                 }
-                actions.extend(s.controller.observe(&mut s.fleet, &none, now)?);
+                actions.extend(s.controller.observe(&mut s.fleet, now)?);
             }
             done = results.recv() => {
                 if let Some(done) = done {
@@ -161,7 +159,7 @@ pub async fn run(mut s: Session, opts: &UpgradeOptions) -> Result<ExitCode> {
             _ = tick.tick() => {
                 let now = Timestamp::now();
                 s.fleet.tick(now);
-                actions.extend(s.controller.tick(&mut s.fleet, &none, now)?);
+                actions.extend(s.controller.tick(&mut s.fleet, now)?);
             }
         }
     };

@@ -188,14 +188,20 @@ pub struct Session {
     pub pending: Vec<Action>,
     pub lock: RolloutLock,
     pub resumed: bool,
+    /// What the probes check (the plan's, plus any the caller added).
+    pub probes: crate::probe::Selection,
 }
 
 /// How long to wait for the watchers' first lists before judging the
 /// cluster.
 const SYNC_TIMEOUT: Duration = Duration::from_secs(15);
 
-/// Connects, resolves, locks, opens the journal and syncs the fleet.
-pub async fn open(opts: &UpgradeOptions) -> Result<std::result::Result<Session, BadInput>> {
+/// Connects, resolves, locks, opens the journal, starts the watchers and
+/// the probes (the plan's gates plus `extra_probes`) and syncs the fleet.
+pub async fn open(
+    opts: &UpgradeOptions,
+    extra_probes: crate::probe::Selection,
+) -> Result<std::result::Result<Session, BadInput>> {
     let conn = crate::cluster::connect(&opts.cluster, false).await?;
     crate::cluster::check_reachable(&conn).await?;
     let plan = match resolve_plan(opts, &conn).await? {
@@ -243,8 +249,12 @@ pub async fn open(opts: &UpgradeOptions) -> Result<std::result::Result<Session, 
     };
     let observer = Observer::new(plan.timings.max_heartbeat_age);
     let controller = Controller::new(recorder, observer);
-    let (tx, mut events) = mpsc::unbounded_channel();
+    let (tx, events) = mpsc::unbounded_channel();
     crate::cluster::watch::spawn_all(&conn.client, &tx);
+    let mut probes = crate::probe::Selection::from_plan(&plan.gates.probes);
+    probes.specs.extend(extra_probes.specs);
+    probes.all = extra_probes.all;
+    let mut events = crate::probe::attach(probes.clone(), events);
     let mut fleet = Fleet::new();
     sync(&mut fleet, &mut events, &plan).await;
     let executor = Executor::new(conn.client.clone(), plan.clone());
@@ -258,6 +268,7 @@ pub async fn open(opts: &UpgradeOptions) -> Result<std::result::Result<Session, 
         pending,
         lock,
         resumed: opts.resume,
+        probes,
     }))
 }
 

@@ -29,15 +29,8 @@ impl Observer {
 
     /// The observation of every node the cluster reports (the global gate
     /// judges nodes outside the plan too) and of the gated `services`
-    /// (`namespace/name`). `probes` gives each probed service's latest
-    /// result.
-    pub fn observe(
-        &mut self,
-        fleet: &Fleet,
-        services: &[String],
-        probes: &dyn Fn(&str) -> Option<bool>,
-        now: Timestamp,
-    ) -> Observation {
+    /// (`namespace/name`), with each service's latest probe result.
+    pub fn observe(&mut self, fleet: &Fleet, services: &[String], now: Timestamp) -> Observation {
         let mut nodes = Vec::with_capacity(fleet.nodes.len());
         for (name, state) in &fleet.nodes {
             let Some(info) = &state.info else { continue };
@@ -73,16 +66,13 @@ impl Observer {
         let services = services
             .iter()
             .map(|key| {
-                let announced_by = key.split_once('/').and_then(|(ns, name)| {
-                    fleet
-                        .services
-                        .get(&(ns.to_string(), name.to_string()))
-                        .and_then(|s| s.announcer.clone())
-                });
+                let state = key
+                    .split_once('/')
+                    .and_then(|(ns, name)| fleet.services.get(&(ns.to_string(), name.to_string())));
                 ServiceObservation {
                     name: key.clone(),
-                    announced_by,
-                    probe_ok: probes(key),
+                    announced_by: state.and_then(|s| s.announcer.clone()),
+                    probe_ok: state.and_then(|s| s.probe_ok()),
                 }
             })
             .collect();
@@ -144,6 +134,7 @@ mod tests {
                 namespace: "frigate".into(),
                 name: "frigate".into(),
                 ips: vec!["127.77.0.12".into()],
+                ports: vec![5000],
                 selector: Default::default(),
             }),
             t(0),
@@ -163,21 +154,31 @@ mod tests {
     fn heartbeat_turns_late_after_a_missed_renewal_of_the_lease() {
         let f = fleet();
         let mut o = Observer::new(None);
-        let none = |_: &str| None;
-        assert!(!o.observe(&f, &[], &none, t(10)).nodes[0].heartbeat_late);
+        assert!(!o.observe(&f, &[], t(10)).nodes[0].heartbeat_late);
         // 40 s lease: renew every 10 s; late after ~11.4 s.
-        assert!(o.observe(&f, &[], &none, t(12)).nodes[0].heartbeat_late);
+        assert!(o.observe(&f, &[], t(12)).nodes[0].heartbeat_late);
         let mut strict = Observer::new(Some(SignedDuration::from_secs(5)));
-        assert!(strict.observe(&f, &[], &none, t(6)).nodes[0].heartbeat_late);
+        assert!(strict.observe(&f, &[], t(6)).nodes[0].heartbeat_late);
     }
 
     #[test]
     fn a_flap_between_two_looks_is_counted_and_services_carry_announcer_and_probe() {
         let mut f = fleet();
         let mut o = Observer::new(None);
-        let probe = |s: &str| (s == "frigate/frigate").then_some(false);
+        f.apply(
+            ClusterEvent::Probe(crate::model::probe::ProbeResult {
+                service: ("frigate".into(), "frigate".into()),
+                endpoint: "127.77.0.12:5000".into(),
+                check: "tcp".into(),
+                ok: false,
+                latency: Duration::from_millis(3),
+                error: Some("connection refused".into()),
+                at: t(1),
+            }),
+            t(1),
+        );
         let gated = ["frigate/frigate".to_string(), "x/missing".to_string()];
-        let first = o.observe(&f, &gated, &probe, t(1));
+        let first = o.observe(&f, &gated, t(1));
         assert_eq!(first.nodes[0].ready_transitions, 0);
         assert!(first.api_reachable);
         assert_eq!(first.services[0].announced_by.as_deref(), Some("a"));
@@ -185,12 +186,9 @@ mod tests {
         assert_eq!(first.services[1].announced_by, None);
 
         f.apply(node("a", Tri::Unknown), t(2));
-        assert_eq!(
-            o.observe(&f, &gated, &probe, t(2)).nodes[0].ready_transitions,
-            1
-        );
+        assert_eq!(o.observe(&f, &gated, t(2)).nodes[0].ready_transitions, 1);
         f.apply(node("a", Tri::True), t(3));
-        let healed = o.observe(&f, &gated, &probe, t(3));
+        let healed = o.observe(&f, &gated, t(3));
         assert!(healed.nodes[0].ready);
         assert_eq!(healed.nodes[0].ready_transitions, 1);
     }

@@ -132,6 +132,19 @@ impl App {
         self.flash = Some((text, self.now));
     }
 
+    /// The report key: the current session's journal, as Markdown beside
+    /// it. Only a local file is written, so read-only mode allows it.
+    fn write_report(&mut self) {
+        let Some(journal) = self.fleet.timeline.sink_path().map(|p| p.to_path_buf()) else {
+            self.say("no session journal in this cockpit: nothing to report".into());
+            return;
+        };
+        match crate::report::write_session_report(&journal, self.tz.clone()) {
+            Ok(path) => self.say(format!("report written: {}", path.display())),
+            Err(e) => self.say(format!("report failed: {e:#}")),
+        }
+    }
+
     /// Handles one key. Returns true when the screen must be redrawn.
     pub fn on_key(&mut self, key: KeyEvent) -> bool {
         if let Some(confirm) = self.confirm.take() {
@@ -196,6 +209,7 @@ impl App {
                 };
             }
             Action::Quit => self.quit = true,
+            Action::WriteReport => self.write_report(),
             Action::Down => {}
             _ => self.control_key(binding),
         }
@@ -293,6 +307,30 @@ mod tests {
             let (text, _) = app.flash.clone().unwrap();
             assert!(text.starts_with("read-only"), "{c}: {text}");
         }
+    }
+
+    #[test]
+    fn report_key_writes_the_session_report_even_read_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut app = app_with_nodes(&["a"]);
+        app.on_key(key('W'));
+        let (text, _) = app.flash.clone().unwrap();
+        assert!(text.starts_with("no session journal"), "{text}");
+
+        let log = crate::report::session::SessionLog::create(dir.path(), "watch", app.now).unwrap();
+        app.fleet.timeline.set_sink(log.sink());
+        app.fleet.timeline.push(
+            app.now,
+            crate::model::timeline::Severity::Warn,
+            "a",
+            "something happened".into(),
+        );
+        app.on_key(key('W'));
+        let (text, _) = app.flash.clone().unwrap();
+        let written = log.path().with_extension("md");
+        assert_eq!(text, format!("report written: {}", written.display()));
+        let md = std::fs::read_to_string(written).unwrap();
+        assert!(md.contains("| a: something happened |"), "{md}");
     }
 
     #[test]

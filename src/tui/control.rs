@@ -15,7 +15,7 @@ use tokio::sync::mpsc;
 use super::TerminalGuard;
 use super::app::{App, Request};
 use super::view;
-use crate::model::timeline::Severity;
+use crate::model::timeline::{EntryKind, Severity};
 use crate::rollout::executor::Manual;
 use crate::rollout::{Session, dispatch, preflight};
 use crate::upgrade::{Action, RolloutState};
@@ -27,15 +27,13 @@ struct ManualDone {
     result: Result<(), String>,
 }
 
-fn no_probe(_: &str) -> Option<bool> {
-    None
-}
-
-pub async fn run(mut s: Session, hint: Option<String>) -> Result<ExitCode> {
+/// `mode` names the session journal (`upgrade`, `demo`).
+pub async fn run(mut s: Session, mode: &str, hint: Option<String>) -> Result<ExitCode> {
     let now = Timestamp::now();
     let mut app = App::new(&s.conn.context, &s.conn.server, false, now);
     app.fleet = std::mem::take(&mut s.fleet);
     app.hint = hint;
+    let session_log = crate::report::session::start(&mut app, mode, &s.probes);
     let keep_lock = s.lock.keep_alive();
     let (results_tx, mut results) = mpsc::unbounded_channel();
     let (manual_tx, mut manual) = mpsc::unbounded_channel::<ManualDone>();
@@ -44,7 +42,6 @@ pub async fn run(mut s: Session, hint: Option<String>) -> Result<ExitCode> {
     let obs = crate::rollout::observe::Observer::new(s.plan.timings.max_heartbeat_age).observe(
         &app.fleet,
         &s.plan.gates.services,
-        &no_probe,
         now,
     );
     for f in preflight::check(&app.fleet, &s.plan, &obs) {
@@ -56,12 +53,12 @@ pub async fn run(mut s: Session, hint: Option<String>) -> Result<ExitCode> {
         app.fleet.timeline.push(now, severity, "preflight", f.text);
     }
     let mut actions: Vec<Action> = std::mem::take(&mut s.pending);
-    actions.extend(s.controller.observe(&mut app.fleet, &no_probe, now)?);
+    actions.extend(s.controller.observe(&mut app.fleet, now)?);
     app.rollout = Some(s.controller.view(now));
 
     let mut terminal =
         ratatui::try_init().wrap_err("cannot initialise the terminal (is this a TTY?)")?;
-    let _guard = TerminalGuard;
+    let guard = TerminalGuard;
     let mut keys = EventStream::new();
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -91,7 +88,8 @@ pub async fn run(mut s: Session, hint: Option<String>) -> Result<ExitCode> {
                                 }
                             }
                             Request::Manual(what, node) => {
-                                app.fleet.timeline.push(now, Severity::Info, "operator", format!("{} {node}", what.label()));
+                                let action = format!("{} {node}", what.label());
+                                app.fleet.timeline.push_kind(now, Severity::Info, "operator", EntryKind::Operator { action: action.clone() }, action);
                                 let (executor, tx) = (s.executor.clone(), manual_tx.clone());
                                 tokio::spawn(async move {
                                     let result = executor.manual(what, &node).await;
@@ -113,7 +111,7 @@ pub async fn run(mut s: Session, hint: Option<String>) -> Result<ExitCode> {
                 while let Ok(m) = s.events.try_recv() {
                     dirty |= app.on_cluster(m);
                 }
-                actions.extend(s.controller.observe(&mut app.fleet, &no_probe, Timestamp::now())?);
+                actions.extend(s.controller.observe(&mut app.fleet, Timestamp::now())?);
             }
             done = results.recv() => {
                 if let Some(done) = done {
@@ -137,7 +135,7 @@ pub async fn run(mut s: Session, hint: Option<String>) -> Result<ExitCode> {
             _ = tick.tick() => {
                 let now = Timestamp::now();
                 app.on_tick(now);
-                actions.extend(s.controller.tick(&mut app.fleet, &no_probe, now)?);
+                actions.extend(s.controller.tick(&mut app.fleet, now)?);
                 dirty = true;
             }
         }
@@ -149,6 +147,8 @@ pub async fn run(mut s: Session, hint: Option<String>) -> Result<ExitCode> {
     s.lock.release().await;
     let state = s.controller.engine().state().clone();
     drop(terminal);
+    drop(guard);
+    crate::cli::end_session(session_log);
     if !state.is_terminal() && state != RolloutState::Idle {
         eprintln!(
             "k3s-cockpit: the rollout is {}; its journal is {}. Continue with: k3s-cockpit upgrade --plan PLAN --resume",

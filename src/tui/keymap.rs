@@ -14,6 +14,7 @@ pub enum Action {
     Filter,
     Help,
     Quit,
+    WriteReport,
     Cordon,
     Uncordon,
     Drain,
@@ -126,6 +127,13 @@ pub const KEYMAP: &[Binding] = &[
     ),
     bind("?", &[KeyCode::Char('?')], Action::Help, "this help", false),
     bind("q", &[KeyCode::Char('q')], Action::Quit, "quit", false),
+    bind(
+        "W",
+        &[KeyCode::Char('W')],
+        Action::WriteReport,
+        "write this session's incident report (Markdown, beside the session journal)",
+        false,
+    ),
     guarded(
         "c",
         &[KeyCode::Char('c')],

@@ -57,6 +57,8 @@ pub async fn run(mut app: App, mut events: UnboundedReceiver<ClusterEvent>) -> R
             msg = events.recv(), if feed_open => {
                 // A closed feed must not spin the loop: stop polling it.
                 let Some(msg) = msg else { feed_open = false; continue };
+                // Timeline entries get the instant the event arrived.
+                app.now = jiff::Timestamp::now();
                 dirty |= app.on_cluster(msg);
                 // Drain what is queued, then draw once.
                 while let Ok(m) = events.try_recv() {

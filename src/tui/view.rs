@@ -11,7 +11,7 @@ use super::app::{App, LogPanel, Screen};
 use super::keymap::KEYMAP;
 use super::rollout_view;
 use crate::durations::format_duration;
-use crate::model::fleet::{Connection, NodeInfo, NodeState, Tri};
+use crate::model::fleet::{Connection, NodeInfo, NodeState, ServiceState, Tri};
 use crate::model::health::{self, Heartbeat};
 use crate::model::timeline::Severity;
 
@@ -319,12 +319,80 @@ fn render_nodes(app: &App, theme: &Theme, frame: &mut Frame, area: Rect) {
 }
 
 fn render_services(app: &App, theme: &Theme, frame: &mut Frame, area: Rect) {
+    let probed = app.fleet.services.values().any(|s| !s.probes.is_empty());
+    let columns = ServiceColumn::shown(area.width >= 110, probed);
     let rows: Vec<Row> = app
         .fleet
         .services
         .values()
-        .map(|s| {
-            let announcer = match &s.announcer {
+        .map(|s| Row::new(columns.iter().map(|c| c.cell(app, theme, s))))
+        .collect();
+    let widths: Vec<Constraint> = columns.iter().map(|c| c.width()).collect();
+    let header: Vec<&str> = columns.iter().map(|c| c.header()).collect();
+    let table = Table::new(rows, widths)
+        .header(Row::new(header).style(Style::default().add_modifier(Modifier::BOLD)))
+        .block(Block::default().borders(Borders::ALL).title(format!(
+            " LoadBalancer services · announcer from {} ",
+            app.fleet.announce_source.label()
+        )));
+    frame.render_widget(table, area);
+}
+
+/// Services table columns; the probe columns appear once something is
+/// probed, and a narrow pane then drops IP, MOVES and LAST MOVE.
+#[derive(Clone, Copy)]
+enum ServiceColumn {
+    Service,
+    Ip,
+    Announcer,
+    Moves,
+    LastMove,
+    Probe,
+    History,
+}
+
+/// Bars of the probe history sparkline, one per probe, by latency.
+const HISTORY_WIDTH: u16 = 20;
+
+impl ServiceColumn {
+    fn shown(wide: bool, probed: bool) -> Vec<ServiceColumn> {
+        use ServiceColumn::*;
+        match (probed, wide) {
+            (false, _) => vec![Service, Ip, Announcer, Moves, LastMove],
+            (true, true) => vec![Service, Ip, Announcer, Moves, LastMove, Probe, History],
+            (true, false) => vec![Service, Announcer, Probe, History],
+        }
+    }
+
+    fn header(self) -> &'static str {
+        match self {
+            ServiceColumn::Service => "SERVICE",
+            ServiceColumn::Ip => "IP",
+            ServiceColumn::Announcer => "ANNOUNCED FROM",
+            ServiceColumn::Moves => "MOVES",
+            ServiceColumn::LastMove => "LAST MOVE",
+            ServiceColumn::Probe => "PROBE",
+            ServiceColumn::History => "LAST 20 PROBES",
+        }
+    }
+
+    fn width(self) -> Constraint {
+        match self {
+            ServiceColumn::Service => Constraint::Min(16),
+            ServiceColumn::Ip => Constraint::Length(12),
+            ServiceColumn::Announcer => Constraint::Length(26),
+            ServiceColumn::Moves => Constraint::Length(5),
+            ServiceColumn::LastMove => Constraint::Length(12),
+            ServiceColumn::Probe => Constraint::Length(11),
+            ServiceColumn::History => Constraint::Length(HISTORY_WIDTH),
+        }
+    }
+
+    fn cell(self, app: &App, theme: &Theme, s: &ServiceState) -> Cell<'static> {
+        match self {
+            ServiceColumn::Service => Cell::from(format!("{}/{}", s.info.namespace, s.info.name)),
+            ServiceColumn::Ip => Cell::from(s.info.ips.join(",")),
+            ServiceColumn::Announcer => match &s.announcer {
                 Some(n) => Cell::from(n.clone()).style(theme.good()),
                 None => {
                     let gap = s
@@ -332,44 +400,77 @@ fn render_services(app: &App, theme: &Theme, frame: &mut Frame, area: Rect) {
                         .map(|t| format!(" {}", format_duration(health::age(t, app.now))));
                     Cell::from(format!("NONE{}", gap.unwrap_or_default())).style(theme.bad())
                 }
-            };
-            let last = s
-                .last_change
-                .map(|t| format!("{} ago", format_duration(health::age(t, app.now))))
-                .unwrap_or_else(|| "-".into());
-            let moves = Cell::from(s.moves.to_string()).style(if s.moves > 0 {
+            },
+            ServiceColumn::Moves => Cell::from(s.moves.to_string()).style(if s.moves > 0 {
                 theme.warn()
             } else {
                 Style::default()
+            }),
+            ServiceColumn::LastMove => Cell::from(
+                s.last_change
+                    .map(|t| format!("{} ago", format_duration(health::age(t, app.now))))
+                    .unwrap_or_else(|| "-".into()),
+            ),
+            ServiceColumn::Probe => probe_cell(app, theme, s),
+            ServiceColumn::History => history_cell(theme, s),
+        }
+    }
+}
+
+/// `UP 3ms`, `DOWN 12s` (since the first failure), or `-` when unprobed.
+fn probe_cell(app: &App, theme: &Theme, s: &ServiceState) -> Cell<'static> {
+    if s.probes.is_empty() {
+        return Cell::from("-").style(theme.dim());
+    }
+    let down_since = s.probes.values().filter_map(|p| p.down_since).min();
+    if let Some(since) = down_since {
+        let text = format!("DOWN {}", format_duration(health::age(since, app.now)));
+        return Cell::from(text).style(theme.bad());
+    }
+    let latency = s.probes.values().filter_map(|p| p.last_latency).max();
+    match latency {
+        Some(l) if l < std::time::Duration::from_millis(1) => {
+            Cell::from("UP <1ms").style(theme.good())
+        }
+        Some(l) => Cell::from(format!("UP {}ms", l.as_millis())).style(theme.good()),
+        None => Cell::from("…").style(theme.dim()),
+    }
+}
+
+/// The last probes as bars: height by latency on a fixed scale (▁ under
+/// 1 ms … █ 100 ms and more), `×` for a failure; the worst endpoint wins.
+fn history_cell(theme: &Theme, s: &ServiceState) -> Cell<'static> {
+    const BARS: [char; 8] = ['▁', '▂', '▃', '▄', '▅', '▆', '▇', '█'];
+    const STEPS_MS: [u128; 7] = [1, 2, 5, 10, 25, 50, 100];
+    let width = usize::from(HISTORY_WIDTH);
+    // Per slot from the newest backwards: None failed, Some(level).
+    let mut slots: Vec<Option<Option<usize>>> = vec![None; width];
+    for p in s.probes.values() {
+        for (i, r) in p.history.iter().rev().take(width).enumerate() {
+            let this = r.map(|l| {
+                STEPS_MS
+                    .iter()
+                    .position(|&step| l.as_millis() < step)
+                    .unwrap_or(BARS.len() - 1)
             });
-            Row::new(vec![
-                Cell::from(format!("{}/{}", s.info.namespace, s.info.name)),
-                Cell::from(s.info.ips.join(",")),
-                announcer,
-                moves,
-                Cell::from(last),
-            ])
+            slots[i] = Some(match slots[i] {
+                None => this,
+                Some(None) => None,
+                Some(Some(level)) => this.map(|t| t.max(level)),
+            });
+        }
+    }
+    let spans: Vec<Span<'static>> = slots
+        .into_iter()
+        .rev()
+        .filter_map(|slot| {
+            Some(match slot? {
+                Some(level) => Span::styled(BARS[level].to_string(), theme.good()),
+                None => Span::styled("×", theme.bad()),
+            })
         })
         .collect();
-    let table = Table::new(
-        rows,
-        [
-            Constraint::Min(16),
-            Constraint::Length(12),
-            Constraint::Length(26),
-            Constraint::Length(5),
-            Constraint::Length(12),
-        ],
-    )
-    .header(
-        Row::new(["SERVICE", "IP", "ANNOUNCED FROM", "MOVES", "LAST MOVE"])
-            .style(Style::default().add_modifier(Modifier::BOLD)),
-    )
-    .block(Block::default().borders(Borders::ALL).title(format!(
-        " LoadBalancer services · announcer from {} ",
-        app.fleet.announce_source.label()
-    )));
-    frame.render_widget(table, area);
+    Cell::from(Line::from(spans))
 }
 
 fn render_log(app: &App, theme: &Theme, frame: &mut Frame, area: Rect) {
@@ -463,6 +564,10 @@ fn render_help(app: &App, theme: &Theme, frame: &mut Frame) {
     lines.push(Line::raw(""));
     lines.push(Line::styled(
         "HEARTBEAT = age of the node Lease renewal; LATE after one missed renewal, EXPIRED past the lease duration.",
+        theme.dim(),
+    ));
+    lines.push(Line::styled(
+        "PROBE = --probe results every second from this machine; bars by latency (▁ <1ms … █ ≥100ms), × failed.",
         theme.dim(),
     ));
     let area = centered(frame.area(), 76, lines.len() as u16 + 2);
@@ -627,6 +732,16 @@ mod tests {
     }
 
     fn incident_app(width: u16, height: u16) -> Terminal<TestBackend> {
+        draw(&incident_model(), width, height)
+    }
+
+    fn draw(app: &App, width: u16, height: u16) -> Terminal<TestBackend> {
+        let mut terminal = Terminal::new(TestBackend::new(width, height)).unwrap();
+        terminal.draw(|f| render(app, f)).unwrap();
+        terminal
+    }
+
+    fn incident_model() -> App {
         let mut app = App::new("k3s-lab", "http://127.0.0.1:6443/", true, t(0));
         app.tz = jiff::tz::TimeZone::UTC;
         app.color = false;
@@ -651,6 +766,7 @@ mod tests {
             namespace: "frigate".into(),
             name: "frigate".into(),
             ips: vec!["127.77.0.10".into()],
+            ports: vec![5000],
             selector: Default::default(),
         }));
         app.now = t(-100);
@@ -667,14 +783,52 @@ mod tests {
             service: ("frigate".into(), "frigate".into()),
         }));
         app.on_tick(t(0));
-        let mut terminal = Terminal::new(TestBackend::new(width, height)).unwrap();
-        terminal.draw(|f| render(&app, f)).unwrap();
-        terminal
+        app
+    }
+
+    /// The incident with Frigate probed: fine for a while, dark for 12 s
+    /// (still dark now).
+    fn probed_model() -> App {
+        let mut app = incident_model();
+        for i in -30i64..=0 {
+            let ok = i < -12;
+            app.on_cluster(ClusterEvent::Probe(crate::model::probe::ProbeResult {
+                service: ("frigate".into(), "frigate".into()),
+                endpoint: "127.77.0.10:5000".into(),
+                check: "http GET /".into(),
+                ok,
+                latency: Duration::from_micros(400 + 700 * (i.unsigned_abs() % 5)),
+                error: (!ok).then(|| "connection refused".into()),
+                at: t(i),
+            }));
+        }
+        app
     }
 
     #[test]
     fn watch_view_80x24_shows_the_incident() {
         insta::assert_snapshot!(incident_app(80, 24).backend());
+    }
+
+    #[test]
+    fn probes_show_state_duration_and_history_in_80_columns() {
+        let terminal = draw(&probed_model(), 80, 24);
+        let text = format!("{}", terminal.backend());
+        assert!(text.contains("DOWN 12s"), "{text}");
+        assert!(
+            text.contains("probe DOWN (http GET / 127.77.0.10:5000)"),
+            "{text}"
+        );
+        insta::assert_snapshot!(terminal.backend());
+    }
+
+    #[test]
+    fn probes_keep_ip_and_moves_in_a_wide_pane() {
+        let terminal = draw(&probed_model(), 132, 30);
+        let text = format!("{}", terminal.backend());
+        for column in ["IP", "MOVES", "PROBE", "LAST 20 PROBES"] {
+            assert!(text.contains(column), "{column}: {text}");
+        }
     }
 
     #[test]

@@ -1,0 +1,716 @@
+//! `k3s-cockpit report`: a session journal turned into an incident timeline
+//! shaped like a post-mortem's table (time, event), plus a summary: outage
+//! windows and total downtime per probed service, NotReady windows per
+//! node, announcer moves, version changes, upgrade phases with durations,
+//! operator interventions. Markdown for people, JSON for machines.
+//!
+//! Reading never fails on a bad line: garbage and a line torn by a crash
+//! are skipped with a warning naming `file:line`, and the rest is used.
+
+pub mod command;
+pub mod session;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use color_eyre::eyre::{Result, WrapErr};
+use jiff::Timestamp;
+use jiff::tz::TimeZone;
+use serde_json::{Value, json};
+
+use crate::durations::format_duration;
+use crate::model::timeline::{Entry, EntryKind, Severity};
+
+/// A journal as read: the entries that parsed and what was skipped.
+#[derive(Debug, Clone)]
+pub struct Journal {
+    pub path: PathBuf,
+    pub entries: Vec<Entry>,
+    /// `file:line: why`, one per skipped line.
+    pub warnings: Vec<String>,
+}
+
+/// Reads a session journal, skipping (and reporting) lines that do not
+/// parse. Only an unreadable file is an error.
+pub fn read_journal(path: &Path) -> Result<Journal> {
+    let bytes = std::fs::read(path)
+        .wrap_err_with(|| format!("cannot read the session journal {}", path.display()))?;
+    let ends_clean = bytes.last().is_none_or(|b| *b == b'\n');
+    let lines: Vec<&[u8]> = bytes.split(|b| *b == b'\n').collect();
+    let last = lines.len().saturating_sub(1);
+    let mut entries = Vec::new();
+    let mut warnings = Vec::new();
+    for (i, raw) in lines.iter().enumerate() {
+        let text = String::from_utf8_lossy(raw);
+        if text.trim().is_empty() {
+            continue;
+        }
+        match serde_json::from_str::<Entry>(&text) {
+            Ok(e) => entries.push(e),
+            Err(e) => {
+                let why = if i == last && !ends_clean {
+                    "truncated last line skipped".to_string()
+                } else {
+                    format!("skipped: {e}")
+                };
+                warnings.push(format!("{}:{}: {why}", path.display(), i + 1));
+            }
+        }
+    }
+    // Entries are journaled as they happen; a stable sort only mends
+    // probe results stamped a moment before they were processed.
+    entries.sort_by_key(|e| e.at);
+    Ok(Journal {
+        path: path.to_path_buf(),
+        entries,
+        warnings,
+    })
+}
+
+/// A period between two instants; `end` None means it was still open when
+/// the journal ends (its length is counted up to the last entry).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Window {
+    pub start: Timestamp,
+    pub end: Option<Timestamp>,
+}
+
+impl Window {
+    fn length(&self, journal_end: Timestamp) -> Duration {
+        let end = self.end.unwrap_or(journal_end);
+        Duration::try_from(end.duration_since(self.start)).unwrap_or_default()
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct ServiceOutages {
+    pub service: String,
+    /// (endpoint, window), by start.
+    pub windows: Vec<(String, Window)>,
+    /// Union of the windows: time with at least one endpoint down.
+    pub total: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct Phase {
+    pub node: Option<String>,
+    pub phase: String,
+    pub window: Window,
+}
+
+/// Everything the report shows, computed from the entries' kinds.
+#[derive(Debug, Clone)]
+pub struct Report {
+    pub journal: Journal,
+    /// (mode, context, server) from the session's first line.
+    pub session: Option<(String, String, String)>,
+    pub start: Option<Timestamp>,
+    pub end: Option<Timestamp>,
+    pub ended_cleanly: bool,
+    pub outages: Vec<ServiceOutages>,
+    /// (node, reason, window), by start.
+    pub not_ready: Vec<(String, String, Window)>,
+    /// (at, service, from, to).
+    pub moves: Vec<(Timestamp, String, String, String)>,
+    /// (at, node, from, to).
+    pub versions: Vec<(Timestamp, String, String, String)>,
+    pub phases: Vec<Phase>,
+    /// (at, subject, action).
+    pub operator: Vec<(Timestamp, String, String)>,
+}
+
+impl Report {
+    pub fn build(journal: Journal) -> Report {
+        let entries = &journal.entries;
+        let start = entries.first().map(|e| e.at);
+        let end = entries.last().map(|e| e.at);
+        let session = entries.iter().find_map(|e| match &e.kind {
+            EntryKind::SessionStart {
+                mode,
+                context,
+                server,
+            } => Some((mode.clone(), context.clone(), server.clone())),
+            _ => None,
+        });
+        let ended_cleanly = entries
+            .last()
+            .is_some_and(|e| e.kind == EntryKind::SessionEnd);
+
+        let mut down: BTreeMap<(String, String), Timestamp> = BTreeMap::new();
+        let mut windows: BTreeMap<String, Vec<(String, Window)>> = BTreeMap::new();
+        let mut not_ready_open: BTreeMap<String, (String, Timestamp)> = BTreeMap::new();
+        let mut not_ready = Vec::new();
+        let mut moves = Vec::new();
+        let mut versions = Vec::new();
+        let mut phase_open: BTreeMap<Option<String>, usize> = BTreeMap::new();
+        let mut phases: Vec<Phase> = Vec::new();
+        let mut operator = Vec::new();
+        for e in entries {
+            match &e.kind {
+                EntryKind::ProbeDown { endpoint, .. } => {
+                    down.entry((e.subject.clone(), endpoint.clone()))
+                        .or_insert(e.at);
+                }
+                EntryKind::ProbeUp {
+                    endpoint,
+                    down_for_ms,
+                } => {
+                    // Without its DOWN line (a torn journal), the UP line
+                    // still says how long the outage was.
+                    let start = down
+                        .remove(&(e.subject.clone(), endpoint.clone()))
+                        .unwrap_or_else(|| {
+                            e.at - jiff::SignedDuration::from_millis(
+                                i64::try_from(*down_for_ms).unwrap_or(i64::MAX),
+                            )
+                        });
+                    windows.entry(e.subject.clone()).or_default().push((
+                        endpoint.clone(),
+                        Window {
+                            start,
+                            end: Some(e.at),
+                        },
+                    ));
+                }
+                EntryKind::NodeNotReady { reason } => {
+                    not_ready_open
+                        .entry(e.subject.clone())
+                        .or_insert((reason.clone(), e.at));
+                }
+                EntryKind::NodeReady | EntryKind::NodeDeleted => {
+                    if let Some((reason, start)) = not_ready_open.remove(&e.subject) {
+                        not_ready.push((
+                            e.subject.clone(),
+                            reason,
+                            Window {
+                                start,
+                                end: Some(e.at),
+                            },
+                        ));
+                    }
+                }
+                EntryKind::AnnouncerMove { from, to } => {
+                    moves.push((e.at, e.subject.clone(), from.clone(), to.clone()));
+                }
+                EntryKind::Version { from, to } => {
+                    versions.push((e.at, e.subject.clone(), from.clone(), to.clone()));
+                }
+                EntryKind::UpgradePhase { node, phase } => {
+                    if let Some(i) = phase_open.remove(node) {
+                        phases[i].window.end = Some(e.at);
+                    }
+                    phase_open.insert(node.clone(), phases.len());
+                    phases.push(Phase {
+                        node: node.clone(),
+                        phase: phase.clone(),
+                        window: Window {
+                            start: e.at,
+                            end: None,
+                        },
+                    });
+                }
+                EntryKind::Operator { action } => {
+                    operator.push((e.at, e.subject.clone(), action.clone()));
+                }
+                _ => {}
+            }
+        }
+        for ((service, endpoint), start) in down {
+            windows
+                .entry(service)
+                .or_default()
+                .push((endpoint, Window { start, end: None }));
+        }
+        for (node, (reason, start)) in not_ready_open {
+            not_ready.push((node, reason, Window { start, end: None }));
+        }
+        not_ready.sort_by_key(|(n, _, w)| (w.start, n.clone()));
+        let journal_end = end.unwrap_or(Timestamp::UNIX_EPOCH);
+        let outages = windows
+            .into_iter()
+            .map(|(service, mut windows)| {
+                windows.sort_by_key(|(ep, w)| (w.start, ep.clone()));
+                let total = union_length(windows.iter().map(|(_, w)| w), journal_end);
+                ServiceOutages {
+                    service,
+                    windows,
+                    total,
+                }
+            })
+            .collect();
+        Report {
+            journal,
+            session,
+            start,
+            end,
+            ended_cleanly,
+            outages,
+            not_ready,
+            moves,
+            versions,
+            phases,
+            operator,
+        }
+    }
+
+    fn journal_end(&self) -> Timestamp {
+        self.end.unwrap_or(Timestamp::UNIX_EPOCH)
+    }
+
+    fn journal_name(&self) -> String {
+        self.journal
+            .path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| self.journal.path.display().to_string())
+    }
+}
+
+fn union_length<'a>(windows: impl Iterator<Item = &'a Window>, journal_end: Timestamp) -> Duration {
+    let mut spans: Vec<(Timestamp, Timestamp)> = windows
+        .map(|w| (w.start, w.end.unwrap_or(journal_end).max(w.start)))
+        .collect();
+    spans.sort();
+    let mut total = Duration::ZERO;
+    let mut current: Option<(Timestamp, Timestamp)> = None;
+    for (s, e) in spans {
+        match &mut current {
+            Some((_, ce)) if s <= *ce => *ce = (*ce).max(e),
+            _ => {
+                if let Some((cs, ce)) = current.replace((s, e)) {
+                    total += Duration::try_from(ce.duration_since(cs)).unwrap_or_default();
+                }
+            }
+        }
+    }
+    if let Some((cs, ce)) = current {
+        total += Duration::try_from(ce.duration_since(cs)).unwrap_or_default();
+    }
+    total
+}
+
+/// Outage-grade precision: tenths of a second under a minute.
+fn precise(d: Duration) -> String {
+    if d < Duration::from_secs(60) {
+        format!("{:.1}s", d.as_secs_f64())
+    } else {
+        format_duration(d)
+    }
+}
+
+/// How times are written: in one zone, with the date only when the
+/// session spans more than one day there.
+struct Clock {
+    tz: TimeZone,
+    with_date: bool,
+}
+
+impl Clock {
+    fn new(tz: TimeZone, report: &Report) -> Clock {
+        let day = |t: Timestamp| t.to_zoned(tz.clone()).date();
+        let with_date = match (report.start, report.end) {
+            (Some(s), Some(e)) => day(s) != day(e),
+            _ => false,
+        };
+        Clock { tz, with_date }
+    }
+
+    fn time(&self, t: Timestamp) -> String {
+        let z = t.to_zoned(self.tz.clone());
+        if self.with_date {
+            z.strftime("%Y-%m-%d %H:%M:%S").to_string()
+        } else {
+            z.strftime("%H:%M:%S").to_string()
+        }
+    }
+
+    fn full(&self, t: Timestamp) -> String {
+        t.to_zoned(self.tz.clone())
+            .strftime("%Y-%m-%d %H:%M:%S %Z")
+            .to_string()
+    }
+
+    /// The zone's abbreviation at `t` (PST, CET, UTC, or an offset).
+    fn zone(&self, t: Option<Timestamp>) -> String {
+        let t = t.unwrap_or(Timestamp::UNIX_EPOCH);
+        t.to_zoned(self.tz.clone()).strftime("%Z").to_string()
+    }
+
+    fn zone_name(&self, at: Option<Timestamp>) -> String {
+        let abbrev = self.zone(at);
+        match self.tz.iana_name() {
+            Some(name) if name != abbrev && name != "UTC" => format!("{name} ({abbrev})"),
+            _ => abbrev,
+        }
+    }
+}
+
+/// Markdown table cell: pipes escaped, newlines flattened.
+fn cell(text: &str) -> String {
+    text.replace('|', "\\|").replace(['\n', '\r'], " ")
+}
+
+fn window_end(clock: &Clock, w: &Window) -> String {
+    match w.end {
+        Some(t) => clock.time(t),
+        None => "(still at end of journal)".into(),
+    }
+}
+
+fn window_length(report: &Report, w: &Window) -> String {
+    let d = precise(w.length(report.journal_end()));
+    if w.end.is_some() {
+        d
+    } else {
+        format!("≥ {d}")
+    }
+}
+
+/// The report as Markdown, times in `tz`.
+pub fn markdown(report: &Report, tz: TimeZone) -> String {
+    let clock = Clock::new(tz, report);
+    let zone = clock.zone(report.start);
+    let mut md = String::new();
+    let day = report
+        .start
+        .map(|t| {
+            t.to_zoned(clock.tz.clone())
+                .strftime("%Y-%m-%d")
+                .to_string()
+        })
+        .unwrap_or_else(|| "(empty journal)".into());
+    md.push_str(&format!("# Incident timeline, {day}\n\n"));
+    if let Some((mode, context, server)) = &report.session {
+        md.push_str(&format!(
+            "- Session: `k3s-cockpit {mode}` on context `{context}` ({server})\n"
+        ));
+    }
+    if let (Some(s), Some(e)) = (report.start, report.end) {
+        let length = format_duration(Duration::try_from(e.duration_since(s)).unwrap_or_default());
+        let how = if report.ended_cleanly {
+            "the session ended normally"
+        } else {
+            "no session end recorded: the cockpit crashed, was killed or is still running"
+        };
+        md.push_str(&format!(
+            "- From {} to {} ({length}); {how}\n",
+            clock.full(s),
+            clock.full(e)
+        ));
+    }
+    md.push_str(&format!("- Journal: `{}`\n", report.journal_name()));
+    md.push_str(&format!("- Times: {}\n\n", clock.zone_name(report.start)));
+
+    md.push_str("## Timeline\n\n");
+    md.push_str(&format!("| Time ({zone}) | Event |\n|---|---|\n"));
+    for e in &report.journal.entries {
+        let text = format!("{}: {}", e.subject, e.text);
+        let text = if e.severity == Severity::Error {
+            format!("**{}**", cell(&text))
+        } else {
+            cell(&text)
+        };
+        md.push_str(&format!("| {} | {text} |\n", clock.time(e.at)));
+    }
+
+    md.push_str("\n## Summary\n\n### Service outages (measured by probes)\n\n");
+    if report.outages.is_empty() {
+        md.push_str("No probe outage recorded.\n");
+    } else {
+        md.push_str("| Service | Endpoint | Down | Up | Outage |\n|---|---|---|---|---|\n");
+        for s in &report.outages {
+            for (endpoint, w) in &s.windows {
+                md.push_str(&format!(
+                    "| {} | {} | {} | {} | {} |\n",
+                    cell(&s.service),
+                    cell(endpoint),
+                    clock.time(w.start),
+                    window_end(&clock, w),
+                    window_length(report, w)
+                ));
+            }
+        }
+        md.push_str("\nTotal downtime per service:\n\n");
+        for s in &report.outages {
+            md.push_str(&format!(
+                "- {}: {} in {} window{}\n",
+                s.service,
+                precise(s.total),
+                s.windows.len(),
+                if s.windows.len() == 1 { "" } else { "s" }
+            ));
+        }
+    }
+
+    md.push_str("\n### Nodes NotReady\n\n");
+    if report.not_ready.is_empty() {
+        md.push_str("No node went NotReady.\n");
+    } else {
+        md.push_str(
+            "| Node | NotReady | Ready again | Duration | Reason |\n|---|---|---|---|---|\n",
+        );
+        for (node, reason, w) in &report.not_ready {
+            md.push_str(&format!(
+                "| {} | {} | {} | {} | {} |\n",
+                cell(node),
+                clock.time(w.start),
+                window_end(&clock, w),
+                window_length(report, w),
+                cell(reason)
+            ));
+        }
+    }
+
+    md.push_str("\n### Announcer moves\n\n");
+    if report.moves.is_empty() {
+        md.push_str("No announcer moved.\n");
+    } else {
+        md.push_str("| Time | Service | From | To |\n|---|---|---|---|\n");
+        for (at, svc, from, to) in &report.moves {
+            md.push_str(&format!(
+                "| {} | {} | {} | {} |\n",
+                clock.time(*at),
+                cell(svc),
+                cell(from),
+                cell(to)
+            ));
+        }
+    }
+
+    md.push_str("\n### Version changes\n\n");
+    if report.versions.is_empty() {
+        md.push_str("No node changed version.\n");
+    } else {
+        md.push_str("| Time | Node | From | To |\n|---|---|---|---|\n");
+        for (at, node, from, to) in &report.versions {
+            md.push_str(&format!(
+                "| {} | {} | {} | {} |\n",
+                clock.time(*at),
+                cell(node),
+                cell(from),
+                cell(to)
+            ));
+        }
+    }
+
+    md.push_str("\n### Upgrade phases\n\n");
+    if report.phases.is_empty() {
+        md.push_str("No upgrade ran in this session.\n");
+    } else {
+        md.push_str("| Node | Phase | Started | Duration |\n|---|---|---|---|\n");
+        for p in &report.phases {
+            md.push_str(&format!(
+                "| {} | {} | {} | {} |\n",
+                cell(p.node.as_deref().unwrap_or("(rollout)")),
+                cell(&p.phase),
+                clock.time(p.window.start),
+                if p.window.end.is_some() {
+                    format_duration(p.window.length(report.journal_end()))
+                } else {
+                    "(last)".into()
+                }
+            ));
+        }
+    }
+
+    md.push_str("\n### Operator interventions\n\n");
+    if report.operator.is_empty() {
+        md.push_str("None.\n");
+    } else {
+        md.push_str("| Time | Subject | Action |\n|---|---|---|\n");
+        for (at, subject, action) in &report.operator {
+            md.push_str(&format!(
+                "| {} | {} | {} |\n",
+                clock.time(*at),
+                cell(subject),
+                cell(action)
+            ));
+        }
+    }
+
+    if !report.journal.warnings.is_empty() {
+        md.push_str("\n## Journal warnings\n\n");
+        for w in &report.journal.warnings {
+            md.push_str(&format!("- {}\n", cell(w)));
+        }
+    }
+    md
+}
+
+fn secs(d: Duration) -> Value {
+    json!((d.as_secs_f64() * 1000.0).round() / 1000.0)
+}
+
+/// The report as JSON: instants as RFC 3339 UTC (`at`, `start`, `end`) plus
+/// `time` strings in `tz`; durations in seconds.
+pub fn json(report: &Report, tz: TimeZone) -> Value {
+    let clock = Clock::new(tz, report);
+    let journal_end = report.journal_end();
+    let window = |w: &Window| {
+        json!({
+            "start": w.start.to_string(),
+            "end": w.end.map(|t| t.to_string()),
+            "start_time": clock.time(w.start),
+            "end_time": w.end.map(|t| clock.time(t)),
+            "secs": secs(w.length(journal_end)),
+            "ongoing": w.end.is_none(),
+        })
+    };
+    json!({
+        "journal": report.journal.path.display().to_string(),
+        "zone": clock.zone(report.start),
+        "session": report.session.as_ref().map(|(mode, context, server)| json!({
+            "mode": mode, "context": context, "server": server,
+        })),
+        "start": report.start.map(|t| t.to_string()),
+        "end": report.end.map(|t| t.to_string()),
+        "ended_cleanly": report.ended_cleanly,
+        "entries": report.journal.entries.iter().map(|e| json!({
+            "at": e.at.to_string(),
+            "time": clock.time(e.at),
+            "severity": e.severity,
+            "subject": e.subject,
+            "kind": e.kind,
+            "text": e.text,
+        })).collect::<Vec<_>>(),
+        "outages": report.outages.iter().map(|s| json!({
+            "service": s.service,
+            "total_secs": secs(s.total),
+            "windows": s.windows.iter().map(|(ep, w)| {
+                let mut v = window(w);
+                v["endpoint"] = json!(ep);
+                v
+            }).collect::<Vec<_>>(),
+        })).collect::<Vec<_>>(),
+        "not_ready": report.not_ready.iter().map(|(node, reason, w)| {
+            let mut v = window(w);
+            v["node"] = json!(node);
+            v["reason"] = json!(reason);
+            v
+        }).collect::<Vec<_>>(),
+        "announcer_moves": report.moves.iter().map(|(at, svc, from, to)| json!({
+            "at": at.to_string(), "time": clock.time(*at), "service": svc, "from": from, "to": to,
+        })).collect::<Vec<_>>(),
+        "versions": report.versions.iter().map(|(at, node, from, to)| json!({
+            "at": at.to_string(), "time": clock.time(*at), "node": node, "from": from, "to": to,
+        })).collect::<Vec<_>>(),
+        "upgrade_phases": report.phases.iter().map(|p| {
+            let mut v = window(&p.window);
+            v["node"] = json!(p.node);
+            v["phase"] = json!(p.phase);
+            v
+        }).collect::<Vec<_>>(),
+        "operator": report.operator.iter().map(|(at, subject, action)| json!({
+            "at": at.to_string(), "time": clock.time(*at), "subject": subject, "action": action,
+        })).collect::<Vec<_>>(),
+        "warnings": report.journal.warnings,
+    })
+}
+
+/// What the cockpit's report key does: the Markdown report of the session
+/// journal `journal`, written next to it as `.md`. Returns the path.
+pub fn write_session_report(journal: &Path, tz: TimeZone) -> Result<PathBuf> {
+    let report = Report::build(read_journal(journal)?);
+    let out = journal.with_extension("md");
+    std::fs::write(&out, markdown(&report, tz))
+        .wrap_err_with(|| format!("cannot write the report {}", out.display()))?;
+    Ok(out)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+
+    fn entry(secs: i64, subject: &str, kind: EntryKind, text: &str) -> String {
+        let e = Entry {
+            at: Timestamp::from_second(1_769_376_780 + secs).unwrap(),
+            severity: Severity::Info,
+            subject: subject.into(),
+            kind,
+            text: text.into(),
+        };
+        serde_json::to_string(&e).unwrap()
+    }
+
+    #[test]
+    fn garbage_and_a_torn_last_line_are_skipped_with_file_line_warnings() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.jsonl");
+        let good1 = entry(
+            0,
+            "f/f",
+            EntryKind::ProbeDown {
+                endpoint: "e".into(),
+                error: "refused".into(),
+            },
+            "down",
+        );
+        let good2 = entry(
+            12,
+            "f/f",
+            EntryKind::ProbeUp {
+                endpoint: "e".into(),
+                down_for_ms: 12_000,
+            },
+            "up",
+        );
+        let torn = &good1[..good1.len() / 2];
+        std::fs::write(
+            &path,
+            format!("{good1}\nnot json at all\n\n{good2}\n{{\"at\":1}}\n{torn}"),
+        )
+        .unwrap();
+        let journal = read_journal(&path).unwrap();
+        assert_eq!(journal.entries.len(), 2);
+        assert_eq!(journal.warnings.len(), 3, "{:?}", journal.warnings);
+        assert!(
+            journal.warnings[0].ends_with("s.jsonl:2: skipped: expected ident at line 1 column 2"),
+            "{:?}",
+            journal.warnings
+        );
+        assert!(journal.warnings[2].contains("s.jsonl:6: truncated last line"));
+        let report = Report::build(journal);
+        assert_eq!(report.outages[0].total, Duration::from_secs(12));
+        assert!(!report.ended_cleanly);
+    }
+
+    #[test]
+    fn windows_union_and_open_windows_count_to_the_journal_end() {
+        let t = |s| Timestamp::from_second(s).unwrap();
+        let w = [
+            Window {
+                start: t(0),
+                end: Some(t(10)),
+            },
+            Window {
+                start: t(5),
+                end: Some(t(12)),
+            },
+            Window {
+                start: t(20),
+                end: None,
+            },
+        ];
+        assert_eq!(union_length(w.iter(), t(25)), Duration::from_secs(17));
+    }
+
+    #[test]
+    fn an_up_line_without_its_down_line_still_gives_the_window() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.jsonl");
+        let up = entry(
+            30,
+            "f/f",
+            EntryKind::ProbeUp {
+                endpoint: "e".into(),
+                down_for_ms: 4_500,
+            },
+            "up",
+        );
+        std::fs::write(&path, format!("{up}\n")).unwrap();
+        let report = Report::build(read_journal(&path).unwrap());
+        assert_eq!(report.outages[0].total, Duration::from_millis(4_500));
+    }
+}
