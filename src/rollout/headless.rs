@@ -1,7 +1,8 @@
 //! `upgrade --headless`: the same engine with no terminal. One JSON object
 //! per line on stdout for every preflight finding, action, engine event and
 //! state change; operator decisions come from flags. Exit status 0 when
-//! the rollout is done, 1 when it halted, failed or was rolled back.
+//! the rollout is done (or a rollback that was asked for is), 1 when it
+//! halted, failed, waits for a canary decision, or was aborted.
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -77,6 +78,7 @@ pub async fn run(mut s: Session, opts: &UpgradeOptions) -> Result<ExitCode> {
     let mut actions = std::mem::take(&mut s.pending);
     actions.extend(s.controller.observe(&mut s.fleet, now)?);
     let first = match s.controller.engine().state() {
+        _ if opts.rollback => Some(Command::Rollback),
         RolloutState::Idle if opts.canary => Some(Command::Canary),
         RolloutState::Idle => Some(Command::Start),
         RolloutState::Paused | RolloutState::Halted(_) => Some(Command::Resume),
@@ -114,6 +116,8 @@ pub async fn run(mut s: Session, opts: &UpgradeOptions) -> Result<ExitCode> {
         let idle = engine.in_flight().is_none();
         match &state {
             RolloutState::Done if idle => break 0,
+            // A rollback that was asked for and finished is a success.
+            RolloutState::RolledBack if idle && opts.rollback => break 0,
             RolloutState::Aborted | RolloutState::RolledBack if idle => break 1,
             RolloutState::CanaryAwaitingConfirm => match opts.canary_confirm {
                 CanaryConfirm::Auto => {

@@ -25,6 +25,23 @@ pub fn identity() -> String {
     format!("{user}@{host} pid {}", std::process::id())
 }
 
+/// A holder on this machine whose process no longer runs (a crash or
+/// `kill -9`): its lock is stale even before it expires.
+fn holder_is_gone(holder: &str) -> bool {
+    let mine = identity();
+    let host = |id: &str| id.split(" pid ").next().map(str::to_string);
+    let pid = holder
+        .rsplit(" pid ")
+        .next()
+        .and_then(|p| p.parse::<u32>().ok());
+    match pid {
+        Some(pid) if host(holder) == host(&mine) && pid != std::process::id() => {
+            !std::path::Path::new(&format!("/proc/{pid}")).exists()
+        }
+        _ => false,
+    }
+}
+
 pub struct RolloutLock {
     api: Api<Lease>,
     holder: String,
@@ -75,8 +92,12 @@ impl RolloutLock {
         let renewed = spec.renew_time.as_ref().map(|t| t.0);
         let duration = i64::from(spec.lease_duration_seconds.unwrap_or(LOCK_SECONDS));
         let age = renewed.map(|t| now.duration_since(t).as_secs());
-        let stale = age.is_none_or(|a| a > duration);
-        let age_text = age.map_or("never renewed".to_string(), |a| format!("renewed {a}s ago"));
+        let gone = holder_is_gone(&other);
+        let stale = gone || age.is_none_or(|a| a > duration);
+        let mut age_text = age.map_or("never renewed".to_string(), |a| format!("renewed {a}s ago"));
+        if gone {
+            age_text.push_str(", and that process is gone");
+        }
         if other != holder && !stale {
             return Err(format!(
                 "another cockpit drives this cluster: {other} holds the rollout lock ({}, {age_text}). \

@@ -76,6 +76,10 @@ pub struct UpgradeOptions {
     /// Headless: what to do when the rollout halts.
     #[arg(long, value_enum, default_value = "stop")]
     pub on_halt: OnHalt,
+    /// Headless, with --resume: roll back the recorded rollout (reinstall
+    /// the previous versions, newest change first).
+    #[arg(long, requires = "resume")]
+    pub rollback: bool,
     /// Override the plan's soak after each node (e.g. 30s).
     #[arg(long, value_parser = crate::durations::parse_signed)]
     pub soak: Option<SignedDuration>,
@@ -106,6 +110,7 @@ impl UpgradeOptions {
             canary: false,
             canary_confirm: CanaryConfirm::Never,
             on_halt: OnHalt::Stop,
+            rollback: false,
             soak: None,
             canary_soak: None,
             no_global_gate: false,

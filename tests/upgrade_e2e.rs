@@ -1,0 +1,380 @@
+//! The upgrade engine end to end, headless: the real binary drives the
+//! real lab over kube-rs and SSH (one node through the simulated Proxmox
+//! host), with the lab's own `--plan-out` plan.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+use serde_json::Value;
+
+const INCIDENT: &str = include_str!("../assets/scenarios/incident-2026-01-25.toml");
+/// The incident at 10x the demo's speed: renewals every second, install
+/// 2 s, fun-bedbug's kubelet dies 14 s after its v1.35 upgrade, the plan
+/// soaks 18 s. The old 30 s wait of the demo's scale is 12 s here.
+const SCALE: &str = "10";
+const LEGACY_SOAK: &str = "12s";
+
+struct Rollout {
+    _lab: LabProcess,
+    dir: tempfile::TempDir,
+    plan: PathBuf,
+    kubeconfig: PathBuf,
+}
+
+fn lab_with_plan(scenario: &str) -> Rollout {
+    let dir = tempfile::tempdir().unwrap();
+    let plan = dir.path().join("plan.toml");
+    let lab = start_lab(
+        dir.path(),
+        scenario,
+        &["--time-scale", SCALE, "--plan-out", plan.to_str().unwrap()],
+    );
+    assert!(plan.exists(), "lab --plan-out wrote no plan");
+    let kubeconfig = lab.kubeconfig.clone();
+    Rollout {
+        _lab: lab,
+        dir,
+        plan,
+        kubeconfig,
+    }
+}
+
+/// Exit status and JSON lines of one `upgrade --headless` run.
+struct Run {
+    code: i32,
+    lines: Vec<Value>,
+}
+
+impl Run {
+    fn of(&self, kind: &str) -> Vec<&Value> {
+        self.lines.iter().filter(|l| l["type"] == kind).collect()
+    }
+
+    fn last_state(&self) -> &Value {
+        self.of("state").last().copied().unwrap()
+    }
+
+    /// `(node, version)` of every install action, in order.
+    fn installs(&self) -> Vec<(String, String)> {
+        self.of("action")
+            .iter()
+            .filter(|a| a["action"]["action"] == "install")
+            .map(|a| {
+                (
+                    a["action"]["node"].as_str().unwrap().to_string(),
+                    a["action"]["version"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect()
+    }
+}
+
+impl Rollout {
+    fn command(&self, extra: &[&str]) -> Command {
+        let mut cmd = Command::new(BIN);
+        cmd.arg("--log-file")
+            .arg(self.dir.path().join("upgrade.log"))
+            .args(["upgrade", "--headless", "--plan"])
+            .arg(&self.plan)
+            .arg("--kubeconfig")
+            .arg(&self.kubeconfig)
+            .args(extra)
+            .env("XDG_STATE_HOME", self.dir.path())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        cmd
+    }
+
+    fn upgrade(&self, extra: &[&str], timeout: Duration) -> Run {
+        let child = self.command(extra).spawn().unwrap();
+        finish(child, timeout)
+    }
+
+    fn ssh_port(&self, node: &str) -> u16 {
+        let plan: toml::Value =
+            toml::from_str(&std::fs::read_to_string(&self.plan).unwrap()).unwrap();
+        plan["node"][node]["transport"]["port"]
+            .as_integer()
+            .unwrap() as u16
+    }
+
+    /// What the post-mortem's operators did by hand: restart K3s over SSH.
+    fn restart_k3s(&self, node: &str) {
+        let target = k3s_cockpit::remote::SshTarget::new(
+            "127.0.0.1",
+            self.ssh_port(node),
+            "root",
+            Some(self.dir.path().join("lab_ssh_ed25519")),
+            self.dir.path().join("lab_known_hosts"),
+        );
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        let result = rt
+            .block_on(target.exec("systemctl restart k3s", Duration::from_secs(10), |_| {}))
+            .unwrap();
+        assert!(result.success(), "{result:?}");
+    }
+
+    /// Ready condition status of each node, from the API.
+    fn readiness(&self) -> Vec<(String, String)> {
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        rt.block_on(async {
+            let target = k3s_cockpit::cluster::ClusterTarget {
+                kubeconfig: Some(self.kubeconfig.clone()),
+                context: None,
+            };
+            let conn = k3s_cockpit::cluster::connect(&target, true).await.unwrap();
+            let nodes: kube::Api<k8s_openapi::api::core::v1::Node> = kube::Api::all(conn.client);
+            nodes
+                .list(&Default::default())
+                .await
+                .unwrap()
+                .items
+                .iter()
+                .map(|n| {
+                    let info = k3s_cockpit::cluster::convert::node(n);
+                    let ready = info
+                        .ready()
+                        .map(|c| format!("{:?}", c.status))
+                        .unwrap_or_default();
+                    (info.name, ready)
+                })
+                .collect()
+        })
+    }
+}
+
+/// Waits for the child (killing it after `timeout`) and parses its lines.
+fn finish(mut child: Child, timeout: Duration) -> Run {
+    let start = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if start.elapsed() > timeout {
+            let _ = child.kill();
+            let out = child.wait_with_output().unwrap();
+            panic!(
+                "upgrade did not finish within {timeout:?}\nstdout:\n{}\nstderr:\n{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let out = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let lines = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    eprintln!("stderr: {}", String::from_utf8_lossy(&out.stderr));
+    Run {
+        code: status.code().unwrap_or(-1),
+        lines,
+    }
+}
+
+fn fun_bedbug() -> &'static str {
+    "k3s-vm-fun-bedbug"
+}
+
+#[test]
+fn incident_is_caught_in_soak_healed_by_a_restart_and_resumed() {
+    let r = lab_with_plan(INCIDENT);
+    let run = r.upgrade(&[], Duration::from_secs(240));
+    assert_eq!(run.code, 1, "{:#?}", run.lines);
+    let halt = run.last_state();
+    assert_eq!(halt["state"], "halted", "{halt}");
+    assert_eq!(halt["node"], fun_bedbug(), "{halt}");
+    assert_eq!(halt["phase"], "soak", "{halt}");
+    assert!(
+        halt["reason"]
+            .as_str()
+            .unwrap()
+            .contains("heartbeat is late"),
+        "{halt}"
+    );
+    // The whole cluster reached v1.34 first; fun-bedbug was the first on
+    // v1.35, and nothing started after it.
+    let installs = run.installs();
+    assert_eq!(installs.len(), 4, "{installs:?}");
+    assert_eq!(
+        installs.last().unwrap(),
+        &(fun_bedbug().to_string(), "v1.35.0+k3s1".to_string())
+    );
+    // Before anything changed: an etcd snapshot on the first server.
+    let first_action = &run.of("action")[0]["action"];
+    assert_eq!(first_action["action"], "etcd_snapshot", "{first_action}");
+    // The Proxmox transport carried still-fawn's install.
+    assert!(
+        installs.iter().any(|(n, _)| n == "k3s-vm-still-fawn"),
+        "{installs:?}"
+    );
+
+    r.restart_k3s(fun_bedbug());
+    std::thread::sleep(Duration::from_secs(2));
+    let resumed = r.upgrade(&["--resume"], Duration::from_secs(240));
+    assert_eq!(resumed.code, 0, "{:#?}", resumed.lines);
+    assert_eq!(resumed.last_state()["state"], "done");
+    // A finished node is never upgraded again: only the remaining two.
+    let again = resumed.installs();
+    assert_eq!(
+        again,
+        vec![
+            (
+                "k3s-vm-pumped-piglet-gpu".to_string(),
+                "v1.35.0+k3s1".to_string()
+            ),
+            ("k3s-vm-still-fawn".to_string(), "v1.35.0+k3s1".to_string()),
+        ]
+    );
+}
+
+#[test]
+fn the_old_thirty_second_wait_without_the_global_gate_misses_two_failures() {
+    let r = lab_with_plan(INCIDENT);
+    let run = r.upgrade(
+        &["--soak", LEGACY_SOAK, "--no-global-gate"],
+        Duration::from_secs(240),
+    );
+    assert_eq!(run.code, 0, "{:#?}", run.lines);
+    assert_eq!(run.last_state()["state"], "done");
+    assert_eq!(run.installs().len(), 6);
+    // Minutes later (seconds here) two kubelets have stopped and the node
+    // lifecycle controller marks both nodes NotReady.
+    let start = Instant::now();
+    let mut last = Vec::new();
+    while start.elapsed() < Duration::from_secs(60) {
+        last = r.readiness();
+        let down: Vec<&str> = last
+            .iter()
+            .filter(|(_, ready)| ready != "True")
+            .map(|(n, _)| n.as_str())
+            .collect();
+        if down == ["k3s-vm-fun-bedbug", "k3s-vm-still-fawn"] {
+            return;
+        }
+        std::thread::sleep(Duration::from_secs(1));
+    }
+    panic!("two nodes never went NotReady: {last:?}");
+}
+
+/// Three healthy nodes on v1.33.6, the post-mortem's two hops, no faults.
+fn healthy_two_hops() -> String {
+    let faults_at = INCIDENT.find("# 13:46").unwrap();
+    let replay_at = INCIDENT.find("# The old automation").unwrap();
+    format!("{}{}", &INCIDENT[..faults_at], &INCIDENT[replay_at..])
+}
+
+#[test]
+fn canary_waits_for_confirmation_then_rolls_back() {
+    let r = lab_with_plan(&healthy_two_hops());
+    let run = r.upgrade(&["--canary"], Duration::from_secs(120));
+    assert_eq!(run.code, 1, "{:#?}", run.lines);
+    assert_eq!(run.last_state()["state"], "canary awaiting confirmation");
+    assert_eq!(
+        run.installs(),
+        vec![(fun_bedbug().to_string(), "v1.34.3+k3s1".to_string())]
+    );
+    let back = r.upgrade(&["--resume", "--rollback"], Duration::from_secs(120));
+    assert_eq!(back.code, 0, "{:#?}", back.lines);
+    assert_eq!(back.last_state()["state"], "rolled back");
+    assert_eq!(
+        back.installs(),
+        vec![(fun_bedbug().to_string(), "v1.33.6+k3s1".to_string())]
+    );
+}
+
+#[test]
+fn kill_9_mid_install_then_resume_finishes_without_redoing_a_node() {
+    let r = lab_with_plan(&healthy_two_hops());
+    let mut child = r.command(&["--soak", "1s"]).spawn().unwrap();
+    // Kill the cockpit while the second node's install runs.
+    let stdout = child.stdout.take().unwrap();
+    let mut seen = Vec::new();
+    use std::io::BufRead;
+    for line in std::io::BufReader::new(stdout).lines() {
+        let line = line.unwrap();
+        let v: Value = serde_json::from_str(&line).unwrap();
+        let second_install = v["type"] == "action"
+            && v["action"]["action"] == "install"
+            && v["action"]["node"] == "k3s-vm-pumped-piglet-gpu";
+        seen.push(v);
+        if second_install {
+            child.kill().unwrap();
+            break;
+        }
+    }
+    child.wait().unwrap();
+    assert!(
+        seen.iter()
+            .any(|v| v["action"]["node"] == "k3s-vm-pumped-piglet-gpu"),
+        "never reached the second install"
+    );
+    let resumed = r.upgrade(&["--resume", "--break-lock"], Duration::from_secs(180));
+    assert_eq!(resumed.code, 0, "{:#?}", resumed.lines);
+    let installs = resumed.installs();
+    assert!(
+        !installs.contains(&(fun_bedbug().to_string(), "v1.34.3+k3s1".to_string())),
+        "a finished node was upgraded again: {installs:?}"
+    );
+    assert_eq!(
+        installs.iter().filter(|(_, v)| v == "v1.35.0+k3s1").count(),
+        3,
+        "{installs:?}"
+    );
+}
+
+#[test]
+fn dry_run_prints_the_commands_and_changes_nothing() {
+    let r = lab_with_plan(&healthy_two_hops());
+    let audit_free = r.readiness();
+    let out = Command::new(BIN)
+        .args(["upgrade", "--dry-run", "--plan"])
+        .arg(&r.plan)
+        .arg("--kubeconfig")
+        .arg(&r.kubeconfig)
+        .env("XDG_STATE_HOME", r.dir.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("qm guest exec 107"), "{text}");
+    assert!(
+        text.contains("INSTALL_K3S_VERSION=\"v1.35.0+k3s1\""),
+        "{text}"
+    );
+    assert!(text.contains("final state: done"), "{text}");
+    assert!(!Path::new(&format!("{}.journal.jsonl", r.plan.display())).exists());
+    assert_eq!(r.readiness(), audit_free);
+}
+
+#[test]
+fn a_second_cockpit_is_refused_while_the_first_holds_the_lock() {
+    let r = lab_with_plan(&healthy_two_hops());
+    let mut first = r.command(&["--soak", "30s"]).spawn().unwrap();
+    std::thread::sleep(Duration::from_secs(3));
+    let other_journal = r.dir.path().join("other.jsonl");
+    let second = r
+        .command(&["--journal", other_journal.to_str().unwrap()])
+        .output()
+        .unwrap();
+    first.kill().unwrap();
+    first.wait().unwrap();
+    assert_eq!(second.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&second.stderr);
+    assert!(
+        err.contains("another cockpit drives this cluster")
+            && err.contains("kube-system/k3s-cockpit-rollout"),
+        "{err}"
+    );
+}
