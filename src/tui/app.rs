@@ -353,4 +353,56 @@ mod tests {
         app.on_key(key('q'));
         assert!(app.quit);
     }
+
+    fn control_app() -> App {
+        let mut app = app_with_nodes(&["A", "B"]);
+        app.read_only = false;
+        let engine = crate::upgrade::Engine::new(crate::upgrade::testkit::abc());
+        app.rollout = Some(engine.view(app.now));
+        app
+    }
+
+    #[test]
+    fn destructive_rollout_keys_ask_first_and_only_y_confirms() {
+        let mut app = control_app();
+        app.on_key(key('s'));
+        assert!(app.requests.is_empty());
+        let question = app.confirm.clone().unwrap().question;
+        assert!(question.starts_with("start?"), "{question}");
+        app.on_key(key('y'));
+        assert_eq!(app.requests, vec![Request::Engine(Command::Start)]);
+        assert!(app.confirm.is_none());
+
+        app.requests.clear();
+        app.on_key(key('B'));
+        app.on_key(key('n'));
+        assert!(app.requests.is_empty());
+        assert_eq!(app.flash.clone().unwrap().0, "cancelled");
+    }
+
+    #[test]
+    fn node_keys_act_on_the_selected_node_and_pause_needs_no_confirmation() {
+        let mut app = control_app();
+        app.on_key(key('j'));
+        app.on_key(key('R'));
+        let question = app.confirm.clone().unwrap().question;
+        assert!(question.starts_with("restart K3s B?"), "{question}");
+        app.on_key(key('Y'));
+        assert_eq!(
+            app.requests,
+            vec![Request::Manual(Manual::RestartK3s, "B".into())]
+        );
+        app.requests.clear();
+        app.on_key(key('p'));
+        assert_eq!(app.requests, vec![Request::Engine(Command::Pause)]);
+    }
+
+    #[test]
+    fn rollout_keys_outside_control_mode_explain_where_they_work() {
+        let mut app = app_with_nodes(&["a"]);
+        app.read_only = false;
+        app.on_key(key('s'));
+        assert!(app.requests.is_empty() && app.confirm.is_none());
+        assert!(app.flash.clone().unwrap().0.contains("control mode"));
+    }
 }

@@ -11,7 +11,7 @@ use ratatui::widgets::{Block, Borders, Cell, Paragraph, Wrap};
 use super::app::App;
 use super::view::Theme;
 use crate::durations::format_duration;
-use crate::upgrade::engine::{NodeView, Phase};
+use crate::upgrade::engine::{Direction, NodeView, Phase};
 use crate::upgrade::{RolloutState, RolloutView};
 
 /// Rows the panel takes (borders included); 0 in watch mode.
@@ -127,7 +127,7 @@ pub fn render_panel(app: &App, theme: &Theme, frame: &mut Frame, area: Rect) {
             Span::styled(format!(" HALTED: {} ", h.reason), theme.bad()),
             Span::styled(format!(" {}", next_step(view)), theme.dim()),
         ]),
-        _ if view.needs_datastore_restore => Line::styled(
+        _ if view.needs_datastore_restore && view.direction == Direction::Rollback => Line::styled(
             format!(
                 " datastore restore needed after this rollback: {}",
                 view.restore_command.clone().unwrap_or_default()

@@ -192,8 +192,8 @@ fn heartbeat_cell(state: &NodeState, app: &App, theme: &Theme) -> Cell<'static> 
     Cell::from(text).style(style)
 }
 
-/// Node table columns; ROLE, TAINTS and PODS only in a wide pane.
-#[derive(Clone, Copy)]
+/// Node table columns; the less important ones only where they fit.
+#[derive(Clone, Copy, PartialEq, Eq)]
 enum NodeColumn {
     Name,
     Role,
@@ -209,18 +209,53 @@ enum NodeColumn {
 }
 
 impl NodeColumn {
-    fn shown(wide: bool, control: bool) -> Vec<NodeColumn> {
-        use NodeColumn::*;
-        match (wide, control) {
-            (true, false) => vec![
-                Name, Role, Version, Ready, Heartbeat, Sched, LbIps, Taints, Pods,
-            ],
-            (true, true) => vec![
-                Name, Role, Version, Ready, Heartbeat, Sched, LbIps, Phase, Taints,
-            ],
-            (false, false) => vec![Name, Version, Ready, Heartbeat, Sched, LbIps],
-            (false, true) => vec![Name, Version, Ready, Heartbeat, Sched, Phase],
+    /// Display order.
+    const ORDER: [NodeColumn; 10] = [
+        NodeColumn::Name,
+        NodeColumn::Role,
+        NodeColumn::Version,
+        NodeColumn::Ready,
+        NodeColumn::Heartbeat,
+        NodeColumn::Sched,
+        NodeColumn::LbIps,
+        NodeColumn::Phase,
+        NodeColumn::Taints,
+        NodeColumn::Pods,
+    ];
+    /// Which columns survive a narrow pane, most important first. The name
+    /// is never cut: columns are dropped instead.
+    const PRIORITY: [NodeColumn; 10] = [
+        NodeColumn::Name,
+        NodeColumn::Version,
+        NodeColumn::Ready,
+        NodeColumn::Heartbeat,
+        NodeColumn::LbIps,
+        NodeColumn::Phase,
+        NodeColumn::Sched,
+        NodeColumn::Role,
+        NodeColumn::Taints,
+        NodeColumn::Pods,
+    ];
+
+    fn shown(inner_width: u16, name_width: u16, control: bool) -> Vec<NodeColumn> {
+        let mut used = 0u16;
+        let mut keep = Vec::new();
+        for c in Self::PRIORITY {
+            if c == NodeColumn::Phase && !control {
+                continue;
+            }
+            // Each column is followed by ratatui's one-cell gap.
+            let need = c.columns(name_width) + 1;
+            if c != NodeColumn::Name && used + need > inner_width + 1 {
+                continue;
+            }
+            used += need;
+            keep.push(c);
         }
+        Self::ORDER
+            .into_iter()
+            .filter(|c| keep.contains(c))
+            .collect()
     }
 
     fn header(self) -> &'static str {
@@ -239,7 +274,11 @@ impl NodeColumn {
     }
 
     fn width(self, name_width: u16) -> Constraint {
-        Constraint::Length(match self {
+        Constraint::Length(self.columns(name_width))
+    }
+
+    fn columns(self, name_width: u16) -> u16 {
+        match self {
             NodeColumn::Name => name_width,
             NodeColumn::Role | NodeColumn::Sched => 6,
             NodeColumn::Version | NodeColumn::Ready => 12,
@@ -247,7 +286,7 @@ impl NodeColumn {
             NodeColumn::Taints => 26,
             NodeColumn::Pods => 16,
             NodeColumn::Phase => 24,
-        })
+        }
     }
 
     fn cell(self, app: &App, theme: &Theme, state: &NodeState, info: &NodeInfo) -> Cell<'static> {
@@ -271,8 +310,18 @@ impl NodeColumn {
 }
 
 fn render_nodes(app: &App, theme: &Theme, frame: &mut Frame, area: Rect) {
-    let columns = NodeColumn::shown(area.width >= 110, app.rollout.is_some());
     let names = app.visible_nodes();
+    let name_width = names
+        .iter()
+        .map(|n| n.len())
+        .max()
+        .unwrap_or(4)
+        .clamp(4, 40) as u16;
+    let columns = NodeColumn::shown(
+        area.width.saturating_sub(2),
+        name_width,
+        app.rollout.is_some(),
+    );
     let rows: Vec<Row> = names
         .iter()
         .enumerate()
@@ -290,12 +339,6 @@ fn render_nodes(app: &App, theme: &Theme, frame: &mut Frame, area: Rect) {
             Some(row)
         })
         .collect();
-    let name_width = names
-        .iter()
-        .map(|n| n.len())
-        .max()
-        .unwrap_or(4)
-        .clamp(4, 40) as u16;
     let widths: Vec<Constraint> = columns.iter().map(|c| c.width(name_width)).collect();
     let header: Vec<&str> = columns.iter().map(|c| c.header()).collect();
     let hb_source = if app.fleet.leases_readable {

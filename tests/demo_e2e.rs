@@ -1,0 +1,96 @@
+//! `k3s-cockpit demo` in a real terminal (tmux), driven from the keyboard:
+//! a canary catches the delayed kubelet failure, restart-K3s heals the
+//! node, resume and confirm finish the rollout.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+
+const INCIDENT: &str = include_str!("../assets/scenarios/incident-2026-01-25.toml");
+
+/// The incident reduced to its last hop at 10x the demo's speed: every node
+/// on v1.34, fun-bedbug's kubelet dies 14 s after its v1.35 upgrade, within
+/// the 24 s canary soak.
+fn last_hop_scenario() -> String {
+    let cut = INCIDENT.find("# 13:52").unwrap();
+    let replay = INCIDENT.find("# The old automation").unwrap();
+    format!("{}{}", &INCIDENT[..cut], &INCIDENT[replay..])
+        .replace("time_scale = 4.0", "time_scale = 10.0")
+        .replace("version = \"v1.33.6+k3s1\"", "version = \"v1.34.3+k3s1\"")
+        .replace(
+            "versions = [\"v1.34.3+k3s1\", \"v1.35.0+k3s1\"]",
+            "versions = [\"v1.35.0+k3s1\"]",
+        )
+}
+
+#[test]
+fn demo_canary_halts_restart_heals_resume_completes() {
+    if !have("tmux") {
+        eprintln!("SKIP: tmux is not installed");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let scenario = dir.path().join("last-hop.toml");
+    std::fs::write(&scenario, last_hop_scenario()).unwrap();
+    let cmd = format!(
+        "XDG_STATE_HOME={0} {BIN} --log-file {0}/cockpit.log demo --scenario {1}; echo EXIT=$?; sleep 30",
+        dir.path().display(),
+        scenario.display()
+    );
+    let tmux = Tmux::start("demo", 130, 42, &cmd);
+    let screen = tmux.wait_for(" IDLE ", Duration::from_secs(30)).unwrap();
+    assert!(screen.contains("v1.35.0+k3s1"), "{screen}");
+    assert!(!screen.contains("READ-ONLY"), "control mode:\n{screen}");
+
+    // Canary, confirmed.
+    tmux.keys("C");
+    tmux.wait_for("? y = yes", Duration::from_secs(5)).unwrap();
+    tmux.keys("y");
+    tmux.wait_for(" RUNNING ", Duration::from_secs(10)).unwrap();
+
+    // The kubelet dies inside the canary soak: halted, cause named.
+    let screen = tmux.wait_for(" HALTED ", Duration::from_secs(60)).unwrap();
+    assert!(
+        screen.contains("HALTED: soak of k3s-vm-fun-bedbug"),
+        "{screen}"
+    );
+
+    // fun-bedbug is the first row, selected: restart K3s on it.
+    tmux.keys("R");
+    tmux.wait_for("restart K3s k3s-vm-fun-bedbug?", Duration::from_secs(5))
+        .unwrap();
+    tmux.keys("y");
+    tmux.wait_for(
+        "restart K3s k3s-vm-fun-bedbug: done",
+        Duration::from_secs(20),
+    )
+    .unwrap();
+    std::thread::sleep(Duration::from_secs(3));
+
+    // Resume: the canary soaks again, then waits for confirmation.
+    tmux.keys("p");
+    let screen = tmux
+        .wait_for(" CANARY AWAITING CONFIRMATION ", Duration::from_secs(60))
+        .unwrap();
+    assert!(!screen.contains(" HALTED "), "{screen}");
+    tmux.keys("A");
+    tmux.wait_for("? y = yes", Duration::from_secs(5)).unwrap();
+    tmux.keys("y");
+    let screen = tmux.wait_for(" DONE ", Duration::from_secs(120)).unwrap();
+    for node in [
+        "k3s-vm-fun-bedbug",
+        "k3s-vm-pumped-piglet-gpu",
+        "k3s-vm-still-fawn",
+    ] {
+        let row = screen
+            .lines()
+            .find(|l| l.contains(node) && l.contains("Ready"))
+            .unwrap_or_else(|| panic!("no row for {node}:\n{screen}"));
+        assert!(row.contains("v1.35.0+k3s1"), "{row}");
+    }
+    tmux.keys("q");
+    tmux.wait_for("EXIT=0", Duration::from_secs(10)).unwrap();
+}
