@@ -1,23 +1,58 @@
 #!/usr/bin/env bash
-# Regenerates the screenshots from the real TUI: runs `k3s-cockpit demo` in
-# tmux, waits until the incident is visible, captures the pane with colours
-# and renders it to PNG.   Usage: screenshots/capture.sh   (from the repo root)
+# Regenerates the screenshots from the real TUI in tmux, captured with
+# colours and rendered to PNG:
+#   demo-halt.png       `demo`: the rollout started with `s`, halted by the
+#                       delayed kubelet failure during fun-bedbug's soak
+#   watch-incident.png  `demo --watch`: the old automation's run, read-only,
+#                       at the announcer move
+# Usage: screenshots/capture.sh   (from the repo root; K3S_COCKPIT_BIN=path
+# skips the release build). Takes about 6 minutes: the demo runs in real time.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bin=${K3S_COCKPIT_BIN:-target/release/k3s-cockpit}
 [ -n "${K3S_COCKPIT_BIN:-}" ] || cargo build --release --quiet
 python3 -c "import PIL" 2>/dev/null || pip install --quiet pillow
-socket="k3sc-shot-$$"
 out=$(mktemp -d)
-trap 'tmux -L "$socket" kill-server 2>/dev/null || true; rm -rf "$out"' EXIT
-tmux -L "$socket" new-session -d -x 132 -y 34 \
-  "XDG_STATE_HOME=$out TERM=xterm-256color $bin demo"
-# Wait for the announcer move (the incident's climax), at most 4 minutes.
-for _ in $(seq 1 240); do
-  if tmux -L "$socket" capture-pane -p | grep -q "announcer moved"; then break; fi
-  sleep 1
-done
+sockets=()
+trap 'for s in "${sockets[@]}"; do tmux -L "$s" kill-server 2>/dev/null || true; done; rm -rf "$out"' EXIT
+
+# start NAME ARGS...: the demo in its own tmux server and state dir.
+start() {
+  local name=$1; shift
+  local socket="k3sc-shot-$name-$$"
+  sockets+=("$socket")
+  mkdir -p "$out/$name"
+  tmux -L "$socket" new-session -d -x 132 -y 38 \
+    "XDG_STATE_HOME=$out/$name TERM=xterm-256color $bin demo $*"
+  echo "$socket"
+}
+
+# wait_for SOCKET TEXT SECONDS
+wait_for() {
+  for _ in $(seq 1 "$3"); do
+    if tmux -L "$1" capture-pane -p | grep -q "$2"; then return 0; fi
+    sleep 1
+  done
+  echo "timed out waiting for: $2" >&2
+  return 1
+}
+
+shot() {
+  tmux -L "$1" capture-pane -p -e > "$out/pane.txt"
+  python3 screenshots/ansi_to_png.py "$out/pane.txt" "screenshots/$2"
+  echo "wrote screenshots/$2"
+}
+
+control=$(start control)
+watch=$(start watch --watch)
+wait_for "$control" " IDLE " 60
+tmux -L "$control" send-keys s
+wait_for "$control" "y = yes" 10
+tmux -L "$control" send-keys y
+wait_for "$watch" "announcer moved" 300
 sleep 2
-tmux -L "$socket" capture-pane -p -e > "$out/watch.txt"
-python3 screenshots/ansi_to_png.py "$out/watch.txt" screenshots/watch-incident.png
-echo "wrote screenshots/watch-incident.png"
+shot "$watch" watch-incident.png
+wait_for "$control" " HALTED " 420
+# Select the halted node, as an operator would before pressing R.
+sleep 3
+shot "$control" demo-halt.png

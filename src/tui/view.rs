@@ -587,9 +587,20 @@ fn centered(area: Rect, width: u16, height: u16) -> Rect {
     )
 }
 
+/// Rollout keys mean something only in control mode.
+fn help_applies(app: &App, action: super::keymap::Action) -> bool {
+    use super::keymap::Action::*;
+    app.rollout.is_some()
+        || !matches!(
+            action,
+            Start | Canary | AcceptCanary | PauseResume | Step | Abort | Retry | Skip | Rollback
+        )
+}
+
 fn render_help(app: &App, theme: &Theme, frame: &mut Frame) {
-    let mut lines: Vec<Line> = KEYMAP
+    let keys: Vec<Line> = KEYMAP
         .iter()
+        .filter(|b| help_applies(app, b.action))
         .map(|b| {
             let mut spans = vec![
                 Span::styled(
@@ -604,25 +615,38 @@ fn render_help(app: &App, theme: &Theme, frame: &mut Frame) {
             Line::from(spans)
         })
         .collect();
-    lines.push(Line::raw(""));
-    lines.push(Line::styled(
+    let notes = [
         "HEARTBEAT = age of the node Lease renewal; LATE after one missed renewal, EXPIRED past the lease duration.",
-        theme.dim(),
-    ));
-    lines.push(Line::styled(
         "PROBE = --probe results every second from this machine; bars by latency (▁ <1ms … █ ≥100ms), × failed.",
-        theme.dim(),
-    ));
-    let area = centered(frame.area(), 76, lines.len() as u16 + 2);
+    ];
+    let room = frame.area().height.saturating_sub(2) as usize;
+    let block = Block::default()
+        .borders(Borders::ALL)
+        .title(" Keys (? to close) ");
+    if keys.len() + 1 + notes.len() <= room {
+        let mut lines = keys;
+        lines.push(Line::raw(""));
+        lines.extend(notes.iter().map(|n| Line::styled(*n, theme.dim())));
+        let area = centered(frame.area(), 76, lines.len() as u16 + 2);
+        frame.render_widget(Clear, area);
+        frame.render_widget(
+            Paragraph::new(lines).wrap(Wrap { trim: true }).block(block),
+            area,
+        );
+        return;
+    }
+    // A short pane: every key still listed, in two columns, unwrapped.
+    let half = keys.len().div_ceil(2);
+    let area = centered(frame.area(), frame.area().width, half as u16 + 2);
     frame.render_widget(Clear, area);
-    frame.render_widget(
-        Paragraph::new(lines).wrap(Wrap { trim: true }).block(
-            Block::default()
-                .borders(Borders::ALL)
-                .title(" Keys (? to close) "),
-        ),
-        area,
-    );
+    let inner = block.inner(area);
+    frame.render_widget(block, area);
+    let [left, right] =
+        Layout::horizontal([Constraint::Ratio(1, 2), Constraint::Ratio(1, 2)]).areas(inner);
+    let mut keys = keys;
+    let second = keys.split_off(half);
+    frame.render_widget(Paragraph::new(keys), left);
+    frame.render_widget(Paragraph::new(second), right);
 }
 
 fn render_detail(app: &App, theme: &Theme, frame: &mut Frame, node: &str) {
@@ -880,5 +904,22 @@ mod tests {
         let text = format!("{}", terminal.backend());
         assert!(text.contains("unreachable:NoExecute"), "{text}");
         insta::assert_snapshot!(terminal.backend());
+    }
+
+    #[test]
+    fn help_lists_every_control_key_even_in_80x24() {
+        let mut app = App::new("lab", "http://127.0.0.1:1/", false, t(0));
+        app.color = false;
+        app.log_panel = LogPanel::Timeline;
+        let engine = crate::upgrade::Engine::new(crate::upgrade::testkit::abc());
+        app.rollout = Some(engine.view(t(0)));
+        app.screen = Screen::Help;
+        let mut terminal = Terminal::new(TestBackend::new(80, 24)).unwrap();
+        terminal.draw(|f| render(&app, f)).unwrap();
+        let text = format!("{}", terminal.backend());
+        for b in KEYMAP {
+            let shown = format!("{:>7}  ", b.keys);
+            assert!(text.contains(&shown), "{:?} missing:\n{text}", b.keys);
+        }
     }
 }
