@@ -226,7 +226,7 @@ pub async fn run_demo(scenario: &str, watch: bool, _log: LogGuard) -> Result<Exi
         Ok(s) => s,
         Err(crate::rollout::BadInput(e)) => color_eyre::eyre::bail!("demo plan: {e}"),
     };
-    let hint = " Demo: C starts a canary, A accepts it. On v1.35 a kubelet dies a minute after its upgrade: the soak halts. Select the node, R restarts K3s, p resumes; B rolls back.";
+    let hint = " Demo: s start (C canary). On v1.35 a kubelet dies after its upgrade: the soak halts. R restarts K3s, p resumes, B rolls back";
     crate::tui::control::run(session, "demo", Some(hint.into())).await
 }
 

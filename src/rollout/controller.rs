@@ -68,6 +68,9 @@ impl Controller {
     /// Sends the fleet's state to the engine if it differs from the last
     /// observation sent.
     pub fn observe(&mut self, fleet: &mut Fleet, now: Timestamp) -> Result<Vec<Action>> {
+        // Heartbeat classes first, so the timeline shows the LATE that
+        // the engine is about to act on before the engine's verdict.
+        fleet.tick(now);
         let obs = self.observer.observe(fleet, &self.gated, now);
         if self.last.as_ref() == Some(&obs) {
             return Ok(Vec::new());
