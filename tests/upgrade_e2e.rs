@@ -216,6 +216,18 @@ fn incident_is_caught_in_soak_healed_by_a_restart_and_resumed() {
         "{installs:?}"
     );
 
+    // The run's session journal turns into the incident report.
+    let exit = run.of("exit")[0].clone();
+    let session = exit["session"].as_str().expect("a session journal");
+    let report = Command::new(BIN)
+        .args(["report", session, "--utc"])
+        .output()
+        .unwrap();
+    assert!(report.status.success());
+    let md = String::from_utf8_lossy(&report.stdout);
+    assert!(md.contains("HALTED: soak of k3s-vm-fun-bedbug"), "{md}");
+    assert!(md.contains("soak"), "{md}");
+
     r.restart_k3s(fun_bedbug());
     std::thread::sleep(Duration::from_secs(2));
     let resumed = r.upgrade(&["--resume"], Duration::from_secs(240));

@@ -122,30 +122,39 @@ pub fn start(
     mode: &str,
     probes: &crate::probe::Selection,
 ) -> Option<SessionLog> {
+    let (context, server) = (app.context.clone(), app.server.clone());
+    match start_for(&mut app.fleet, &context, &server, mode, probes) {
+        Ok(log) => Some(log),
+        Err(e) => {
+            tracing::warn!("{e:#}");
+            app.flash = Some((format!("no session journal: {e:#}"), jiff::Timestamp::now()));
+            None
+        }
+    }
+}
+
+/// [`start`] for a fleet without a screen (headless upgrades).
+pub fn start_for(
+    fleet: &mut crate::model::Fleet,
+    context: &str,
+    server: &str,
+    mode: &str,
+    probes: &crate::probe::Selection,
+) -> color_eyre::eyre::Result<SessionLog> {
     use crate::model::timeline::{EntryKind, Severity};
     let now = jiff::Timestamp::now();
     let dir = sessions_dir();
-    let log = match SessionLog::create(&dir, mode, now) {
-        Ok(log) => log,
-        Err(e) => {
-            tracing::warn!("{e:#}");
-            app.flash = Some((format!("no session journal: {e:#}"), now));
-            return None;
-        }
-    };
-    app.fleet.timeline.set_sink(log.sink());
-    let text = format!(
-        "{mode} session started on context {} ({})",
-        app.context, app.server
-    );
-    app.fleet.timeline.push_kind(
+    let log = SessionLog::create(&dir, mode, now)?;
+    fleet.timeline.set_sink(log.sink());
+    let text = format!("{mode} session started on context {context} ({server})");
+    fleet.timeline.push_kind(
         now,
         Severity::Info,
         "cockpit",
         EntryKind::SessionStart {
             mode: mode.to_string(),
-            context: app.context.clone(),
-            server: app.server.clone(),
+            context: context.to_string(),
+            server: server.to_string(),
         },
         text,
     );
@@ -161,7 +170,7 @@ pub fn start(
         if let Some(check) = &probes.all {
             what.push(format!("every LoadBalancer service ({})", check.label()));
         }
-        app.fleet.timeline.push(
+        fleet.timeline.push(
             now,
             Severity::Info,
             "cockpit",
@@ -172,7 +181,7 @@ pub fn start(
             ),
         );
     }
-    Some(log)
+    Ok(log)
 }
 
 /// The most recently modified `*.jsonl` in `dir`.

@@ -54,6 +54,21 @@ fn action_json(session: &Session, action: &Action) -> Value {
 
 pub async fn run(mut s: Session, opts: &UpgradeOptions) -> Result<ExitCode> {
     let (results_tx, mut results) = mpsc::unbounded_channel();
+    // The session journal, for `k3s-cockpit report`; a run without one
+    // loses the report, not the rollout.
+    let session_log = match crate::report::session::start_for(
+        &mut s.fleet,
+        &s.conn.context,
+        &s.conn.server,
+        "upgrade",
+        &s.probes,
+    ) {
+        Ok(log) => Some(log),
+        Err(e) => {
+            emit(json!({"type": "warning", "text": format!("no session journal: {e:#}")}));
+            None
+        }
+    };
     let keep_lock = s.lock.keep_alive();
     let now = Timestamp::now();
 
@@ -167,11 +182,16 @@ pub async fn run(mut s: Session, opts: &UpgradeOptions) -> Result<ExitCode> {
             }
         }
     };
+    let session = session_log.map(|log| {
+        log.end(Timestamp::now());
+        log.path().display().to_string()
+    });
     emit(json!({
         "type": "exit",
         "code": code,
         "state": s.controller.engine().state().label(),
         "journal": s.controller.journal_path().display().to_string(),
+        "session": session,
     }));
     keep_lock.abort();
     s.lock.release().await;
