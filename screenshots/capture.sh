@@ -16,7 +16,9 @@ out=$(mktemp -d)
 sockets=()
 trap 'for s in "${sockets[@]}"; do tmux -L "$s" kill-server 2>/dev/null || true; done; rm -rf "$out"' EXIT
 
-# start NAME ARGS...: the demo in its own tmux server and state dir.
+# start NAME ARGS...: the demo in its own tmux server (socket
+# k3sc-shot-NAME-PID) and state dir. Not in a subshell, so the EXIT trap
+# sees every socket.
 start() {
   local name=$1; shift
   local socket="k3sc-shot-$name-$$"
@@ -24,7 +26,6 @@ start() {
   mkdir -p "$out/$name"
   tmux -L "$socket" new-session -d -x 132 -y 38 \
     "XDG_STATE_HOME=$out/$name TERM=xterm-256color $bin demo $*"
-  echo "$socket"
 }
 
 # wait_for SOCKET TEXT SECONDS
@@ -43,8 +44,10 @@ shot() {
   echo "wrote screenshots/$2"
 }
 
-control=$(start control)
-watch=$(start watch --watch)
+start control
+start watch --watch
+control="k3sc-shot-control-$$"
+watch="k3sc-shot-watch-$$"
 wait_for "$control" " IDLE " 60
 tmux -L "$control" send-keys s
 wait_for "$control" "y = yes" 10
