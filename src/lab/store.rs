@@ -7,7 +7,7 @@
 //! HTTP layer can patch and serve them without a typed schema per kind.
 
 use std::collections::{BTreeMap, VecDeque};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 use serde_json::{Value, json};
 use tokio::sync::broadcast;
@@ -118,6 +118,8 @@ struct Inner {
 pub struct Store {
     inner: Mutex<Inner>,
     tx: broadcast::Sender<Arc<Change>>,
+    /// `--commit-log`: commit instants for benchmarks (usually unset).
+    commit_log: OnceLock<super::commit_log::CommitLog>,
 }
 
 /// A watch: the changes after the requested version that are already in
@@ -141,7 +143,13 @@ impl Store {
                 next_uid: 1,
             }),
             tx,
+            commit_log: OnceLock::new(),
         }
+    }
+
+    /// Logs every commit from now on (see [`super::commit_log`]).
+    pub fn log_commits(&self, log: super::commit_log::CommitLog) {
+        let _ = self.commit_log.set(log);
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
@@ -297,7 +305,10 @@ impl Store {
         }
         inner.history.push_back(change.clone());
         // No receivers is normal (no watch open yet).
-        let _ = self.tx.send(change);
+        let _ = self.tx.send(change.clone());
+        if let Some(log) = self.commit_log.get() {
+            log.record(&change);
+        }
     }
 }
 

@@ -3,6 +3,7 @@
 //! advanced the ages; it never busy-loops.
 
 pub mod app;
+pub mod frame_log;
 pub mod keymap;
 pub mod view;
 
@@ -36,18 +37,34 @@ pub async fn run(mut app: App, mut events: UnboundedReceiver<ClusterEvent>) -> R
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut dirty = true;
     let mut feed_open = true;
+    let mut frames = frame_log::FrameLog::from_env();
+    // Why the next frame is drawn (for the frame log only).
+    let mut reason = "start";
     loop {
         if dirty {
             tui_logger::move_events();
+            let timer = frames.start();
+            let mut render_time = Duration::ZERO;
             terminal
-                .draw(|f| view::render(&app, f))
+                .draw(|f| {
+                    let started = frames.enabled().then(std::time::Instant::now);
+                    view::render(&app, f);
+                    render_time = started.map(|s| s.elapsed()).unwrap_or_default();
+                })
                 .wrap_err("drawing the cockpit")?;
+            frames.finish(timer, render_time, reason);
             dirty = false;
         }
         tokio::select! {
             key = keys.next() => match key {
-                Some(Ok(Event::Key(k))) if k.kind == KeyEventKind::Press => dirty |= app.on_key(k),
-                Some(Ok(Event::Resize(..))) => dirty = true,
+                Some(Ok(Event::Key(k))) if k.kind == KeyEventKind::Press => {
+                    dirty |= app.on_key(k);
+                    reason = "key";
+                }
+                Some(Ok(Event::Resize(..))) => {
+                    dirty = true;
+                    reason = "resize";
+                }
                 Some(Ok(_)) => {}
                 Some(Err(e)) => return Err(e).wrap_err("reading the terminal"),
                 None => return Ok(()),
@@ -60,10 +77,12 @@ pub async fn run(mut app: App, mut events: UnboundedReceiver<ClusterEvent>) -> R
                 while let Ok(m) = events.try_recv() {
                     dirty |= app.on_cluster(m);
                 }
+                reason = "cluster";
             }
             _ = tick.tick() => {
                 app.on_tick(jiff::Timestamp::now());
                 dirty = true;
+                reason = "tick";
             }
         }
         if app.quit {
