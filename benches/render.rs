@@ -103,6 +103,40 @@ fn render(c: &mut Criterion) {
     group.finish();
 }
 
+/// The log panel: tui-logger (what the terminal shows) against the model's
+/// own timeline (what the snapshot tests render), with a long history.
+fn log_panel(c: &mut Criterion) {
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    tui_logger::set_default_level(tui_logger::LevelFilter::Info);
+    let _ = tracing_subscriber::registry()
+        .with(tui_logger::TuiTracingSubscriberLayer)
+        .try_init();
+    let mut app = app(3);
+    for i in 0..2_000 {
+        // Timeline::push also logs the entry through tracing (tui-logger).
+        app.on_cluster(ClusterEvent::Node(NodeInfo {
+            unschedulable: i % 2 == 0,
+            ..match node(i % 3) {
+                ClusterEvent::Node(n) => n,
+                _ => continue,
+            }
+        }));
+    }
+    tui_logger::move_events();
+    let mut group = c.benchmark_group("render 120x40, 3 nodes, log panel");
+    for panel in [LogPanel::TuiLogger, LogPanel::Timeline] {
+        app.log_panel = panel;
+        let Ok(mut terminal) = Terminal::new(TestBackend::new(120, 40));
+        group.bench_function(format!("{panel:?}"), |b| {
+            b.iter(|| {
+                let _ = terminal.draw(|f| view::render(black_box(&app), f));
+            })
+        });
+    }
+    group.finish();
+}
+
 fn lease_event(c: &mut Criterion) {
     let mut group = c.benchmark_group("App::on_cluster(lease)");
     for n in SIZES {
@@ -135,5 +169,5 @@ fn tick(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, render, lease_event, tick);
+criterion_group!(benches, render, log_panel, lease_event, tick);
 criterion_main!(benches);

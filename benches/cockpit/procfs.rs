@@ -71,7 +71,14 @@ pub struct Usage {
 
 impl Window {
     pub fn start(pids: &[u32]) -> Window {
-        let first: Vec<Option<Sample>> = pids.iter().map(|p| sample(*p).ok()).collect();
+        let first: Vec<Option<Sample>> = pids
+            .iter()
+            .map(|p| {
+                sample(*p)
+                    .inspect_err(|e| eprintln!("  cannot sample process {p}: {e}"))
+                    .ok()
+            })
+            .collect();
         let peak_rss_kb = first.iter().map(|s| s.map_or(0, |s| s.rss_kb)).collect();
         Window {
             pids: pids.to_vec(),

@@ -126,15 +126,33 @@ pub fn announcer(screen: &vt100::Screen, service: &str) -> Option<String> {
     pty::cells(&row).get(2).map(|s| s.to_string())
 }
 
-/// kdash on its own terminal, configured by KUBECONFIG like a user would.
-pub fn start_kdash(kdash: &Path, dir: &Path, lab: &LabProc) -> Result<Pty> {
+/// kdash on its own terminal, configured by KUBECONFIG like a user would;
+/// returns it and the seconds until its Nodes tab counted `nodes`.
+pub fn start_kdash(kdash: &Path, dir: &Path, lab: &LabProc, nodes: usize) -> Result<(Pty, f64)> {
     let home = dir.join("kdash-home");
     std::fs::create_dir_all(&home)?;
     let mut cmd = Command::new(kdash);
     cmd.env("KUBECONFIG", &lab.kubeconfig)
         .env("HOME", &home)
         .current_dir(&home);
-    Pty::spawn(&mut cmd, COLS, ROWS)
+    let spawned = now_ns();
+    let mut pty = Pty::spawn(&mut cmd, COLS, ROWS)?;
+    std::thread::sleep(Duration::from_secs(1));
+    if let Ok(Some(status)) = pty.child.try_wait() {
+        return Err(format!("kdash exited ({status}); its screen:\n{}", pty.contents()).into());
+    }
+    let tab = format!("Nodes [{nodes}]");
+    let shown = pty
+        .wait_for(Duration::from_secs(120), move |s| {
+            s.contents().contains(&tab)
+        })
+        .ok_or_else(|| {
+            format!(
+                "kdash never showed {nodes} nodes; its screen:\n{}",
+                pty.contents()
+            )
+        })?;
+    Ok((pty, (shown as f64 - spawned as f64) / 1e9))
 }
 
 /// `kubectl get nodes -w`: its output lines, as they arrive.

@@ -55,7 +55,13 @@ impl Pty {
             .env("TERM", "xterm-256color")
             // Keys typed at the benchmark's own terminal stay there.
             .process_group(0);
-        let child = cmd.spawn()?;
+        let child = cmd.spawn();
+        // The Command holds copies of the slave until dropped or reset: the
+        // reader only sees the end of the output once every copy is closed.
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        let child = child?;
         let master = File::from(master);
         let size = |n: u16| std::num::NonZeroU16::new(n).ok_or("zero terminal size");
         let parser = vt100::Parser::new(size(rows)?, size(cols)?, 0);
@@ -63,6 +69,7 @@ impl Pty {
         let bytes = Arc::new(AtomicU64::new(0));
         let reader = {
             let mut input = master.try_clone()?;
+            let mut answers = master.try_clone()?;
             let (screen, bytes) = (screen.clone(), bytes.clone());
             std::thread::spawn(move || {
                 let mut buf = vec![0u8; 64 * 1024];
@@ -73,7 +80,18 @@ impl Pty {
                     }
                     let at = now_ns();
                     bytes.fetch_add(n as u64, Ordering::Relaxed);
-                    screen.update(at, |p| p.process(&buf[..n]));
+                    let chunk = &buf[..n];
+                    let mut cursor = None;
+                    screen.update(at, |p| {
+                        p.process(chunk);
+                        cursor = Some(p.screen().cursor_position());
+                    });
+                    // Answer "where is the cursor?" like a terminal (kdash asks).
+                    if let Some((row, col)) = cursor
+                        && chunk.windows(4).any(|w| w == b"\x1b[6n")
+                    {
+                        let _ = write!(answers, "\x1b[{};{}R", row + 1, col + 1);
+                    }
                 }
             })
         };
@@ -126,12 +144,21 @@ impl Pty {
     }
 
     fn stop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            let _ = self.child.kill();
+        // The program and whatever it started (its own process group).
+        if let Some(group) = rustix::process::Pid::from_raw(self.child.id() as i32) {
+            let _ = rustix::process::kill_process_group(group, rustix::process::Signal::KILL);
         }
         let _ = self.child.wait();
         if let Some(r) = self.reader.take() {
-            let _ = r.join();
+            // A grandchild that escaped the group may keep the terminal open:
+            // then leave the reader behind rather than hang.
+            let start = Instant::now();
+            while !r.is_finished() && start.elapsed() < Duration::from_secs(2) {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            if r.is_finished() {
+                let _ = r.join();
+            }
         }
     }
 }

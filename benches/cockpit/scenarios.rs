@@ -141,8 +141,8 @@ pub fn heartbeat(opts: &Opts, dir: &Path) -> Result<String> {
         let _ = writeln!(
             rows,
             "| {v} | {} | {} |",
-            m.map_or("missed".into(), |x| format!("{x:.2}")),
-            f.map_or("missed".into(), |x| format!("{x:.2}"))
+            m.map_or("missed".into(), |x| format!("{x:.3}")),
+            f.map_or("missed".into(), |x| format!("{x:.3}"))
         );
     }
     let false_late = flags
@@ -167,8 +167,8 @@ pub fn heartbeat(opts: &Opts, dir: &Path) -> Result<String> {
          Target {}: worst {worst:.2} s.\n",
         nodes.len(),
         victim_names.len(),
-        fmt(&model, 2),
-        fmt(&frame, 2),
+        fmt(&model, 3),
+        fmt(&frame, 3),
         nodes.len() - victim_names.len(),
         if all && worst <= target {
             "met"
@@ -427,6 +427,21 @@ pub fn events(opts: &Opts, dir: &Path, rt: &tokio::runtime::Runtime) -> Result<S
         .filter(|f| f.reason == "cluster")
         .map(|f| f.draw_ns as f64 / 1e6)
         .collect();
+    // Where the time goes: commit → start of the frame that showed it (the
+    // last frame started before the PTY got it), and frame start → PTY.
+    let (mut to_frame, mut frame_to_pty) = (Vec::new(), Vec::new());
+    for d in &driven {
+        let (Some(at), Some(c)) = (d.cockpit, commits.by_rv.get(&d.rv)) else {
+            continue;
+        };
+        let i = frames.partition_point(|f| f.start_ns <= at);
+        if let Some(f) = i.checked_sub(1).and_then(|i| frames.get(i))
+            && f.start_ns >= *c
+        {
+            to_frame.push(ms(f.start_ns as i128 - *c as i128));
+            frame_to_pty.push(ms(at as i128 - f.start_ns as i128));
+        }
+    }
     let p99 = p(&all, 99.0);
     let verdict_kubectl = if opts.kubectl.is_some() {
         format!(
@@ -450,13 +465,18 @@ pub fn events(opts: &Opts, dir: &Path, rt: &tokio::runtime::Runtime) -> Result<S
          show the change on the node's row / the service's row (cockpit, parsed with vt100) \
          or to `kubectl get nodes -w` printing the row.\n\n{t}\n\
          {verdict_kubectl}cockpit frame draw (render + diff + write) for cluster changes: \
-         p50 {} ms, p99 {} ms over {} frames. CPU while driving: cockpit {:.1} %, lab {:.1} %{kubectl_cpu}.\n\
+         p50 {} ms, p99 {} ms over {} frames. Cockpit latency split at the frame that showed \
+         the change (frame log): commit → frame start p50 {} ms (watch, decode, model), \
+         frame start → PTY p50 {} ms (render, diff, write). \
+         CPU while driving: cockpit {:.1} %, lab {:.1} %{kubectl_cpu}.\n\
          Target p99 < 50 ms: {}.\n",
         driven.len(),
         flips,
         cell(p(&frame_ms, 50.0)),
         cell(p(&frame_ms, 99.0)),
         frame_ms.len(),
+        cell(p(&to_frame, 50.0)),
+        cell(p(&frame_to_pty, 50.0)),
         usage[0].cpu_percent,
         usage[1].cpu_percent,
         if p99.is_some_and(|x| x < 50.0) && missed_all == 0 {
@@ -481,7 +501,8 @@ struct ScaleRun {
     draw_us: Vec<f64>,
     pty_kib_per_s: f64,
     late_flags: usize,
-    kdash: Option<(Usage, Usage)>,
+    /// kdash's usage, the lab's meanwhile, kdash's time to show the nodes.
+    kdash: Option<(Usage, Usage, f64)>,
 }
 
 fn scale_run(opts: &Opts, dir: &Path, nodes: usize) -> Result<ScaleRun> {
@@ -522,12 +543,12 @@ fn scale_run(opts: &Opts, dir: &Path, nodes: usize) -> Result<ScaleRun> {
     run.draw_us = frames.iter().map(|f| f.draw_ns as f64 / 1e3).collect();
 
     if let Some(kdash) = &opts.kdash {
-        let k = procs::start_kdash(kdash, dir, &lab)?;
-        std::thread::sleep(Duration::from_secs(5));
+        let (k, first) = procs::start_kdash(kdash, dir, &lab, nodes)?;
+        std::thread::sleep(Duration::from_secs(4));
         let mut w = Window::start(&[k.pid(), lab.pid()]);
         w.run(opts.window);
         let u = w.finish();
-        run.kdash = Some((u[0], u[1]));
+        run.kdash = Some((u[0], u[1], first));
         k.quit("q", Duration::from_secs(2));
     }
     run.late_flags = cockpit.late_flags()?.len();
@@ -542,7 +563,7 @@ pub fn scale(opts: &Opts, dir: &Path) -> Result<String> {
     );
     t.push_str("\n|---|---|---|---|---|---|---|---|---|---|---|---|\n");
     let mut peers = String::from(
-        "| nodes | cockpit CPU % | kdash CPU % | CPU ratio | cockpit RSS MB | kdash RSS MB | RSS ratio | lab CPU % under kdash |\n|---|---|---|---|---|---|---|---|\n",
+        "| nodes | cockpit CPU % | kdash CPU % | CPU ratio | cockpit RSS MB | kdash RSS MB | RSS ratio | cockpit / kdash first frame s | lab CPU % under kdash |\n|---|---|---|---|---|---|---|---|---|\n",
     );
     let mut verdicts = Vec::new();
     for &n in &opts.sizes {
@@ -597,7 +618,7 @@ pub fn scale(opts: &Opts, dir: &Path) -> Result<String> {
                 .collect());
             let _ = writeln!(
                 peers,
-                "| {n} | {} | {} | {} | {} | {} | {} | {} |",
+                "| {n} | {} | {} | {} | {} | {} | {} | {} / {} | {} |",
                 col(&|r| r.cockpit.cpu_percent, 1),
                 fmt(
                     &kd.iter()
@@ -614,6 +635,13 @@ pub fn scale(opts: &Opts, dir: &Path) -> Result<String> {
                     0
                 ),
                 ratio(cm, km),
+                fmt(&kd.iter().map(|r| r.first_frame).collect::<Vec<_>>(), 2),
+                fmt(
+                    &kd.iter()
+                        .filter_map(|r| r.kdash.map(|k| k.2))
+                        .collect::<Vec<_>>(),
+                    2
+                ),
                 fmt(
                     &kd.iter()
                         .filter_map(|r| r.kdash.map(|k| k.1.cpu_percent))
@@ -720,8 +748,8 @@ pub fn idle(opts: &Opts, dir: &Path) -> Result<String> {
     }
     let kdash = match &opts.kdash {
         Some(k) => {
-            let p = procs::start_kdash(k, dir, &lab)?;
-            std::thread::sleep(Duration::from_secs(5));
+            let (p, _) = procs::start_kdash(k, dir, &lab, 3)?;
+            std::thread::sleep(Duration::from_secs(4));
             let mut w = Window::start(&[p.pid()]);
             w.run(opts.idle_secs.min(30.0));
             let ku = w.finish()[0];

@@ -312,10 +312,17 @@ impl Store {
     }
 }
 
+/// `{"type":…,"object":…}` and a newline, with `type` first as the API
+/// server writes it: a client can then decode the object as it reads
+/// (kube-rs buffers the whole object when `object` comes first), and the
+/// object is serialised in place rather than cloned into a wrapper.
 pub fn watch_line(event_type: &str, object: &Value) -> bytes::Bytes {
-    let mut buf =
-        serde_json::to_vec(&json!({"type": event_type, "object": object})).unwrap_or_default();
-    buf.push(b'\n');
+    let mut buf = Vec::with_capacity(512);
+    buf.extend_from_slice(b"{\"type\":");
+    let _ = serde_json::to_writer(&mut buf, event_type);
+    buf.extend_from_slice(b",\"object\":");
+    let _ = serde_json::to_writer(&mut buf, object);
+    buf.extend_from_slice(b"}\n");
     buf.into()
 }
 
@@ -384,6 +391,15 @@ mod tests {
         }
         assert!(matches!(store.watch(1), Err(WatchError::Gone { .. })));
         assert!(store.watch(store.current_rv()).is_ok());
+    }
+
+    #[test]
+    fn watch_lines_put_the_type_first() {
+        let line = watch_line("MODIFIED", &json!({"metadata": {"name": "a\"b"}}));
+        assert_eq!(
+            std::str::from_utf8(&line).unwrap(),
+            "{\"type\":\"MODIFIED\",\"object\":{\"metadata\":{\"name\":\"a\\\"b\"}}}\n"
+        );
     }
 
     #[test]

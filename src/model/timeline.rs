@@ -28,6 +28,8 @@ const KEPT: usize = 5_000;
 #[derive(Debug, Default)]
 pub struct Timeline {
     entries: VecDeque<Entry>,
+    /// Entries ever pushed (the bounded queue's length stops growing).
+    pushed: u64,
 }
 
 impl Timeline {
@@ -38,6 +40,7 @@ impl Timeline {
             Severity::Warn => tracing::warn!(target: "timeline", "{line}"),
             Severity::Error => tracing::error!(target: "timeline", "{line}"),
         }
+        self.pushed += 1;
         if self.entries.len() >= KEPT {
             self.entries.pop_front();
         }
@@ -47,6 +50,11 @@ impl Timeline {
             subject: subject.to_string(),
             text,
         });
+    }
+
+    /// How many entries were ever pushed: a change means a new entry.
+    pub fn pushed(&self) -> u64 {
+        self.pushed
     }
 
     pub fn entries(&self) -> impl DoubleEndedIterator<Item = &Entry> {
