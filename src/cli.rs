@@ -37,6 +37,10 @@ pub struct LabOptions {
     /// Record every API request as a JSON line.
     #[arg(long)]
     pub audit_log: Option<PathBuf>,
+    /// Record every committed change with its instant, one line each
+    /// (`RV UNIX_NS KIND NAMESPACE/NAME TYPE`; for benchmarks).
+    #[arg(long)]
+    pub commit_log: Option<PathBuf>,
     /// Override the scenario's time compression.
     #[arg(long)]
     pub time_scale: Option<f64>,
@@ -76,6 +80,7 @@ pub async fn run_lab(opts: LabOptions) -> Result<()> {
     config.audit_log = opts.audit_log;
     config.replay = !opts.no_replay && opts.plan_out.is_none();
     config.outage_log = opts.outage_log;
+    config.commit_log = opts.commit_log;
     let lab = Lab::start(config).await?;
     let key_dir = opts
         .kubeconfig_out

@@ -269,3 +269,87 @@ fn kubectl_works_against_the_lab() {
     kubectl(&["uncordon", "node-c"]);
     assert!(!kubectl(&["get", "nodes"]).contains("SchedulingDisabled"));
 }
+
+/// kubectl's child process, killed however the test ends.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn kubectl_get_nodes_watch_prints_changed_rows() {
+    use std::io::BufRead;
+    let kubectl = std::path::Path::new("/usr/bin/kubectl");
+    if !kubectl.exists() {
+        eprintln!("SKIP: /usr/bin/kubectl is absent");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    // node-c's kubelet stops after 4 s; the lab marks it NotReady after the 6 s grace.
+    let lab = common::start_lab(dir.path(), &common::fast_scenario("node-c", "4s"), &[]);
+    let mut child = KillOnDrop(
+        std::process::Command::new(kubectl)
+            .env("HOME", dir.path())
+            .arg("--kubeconfig")
+            .arg(&lab.kubeconfig)
+            .args(["get", "nodes", "-w"])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let stdout = child.0.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut seen = Vec::new();
+    // Waits for a row of `node` whose STATUS column is `status`.
+    let mut wait_row = |node: &str, status: &str, within: Duration| -> bool {
+        let deadline = std::time::Instant::now() + within;
+        while let Some(left) = deadline.checked_duration_since(std::time::Instant::now()) {
+            let Ok(line) = rx.recv_timeout(left) else {
+                return false;
+            };
+            seen.push(line.clone());
+            let mut cols = line.split_whitespace();
+            if cols.next() == Some(node) && cols.next() == Some(status) {
+                return true;
+            }
+        }
+        false
+    };
+    assert!(
+        wait_row("node-a", "Ready", Duration::from_secs(20)),
+        "initial rows: {seen:?}"
+    );
+    let cordon = std::process::Command::new(kubectl)
+        .env("HOME", dir.path())
+        .arg("--kubeconfig")
+        .arg(&lab.kubeconfig)
+        .args(["cordon", "node-b"])
+        .output()
+        .unwrap();
+    assert!(
+        cordon.status.success(),
+        "{}",
+        String::from_utf8_lossy(&cordon.stderr)
+    );
+    assert!(
+        wait_row("node-b", "Ready,SchedulingDisabled", Duration::from_secs(5)),
+        "the watch did not print the cordoned row: {seen:?}"
+    );
+    assert!(
+        wait_row("node-c", "NotReady", Duration::from_secs(20)),
+        "the watch did not print node-c NotReady: {seen:?}"
+    );
+}

@@ -4,6 +4,7 @@
 
 pub mod api;
 pub mod audit;
+pub mod commit_log;
 pub mod discovery;
 pub mod objects;
 pub mod plan_out;
@@ -39,6 +40,8 @@ pub struct LabConfig {
     /// lab has no authentication.
     pub allow_non_loopback: bool,
     pub audit_log: Option<PathBuf>,
+    /// Record every committed change with its instant (benchmarks).
+    pub commit_log: Option<PathBuf>,
     /// Play the scenario's `[replay]` (the old upgrade automation).
     pub replay: bool,
     /// Append the lab's own service outage windows here (JSON lines).
@@ -52,6 +55,7 @@ impl LabConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             allow_non_loopback: false,
             audit_log: None,
+            commit_log: None,
             replay: true,
             outage_log: None,
         }
@@ -88,6 +92,9 @@ impl Lab {
         let nodes = config.scenario.nodes.len();
         // Enough history for every node to renew several times over.
         let store = Arc::new(Store::new((nodes * 8).max(10_000)));
+        if let Some(path) = &config.commit_log {
+            store.log_commits(commit_log::CommitLog::create(path)?);
+        }
         let audit = match &config.audit_log {
             Some(path) => Some(AuditLog::create(path)?),
             None => None,

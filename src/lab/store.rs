@@ -7,7 +7,7 @@
 //! HTTP layer can patch and serve them without a typed schema per kind.
 
 use std::collections::{BTreeMap, VecDeque};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 use serde_json::{Value, json};
 use tokio::sync::broadcast;
@@ -118,6 +118,8 @@ struct Inner {
 pub struct Store {
     inner: Mutex<Inner>,
     tx: broadcast::Sender<Arc<Change>>,
+    /// `--commit-log`: commit instants for benchmarks (usually unset).
+    commit_log: OnceLock<super::commit_log::CommitLog>,
 }
 
 /// A watch: the changes after the requested version that are already in
@@ -141,7 +143,13 @@ impl Store {
                 next_uid: 1,
             }),
             tx,
+            commit_log: OnceLock::new(),
         }
+    }
+
+    /// Logs every commit from now on (see [`super::commit_log`]).
+    pub fn log_commits(&self, log: super::commit_log::CommitLog) {
+        let _ = self.commit_log.set(log);
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
@@ -297,14 +305,24 @@ impl Store {
         }
         inner.history.push_back(change.clone());
         // No receivers is normal (no watch open yet).
-        let _ = self.tx.send(change);
+        let _ = self.tx.send(change.clone());
+        if let Some(log) = self.commit_log.get() {
+            log.record(&change);
+        }
     }
 }
 
+/// `{"type":…,"object":…}` and a newline, with `type` first as the API
+/// server writes it: a client can then decode the object as it reads
+/// (kube-rs buffers the whole object when `object` comes first), and the
+/// object is serialised in place rather than cloned into a wrapper.
 pub fn watch_line(event_type: &str, object: &Value) -> bytes::Bytes {
-    let mut buf =
-        serde_json::to_vec(&json!({"type": event_type, "object": object})).unwrap_or_default();
-    buf.push(b'\n');
+    let mut buf = Vec::with_capacity(512);
+    buf.extend_from_slice(b"{\"type\":");
+    let _ = serde_json::to_writer(&mut buf, event_type);
+    buf.extend_from_slice(b",\"object\":");
+    let _ = serde_json::to_writer(&mut buf, object);
+    buf.extend_from_slice(b"}\n");
     buf.into()
 }
 
@@ -373,6 +391,15 @@ mod tests {
         }
         assert!(matches!(store.watch(1), Err(WatchError::Gone { .. })));
         assert!(store.watch(store.current_rv()).is_ok());
+    }
+
+    #[test]
+    fn watch_lines_put_the_type_first() {
+        let line = watch_line("MODIFIED", &json!({"metadata": {"name": "a\"b"}}));
+        assert_eq!(
+            std::str::from_utf8(&line).unwrap(),
+            "{\"type\":\"MODIFIED\",\"object\":{\"metadata\":{\"name\":\"a\\\"b\"}}}\n"
+        );
     }
 
     #[test]

@@ -126,6 +126,8 @@ const KEPT: usize = 5_000;
 pub struct Timeline {
     entries: VecDeque<Entry>,
     sink: Option<Box<dyn EntrySink>>,
+    /// Entries ever pushed (the bounded queue's length stops growing).
+    pushed: u64,
 }
 
 impl std::fmt::Debug for Timeline {
@@ -157,6 +159,7 @@ impl Timeline {
             Severity::Warn => tracing::warn!(target: "timeline", "{line}"),
             Severity::Error => tracing::error!(target: "timeline", "{line}"),
         }
+        self.pushed += 1;
         if self.entries.len() >= KEPT {
             self.entries.pop_front();
         }
@@ -181,6 +184,11 @@ impl Timeline {
     /// The session journal's path, when there is one.
     pub fn sink_path(&self) -> Option<&Path> {
         self.sink.as_ref().and_then(|s| s.path())
+    }
+
+    /// How many entries were ever pushed: a change means a new entry.
+    pub fn pushed(&self) -> u64 {
+        self.pushed
     }
 
     pub fn entries(&self) -> impl DoubleEndedIterator<Item = &Entry> {

@@ -1,6 +1,8 @@
 //! Drawing: pure functions of the [`App`]. Layout works from 80x24 up;
 //! columns that do not fit a narrow pane are dropped, never wrapped.
 
+use std::ops::Range;
+
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::{Color, Modifier, Style};
@@ -52,10 +54,10 @@ impl Theme {
     }
 }
 
-pub fn render(app: &App, frame: &mut Frame) {
-    let theme = Theme { color: app.color };
-    let area = frame.area();
-    let banner = banner_line(app, &theme);
+/// The panels top to bottom: status bar, API banner, hint, rollout
+/// (control mode), nodes, LoadBalancer services, timeline, footer.
+fn panels(app: &App, area: Rect) -> [Rect; 8] {
+    let banner_rows = u16::from(matches!(app.fleet.connection, Connection::Down { .. }));
     let hint_rows = u16::from(app.hint.is_some());
     let services = app.fleet.services.len() as u16;
     let services_rows = if services == 0 {
@@ -67,6 +69,48 @@ pub fn render(app: &App, frame: &mut Frame) {
     let nodes_rows = (app.visible_nodes().len() as u16 + 3)
         .min(area.height.saturating_sub(8 + services_rows + rollout_rows))
         .max(4);
+    Layout::vertical([
+        Constraint::Length(1),
+        Constraint::Length(banner_rows),
+        Constraint::Length(hint_rows),
+        Constraint::Length(rollout_rows),
+        Constraint::Length(nodes_rows),
+        Constraint::Length(services_rows),
+        Constraint::Min(3),
+        Constraint::Length(1),
+    ])
+    .areas(area)
+}
+
+/// Which of `count` visible nodes the node table in `area` shows: as many
+/// as fit under its header, scrolled so the selected row is on screen. Only
+/// these rows are built, so a frame costs the same at 5 or 5,000 nodes.
+fn node_window(app: &App, count: usize, area: Rect) -> Range<usize> {
+    // Two borders and the header row.
+    let fit = usize::from(area.height.saturating_sub(3));
+    let start = (app.selected + 1)
+        .saturating_sub(fit)
+        .min(count.saturating_sub(fit));
+    start..(start + fit).min(count)
+}
+
+/// The nodes whose rows a frame of size `area` shows (the loop redraws for
+/// a change to one of these, and not for the others).
+pub fn shown_nodes(app: &App, area: Rect) -> Vec<String> {
+    let names = app.visible_nodes();
+    let window = node_window(app, names.len(), panels(app, area)[4]);
+    names
+        .get(window)
+        .unwrap_or_default()
+        .iter()
+        .map(|n| n.to_string())
+        .collect()
+}
+
+pub fn render(app: &App, frame: &mut Frame) {
+    let theme = Theme { color: app.color };
+    let area = frame.area();
+    let banner = banner_line(app, &theme);
     let [
         status,
         banner_area,
@@ -76,17 +120,8 @@ pub fn render(app: &App, frame: &mut Frame) {
         svc,
         log,
         footer,
-    ] = Layout::vertical([
-        Constraint::Length(1),
-        Constraint::Length(u16::from(banner.is_some())),
-        Constraint::Length(hint_rows),
-        Constraint::Length(rollout_rows),
-        Constraint::Length(nodes_rows),
-        Constraint::Length(services_rows),
-        Constraint::Min(3),
-        Constraint::Length(1),
-    ])
-    .areas(area);
+    ] = panels(app, area);
+    let services_rows = svc.height;
     frame.render_widget(status_bar(app, &theme), status);
     if let Some(b) = banner {
         frame.render_widget(b, banner_area);
@@ -97,7 +132,7 @@ pub fn render(app: &App, frame: &mut Frame) {
             hint_area,
         );
     }
-    if rollout_rows > 0 {
+    if rollout.height > 0 {
         rollout_view::render_panel(app, &theme, frame, rollout);
     }
     render_nodes(app, &theme, frame, nodes);
@@ -322,9 +357,14 @@ fn render_nodes(app: &App, theme: &Theme, frame: &mut Frame, area: Rect) {
         name_width,
         app.rollout.is_some(),
     );
+    let window = node_window(app, names.len(), area);
+    let first = window.start;
     let rows: Vec<Row> = names
+        .get(window)
+        .unwrap_or_default()
         .iter()
         .enumerate()
+        .map(|(i, name)| (first + i, name))
         .filter_map(|(i, name)| {
             let state = app.fleet.nodes.get(*name)?;
             let info = state.info.as_ref()?;
@@ -522,13 +562,11 @@ fn render_log(app: &App, theme: &Theme, frame: &mut Frame, area: Rect) {
         LogPanel::TuiLogger => {
             let widget = tui_logger::TuiLoggerWidget::default()
                 .block(block)
-                .output_target(false)
-                .output_file(false)
-                .output_line(false)
-                .output_timestamp(Some("%H:%M:%S".into()))
-                .style_error(theme.bad())
-                .style_warn(theme.warn())
-                .style_info(Style::default());
+                .formatter(Box::new(super::log_format::PanelFormatter {
+                    info: Style::default(),
+                    warn: theme.warn(),
+                    error: theme.bad(),
+                }));
             frame.render_widget(widget, area);
         }
         LogPanel::Timeline => {
@@ -896,6 +934,29 @@ mod tests {
         for column in ["IP", "MOVES", "PROBE", "LAST 20 PROBES"] {
             assert!(text.contains(column), "{column}: {text}");
         }
+    }
+
+    #[test]
+    fn long_node_lists_scroll_to_the_selection_and_build_only_shown_rows() {
+        let mut app = App::new("k3s-lab", "http://127.0.0.1:6443/", true, t(0));
+        app.color = false;
+        app.log_panel = LogPanel::Timeline;
+        for i in 0..500 {
+            app.on_cluster(node(&format!("n-{i:03}"), Tri::True, -60, &[]));
+        }
+        let area = Rect::new(0, 0, 80, 24);
+        let shown = shown_nodes(&app, area);
+        assert_eq!(shown.first().map(String::as_str), Some("n-000"));
+        // The table gets all but 8 rows; borders and header take 3 of its own.
+        assert_eq!(shown.len(), 24 - 8 - 3);
+        app.selected = 499;
+        let shown = shown_nodes(&app, area);
+        assert_eq!(shown.last().map(String::as_str), Some("n-499"));
+        let mut terminal = Terminal::new(TestBackend::new(80, 24)).unwrap();
+        terminal.draw(|f| render(&app, f)).unwrap();
+        let text = format!("{}", terminal.backend());
+        assert!(text.contains("n-499") && !text.contains("n-000"), "{text}");
+        assert!(text.contains("Nodes 500"), "{text}");
     }
 
     #[test]
