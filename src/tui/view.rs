@@ -64,7 +64,7 @@ fn panels(app: &App, area: Rect) -> [Rect; 7] {
     } else {
         (services + 3).min(area.height / 4).max(4)
     };
-    let nodes_rows = (app.visible_nodes().len() as u16 + 3)
+    let nodes_rows = (app.visible_count() as u16 + 3)
         .min(area.height.saturating_sub(8 + services_rows))
         .max(4);
     Layout::vertical([
