@@ -119,7 +119,7 @@ pub async fn run(mut app: App, mut events: UnboundedReceiver<ClusterEvent>) -> R
         }
         // The next heartbeat to turn LATE or EXPIRED, to the millisecond
         // (the timer is re-armed only when that instant changes).
-        let next = deadlines.next(&app);
+        let next = deadlines.next_due();
         if next != armed {
             armed = next;
             if let Some(due) = next {
@@ -160,7 +160,7 @@ pub async fn run(mut app: App, mut events: UnboundedReceiver<ClusterEvent>) -> R
             _ = &mut wake, if armed.is_some() => {
                 armed = None;
                 let now = jiff::Timestamp::now();
-                if deadlines.fire(&app, now) {
+                if deadlines.fire(now) {
                     app.on_tick(now);
                     dirty = true;
                     reason = "deadline";
