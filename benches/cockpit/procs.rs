@@ -134,21 +134,21 @@ pub fn start_kdash(kdash: &Path, dir: &Path, lab: &LabProc, nodes: usize) -> Res
         .current_dir(&home);
     let spawned = now_ns();
     let mut pty = Pty::spawn(&mut cmd, COLS, ROWS)?;
+    let tab = format!("Nodes [{nodes}]");
+    let counted = pty
+        .screen
+        .expect(move |p| p.screen().contents().contains(&tab))
+        .ok_or("kdash showed the nodes before it started")?;
     std::thread::sleep(Duration::from_secs(1));
     if let Ok(Some(status)) = pty.child.try_wait() {
         return Err(format!("kdash exited ({status}); its screen:\n{}", pty.contents()).into());
     }
-    let tab = format!("Nodes [{nodes}]");
-    let shown = pty
-        .wait_for(Duration::from_secs(120), move |s| {
-            s.contents().contains(&tab)
-        })
-        .ok_or_else(|| {
-            format!(
-                "kdash never showed {nodes} nodes; its screen:\n{}",
-                pty.contents()
-            )
-        })?;
+    let shown = counted.wait(Duration::from_secs(120)).ok_or_else(|| {
+        format!(
+            "kdash never showed {nodes} nodes; its screen:\n{}",
+            pty.contents()
+        )
+    })?;
     Ok((pty, (shown as f64 - spawned as f64) / 1e9))
 }
 
