@@ -1,11 +1,8 @@
 //! The programs under test, started like an operator would: the cockpit
 //! (`k3s-cockpit watch` with the frame log on), kdash and `kubectl get -w`.
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
-use std::thread::JoinHandle;
+use std::process::Command;
 use std::time::Duration;
 
 use crate::lab::LabProc;
@@ -137,79 +134,49 @@ pub fn start_kdash(kdash: &Path, dir: &Path, lab: &LabProc, nodes: usize) -> Res
         .current_dir(&home);
     let spawned = now_ns();
     let mut pty = Pty::spawn(&mut cmd, COLS, ROWS)?;
+    let tab = format!("Nodes [{nodes}]");
+    let counted = pty
+        .screen
+        .expect(move |p| p.screen().contents().contains(&tab))
+        .ok_or("kdash showed the nodes before it started")?;
     std::thread::sleep(Duration::from_secs(1));
     if let Ok(Some(status)) = pty.child.try_wait() {
         return Err(format!("kdash exited ({status}); its screen:\n{}", pty.contents()).into());
     }
-    let tab = format!("Nodes [{nodes}]");
-    let shown = pty
-        .wait_for(Duration::from_secs(120), move |s| {
-            s.contents().contains(&tab)
-        })
-        .ok_or_else(|| {
-            format!(
-                "kdash never showed {nodes} nodes; its screen:\n{}",
-                pty.contents()
-            )
-        })?;
+    let shown = counted.wait(Duration::from_secs(120)).ok_or_else(|| {
+        format!(
+            "kdash never showed {nodes} nodes; its screen:\n{}",
+            pty.contents()
+        )
+    })?;
     Ok((pty, (shown as f64 - spawned as f64) / 1e9))
 }
 
-/// `kubectl get nodes -w`: its output lines, as they arrive.
+/// `kubectl get nodes -w` on a terminal, as an operator runs it: its
+/// output lines, as they arrive.
 pub struct KubectlWatch {
-    child: Child,
-    pub lines: Arc<Observed<String>>,
-    reader: Option<JoinHandle<()>>,
+    pty: Pty,
 }
 
 impl KubectlWatch {
     pub fn start(kubectl: &Path, dir: &Path, lab: &LabProc) -> Result<KubectlWatch> {
         let home = dir.join("kubectl-home");
         std::fs::create_dir_all(&home)?;
-        let mut child = Command::new(kubectl)
-            .env("HOME", &home)
+        let mut cmd = Command::new(kubectl);
+        cmd.env("HOME", &home)
             .arg("--kubeconfig")
             .arg(&lab.kubeconfig)
-            .args(["get", "nodes", "-w"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(std::fs::File::create(dir.join("kubectl.stderr"))?)
-            .spawn()?;
-        let stdout = child.stdout.take().ok_or("kubectl stdout")?;
-        let lines = Arc::new(Observed::new(String::new()));
-        let reader = {
-            let lines = lines.clone();
-            std::thread::spawn(move || {
-                let mut input = BufReader::new(stdout);
-                let mut line = String::new();
-                while input.read_line(&mut line).is_ok_and(|n| n > 0) {
-                    let at = now_ns();
-                    lines.update(at, |l| {
-                        l.clear();
-                        l.push_str(line.trim_end());
-                    });
-                    line.clear();
-                }
-            })
-        };
+            .args(["get", "nodes", "-w"]);
         Ok(KubectlWatch {
-            child,
-            lines,
-            reader: Some(reader),
+            pty: Pty::spawn(&mut cmd, COLS, ROWS)?,
         })
     }
 
-    pub fn pid(&self) -> u32 {
-        self.child.id()
+    pub fn lines(&self) -> &Observed<String> {
+        &self.pty.lines
     }
-}
 
-impl Drop for KubectlWatch {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        if let Some(r) = self.reader.take() {
-            let _ = r.join();
-        }
+    pub fn pid(&self) -> u32 {
+        self.pty.pid()
     }
 }

@@ -22,6 +22,8 @@ pub struct Pty {
     pub child: Child,
     master: File,
     pub screen: Arc<Observed<vt100::Parser>>,
+    /// The output as lines (for programs that print lines, like `kubectl -w`).
+    pub lines: Arc<Observed<String>>,
     pub bytes: Arc<AtomicU64>,
     reader: Option<JoinHandle<()>>,
 }
@@ -67,12 +69,14 @@ impl Pty {
         let parser = vt100::Parser::new(size(rows)?, size(cols)?, 0);
         let screen = Arc::new(Observed::new(parser));
         let bytes = Arc::new(AtomicU64::new(0));
+        let lines = Arc::new(Observed::new(String::new()));
         let reader = {
             let mut input = master.try_clone()?;
             let mut answers = master.try_clone()?;
-            let (screen, bytes) = (screen.clone(), bytes.clone());
+            let (screen, bytes, lines) = (screen.clone(), bytes.clone(), lines.clone());
             std::thread::spawn(move || {
                 let mut buf = vec![0u8; 64 * 1024];
+                let mut partial: Vec<u8> = Vec::new();
                 // EIO when the last writer closes: the program ended.
                 while let Ok(n) = input.read(&mut buf) {
                     if n == 0 {
@@ -86,6 +90,18 @@ impl Pty {
                         p.process(chunk);
                         cursor = Some(p.screen().cursor_position());
                     });
+                    for piece in chunk.split_inclusive(|b| *b == b'\n') {
+                        partial.extend_from_slice(piece);
+                        if piece.ends_with(b"\n") {
+                            let text = String::from_utf8_lossy(&partial);
+                            let text = text.trim_end_matches(['\r', '\n']);
+                            lines.update(at, |l| {
+                                l.clear();
+                                l.push_str(text);
+                            });
+                            partial.clear();
+                        }
+                    }
                     // Answer "where is the cursor?" like a terminal (kdash asks).
                     if let Some((row, col)) = cursor
                         && chunk.windows(4).any(|w| w == b"\x1b[6n")
@@ -99,6 +115,7 @@ impl Pty {
             child,
             master,
             screen,
+            lines,
             bytes,
             reader: Some(reader),
         })

@@ -222,7 +222,7 @@ pub fn events(opts: &Opts, dir: &Path, rt: &tokio::runtime::Runtime) -> Result<S
         Some(k) => {
             let w = KubectlWatch::start(k, dir, &lab)?;
             let last = nodes.last().cloned().unwrap_or_default();
-            let shown = match w.lines.expect(move |l| l.starts_with(&last)) {
+            let shown = match w.lines().expect(move |l| l.starts_with(&last)) {
                 Some(e) => e.wait(Duration::from_secs(30)),
                 None => Some(now_ns()),
             };
@@ -326,7 +326,7 @@ pub fn events(opts: &Opts, dir: &Path, rt: &tokio::runtime::Runtime) -> Result<S
                 .expect(move |p| procs::node_row(p.screen(), &n1).is_some_and(|(r, _)| r == w1));
             let (n2, w2) = (node.clone(), word.to_string());
             let printed = kubectl.as_ref().and_then(|w| {
-                w.lines.expect(move |l| {
+                w.lines().expect(move |l| {
                     let mut f = l.split_whitespace();
                     f.next() == Some(n2.as_str()) && f.next() == Some(w2.as_str())
                 })
@@ -369,7 +369,7 @@ pub fn events(opts: &Opts, dir: &Path, rt: &tokio::runtime::Runtime) -> Result<S
     let usage = usage.finish();
     cockpit.pty.screen.clear();
     if let Some(w) = &kubectl {
-        w.lines.clear();
+        w.lines().clear();
     }
     let frames = cockpit.frames()?;
     cockpit.quit();
@@ -427,6 +427,20 @@ pub fn events(opts: &Opts, dir: &Path, rt: &tokio::runtime::Runtime) -> Result<S
         .filter(|f| f.reason == "cluster")
         .map(|f| f.draw_ns as f64 / 1e6)
         .collect();
+    // Every event, for a closer look: events.csv in the working directory.
+    let mut csv = String::from("kind,rv,commit_ns,cockpit_ns,kubectl_ns\n");
+    for d in &driven {
+        let _ = writeln!(
+            csv,
+            "{},{},{},{},{}",
+            if d.node_change { "node" } else { "l2" },
+            d.rv,
+            commits.by_rv.get(&d.rv).copied().unwrap_or_default(),
+            d.cockpit.unwrap_or_default(),
+            d.kubectl.unwrap_or_default()
+        );
+    }
+    std::fs::write(dir.join("events.csv"), csv)?;
     // Where the time goes: commit → start of the frame that showed it (the
     // last frame started before the PTY got it), and frame start → PTY.
     let (mut to_frame, mut frame_to_pty) = (Vec::new(), Vec::new());
@@ -463,7 +477,7 @@ pub fn events(opts: &Opts, dir: &Path, rt: &tokio::runtime::Runtime) -> Result<S
          the rest ServiceL2Status announcer moves), 5–30 ms apart, in {elapsed:.0} s. \
          Latency from the lab's commit (`--commit-log`) to the PTY receiving the bytes that \
          show the change on the node's row / the service's row (cockpit, parsed with vt100) \
-         or to `kubectl get nodes -w` printing the row.\n\n{t}\n\
+         or to `kubectl get nodes -w` printing the row (on a PTY of its own, like the cockpit).\n\n{t}\n\
          {verdict_kubectl}cockpit frame draw (render + diff + write) for cluster changes: \
          p50 {} ms, p99 {} ms over {} frames. Cockpit latency split at the frame that showed \
          the change (frame log): commit → frame start p50 {} ms (watch, decode, model), \

@@ -100,6 +100,17 @@ impl App {
             .collect()
     }
 
+    /// `visible_nodes().len()` without building the list.
+    pub fn visible_count(&self) -> usize {
+        self.fleet
+            .nodes
+            .iter()
+            .filter(|(n, s)| {
+                s.info.is_some() && (self.filter.is_empty() || n.contains(self.filter.as_str()))
+            })
+            .count()
+    }
+
     pub fn selected_node(&self) -> Option<String> {
         self.visible_nodes()
             .get(self.selected)
@@ -354,6 +365,7 @@ mod tests {
         }
         app.on_key(KeyEvent::new(KeyCode::Enter, KeyModifiers::NONE));
         assert_eq!(app.visible_nodes(), vec!["beta"]);
+        assert_eq!(app.visible_count(), 1);
         app.on_key(KeyEvent::new(KeyCode::Enter, KeyModifiers::NONE));
         assert_eq!(app.screen, Screen::Detail("beta".into()));
         app.on_key(KeyEvent::new(KeyCode::Esc, KeyModifiers::NONE));

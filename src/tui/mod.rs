@@ -31,6 +31,42 @@ impl Drop for TerminalGuard {
     }
 }
 
+/// Draws one frame (timed into the frame log when it is on); returns the
+/// nodes it shows.
+fn draw(
+    terminal: &mut ratatui::DefaultTerminal,
+    app: &App,
+    frames: &mut frame_log::FrameLog,
+    reason: &str,
+) -> Result<redraw::Shown> {
+    let timer = frames.start();
+    let mut render_time = Duration::ZERO;
+    let mut shown = redraw::Shown::default();
+    terminal
+        .draw(|f| {
+            let started = frames.enabled().then(std::time::Instant::now);
+            view::render(app, f);
+            shown = redraw::Shown::new(view::shown_nodes(app, f.area()));
+            render_time = started.map(|s| s.elapsed()).unwrap_or_default();
+        })
+        .wrap_err("drawing the cockpit")?;
+    frames.finish(timer, render_time, reason);
+    Ok(shown)
+}
+
+/// What `ratatui::try_init` does, with a fixed viewport: a full-screen one
+/// asks the terminal for its size on every frame (an open of /dev/tty and an
+/// ioctl); the size only changes with a resize event, handled in the loop.
+fn init_terminal() -> std::io::Result<ratatui::DefaultTerminal> {
+    let (width, height) = crossterm::terminal::size()?;
+    let mut terminal = ratatui::try_init_with_options(ratatui::TerminalOptions {
+        viewport: ratatui::Viewport::Fixed(ratatui::layout::Rect::new(0, 0, width, height)),
+    })?;
+    crossterm::execute!(std::io::stdout(), crossterm::terminal::EnterAlternateScreen)?;
+    terminal.clear()?;
+    Ok(terminal)
+}
+
 /// Terminal input, read by its own task. Polling crossterm's `EventStream`
 /// from the `select!` costs a lock hand-over with crossterm's reader thread
 /// on every loop turn (13 % of the cockpit's CPU at 5,000 nodes, where the
@@ -61,7 +97,7 @@ fn keys_task() -> Keys {
 
 pub async fn run(mut app: App, mut events: UnboundedReceiver<ClusterEvent>) -> Result<()> {
     let mut terminal =
-        ratatui::try_init().wrap_err("cannot initialise the terminal (is this a TTY?)")?;
+        init_terminal().wrap_err("cannot initialise the terminal (is this a TTY?)")?;
     let _guard = TerminalGuard;
     tracing::debug!("terminal initialised");
     let mut keys = keys_task();
@@ -80,22 +116,12 @@ pub async fn run(mut app: App, mut events: UnboundedReceiver<ClusterEvent>) -> R
     loop {
         if dirty {
             tui_logger::move_events();
-            let timer = frames.start();
-            let mut render_time = Duration::ZERO;
-            terminal
-                .draw(|f| {
-                    let started = frames.enabled().then(std::time::Instant::now);
-                    view::render(&app, f);
-                    shown = redraw::Shown::new(view::shown_nodes(&app, f.area()));
-                    render_time = started.map(|s| s.elapsed()).unwrap_or_default();
-                })
-                .wrap_err("drawing the cockpit")?;
-            frames.finish(timer, render_time, reason);
+            shown = draw(&mut terminal, &app, &mut frames, reason)?;
             dirty = false;
         }
         // The next heartbeat to turn LATE or EXPIRED, to the millisecond
         // (the timer is re-armed only when that instant changes).
-        let next = deadlines.next(&app);
+        let next = deadlines.next_due();
         if next != armed {
             armed = next;
             if let Some(due) = next {
@@ -110,7 +136,10 @@ pub async fn run(mut app: App, mut events: UnboundedReceiver<ClusterEvent>) -> R
                     dirty |= app.on_key(k);
                     reason = "key";
                 }
-                Some(Ok(Event::Resize(..))) => {
+                Some(Ok(Event::Resize(width, height))) => {
+                    terminal
+                        .resize(ratatui::layout::Rect::new(0, 0, width, height))
+                        .wrap_err("resizing")?;
                     dirty = true;
                     reason = "resize";
                 }
@@ -135,7 +164,7 @@ pub async fn run(mut app: App, mut events: UnboundedReceiver<ClusterEvent>) -> R
             _ = &mut wake, if armed.is_some() => {
                 armed = None;
                 let now = jiff::Timestamp::now();
-                if deadlines.fire(&app, now) {
+                if deadlines.fire(now) {
                     app.on_tick(now);
                     dirty = true;
                     reason = "deadline";

@@ -66,7 +66,7 @@ fn panels(app: &App, area: Rect) -> [Rect; 8] {
         (services + 3).min(area.height / 4).max(4)
     };
     let rollout_rows = rollout_view::panel_rows(app);
-    let nodes_rows = (app.visible_nodes().len() as u16 + 3)
+    let nodes_rows = (app.visible_count() as u16 + 3)
         .min(area.height.saturating_sub(8 + services_rows + rollout_rows))
         .max(4);
     Layout::vertical([
