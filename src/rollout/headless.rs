@@ -73,12 +73,7 @@ pub async fn run(mut s: Session, opts: &UpgradeOptions) -> Result<ExitCode> {
     let now = Timestamp::now();
 
     // Preflight against the synced fleet, before anything changes.
-    let obs = super::observe::Observer::new(s.plan.timings.max_heartbeat_age).observe(
-        &s.fleet,
-        &s.plan.gates.services,
-        now,
-    );
-    let findings = preflight::check(&s.fleet, &s.plan, &obs);
+    let findings = preflight::run(&s.fleet, &s.plan, now);
     for f in &findings {
         emit(json!({"type": "preflight", "level": f.level, "text": f.text}));
     }

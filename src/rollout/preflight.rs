@@ -25,6 +25,16 @@ fn finding(level: Level, text: String) -> Finding {
     Finding { level, text }
 }
 
+/// The findings for `plan` on the cluster as `fleet` sees it now.
+pub fn run(fleet: &Fleet, plan: &ResolvedPlan, now: jiff::Timestamp) -> Vec<Finding> {
+    let obs = super::observe::Observer::new(plan.timings.max_heartbeat_age).observe(
+        fleet,
+        &plan.gates.services,
+        now,
+    );
+    check(fleet, plan, &obs)
+}
+
 pub fn check(fleet: &Fleet, plan: &ResolvedPlan, obs: &Observation) -> Vec<Finding> {
     let mut out = Vec::new();
     if !obs.api_reachable {

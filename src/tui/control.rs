@@ -39,12 +39,7 @@ pub async fn run(mut s: Session, mode: &str, hint: Option<String>) -> Result<Exi
     let (manual_tx, mut manual) = mpsc::unbounded_channel::<ManualDone>();
 
     // Preflight findings go on the timeline before anything can change.
-    let obs = crate::rollout::observe::Observer::new(s.plan.timings.max_heartbeat_age).observe(
-        &app.fleet,
-        &s.plan.gates.services,
-        now,
-    );
-    for f in preflight::check(&app.fleet, &s.plan, &obs) {
+    for f in preflight::run(&app.fleet, &s.plan, now) {
         let severity = match f.level {
             preflight::Level::Block => Severity::Error,
             preflight::Level::Warn => Severity::Warn,
