@@ -20,14 +20,7 @@ pub fn simulate(plan: &ResolvedPlan, start: Timestamp) -> Vec<String> {
         nodes: plan
             .nodes
             .iter()
-            .map(|n| NodeObservation {
-                name: n.name.clone(),
-                ready: true,
-                version: n.version.to_string(),
-                heartbeat_late: false,
-                unschedulable: false,
-                ready_transitions: 0,
-            })
+            .map(|n| NodeObservation::healthy(&n.name, &n.version.to_string()))
             .collect(),
         services: plan
             .gates

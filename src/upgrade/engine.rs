@@ -49,6 +49,20 @@ pub struct NodeObservation {
     pub ready_transitions: u32,
 }
 
+impl NodeObservation {
+    /// A Ready node with a fresh heartbeat, schedulable, never flapped.
+    pub fn healthy(name: &str, version: &str) -> Self {
+        NodeObservation {
+            name: name.to_string(),
+            ready: true,
+            version: version.to_string(),
+            heartbeat_late: false,
+            unschedulable: false,
+            ready_transitions: 0,
+        }
+    }
+}
+
 /// One gated LoadBalancer service.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ServiceObservation {

@@ -127,28 +127,14 @@ impl Sim {
         let mut nodes: Vec<NodeObservation> = cfg
             .nodes
             .iter()
-            .map(|n| NodeObservation {
-                name: n.name.clone(),
-                ready: true,
-                version: n.version.to_string(),
-                heartbeat_late: false,
-                unschedulable: false,
-                ready_transitions: 0,
-            })
+            .map(|n| NodeObservation::healthy(&n.name, &n.version.to_string()))
             .collect();
         let base = cfg
             .nodes
             .first()
             .map_or("v1.33.6+k3s1".to_string(), |n| n.version.to_string());
         for e in extra {
-            nodes.push(NodeObservation {
-                name: e.to_string(),
-                ready: true,
-                version: base.clone(),
-                heartbeat_late: false,
-                unschedulable: false,
-                ready_transitions: 0,
-            });
+            nodes.push(NodeObservation::healthy(e, &base));
         }
         let announcer = cfg.nodes.first().map(|n| n.name.clone());
         let services = cfg
