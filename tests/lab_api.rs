@@ -90,6 +90,39 @@ async fn kube_rs_sees_renewals_not_ready_and_announcer_move() {
     assert!(moved, "MetalLB moved the IP off the dead speaker");
 }
 
+/// A fault armed by an upgrade belongs to the K3s process the upgrade
+/// started: it fires if nothing happens, and a `systemctl restart k3s`
+/// before it fires replaces that process and cancels it.
+#[tokio::test]
+async fn an_upgrade_fault_fires_unless_k3s_restarts_first() {
+    use k3s_cockpit::lab::sim::Kubelet;
+    let scenario = common::fast_scenario("node-c", "1h").replace(
+        "[[faults]]",
+        "[[faults]]\nnode = \"node-a\"\nkind = \"kubelet-stop\"\nafter_upgrade_to = \"v1.34.3+k3s1\"\ndelay = \"1500ms\"\n\n[[faults]]\nnode = \"node-b\"\nkind = \"kubelet-stop\"\nafter_upgrade_to = \"v1.34.3+k3s1\"\ndelay = \"1500ms\"\n\n[[faults]]",
+    );
+    let (lab, _client, _dir) = lab(&scenario).await;
+    for node in ["node-a", "node-b"] {
+        lab.sim.install(node, "v1.34.3+k3s1").await.unwrap();
+    }
+    // Both kubelets come back on v1.34, each with a fault 1.5 s away;
+    // node-b's operator restarts K3s before it fires.
+    let running = |n: &str| lab.sim.kubelet_state(n).unwrap() == Kubelet::Running;
+    for _ in 0..50 {
+        if running("node-a") && running("node-b") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        running("node-a") && running("node-b"),
+        "kubelets back after the install"
+    );
+    lab.sim.restart("node-b").unwrap();
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert_eq!(lab.sim.kubelet_state("node-a").unwrap(), Kubelet::Hung);
+    assert_eq!(lab.sim.kubelet_state("node-b").unwrap(), Kubelet::Running);
+}
+
 #[tokio::test]
 async fn ssh_install_changes_the_version_seen_through_the_api_and_cordon_works() {
     let (lab, client, dir) = lab(&common::fast_scenario("node-c", "1h")).await;

@@ -11,8 +11,9 @@ use super::shell::SshEndpoints;
 
 /// Soak after each node and for the canary, in cluster time (compressed by
 /// the scenario's time scale like every lab duration): long enough to see
-/// the incident's delayed kubelet failure, which the old 30 s wait missed.
-const SOAK: Duration = Duration::from_secs(180);
+/// the incident's delayed kubelet failures (140 s and 150 s after the
+/// upgrade, caught one renewal later), which the old 30 s wait missed.
+const SOAK: Duration = Duration::from_secs(200);
 const CANARY_SOAK: Duration = Duration::from_secs(240);
 
 fn toml_str(s: &str) -> String {

@@ -74,16 +74,42 @@ struct SimService {
 
 #[derive(Debug, Clone)]
 enum Timer {
-    Renew { node: usize, generation: u64 },
-    StatusReport { node: usize, generation: u64 },
-    KubeletUp { node: usize, generation: u64 },
-    KubeletReady { node: usize, generation: u64 },
+    Renew {
+        node: usize,
+        generation: u64,
+    },
+    StatusReport {
+        node: usize,
+        generation: u64,
+    },
+    KubeletUp {
+        node: usize,
+        generation: u64,
+    },
+    KubeletReady {
+        node: usize,
+        generation: u64,
+    },
     Monitor,
-    InstallDone { node: usize, version: String },
-    Fault { fault: usize },
-    SpeakerDead { node: usize },
-    SpeakerJoin { node: usize },
-    Reschedule { pod: Value },
+    InstallDone {
+        node: usize,
+        version: String,
+    },
+    /// `process`: the node's restart count when the fault was armed by an
+    /// upgrade (`None` for scenario-start faults, which always fire).
+    Fault {
+        fault: usize,
+        process: Option<u32>,
+    },
+    SpeakerDead {
+        node: usize,
+    },
+    SpeakerJoin {
+        node: usize,
+    },
+    Reschedule {
+        pod: Value,
+    },
 }
 
 /// A timer in the heap, ordered by due instant, then by insertion.
@@ -337,7 +363,13 @@ impl Sim {
         for f in 0..sim.faults.len() {
             if sim.faults[f].0.after_upgrade_to.is_none() {
                 let delay = sim.scaled(sim.faults[f].0.delay);
-                sim.schedule(delay, Timer::Fault { fault: f });
+                sim.schedule(
+                    delay,
+                    Timer::Fault {
+                        fault: f,
+                        process: None,
+                    },
+                );
                 sim.faults[f].1 = true;
             }
         }
@@ -426,9 +458,18 @@ impl Sim {
                     let _ = w.send(version.clone());
                 }
             }
-            Timer::Fault { fault } => {
+            Timer::Fault { fault, process } => {
                 let (spec, _) = self.faults[fault].clone();
                 if let Ok(idx) = self.index(&spec.node) {
+                    // A fault armed by an upgrade belongs to the K3s process
+                    // that upgrade started: a restart since then replaced it.
+                    if process.is_some_and(|p| p != self.nodes[idx].restarts) {
+                        self.record(format!(
+                            "{}: fault {:?} cancelled by a K3s restart",
+                            spec.node, spec.kind
+                        ));
+                        return;
+                    }
                     self.fire_fault_on(idx, spec.kind, spec.heal_on_restart);
                 }
             }
@@ -561,8 +602,9 @@ impl Sim {
             let (spec, armed) = &self.faults[f];
             if !*armed && spec.node == node && spec.after_upgrade_to.as_deref() == Some(version) {
                 let delay = self.scaled(spec.delay);
+                let process = self.index(node).ok().map(|i| self.nodes[i].restarts);
                 self.faults[f].1 = true;
-                self.schedule(delay, Timer::Fault { fault: f });
+                self.schedule(delay, Timer::Fault { fault: f, process });
                 self.record(format!(
                     "{node}: fault {:?} armed, fires in {delay:?}",
                     self.faults[f].0.kind

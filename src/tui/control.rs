@@ -1,30 +1,146 @@
 //! The cockpit in control mode (`k3s-cockpit upgrade`, `demo`): the watch
-//! view plus the rollout. One `select!` loop over keys, cluster events,
-//! action results and a 1 s tick; the engine is stepped in the loop, its
-//! actions run on tasks, and their results come back as messages.
+//! loop of [`super::run_loop`] with a [`Driver`] plugged in. The driver
+//! steps the engine on keys, cluster events, action results and ticks; the
+//! engine's actions run on tasks and their results come back as messages.
 
 use std::process::ExitCode;
-use std::time::Duration;
 
-use color_eyre::eyre::{Result, WrapErr};
-use crossterm::event::{Event, EventStream, KeyEventKind};
-use futures::StreamExt;
+use color_eyre::eyre::Result;
 use jiff::Timestamp;
-use tokio::sync::mpsc;
+use tokio::sync::mpsc::{self, UnboundedReceiver, UnboundedSender};
 
-use super::TerminalGuard;
 use super::app::{App, Request};
-use super::view;
 use crate::model::timeline::{EntryKind, Severity};
-use crate::rollout::executor::Manual;
+use crate::rollout::controller::Controller;
+use crate::rollout::executor::{Executor, Manual};
 use crate::rollout::{Session, dispatch, preflight};
-use crate::upgrade::{Action, RolloutState};
+use crate::upgrade::{Action, Input, RolloutState};
 
 /// The result of an operator's manual action on a node.
-struct ManualDone {
+pub(crate) struct ManualDone {
     what: Manual,
     node: String,
     result: Result<(), String>,
+}
+
+/// Something the driver's tasks finished.
+pub(crate) enum Done {
+    Action(Input),
+    Manual(ManualDone),
+}
+
+/// The rollout side of the loop: the controller, the executor that runs its
+/// actions, and the channels their results come back on.
+pub(crate) struct Driver<'a> {
+    controller: &'a mut Controller,
+    executor: Executor,
+    /// Actions the engine asked for, dispatched before the loop waits.
+    actions: Vec<Action>,
+    results_tx: UnboundedSender<Input>,
+    results: UnboundedReceiver<Input>,
+    manual_tx: UnboundedSender<ManualDone>,
+    manual: UnboundedReceiver<ManualDone>,
+}
+
+impl Driver<'_> {
+    /// Starts the actions asked for since the last call.
+    pub(crate) fn dispatch(&mut self) {
+        dispatch(
+            &self.executor,
+            std::mem::take(&mut self.actions),
+            &self.results_tx,
+        );
+    }
+
+    /// Refreshes the rollout panel's view before a frame.
+    pub(crate) fn show(&self, app: &mut App) {
+        app.rollout = Some(self.controller.view(app.now));
+    }
+
+    /// Carries out the operator's requests from the last key. True if any.
+    pub(crate) fn on_requests(&mut self, app: &mut App) -> Result<bool> {
+        let requests = std::mem::take(&mut app.requests);
+        let any = !requests.is_empty();
+        for request in requests {
+            let now = Timestamp::now();
+            match request {
+                Request::Engine(cmd) => match self.controller.command(cmd, &mut app.fleet, now)? {
+                    Ok(a) => self.actions.extend(a),
+                    Err(why) => app.flash = Some((format!("refused: {why}"), now)),
+                },
+                Request::Manual(what, node) => {
+                    let action = format!("{} {node}", what.label());
+                    app.fleet.timeline.push_kind(
+                        now,
+                        Severity::Info,
+                        "operator",
+                        EntryKind::Operator {
+                            action: action.clone(),
+                        },
+                        action,
+                    );
+                    let (executor, tx) = (self.executor.clone(), self.manual_tx.clone());
+                    tokio::spawn(async move {
+                        let result = executor.manual(what, &node).await;
+                        let _ = tx.send(ManualDone { what, node, result });
+                    });
+                }
+            }
+        }
+        Ok(any)
+    }
+
+    /// The fleet changed: the engine looks again. True if the rollout
+    /// moved (it asked for actions or wrote to the timeline).
+    pub(crate) fn on_cluster(&mut self, app: &mut App) -> Result<bool> {
+        let before = app.fleet.timeline.pushed();
+        let actions = self.controller.observe(&mut app.fleet, Timestamp::now())?;
+        let moved = !actions.is_empty() || app.fleet.timeline.pushed() != before;
+        self.actions.extend(actions);
+        Ok(moved)
+    }
+
+    /// Time passed: soaks and timeouts advance.
+    pub(crate) fn on_tick(&mut self, app: &mut App, now: Timestamp) -> Result<()> {
+        let actions = self.controller.tick(&mut app.fleet, now)?;
+        self.actions.extend(actions);
+        Ok(())
+    }
+
+    /// The next finished action or manual operation.
+    pub(crate) async fn next(&mut self) -> Option<Done> {
+        tokio::select! {
+            Some(input) = self.results.recv() => Some(Done::Action(input)),
+            Some(manual) = self.manual.recv() => Some(Done::Manual(manual)),
+            else => None,
+        }
+    }
+
+    pub(crate) fn on_done(&mut self, app: &mut App, done: Done) -> Result<()> {
+        let now = Timestamp::now();
+        match done {
+            Done::Action(input) => {
+                let actions = self.controller.finished(input, &mut app.fleet, now)?;
+                self.actions.extend(actions);
+            }
+            Done::Manual(ManualDone { what, node, result }) => {
+                let text = match &result {
+                    Ok(()) => format!("{} {node}: done", what.label()),
+                    Err(e) => format!("{} {node} failed: {e}", what.label()),
+                };
+                let severity = if result.is_ok() {
+                    Severity::Info
+                } else {
+                    Severity::Error
+                };
+                app.fleet
+                    .timeline
+                    .push(now, severity, "operator", text.clone());
+                app.flash = Some((text, now));
+            }
+        }
+        Ok(())
+    }
 }
 
 /// `mode` names the session journal (`upgrade`, `demo`).
@@ -35,8 +151,6 @@ pub async fn run(mut s: Session, mode: &str, hint: Option<String>) -> Result<Exi
     app.hint = hint;
     let session_log = crate::report::session::start(&mut app, mode, &s.probes);
     let keep_lock = s.lock.keep_alive();
-    let (results_tx, mut results) = mpsc::unbounded_channel();
-    let (manual_tx, mut manual) = mpsc::unbounded_channel::<ManualDone>();
 
     // Preflight findings go on the timeline before anything can change.
     for f in preflight::run(&app.fleet, &s.plan, now) {
@@ -47,103 +161,26 @@ pub async fn run(mut s: Session, mode: &str, hint: Option<String>) -> Result<Exi
         };
         app.fleet.timeline.push(now, severity, "preflight", f.text);
     }
-    let mut actions: Vec<Action> = std::mem::take(&mut s.pending);
-    actions.extend(s.controller.observe(&mut app.fleet, now)?);
-    app.rollout = Some(s.controller.view(now));
+    let (results_tx, results) = mpsc::unbounded_channel();
+    let (manual_tx, manual) = mpsc::unbounded_channel();
+    let mut driver = Driver {
+        controller: &mut s.controller,
+        executor: s.executor.clone(),
+        actions: std::mem::take(&mut s.pending),
+        results_tx,
+        results,
+        manual_tx,
+        manual,
+    };
+    let first = driver.controller.observe(&mut app.fleet, now)?;
+    driver.actions.extend(first);
 
-    let mut terminal =
-        ratatui::try_init().wrap_err("cannot initialise the terminal (is this a TTY?)")?;
-    let guard = TerminalGuard;
-    let mut keys = EventStream::new();
-    let mut tick = tokio::time::interval(Duration::from_secs(1));
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut dirty = true;
-    let mut feed_open = true;
-    loop {
-        dispatch(&s.executor, std::mem::take(&mut actions), &results_tx);
-        if dirty {
-            app.rollout = Some(s.controller.view(app.now));
-            tui_logger::move_events();
-            terminal
-                .draw(|f| view::render(&app, f))
-                .wrap_err("drawing the cockpit")?;
-            dirty = false;
-        }
-        tokio::select! {
-            key = keys.next() => match key {
-                Some(Ok(Event::Key(k))) if k.kind == KeyEventKind::Press => {
-                    dirty |= app.on_key(k);
-                    for request in std::mem::take(&mut app.requests) {
-                        let now = Timestamp::now();
-                        match request {
-                            Request::Engine(cmd) => {
-                                match s.controller.command(cmd, &mut app.fleet, now)? {
-                                    Ok(a) => actions.extend(a),
-                                    Err(why) => app.flash = Some((format!("refused: {why}"), now)),
-                                }
-                            }
-                            Request::Manual(what, node) => {
-                                let action = format!("{} {node}", what.label());
-                                app.fleet.timeline.push_kind(now, Severity::Info, "operator", EntryKind::Operator { action: action.clone() }, action);
-                                let (executor, tx) = (s.executor.clone(), manual_tx.clone());
-                                tokio::spawn(async move {
-                                    let result = executor.manual(what, &node).await;
-                                    let _ = tx.send(ManualDone { what, node, result });
-                                });
-                            }
-                        }
-                        dirty = true;
-                    }
-                }
-                Some(Ok(Event::Resize(..))) => dirty = true,
-                Some(Ok(_)) => {}
-                Some(Err(e)) => return Err(e).wrap_err("reading the terminal"),
-                None => break,
-            },
-            msg = s.events.recv(), if feed_open => {
-                let Some(msg) = msg else { feed_open = false; continue };
-                dirty |= app.on_cluster(msg);
-                while let Ok(m) = s.events.try_recv() {
-                    dirty |= app.on_cluster(m);
-                }
-                actions.extend(s.controller.observe(&mut app.fleet, Timestamp::now())?);
-            }
-            done = results.recv() => {
-                if let Some(done) = done {
-                    actions.extend(s.controller.finished(done, &mut app.fleet, Timestamp::now())?);
-                    dirty = true;
-                }
-            }
-            done = manual.recv() => {
-                if let Some(ManualDone { what, node, result }) = done {
-                    let now = Timestamp::now();
-                    let text = match &result {
-                        Ok(()) => format!("{} {node}: done", what.label()),
-                        Err(e) => format!("{} {node} failed: {e}", what.label()),
-                    };
-                    let severity = if result.is_ok() { Severity::Info } else { Severity::Error };
-                    app.fleet.timeline.push(now, severity, "operator", text.clone());
-                    app.flash = Some((text, now));
-                    dirty = true;
-                }
-            }
-            _ = tick.tick() => {
-                let now = Timestamp::now();
-                app.on_tick(now);
-                actions.extend(s.controller.tick(&mut app.fleet, now)?);
-                dirty = true;
-            }
-        }
-        if app.quit {
-            break;
-        }
-    }
+    let ended = super::run_loop(&mut app, &mut s.events, Some(&mut driver)).await;
     keep_lock.abort();
     s.lock.release().await;
-    let state = s.controller.engine().state().clone();
-    drop(terminal);
-    drop(guard);
     crate::cli::end_session(session_log);
+    ended?;
+    let state = s.controller.engine().state().clone();
     if !state.is_terminal() && state != RolloutState::Idle {
         eprintln!(
             "k3s-cockpit: the rollout is {}; its journal is {}. Continue with: k3s-cockpit upgrade --plan PLAN --resume",

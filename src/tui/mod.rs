@@ -95,7 +95,17 @@ fn keys_task() -> Keys {
     Keys { rx, task }
 }
 
+/// The read-only watch cockpit.
 pub async fn run(mut app: App, mut events: UnboundedReceiver<ClusterEvent>) -> Result<()> {
+    run_loop(&mut app, &mut events, None).await
+}
+
+/// The one loop of both modes: `driver` adds the rollout in control mode.
+pub(crate) async fn run_loop(
+    app: &mut App,
+    events: &mut UnboundedReceiver<ClusterEvent>,
+    mut driver: Option<&mut control::Driver<'_>>,
+) -> Result<()> {
     let mut terminal =
         init_terminal().wrap_err("cannot initialise the terminal (is this a TTY?)")?;
     let _guard = TerminalGuard;
@@ -114,9 +124,15 @@ pub async fn run(mut app: App, mut events: UnboundedReceiver<ClusterEvent>) -> R
     tokio::pin!(wake);
     let mut armed: Option<jiff::Timestamp> = None;
     loop {
+        if let Some(d) = driver.as_deref_mut() {
+            d.dispatch();
+        }
         if dirty {
+            if let Some(d) = driver.as_deref() {
+                d.show(app);
+            }
             tui_logger::move_events();
-            shown = draw(&mut terminal, &app, &mut frames, reason)?;
+            shown = draw(&mut terminal, app, &mut frames, reason)?;
             dirty = false;
         }
         // The next heartbeat to turn LATE or EXPIRED, to the millisecond
@@ -134,6 +150,9 @@ pub async fn run(mut app: App, mut events: UnboundedReceiver<ClusterEvent>) -> R
             key = keys.rx.recv() => match key {
                 Some(Ok(Event::Key(k))) if k.kind == KeyEventKind::Press => {
                     dirty |= app.on_key(k);
+                    if let Some(d) = driver.as_deref_mut() {
+                        dirty |= d.on_requests(app)?;
+                    }
                     reason = "key";
                 }
                 Some(Ok(Event::Resize(width, height))) => {
@@ -153,25 +172,44 @@ pub async fn run(mut app: App, mut events: UnboundedReceiver<ClusterEvent>) -> R
                 // Timeline entries get the instant the event arrived.
                 app.now = jiff::Timestamp::now();
                 deadlines.note(&msg);
-                dirty |= redraw::apply(&mut app, msg, &shown);
+                dirty |= redraw::apply(app, msg, &shown);
                 // Drain what is queued, then draw once.
                 while let Ok(m) = events.try_recv() {
                     deadlines.note(&m);
-                    dirty |= redraw::apply(&mut app, m, &shown);
+                    dirty |= redraw::apply(app, m, &shown);
+                }
+                if let Some(d) = driver.as_deref_mut() {
+                    dirty |= d.on_cluster(app)?;
                 }
                 reason = "cluster";
+            }
+            Some(done) = next_done(&mut driver) => {
+                if let Some(d) = driver.as_deref_mut() {
+                    d.on_done(app, done)?;
+                }
+                dirty = true;
+                reason = "rollout";
             }
             _ = &mut wake, if armed.is_some() => {
                 armed = None;
                 let now = jiff::Timestamp::now();
                 if deadlines.fire(now) {
                     app.on_tick(now);
+                    // The engine judges the late heartbeat now, not at the
+                    // next tick.
+                    if let Some(d) = driver.as_deref_mut() {
+                        d.on_tick(app, now)?;
+                    }
                     dirty = true;
                     reason = "deadline";
                 }
             }
             _ = tick.tick() => {
-                app.on_tick(jiff::Timestamp::now());
+                let now = jiff::Timestamp::now();
+                app.on_tick(now);
+                if let Some(d) = driver.as_deref_mut() {
+                    d.on_tick(app, now)?;
+                }
                 dirty = true;
                 reason = "tick";
             }
@@ -179,5 +217,13 @@ pub async fn run(mut app: App, mut events: UnboundedReceiver<ClusterEvent>) -> R
         if app.quit {
             return Ok(());
         }
+    }
+}
+
+/// The driver's next finished task; never resolves in watch mode.
+async fn next_done(driver: &mut Option<&mut control::Driver<'_>>) -> Option<control::Done> {
+    match driver {
+        Some(d) => d.next().await,
+        None => std::future::pending().await,
     }
 }
