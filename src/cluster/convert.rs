@@ -4,11 +4,11 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{Event, Node, Pod, Service};
 use kube::ResourceExt;
 use kube::api::DynamicObject;
 
+use super::node_lease::NodeLease;
 use crate::model::fleet::{
     Condition, EventInfo, L2Info, LeaseInfo, NodeInfo, PodInfo, ServiceInfo, Taint, Tri,
 };
@@ -65,7 +65,7 @@ pub fn node(n: &Node) -> NodeInfo {
     }
 }
 
-pub fn lease(l: &Lease) -> LeaseInfo {
+pub fn lease(l: &NodeLease) -> LeaseInfo {
     let spec = l.spec.as_ref();
     LeaseInfo {
         node: l.name_any(),

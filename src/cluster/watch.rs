@@ -2,8 +2,9 @@
 //! watcher relists and re-watches by itself; errors are reported to the
 //! model (for the "API unreachable" banner) and retried with backoff.
 
-use futures::StreamExt;
-use k8s_openapi::api::coordination::v1::Lease;
+use std::time::Duration;
+
+use futures::{FutureExt, Stream, StreamExt};
 use k8s_openapi::api::core::v1::{Event, Node, Pod, Service};
 use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind};
 use kube::runtime::WatchStreamExt;
@@ -13,27 +14,39 @@ use serde::de::DeserializeOwned;
 use tokio::sync::mpsc::UnboundedSender;
 
 use super::convert;
+use super::node_lease::NodeLease;
 use crate::model::fleet::{ClusterEvent, ResourceKind};
+
+/// How long the lease watcher lets renewals gather before it reads them.
+/// Every node renews every 10 s, so at 5,000 nodes 500 renewals a second
+/// each cost a wake-up, a `recv` and an ACK when read one by one; read every
+/// 50 ms they arrive in batches. A renewal read 50 ms late changes nothing
+/// seen: ages are whole seconds, LATE is judged from `renewTime` with a
+/// second of slack, and nodes, services and pods are not paced.
+const LEASE_PACE: Duration = Duration::from_millis(50);
 
 /// Starts every watcher. Each task ends when the receiver is dropped.
 pub fn spawn_all(client: &Client, tx: &UnboundedSender<ClusterEvent>) {
     spawn(
         Api::<Node>::all(client.clone()),
         ResourceKind::Nodes,
+        None,
         tx,
         |n: &Node| Some(ClusterEvent::Node(convert::node(n))),
         |n| Some(ClusterEvent::NodeDeleted(n.name_any())),
     );
     spawn(
-        Api::<Lease>::namespaced(client.clone(), "kube-node-lease"),
+        Api::<NodeLease>::namespaced(client.clone(), "kube-node-lease"),
         ResourceKind::Leases,
+        Some(LEASE_PACE),
         tx,
-        |l: &Lease| Some(ClusterEvent::Lease(convert::lease(l))),
+        |l: &NodeLease| Some(ClusterEvent::Lease(convert::lease(l))),
         |l| Some(ClusterEvent::LeaseDeleted(l.name_any())),
     );
     spawn(
         Api::<Service>::all(client.clone()),
         ResourceKind::Services,
+        None,
         tx,
         |s: &Service| convert::service(s).map(ClusterEvent::Service),
         |s| {
@@ -46,6 +59,7 @@ pub fn spawn_all(client: &Client, tx: &UnboundedSender<ClusterEvent>) {
     spawn(
         Api::<Pod>::all(client.clone()),
         ResourceKind::Pods,
+        None,
         tx,
         |p: &Pod| convert::pod(p).map(ClusterEvent::Pod),
         |p| {
@@ -58,6 +72,7 @@ pub fn spawn_all(client: &Client, tx: &UnboundedSender<ClusterEvent>) {
     spawn(
         Api::<Event>::all(client.clone()),
         ResourceKind::Events,
+        None,
         tx,
         |e: &Event| Some(ClusterEvent::Event(convert::event(e))),
         |_| None,
@@ -68,6 +83,7 @@ pub fn spawn_all(client: &Client, tx: &UnboundedSender<ClusterEvent>) {
     spawn(
         l2,
         ResourceKind::L2Statuses,
+        None,
         tx,
         |o: &DynamicObject| convert::l2_status(o).map(ClusterEvent::L2),
         |o| {
@@ -80,9 +96,12 @@ pub fn spawn_all(client: &Client, tx: &UnboundedSender<ClusterEvent>) {
     );
 }
 
+/// One watcher task. With `pace`, after handling what has arrived it waits
+/// that long before reading again (see [`LEASE_PACE`]).
 fn spawn<K>(
     api: Api<K>,
     kind: ResourceKind,
+    pace: Option<Duration>,
     tx: &UnboundedSender<ClusterEvent>,
     on_apply: fn(&K) -> Option<ClusterEvent>,
     on_delete: fn(&K) -> Option<ClusterEvent>,
@@ -91,43 +110,89 @@ fn spawn<K>(
 {
     let tx = tx.clone();
     tokio::spawn(async move {
-        let mut stream = watcher::watcher(api, watcher::Config::default())
+        let stream = watcher::watcher(api, watcher::Config::default())
             .default_backoff()
             .boxed();
         let mut healthy = false;
-        while let Some(item) = stream.next().await {
-            let msg = match item {
-                Ok(ev) => {
-                    if !healthy {
-                        healthy = true;
-                        if tx.send(ClusterEvent::ApiOk).is_err() {
-                            return;
-                        }
-                    }
-                    match ev {
-                        WatchEvent::Init => Some(ClusterEvent::ResyncStart(kind)),
-                        WatchEvent::InitDone => Some(ClusterEvent::ResyncDone(kind)),
-                        WatchEvent::Apply(o) | WatchEvent::InitApply(o) => on_apply(&o),
-                        WatchEvent::Delete(o) => on_delete(&o),
-                    }
-                }
-                Err(e) => {
-                    healthy = false;
-                    if let Some(reason) = unavailable(&e, kind) {
-                        // Nothing to retry: the resource is not there for us.
-                        let _ = tx.send(ClusterEvent::Unavailable(kind, reason));
+        pump(stream, pace, |item| {
+            forward(item, kind, on_apply, on_delete, &mut healthy, &tx)
+        })
+        .await;
+    });
+}
+
+/// Hands every item of `stream` to `handle` until either ends (`handle`
+/// returns false). With `pace`, once nothing more is ready it waits that
+/// long before reading again, so that items gather and are read in batches.
+async fn pump<S: Stream + Unpin>(
+    mut stream: S,
+    pace: Option<Duration>,
+    mut handle: impl FnMut(S::Item) -> bool,
+) {
+    while let Some(first) = stream.next().await {
+        if !handle(first) {
+            return;
+        }
+        let Some(pace) = pace else { continue };
+        // Everything already received: hyper hands a body over one chunk at
+        // a time from its connection task, so yield to that task between
+        // polls; two empty polls in a row mean the socket is dry.
+        let mut dry = 0;
+        while dry < 2 {
+            match stream.next().now_or_never() {
+                Some(Some(item)) => {
+                    dry = 0;
+                    if !handle(item) {
                         return;
                     }
-                    Some(ClusterEvent::ApiError(short_error(&e)))
                 }
-            };
-            if let Some(msg) = msg
-                && tx.send(msg).is_err()
-            {
-                return;
+                Some(None) => return,
+                None => {
+                    dry += 1;
+                    tokio::task::yield_now().await;
+                }
             }
         }
-    });
+        tokio::time::sleep(pace).await;
+    }
+}
+
+/// Turns one watcher item into a cluster event and sends it; false when the
+/// receiver is gone or the resource is not there for us.
+fn forward<K>(
+    item: Result<WatchEvent<K>, watcher::Error>,
+    kind: ResourceKind,
+    on_apply: fn(&K) -> Option<ClusterEvent>,
+    on_delete: fn(&K) -> Option<ClusterEvent>,
+    healthy: &mut bool,
+    tx: &UnboundedSender<ClusterEvent>,
+) -> bool {
+    let msg = match item {
+        Ok(ev) => {
+            if !*healthy {
+                *healthy = true;
+                if tx.send(ClusterEvent::ApiOk).is_err() {
+                    return false;
+                }
+            }
+            match ev {
+                WatchEvent::Init => Some(ClusterEvent::ResyncStart(kind)),
+                WatchEvent::InitDone => Some(ClusterEvent::ResyncDone(kind)),
+                WatchEvent::Apply(o) | WatchEvent::InitApply(o) => on_apply(&o),
+                WatchEvent::Delete(o) => on_delete(&o),
+            }
+        }
+        Err(e) => {
+            *healthy = false;
+            if let Some(reason) = unavailable(&e, kind) {
+                // Nothing to retry: the resource is not there for us.
+                let _ = tx.send(ClusterEvent::Unavailable(kind, reason));
+                return false;
+            }
+            Some(ClusterEvent::ApiError(short_error(&e)))
+        }
+    };
+    msg.is_none_or(|msg| tx.send(msg).is_ok())
 }
 
 /// 403/404 on the optional resources (leases, MetalLB status) means
@@ -151,4 +216,46 @@ fn short_error(e: &watcher::Error) -> String {
     // hyper/kube errors nest deeply; the head is what an operator needs.
     let text = text.replace("failed to perform initial object list: ", "list: ");
     text.chars().take(160).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Items sent one at a time, 10 ms apart, into a paced pump: every item
+    /// arrives, in order, in fewer reads than items.
+    #[tokio::test(flavor = "current_thread")]
+    async fn paced_pump_delivers_everything_in_order_in_batches() {
+        let (tx, rx) = futures::channel::mpsc::unbounded::<u32>();
+        tokio::spawn(async move {
+            for i in 0..40 {
+                let _ = tx.unbounded_send(i);
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        });
+        let mut seen = Vec::new();
+        let mut reads = Vec::new();
+        pump(rx, Some(Duration::from_millis(50)), |i| {
+            reads.push(tokio::time::Instant::now());
+            seen.push(i);
+            true
+        })
+        .await;
+        assert_eq!(seen, (0..40).collect::<Vec<_>>());
+        // Items read in one batch share (almost) one instant.
+        reads.dedup_by(|b, a| b.duration_since(*a) < Duration::from_millis(5));
+        assert!(reads.len() <= 20, "{} reads for 40 items", reads.len());
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn pump_stops_when_the_handler_says_so() {
+        let stream = futures::stream::iter(0..100);
+        let mut seen = 0;
+        pump(stream, Some(Duration::from_millis(50)), |i| {
+            seen += 1;
+            i < 4
+        })
+        .await;
+        assert_eq!(seen, 5);
+    }
 }

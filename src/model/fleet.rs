@@ -326,7 +326,11 @@ impl Fleet {
             }
             ClusterEvent::Lease(lease) => {
                 self.seen(ResourceKind::Leases, &lease.node);
-                let state = self.nodes.entry(lease.node.clone()).or_default();
+                // A renewal finds its node: no key to allocate.
+                let state = match self.nodes.get_mut(&lease.node) {
+                    Some(state) => state,
+                    None => self.nodes.entry(lease.node.clone()).or_default(),
+                };
                 let changed = state.lease.as_ref() != Some(&lease);
                 state.lease = Some(lease);
                 changed
