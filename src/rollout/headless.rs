@@ -13,6 +13,7 @@ use jiff::Timestamp;
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
+use super::controller::engine_sees;
 use super::{CanaryConfirm, OnHalt, Session, UpgradeOptions, dispatch, preflight};
 use crate::remote::redact_command;
 use crate::upgrade::{Action, Command, RolloutState};
@@ -159,11 +160,15 @@ pub async fn run(mut s: Session, opts: &UpgradeOptions) -> Result<ExitCode> {
             ev = s.events.recv() => {
                 let Some(ev) = ev else { break 1 };
                 let now = Timestamp::now();
+                let mut news = engine_sees(&ev);
                 s.fleet.apply(ev, now);
                 while let Ok(ev) = s.events.try_recv() {
+                    news |= engine_sees(&ev);
                     s.fleet.apply(ev, now);
                 }
-                actions.extend(s.controller.observe(&mut s.fleet, now)?);
+                if news {
+                    actions.extend(s.controller.observe(&mut s.fleet, now)?);
+                }
             }
             done = results.recv() => {
                 if let Some(done) = done {

@@ -172,13 +172,15 @@ pub(crate) async fn run_loop(
                 // Timeline entries get the instant the event arrived.
                 app.now = jiff::Timestamp::now();
                 deadlines.note(&msg);
+                let mut news = crate::rollout::controller::engine_sees(&msg);
                 dirty |= redraw::apply(app, msg, &shown);
                 // Drain what is queued, then draw once.
                 while let Ok(m) = events.try_recv() {
                     deadlines.note(&m);
+                    news |= crate::rollout::controller::engine_sees(&m);
                     dirty |= redraw::apply(app, m, &shown);
                 }
-                if let Some(d) = driver.as_deref_mut() {
+                if news && let Some(d) = driver.as_deref_mut() {
                     dirty |= d.on_cluster(app)?;
                 }
                 reason = "cluster";
