@@ -1,6 +1,8 @@
 //! The terminal: one `select!` loop over keys, cluster events, a 1 s tick
-//! and the next heartbeat deadline. It redraws only when something visible
-//! changed or the tick advanced the ages; it never busy-loops.
+//! and the next heartbeat deadline, for watch and control mode alike
+//! (control mode adds a [`control::Driver`] for the rollout). It redraws
+//! only when something visible changed or the tick advanced the ages; it
+//! never busy-loops.
 
 pub mod app;
 pub mod control;
