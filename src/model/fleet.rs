@@ -68,6 +68,19 @@ pub struct NodeInfo {
 }
 
 impl NodeInfo {
+    /// A node with a name and a version and nothing else (tests build on it).
+    pub fn bare(name: &str, version: &str) -> NodeInfo {
+        NodeInfo {
+            name: name.to_string(),
+            roles: vec![],
+            version: version.to_string(),
+            unschedulable: false,
+            taints: vec![],
+            conditions: vec![],
+            boot_id: String::new(),
+        }
+    }
+
     pub fn ready(&self) -> Option<&Condition> {
         self.conditions.iter().find(|c| c.kind == "Ready")
     }

@@ -207,15 +207,7 @@ mod tests {
             renewed: None,
             duration: std::time::Duration::from_secs(40),
         });
-        let node = ClusterEvent::Node(NodeInfo {
-            name: "a".into(),
-            roles: vec![],
-            version: "v1.35.0+k3s1".into(),
-            unschedulable: false,
-            taints: vec![],
-            conditions: vec![],
-            boot_id: String::new(),
-        });
+        let node = ClusterEvent::Node(NodeInfo::bare("a", "v1.35.0+k3s1"));
         assert!(!engine_sees(&lease));
         assert!(engine_sees(&node));
         assert!(engine_sees(&ClusterEvent::NodeDeleted("a".into())));

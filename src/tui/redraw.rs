@@ -195,15 +195,7 @@ mod tests {
         let mut app = App::new("lab", "http://127.0.0.1:1", true, t(0));
         app.on_cluster(ClusterEvent::ResyncStart(ResourceKind::Nodes));
         for n in nodes {
-            app.on_cluster(ClusterEvent::Node(NodeInfo {
-                name: n.to_string(),
-                roles: vec![],
-                version: "v1.33.6+k3s1".into(),
-                unschedulable: false,
-                taints: vec![],
-                conditions: vec![],
-                boot_id: String::new(),
-            }));
+            app.on_cluster(ClusterEvent::Node(NodeInfo::bare(n, "v1.33.6+k3s1")));
             app.on_cluster(lease(n, t(0)));
         }
         app
