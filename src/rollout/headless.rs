@@ -176,9 +176,8 @@ pub async fn run(mut s: Session, opts: &UpgradeOptions) -> Result<ExitCode> {
                 }
             }
             _ = tick.tick() => {
-                let now = Timestamp::now();
-                s.fleet.tick(now);
-                actions.extend(s.controller.tick(&mut s.fleet, now)?);
+                // The controller ticks the fleet before the engine looks.
+                actions.extend(s.controller.tick(&mut s.fleet, Timestamp::now())?);
             }
         }
     };

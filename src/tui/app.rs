@@ -136,8 +136,14 @@ impl App {
 
     /// The 1 s tick: ages advance, heartbeat classes may change.
     pub fn on_tick(&mut self, now: Timestamp) {
-        self.now = now;
         self.fleet.tick(now);
+        self.on_clock(now);
+    }
+
+    /// The clock advanced: the screen's time, and flashes expire. In control
+    /// mode the rollout's controller ticks the fleet itself.
+    pub fn on_clock(&mut self, now: Timestamp) {
+        self.now = now;
         if self
             .flash
             .as_ref()

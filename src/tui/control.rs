@@ -100,8 +100,10 @@ impl Driver<'_> {
         Ok(moved)
     }
 
-    /// Time passed: soaks and timeouts advance.
+    /// Time passed: the clock, heartbeat classes (the controller ticks the
+    /// fleet before the engine looks), soaks and timeouts advance.
     pub(crate) fn on_tick(&mut self, app: &mut App, now: Timestamp) -> Result<()> {
+        app.on_clock(now);
         let actions = self.controller.tick(&mut app.fleet, now)?;
         self.actions.extend(actions);
         Ok(())

@@ -198,28 +198,37 @@ pub(crate) async fn run_loop(
                 armed = None;
                 let now = jiff::Timestamp::now();
                 if deadlines.fire(now) {
-                    app.on_tick(now);
                     // The engine judges the late heartbeat now, not at the
                     // next tick.
-                    if let Some(d) = driver.as_deref_mut() {
-                        d.on_tick(app, now)?;
-                    }
+                    tick_once(app, driver.as_deref_mut(), now)?;
                     dirty = true;
                     reason = "deadline";
                 }
             }
             _ = tick.tick() => {
-                let now = jiff::Timestamp::now();
-                app.on_tick(now);
-                if let Some(d) = driver.as_deref_mut() {
-                    d.on_tick(app, now)?;
-                }
+                tick_once(app, driver.as_deref_mut(), jiff::Timestamp::now())?;
                 dirty = true;
                 reason = "tick";
             }
         }
         if app.quit {
             return Ok(());
+        }
+    }
+}
+
+/// Advances the clock: through the driver in control mode (its controller
+/// ticks the fleet), else through the app; the fleet is ticked once either way.
+fn tick_once(
+    app: &mut App,
+    driver: Option<&mut control::Driver<'_>>,
+    now: jiff::Timestamp,
+) -> Result<()> {
+    match driver {
+        Some(d) => d.on_tick(app, now),
+        None => {
+            app.on_tick(now);
+            Ok(())
         }
     }
 }

@@ -32,7 +32,7 @@ impl Shown {
     }
 
     fn shows(&self, app: &App, node: &str) -> bool {
-        self.nodes.contains(node) || app.screen == Screen::Detail(node.to_string())
+        self.nodes.contains(node) || matches!(&app.screen, Screen::Detail(n) if n == node)
     }
 }
 
@@ -44,23 +44,22 @@ impl Shown {
 /// on-screen rows renew four times a second).
 pub fn apply(app: &mut App, event: ClusterEvent, shown: &Shown) -> bool {
     let (node, renewal) = match &event {
-        ClusterEvent::Lease(l) => (Some(l.node.clone()), true),
-        ClusterEvent::Node(n) => (Some(n.name.clone()), false),
-        _ => (None, false),
+        ClusterEvent::Lease(l) => (l.node.as_str(), true),
+        ClusterEvent::Node(n) => (n.name.as_str(), false),
+        _ => return app.on_cluster(event),
     };
-    let Some(node) = node else {
-        return app.on_cluster(event);
-    };
+    let on_screen = shown.shows(app, node);
     let fresh_renewal = renewal
+        && on_screen
         && app
             .fleet
             .nodes
-            .get(&node)
+            .get(node)
             .is_some_and(|n| n.heartbeat == Some(Heartbeat::Fresh));
     let (entries, nodes) = (app.fleet.timeline.pushed(), app.fleet.nodes.len());
     let changed = app.on_cluster(event);
     changed
-        && ((shown.shows(app, &node) && !fresh_renewal)
+        && ((on_screen && !fresh_renewal)
             || app.fleet.timeline.pushed() != entries
             || app.fleet.nodes.len() != nodes)
 }
