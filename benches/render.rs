@@ -18,7 +18,8 @@ use k3s_cockpit::model::ClusterEvent;
 use k3s_cockpit::model::fleet::{
     Condition, L2Info, LeaseInfo, NodeInfo, ResourceKind, ServiceInfo, Tri,
 };
-use k3s_cockpit::tui::app::{App, LogPanel};
+use k3s_cockpit::tui::app::{App, LogPanel, Screen};
+use k3s_cockpit::tui::log_panel::{PanelLayer, PanelLog};
 use k3s_cockpit::tui::view;
 
 const SIZES: [usize; 3] = [100, 1_000, 5_000];
@@ -104,13 +105,16 @@ fn render(c: &mut Criterion) {
     group.finish();
 }
 
-/// The log panel: tui-logger (what the terminal shows) against the model's
-/// own timeline (what the snapshot tests render), with a long history.
+/// The log panel with a long history: the records ring (what the terminal
+/// shows), the model's own timeline (what the snapshot tests render), and
+/// tui-logger's widget (the full log view, `L`).
 fn log_panel(c: &mut Criterion) {
     use tracing_subscriber::layer::SubscriberExt;
     use tracing_subscriber::util::SubscriberInitExt;
+    let records = PanelLog::default();
     tui_logger::set_default_level(tui_logger::LevelFilter::Info);
     let _ = tracing_subscriber::registry()
+        .with(PanelLayer::new(records.clone(), jiff::tz::TimeZone::UTC))
         .with(tui_logger::TuiTracingSubscriberLayer)
         .try_init();
     let mut app = app(3);
@@ -126,10 +130,20 @@ fn log_panel(c: &mut Criterion) {
     }
     tui_logger::move_events();
     let mut group = c.benchmark_group("render 120x40, 3 nodes, log panel");
-    for panel in [LogPanel::TuiLogger, LogPanel::Timeline] {
+    let panels = [
+        ("records", LogPanel::Records(records), Screen::Nodes),
+        ("timeline", LogPanel::Timeline, Screen::Nodes),
+        (
+            "full log view (tui-logger)",
+            LogPanel::Timeline,
+            Screen::Log,
+        ),
+    ];
+    for (name, panel, screen) in panels {
         app.log_panel = panel;
+        app.screen = screen;
         let Ok(mut terminal) = Terminal::new(TestBackend::new(120, 40));
-        group.bench_function(format!("{panel:?}"), |b| {
+        group.bench_function(name, |b| {
             b.iter(|| {
                 let _ = terminal.draw(|f| view::render(black_box(&app), f));
             })

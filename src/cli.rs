@@ -146,7 +146,7 @@ pub async fn run_lab(opts: LabOptions) -> Result<()> {
 pub async fn run_watch(
     target: ClusterTarget,
     probes: crate::probe::ProbeArgs,
-    _log: LogGuard,
+    log: LogGuard,
 ) -> Result<ExitCode> {
     let conn = crate::cluster::connect(&target, true).await?;
     crate::cluster::check_reachable(&conn).await?;
@@ -155,6 +155,7 @@ pub async fn run_watch(
     let selection = probes.selection();
     let rx = crate::probe::attach(selection.clone(), rx);
     let mut app = App::new(&conn.context, &conn.server, true, jiff::Timestamp::now());
+    app.log_panel = log.log_panel();
     let session = crate::report::session::start(&mut app, "watch", &selection);
     crate::tui::run(app, rx).await?;
     end_session(session);
@@ -175,7 +176,7 @@ pub fn end_session(session: Option<crate::report::session::SessionLog>) {
 /// `demo`: the lab and the cockpit in one process. By default the cockpit
 /// drives the post-mortem's upgrade itself (control mode); `--watch` shows
 /// the old automation replaying it, read-only.
-pub async fn run_demo(scenario: &str, watch: bool, _log: LogGuard) -> Result<ExitCode> {
+pub async fn run_demo(scenario: &str, watch: bool, log: LogGuard) -> Result<ExitCode> {
     let scenario = load_scenario(scenario, None, None)?;
     let mut config = LabConfig::new(scenario);
     config.replay = watch;
@@ -205,6 +206,7 @@ pub async fn run_demo(scenario: &str, watch: bool, _log: LogGuard) -> Result<Exi
             true,
             jiff::Timestamp::now(),
         );
+        app.log_panel = log.log_panel();
         let session = crate::report::session::start(&mut app, "demo", &selection);
         app.hint = Some(
             " Demo: the old automation upgrades every node (v1.33 → v1.34 → v1.35), waits 30 s each, and moves on. Watch the heartbeats a minute later."
@@ -232,7 +234,7 @@ pub async fn run_demo(scenario: &str, watch: bool, _log: LogGuard) -> Result<Exi
         Err(crate::rollout::BadInput(e)) => color_eyre::eyre::bail!("demo plan: {e}"),
     };
     let hint = " Demo: s start (C canary). On v1.35 a kubelet dies after its upgrade: the soak halts. R restarts K3s, p resumes, B rolls back";
-    crate::tui::control::run(session, "demo", Some(hint.into())).await
+    crate::tui::control::run(session, "demo", Some(hint.into()), log.log_panel()).await
 }
 
 /// `$XDG_STATE_HOME/k3s-cockpit` (or `~/.local/state/k3s-cockpit`).
@@ -248,6 +250,19 @@ pub fn state_dir() -> PathBuf {
 /// Keeps logging alive for the program's life.
 pub struct LogGuard {
     pub path: PathBuf,
+    /// The cockpit's log panel, fed with timeline and upgrade records.
+    pub panel: Option<crate::tui::log_panel::PanelLog>,
+}
+
+impl LogGuard {
+    /// What the cockpit's log panel shows: the records, or (no panel) the
+    /// model's timeline.
+    pub fn log_panel(&self) -> crate::tui::app::LogPanel {
+        match &self.panel {
+            Some(log) => crate::tui::app::LogPanel::Records(log.clone()),
+            None => crate::tui::app::LogPanel::Timeline,
+        }
+    }
 }
 
 fn env_filter() -> EnvFilter {
@@ -257,7 +272,8 @@ fn env_filter() -> EnvFilter {
 }
 
 /// Logs go to a file (the screen is the TUI's, or stdout is JSON lines);
-/// with `panel`, timeline and upgrade events also feed the log panel.
+/// with `panel`, timeline and upgrade records also feed the log panel, and
+/// tui-logger keeps what the file gets for the full log view (`L`).
 pub fn init_tui_logging(path: Option<PathBuf>, panel: bool) -> Result<LogGuard> {
     let path = path.unwrap_or_else(|| state_dir().join("k3s-cockpit.log"));
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
@@ -273,20 +289,28 @@ pub fn init_tui_logging(path: Option<PathBuf>, panel: bool) -> Result<LogGuard> 
         .with_writer(std::sync::Mutex::new(file))
         .with_ansi(false)
         .with_filter(env_filter());
-    let panel_layer = panel.then(|| {
-        tui_logger::set_default_level(log_level_info());
-        tui_logger::TuiTracingSubscriberLayer
+    let panel_log = panel.then(crate::tui::log_panel::PanelLog::default);
+    let panel_layer = panel_log.clone().map(|log| {
+        crate::tui::log_panel::PanelLayer::new(log, jiff::tz::TimeZone::system())
             .with_filter(filter::filter_fn(|meta| {
                 matches!(meta.target(), "timeline" | "upgrade")
             }))
             .with_filter(LevelFilter::INFO)
     });
+    let full_log_layer = panel.then(|| {
+        tui_logger::set_default_level(log_level_info());
+        tui_logger::TuiTracingSubscriberLayer.with_filter(env_filter())
+    });
     tracing_subscriber::registry()
         .with(file_layer)
         .with(panel_layer)
+        .with(full_log_layer)
         .try_init()
         .wrap_err("logging was already initialised")?;
-    Ok(LogGuard { path })
+    Ok(LogGuard {
+        path,
+        panel: panel_log,
+    })
 }
 
 fn log_level_info() -> tui_logger::LevelFilter {
@@ -331,7 +355,7 @@ pub async fn run_check_plan(
 
 /// `upgrade`: the rollout, headless or in the cockpit; `--dry-run` only
 /// simulates. Bad input exits 2, failures to start exit 1.
-pub async fn run_upgrade(opts: crate::rollout::UpgradeOptions, _log: LogGuard) -> Result<ExitCode> {
+pub async fn run_upgrade(opts: crate::rollout::UpgradeOptions, log: LogGuard) -> Result<ExitCode> {
     if opts.dry_run {
         return crate::rollout::run_dry(&opts).await;
     }
@@ -349,6 +373,6 @@ pub async fn run_upgrade(opts: crate::rollout::UpgradeOptions, _log: LogGuard) -
     if opts.headless {
         crate::rollout::headless::run(session, &opts).await
     } else {
-        crate::tui::control::run(session, "upgrade", None).await
+        crate::tui::control::run(session, "upgrade", None, log.log_panel()).await
     }
 }

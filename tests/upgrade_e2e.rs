@@ -156,7 +156,8 @@ impl Rollout {
                 context: None,
             };
             let conn = k3s_cockpit::cluster::connect(&target, true).await.unwrap();
-            let nodes: kube::Api<k8s_openapi::api::core::v1::Node> = kube::Api::all(conn.client);
+            let nodes: kube::Api<k3s_cockpit::cluster::node_view::NodeView> =
+                kube::Api::all(conn.client);
             nodes
                 .list(&Default::default())
                 .await

@@ -4,16 +4,17 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::{Event, Node, Pod, Service};
+use k8s_openapi::api::core::v1::{Event, Pod, Service};
 use kube::ResourceExt;
 use kube::api::DynamicObject;
 
 use super::node_lease::NodeLease;
+use super::node_view::NodeView;
 use crate::model::fleet::{
     Condition, EventInfo, L2Info, LeaseInfo, NodeInfo, PodInfo, ServiceInfo, Taint, Tri,
 };
 
-pub fn node(n: &Node) -> NodeInfo {
+pub fn node(n: &NodeView) -> NodeInfo {
     let labels = n.labels();
     let mut roles: Vec<String> = labels
         .keys()

@@ -3,7 +3,9 @@
 
 pub mod convert;
 pub mod node_lease;
+pub mod node_view;
 pub mod readonly;
+mod slim;
 pub mod watch;
 
 use std::path::PathBuf;

@@ -4,11 +4,11 @@
 //! with owner references, managed fields and timestamps for each one, only
 //! to drop them. Here serde skips those without allocating.
 
-use std::borrow::Cow;
-
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
-use serde::{Deserialize, Deserializer};
+use serde::Deserialize;
+
+use super::slim::{slim_meta, slim_resource};
 
 /// A `coordination.k8s.io/v1` Lease with its name, resourceVersion (the
 /// watcher resumes from it) and the renewal fields of its spec.
@@ -28,52 +28,7 @@ pub struct RenewalSpec {
     pub renew_time: Option<MicroTime>,
 }
 
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct SlimMeta {
-    name: Option<String>,
-    namespace: Option<String>,
-    resource_version: Option<String>,
-}
-
-fn slim_meta<'de, D: Deserializer<'de>>(d: D) -> Result<ObjectMeta, D::Error> {
-    let m = SlimMeta::deserialize(d)?;
-    Ok(ObjectMeta {
-        name: m.name,
-        namespace: m.namespace,
-        resource_version: m.resource_version,
-        ..ObjectMeta::default()
-    })
-}
-
-impl kube::Resource for NodeLease {
-    type DynamicType = ();
-    type Scope = k8s_openapi::NamespaceResourceScope;
-
-    fn kind(_: &()) -> Cow<'_, str> {
-        <Lease as k8s_openapi::Resource>::KIND.into()
-    }
-
-    fn group(_: &()) -> Cow<'_, str> {
-        <Lease as k8s_openapi::Resource>::GROUP.into()
-    }
-
-    fn version(_: &()) -> Cow<'_, str> {
-        <Lease as k8s_openapi::Resource>::VERSION.into()
-    }
-
-    fn plural(_: &()) -> Cow<'_, str> {
-        <Lease as k8s_openapi::Resource>::URL_PATH_SEGMENT.into()
-    }
-
-    fn meta(&self) -> &ObjectMeta {
-        &self.metadata
-    }
-
-    fn meta_mut(&mut self) -> &mut ObjectMeta {
-        &mut self.metadata
-    }
-}
+slim_resource!(NodeLease, Lease, k8s_openapi::NamespaceResourceScope);
 
 #[cfg(test)]
 mod tests {

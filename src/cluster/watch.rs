@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use futures::{FutureExt, Stream, StreamExt};
-use k8s_openapi::api::core::v1::{Event, Node, Pod, Service};
+use k8s_openapi::api::core::v1::{Event, Pod, Service};
 use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind};
 use kube::runtime::WatchStreamExt;
 use kube::runtime::watcher::{self, Event as WatchEvent};
@@ -15,6 +15,7 @@ use tokio::sync::mpsc::UnboundedSender;
 
 use super::convert;
 use super::node_lease::NodeLease;
+use super::node_view::NodeView;
 use crate::model::fleet::{ClusterEvent, ResourceKind};
 
 /// How long the lease watcher lets renewals gather before it reads them.
@@ -28,11 +29,11 @@ const LEASE_PACE: Duration = Duration::from_millis(50);
 /// Starts every watcher. Each task ends when the receiver is dropped.
 pub fn spawn_all(client: &Client, tx: &UnboundedSender<ClusterEvent>) {
     spawn(
-        Api::<Node>::all(client.clone()),
+        Api::<NodeView>::all(client.clone()),
         ResourceKind::Nodes,
         None,
         tx,
-        |n: &Node| Some(ClusterEvent::Node(convert::node(n))),
+        |n: &NodeView| Some(ClusterEvent::Node(convert::node(n))),
         |n| Some(ClusterEvent::NodeDeleted(n.name_any())),
     );
     spawn(

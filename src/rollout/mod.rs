@@ -125,7 +125,7 @@ pub struct BadInput(pub String);
 
 /// Lists the cluster's nodes as the plan resolver needs them.
 pub async fn cluster_nodes(conn: &Connection) -> Result<Vec<ClusterNode>> {
-    let nodes: kube::Api<k8s_openapi::api::core::v1::Node> = kube::Api::all(conn.client.clone());
+    let nodes: kube::Api<crate::cluster::node_view::NodeView> = kube::Api::all(conn.client.clone());
     let list = nodes
         .list(&Default::default())
         .await

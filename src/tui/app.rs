@@ -5,6 +5,7 @@ use crossterm::event::{KeyCode, KeyEvent};
 use jiff::Timestamp;
 
 use super::keymap::{self, Action, Binding};
+use super::log_panel::PanelLog;
 use crate::model::{ClusterEvent, Fleet};
 use crate::rollout::executor::Manual;
 use crate::upgrade::{Command, RolloutState, RolloutView};
@@ -28,13 +29,16 @@ pub enum Screen {
     Nodes,
     Detail(String),
     Help,
+    /// Every log record (tui-logger), kube and SSH warnings included.
+    Log,
 }
 
-/// Which widget draws the log panel: tui-logger in the real terminal, the
-/// model's own timeline where output must be deterministic (snapshots).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// What the log panel shows: the timeline and upgrade log records in the
+/// real terminal, the model's own timeline where output must be
+/// deterministic (snapshots).
+#[derive(Clone)]
 pub enum LogPanel {
-    TuiLogger,
+    Records(PanelLog),
     Timeline,
 }
 
@@ -53,6 +57,8 @@ pub struct App {
     /// A line of advice under the status bar (the demo uses it).
     pub hint: Option<String>,
     pub log_panel: LogPanel,
+    /// The full log view's scroll position.
+    pub log_view: tui_logger::TuiWidgetState,
     pub color: bool,
     /// Zone for clocks on screen (the operator's; tests pin UTC).
     pub tz: jiff::tz::TimeZone,
@@ -80,7 +86,8 @@ impl App {
             now,
             quit: false,
             hint: None,
-            log_panel: LogPanel::TuiLogger,
+            log_panel: LogPanel::Timeline,
+            log_view: tui_logger::TuiWidgetState::new(),
             color: std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()),
             tz: jiff::tz::TimeZone::system(),
             rollout: None,
@@ -205,6 +212,9 @@ impl App {
             ));
             return true;
         }
+        if self.screen == Screen::Log && self.log_key(binding.action) {
+            return true;
+        }
         let count = self.visible_nodes().len();
         match binding.action {
             Action::Down if count > 0 => self.selected = (self.selected + 1).min(count - 1),
@@ -233,11 +243,30 @@ impl App {
                     Screen::Help
                 };
             }
+            Action::Log => self.screen = Screen::Log,
             Action::Quit => self.quit = true,
             Action::WriteReport => self.write_report(),
             Action::Down => {}
             _ => self.control_key(binding),
         }
+        true
+    }
+
+    /// In the full log view the movement keys scroll by pages (tui-logger
+    /// scrolls no finer); Esc leaves it at the newest records again.
+    fn log_key(&mut self, action: Action) -> bool {
+        use tui_logger::TuiWidgetEvent;
+        let event = match action {
+            Action::Up => TuiWidgetEvent::PrevPageKey,
+            Action::Down => TuiWidgetEvent::NextPageKey,
+            Action::Back | Action::Log => {
+                self.log_view.transition(TuiWidgetEvent::EscapeKey);
+                self.screen = Screen::Nodes;
+                return true;
+            }
+            _ => return false,
+        };
+        self.log_view.transition(event);
         true
     }
 

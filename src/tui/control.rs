@@ -146,9 +146,15 @@ impl Driver<'_> {
 }
 
 /// `mode` names the session journal (`upgrade`, `demo`).
-pub async fn run(mut s: Session, mode: &str, hint: Option<String>) -> Result<ExitCode> {
+pub async fn run(
+    mut s: Session,
+    mode: &str,
+    hint: Option<String>,
+    log_panel: super::app::LogPanel,
+) -> Result<ExitCode> {
     let now = Timestamp::now();
     let mut app = App::new(&s.conn.context, &s.conn.server, false, now);
+    app.log_panel = log_panel;
     app.fleet = std::mem::take(&mut s.fleet);
     app.hint = hint;
     let session_log = crate::report::session::start(&mut app, mode, &s.probes);

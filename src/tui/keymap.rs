@@ -13,6 +13,7 @@ pub enum Action {
     Back,
     Filter,
     Help,
+    Log,
     Quit,
     WriteReport,
     Cordon,
@@ -126,6 +127,13 @@ pub const KEYMAP: &[Binding] = &[
         false,
     ),
     bind("?", &[KeyCode::Char('?')], Action::Help, "this help", false),
+    bind(
+        "L",
+        &[KeyCode::Char('L')],
+        Action::Log,
+        "full log: every record, kube and SSH warnings too (j/k pages)",
+        false,
+    ),
     bind("q", &[KeyCode::Char('q')], Action::Quit, "quit", false),
     bind(
         "W",

@@ -1,6 +1,6 @@
-//! The log panel's line format: what tui-logger's standard formatter prints
-//! with our settings (`HH:MM:SS:LEVEL:message`, long lines wrapped with a
-//! 9-column indent), built with one allocation per screen line.
+//! The log's line format, shared by the dashboard's panel and the full log
+//! view (tui-logger): `HH:MM:SS:LEVEL:message`, long lines wrapped under a
+//! 9-column indent, as tui-logger's standard formatter prints them.
 //!
 //! The standard formatter allocates a `String` per character and parses
 //! the timestamp format on every call; it was a third of every frame's
@@ -13,7 +13,7 @@ use tui_logger::{ExtLogRecord, LogFormatter};
 use crate::model::timeline::Severity;
 
 /// Continuation lines start under the level, as tui-logger's do.
-const INDENT: usize = 9;
+pub(super) const INDENT: usize = 9;
 
 pub struct PanelFormatter {
     pub info: Style,
@@ -23,7 +23,7 @@ pub struct PanelFormatter {
 
 /// tui-logger's long level word and our style for it (by name: the record
 /// carries the `log` crate's level).
-fn level_word(level: &str) -> (&'static str, Severity) {
+pub(super) fn level_word(level: &str) -> (&'static str, Severity) {
     match level {
         "ERROR" => ("ERROR", Severity::Error),
         "WARN" => ("WARN ", Severity::Warn),
@@ -34,24 +34,48 @@ fn level_word(level: &str) -> (&'static str, Severity) {
 }
 
 /// Splits `text` into pieces of at most `first` characters, then `rest`.
-fn wrap(text: &str, first: usize, rest: usize) -> Vec<&str> {
-    let mut out = Vec::new();
-    let mut width = first.max(1);
-    let mut start = 0;
-    let mut count = 0;
-    for (i, _) in text.char_indices() {
-        if count == width {
-            out.push(&text[start..i]);
-            start = i;
-            count = 0;
-            width = rest.max(1);
+pub(super) fn wrap(text: &str, first: usize, rest: usize) -> Vec<&str> {
+    Pieces::new(text, first, rest).collect()
+}
+
+/// The pieces of [`wrap`], without a list: an ASCII text is cut by
+/// arithmetic, any other by counting characters.
+pub(super) struct Pieces<'a> {
+    left: &'a str,
+    width: usize,
+    rest: usize,
+}
+
+impl<'a> Pieces<'a> {
+    pub(super) fn new(text: &'a str, first: usize, rest: usize) -> Self {
+        Pieces {
+            left: text,
+            width: first.max(1),
+            rest: rest.max(1),
         }
-        count += 1;
     }
-    if start < text.len() {
-        out.push(&text[start..]);
+}
+
+impl<'a> Iterator for Pieces<'a> {
+    type Item = &'a str;
+
+    fn next(&mut self) -> Option<&'a str> {
+        if self.left.is_empty() {
+            return None;
+        }
+        let cut = if self.left.is_ascii() {
+            self.width.min(self.left.len())
+        } else {
+            self.left
+                .char_indices()
+                .nth(self.width)
+                .map_or(self.left.len(), |(i, _)| i)
+        };
+        let (piece, left) = self.left.split_at(cut);
+        self.left = left;
+        self.width = self.rest;
+        Some(piece)
     }
-    out
 }
 
 impl PanelFormatter {

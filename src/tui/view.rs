@@ -11,6 +11,7 @@ use ratatui::widgets::{Block, Borders, Cell, Clear, Paragraph, Row, Table, Wrap}
 
 use super::app::{App, LogPanel, Screen};
 use super::keymap::KEYMAP;
+use super::log_panel::PanelStyles;
 use super::rollout_view;
 use crate::durations::format_duration;
 use crate::model::fleet::{Connection, NodeInfo, NodeState, ServiceState, Tri};
@@ -110,6 +111,10 @@ pub fn shown_nodes(app: &App, area: Rect) -> Vec<String> {
 pub fn render(app: &App, frame: &mut Frame) {
     let theme = Theme { color: app.color };
     let area = frame.area();
+    if app.screen == Screen::Log {
+        render_full_log(app, &theme, frame, area);
+        return;
+    }
     let banner = banner_line(app, &theme);
     let [
         status,
@@ -142,7 +147,7 @@ pub fn render(app: &App, frame: &mut Frame) {
     render_log(app, &theme, frame, log);
     frame.render_widget(footer_line(app, &theme), footer);
     match &app.screen {
-        Screen::Nodes => {}
+        Screen::Nodes | Screen::Log => {}
         Screen::Detail(node) => render_detail(app, &theme, frame, node),
         Screen::Help => render_help(app, &theme, frame),
     }
@@ -558,16 +563,16 @@ fn history_cell(theme: &Theme, s: &ServiceState) -> Cell<'static> {
 
 fn render_log(app: &App, theme: &Theme, frame: &mut Frame, area: Rect) {
     let block = Block::default().borders(Borders::ALL).title(" Timeline ");
-    match app.log_panel {
-        LogPanel::TuiLogger => {
-            let widget = tui_logger::TuiLoggerWidget::default()
-                .block(block)
-                .formatter(Box::new(super::log_format::PanelFormatter {
-                    info: Style::default(),
-                    warn: theme.warn(),
-                    error: theme.bad(),
-                }));
-            frame.render_widget(widget, area);
+    match &app.log_panel {
+        LogPanel::Records(log) => {
+            let inner = block.inner(area);
+            frame.render_widget(block, area);
+            let styles = PanelStyles {
+                info: Style::default(),
+                warn: theme.warn(),
+                error: theme.bad(),
+            };
+            log.render(inner, frame.buffer_mut(), &styles);
         }
         LogPanel::Timeline => {
             let inner_rows = area.height.saturating_sub(2) as usize;
@@ -596,6 +601,32 @@ fn render_log(app: &App, theme: &Theme, frame: &mut Frame, area: Rect) {
             frame.render_widget(Paragraph::new(entries).block(block), area);
         }
     }
+}
+
+/// The `L` view: every record tui-logger holds (the log file's lines since
+/// the start), scrolled by pages.
+fn render_full_log(app: &App, theme: &Theme, frame: &mut Frame, area: Rect) {
+    let [log, footer] = Layout::vertical([Constraint::Min(3), Constraint::Length(1)]).areas(area);
+    let widget = tui_logger::TuiLoggerWidget::default()
+        .block(
+            Block::default()
+                .borders(Borders::ALL)
+                .title(" Log · every target, info and up "),
+        )
+        .formatter(Box::new(super::log_format::PanelFormatter {
+            info: Style::default(),
+            warn: theme.warn(),
+            error: theme.bad(),
+        }))
+        .state(&app.log_view);
+    frame.render_widget(widget, log);
+    frame.render_widget(
+        Paragraph::new(Line::styled(
+            " k/↑ older page · j/↓ newer page · Esc or L back to the cockpit",
+            theme.dim(),
+        )),
+        footer,
+    );
 }
 
 fn footer_line<'a>(app: &App, theme: &Theme) -> Paragraph<'a> {
