@@ -252,6 +252,8 @@ pub struct LogGuard {
     pub path: PathBuf,
     /// The cockpit's log panel, fed with timeline and upgrade records.
     pub panel: Option<crate::tui::log_panel::PanelLog>,
+    /// Writes out what the log file's thread still holds when dropped.
+    _file_flush: tracing_appender::non_blocking::WorkerGuard,
 }
 
 impl LogGuard {
@@ -285,8 +287,12 @@ pub fn init_tui_logging(path: Option<PathBuf>, panel: bool) -> Result<LogGuard> 
         .append(true)
         .open(&path)
         .wrap_err_with(|| format!("cannot open log file {}", path.display()))?;
+    // A thread of its own writes the file: a slow disk (an SD card on an
+    // edge box) never stalls the cockpit's loop. Lines are dropped, not
+    // waited for, should the disk fall 128,000 lines behind.
+    let (writer, file_flush) = tracing_appender::non_blocking(file);
     let file_layer = tracing_subscriber::fmt::layer()
-        .with_writer(std::sync::Mutex::new(file))
+        .with_writer(writer)
         .with_ansi(false)
         .with_filter(env_filter());
     let panel_log = panel.then(crate::tui::log_panel::PanelLog::default);
@@ -310,6 +316,7 @@ pub fn init_tui_logging(path: Option<PathBuf>, panel: bool) -> Result<LogGuard> 
     Ok(LogGuard {
         path,
         panel: panel_log,
+        _file_flush: file_flush,
     })
 }
 

@@ -345,6 +345,20 @@ mod tests {
     }
 
     #[test]
+    fn the_full_log_opens_with_l_keeps_j_k_for_itself_and_closes_with_esc() {
+        let mut app = app_with_nodes(&["a", "b"]);
+        assert!(app.on_key(key('L')));
+        assert_eq!(app.screen, Screen::Log);
+        // j pages the log; the node selection stays.
+        assert!(app.on_key(key('j')));
+        assert_eq!((app.screen.clone(), app.selected), (Screen::Log, 0));
+        assert!(app.on_key(KeyEvent::new(KeyCode::Esc, KeyModifiers::NONE)));
+        assert_eq!(app.screen, Screen::Nodes);
+        assert!(app.on_key(key('j')));
+        assert_eq!(app.selected, 1);
+    }
+
+    #[test]
     fn mutating_keys_are_refused_in_read_only_mode() {
         let mut app = app_with_nodes(&["a"]);
         for c in ['c', 'u', 'd', 'R'] {

@@ -12,6 +12,7 @@ pub mod log_format;
 pub mod log_panel;
 pub mod redraw;
 pub mod rollout_view;
+pub mod terminal;
 pub mod view;
 
 use std::time::Duration;
@@ -23,76 +24,6 @@ use tokio::sync::mpsc::UnboundedReceiver;
 
 use self::app::App;
 use crate::model::ClusterEvent;
-
-/// Restores the terminal however the loop ends (the panic hook set in
-/// [`init_terminal`] covers panics).
-pub(crate) struct TerminalGuard;
-
-impl Drop for TerminalGuard {
-    fn drop(&mut self) {
-        ratatui::restore();
-    }
-}
-
-/// Draws one frame (timed into the frame log when it is on); returns the
-/// nodes it shows.
-fn draw(
-    terminal: &mut CockpitTerminal,
-    app: &App,
-    frames: &mut frame_log::FrameLog,
-    reason: &str,
-) -> Result<redraw::Shown> {
-    let timer = frames.start();
-    let mut render_time = Duration::ZERO;
-    let mut shown = redraw::Shown::default();
-    terminal
-        .draw(|f| {
-            let started = frames.enabled().then(std::time::Instant::now);
-            view::render(app, f);
-            shown = redraw::Shown::new(view::shown_nodes(app, f.area()));
-            render_time = started.map(|s| s.elapsed()).unwrap_or_default();
-        })
-        .wrap_err("drawing the cockpit")?;
-    frames.finish(timer, render_time, reason);
-    Ok(shown)
-}
-
-/// crossterm writing through a buffer that ratatui flushes once per frame:
-/// stdout's own line buffer takes its lock for every escape sequence, looks
-/// for newlines in each, and writes every kilobyte (8 % of the cockpit's CPU
-/// while the cluster churns).
-type CockpitTerminal =
-    ratatui::Terminal<ratatui::backend::CrosstermBackend<std::io::BufWriter<std::io::Stdout>>>;
-
-/// What `ratatui::try_init` does, with two changes: a fixed viewport (a
-/// full-screen one asks the terminal for its size on every frame, an open of
-/// /dev/tty and an ioctl; the size only changes with a resize event, handled
-/// in the loop) and the buffered writer above.
-fn init_terminal() -> std::io::Result<CockpitTerminal> {
-    restore_on_panic();
-    crossterm::terminal::enable_raw_mode()?;
-    crossterm::execute!(std::io::stdout(), crossterm::terminal::EnterAlternateScreen)?;
-    let (width, height) = crossterm::terminal::size()?;
-    let writer = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout());
-    let mut terminal = ratatui::Terminal::with_options(
-        ratatui::backend::CrosstermBackend::new(writer),
-        ratatui::TerminalOptions {
-            viewport: ratatui::Viewport::Fixed(ratatui::layout::Rect::new(0, 0, width, height)),
-        },
-    )?;
-    terminal.clear()?;
-    Ok(terminal)
-}
-
-/// A panic leaves the alternate screen and raw mode before the report is
-/// printed, so the operator's shell is usable and the report readable.
-fn restore_on_panic() {
-    let report = std::panic::take_hook();
-    std::panic::set_hook(Box::new(move |info| {
-        ratatui::restore();
-        report(info);
-    }));
-}
 
 /// Terminal input, read by its own task. Polling crossterm's `EventStream`
 /// from the `select!` costs a lock hand-over with crossterm's reader thread
@@ -133,11 +64,11 @@ pub(crate) async fn run_loop(
     events: &mut UnboundedReceiver<ClusterEvent>,
     mut driver: Option<&mut control::Driver<'_>>,
 ) -> Result<()> {
-    // Declared first, dropped last: the terminal flushes what it still
-    // buffers before the screen is restored (and a failed start is undone).
-    let _guard = TerminalGuard;
-    let mut terminal =
-        init_terminal().wrap_err("cannot initialise the terminal (is this a TTY?)")?;
+    // Declared first, dropped last: the terminals flush what they still
+    // buffer before the screen is restored (and a failed start is undone).
+    let _guard = terminal::Guard;
+    let mut screen =
+        terminal::Screen::init().wrap_err("cannot initialise the terminal (is this a TTY?)")?;
     tracing::debug!("terminal initialised");
     let mut keys = keys_task();
     let mut tick = tokio::time::interval(Duration::from_secs(1));
@@ -161,7 +92,7 @@ pub(crate) async fn run_loop(
                 d.show(app);
             }
             tui_logger::move_events();
-            shown = draw(&mut terminal, app, &mut frames, reason)?;
+            shown = screen.draw(app, &mut frames, reason)?;
             dirty = false;
         }
         // The next heartbeat to turn LATE or EXPIRED, to the millisecond
@@ -185,9 +116,7 @@ pub(crate) async fn run_loop(
                     reason = "key";
                 }
                 Some(Ok(Event::Resize(width, height))) => {
-                    terminal
-                        .resize(ratatui::layout::Rect::new(0, 0, width, height))
-                        .wrap_err("resizing")?;
+                    screen.resize(width, height)?;
                     dirty = true;
                     reason = "resize";
                 }

@@ -108,27 +108,58 @@ pub fn shown_nodes(app: &App, area: Rect) -> Vec<String> {
         .collect()
 }
 
+/// The screen's bands, top to bottom, each drawn by a terminal of its own
+/// (see `tui::terminal`): the live state (status, rollout, nodes), the
+/// LoadBalancer services, the log panel with the footer.
+pub const BANDS: usize = 3;
+
+/// The whole screen: every band in turn.
 pub fn render(app: &App, frame: &mut Frame) {
+    let full = frame.area();
+    let rows = band_rows(app, full);
+    for band in 0..BANDS {
+        if rows[band] < rows[band + 1] {
+            render_band(app, frame, full, band);
+        }
+    }
+}
+
+/// Where each band starts (the last entry: where the last one ends). An
+/// overlay covers every band: then the first band is the screen.
+pub fn band_rows(app: &App, full: Rect) -> [u16; BANDS + 1] {
+    let bottom = full.bottom();
+    if app.screen != Screen::Nodes {
+        return [full.y, bottom, bottom, bottom];
+    }
+    let [.., svc, log, _] = panels(app, full);
+    [full.y, svc.y, log.y, bottom]
+}
+
+/// One band of a screen of size `full`.
+pub fn render_band(app: &App, frame: &mut Frame, full: Rect, band: usize) {
     let theme = Theme { color: app.color };
-    let area = frame.area();
+    let [.., svc, log, footer] = panels(app, full);
+    match band {
+        0 => render_live(app, &theme, frame, full),
+        1 if svc.height > 0 => render_services(app, &theme, frame, svc),
+        1 => {}
+        _ => {
+            render_log(app, &theme, frame, log);
+            frame.render_widget(footer_line(app, &theme), footer);
+        }
+    }
+}
+
+/// The first band: status, banner, hint, rollout and nodes; with an
+/// overlay, the whole screen.
+fn render_live(app: &App, theme: &Theme, frame: &mut Frame, full: Rect) {
     if app.screen == Screen::Log {
-        render_full_log(app, &theme, frame, area);
+        render_full_log(app, theme, frame, full);
         return;
     }
-    let banner = banner_line(app, &theme);
-    let [
-        status,
-        banner_area,
-        hint_area,
-        rollout,
-        nodes,
-        svc,
-        log,
-        footer,
-    ] = panels(app, area);
-    let services_rows = svc.height;
-    frame.render_widget(status_bar(app, &theme), status);
-    if let Some(b) = banner {
+    let [status, banner_area, hint_area, rollout, nodes, ..] = panels(app, full);
+    frame.render_widget(status_bar(app, theme), status);
+    if let Some(b) = banner_line(app, theme) {
         frame.render_widget(b, banner_area);
     }
     if let Some(hint) = &app.hint {
@@ -138,18 +169,25 @@ pub fn render(app: &App, frame: &mut Frame) {
         );
     }
     if rollout.height > 0 {
-        rollout_view::render_panel(app, &theme, frame, rollout);
+        rollout_view::render_panel(app, theme, frame, rollout);
     }
-    render_nodes(app, &theme, frame, nodes);
-    if services_rows > 0 {
-        render_services(app, &theme, frame, svc);
-    }
-    render_log(app, &theme, frame, log);
-    frame.render_widget(footer_line(app, &theme), footer);
+    render_nodes(app, theme, frame, nodes);
+    // An overlay: this band is the screen, drawn under the overlay.
+    let overlay = |frame: &mut Frame| {
+        for band in 1..BANDS {
+            render_band(app, frame, full, band);
+        }
+    };
     match &app.screen {
         Screen::Nodes | Screen::Log => {}
-        Screen::Detail(node) => render_detail(app, &theme, frame, node),
-        Screen::Help => render_help(app, &theme, frame),
+        Screen::Detail(node) => {
+            overlay(frame);
+            render_detail(app, theme, frame, node);
+        }
+        Screen::Help => {
+            overlay(frame);
+            render_help(app, theme, frame);
+        }
     }
 }
 
@@ -996,6 +1034,21 @@ mod tests {
         let text = format!("{}", terminal.backend());
         assert!(text.contains("unreachable:NoExecute"), "{text}");
         insta::assert_snapshot!(terminal.backend());
+    }
+
+    #[test]
+    fn bands_stack_without_gaps_and_an_overlay_takes_the_screen() {
+        let mut app = incident_model();
+        let full = Rect::new(0, 0, 120, 40);
+        let rows = band_rows(&app, full);
+        assert_eq!((rows[0], rows[BANDS]), (0, 40));
+        assert!(rows.windows(2).all(|w| w[0] <= w[1]), "{rows:?}");
+        // The node table ends where the services begin; the log panel below.
+        let [.., nodes, svc, log, _] = panels(&app, full);
+        assert_eq!((rows[1], rows[2]), (svc.y, log.y));
+        assert_eq!(nodes.bottom(), svc.y);
+        app.screen = Screen::Help;
+        assert_eq!(band_rows(&app, full), [0, 40, 40, 40]);
     }
 
     #[test]
