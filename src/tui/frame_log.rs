@@ -6,9 +6,9 @@
 //! frame SEQ START_UNIX_NS RENDER_NS DRAW_NS REASON
 //! ```
 //!
-//! where `RENDER_NS` is building and rendering the widgets into the buffer
-//! (`view::render`), `DRAW_NS` the whole `Terminal::draw` (render, diff
-//! against the previous frame, writing the changes to the terminal), and
+//! where `RENDER_NS` is building and rendering the widgets into the buffers
+//! (`view::render_band` for each band), `DRAW_NS` the whole frame (for each
+//! band: render, diff against its previous frame, write the changes), and
 //! `REASON` what made the frame necessary (`start`, `key`, `resize`,
 //! `cluster`, `tick`, `deadline`). Without the variable nothing is timed,
 //! allocated or written: every method is one `Option` check.
