@@ -12,6 +12,8 @@ pub struct LabProc {
     child: Child,
     pub kubeconfig: PathBuf,
     pub commit_log: Option<PathBuf>,
+    /// The upgrade plan the lab wrote (`--plan-out`).
+    pub plan: Option<PathBuf>,
     /// From spawn to serving.
     pub startup: Duration,
 }
@@ -29,6 +31,8 @@ pub struct LabSpec<'a> {
     pub builtin: bool,
     pub nodes: Option<usize>,
     pub commit_log: bool,
+    /// Also write an upgrade plan for the lab's nodes (control mode).
+    pub plan_out: bool,
 }
 
 fn free_port() -> Result<u16> {
@@ -64,16 +68,24 @@ impl LabProc {
         if let Some(p) = &commit_log {
             cmd.arg("--commit-log").arg(p);
         }
+        let plan = spec.plan_out.then(|| dir.join("plan.toml"));
+        if let Some(p) = &plan {
+            let _ = std::fs::remove_file(p);
+            cmd.arg("--plan-out").arg(p);
+        }
         let started = Instant::now();
         let child = cmd.spawn()?;
         let mut lab = LabProc {
             child,
             kubeconfig,
             commit_log,
+            plan,
             startup: Duration::ZERO,
         };
         while started.elapsed() < Duration::from_secs(60) {
-            if lab.kubeconfig.exists() && std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+            if lab.kubeconfig.exists()
+                && lab.plan.as_ref().is_none_or(|p| p.exists())
+                && std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
             {
                 lab.startup = started.elapsed();
                 return Ok(lab);

@@ -40,7 +40,7 @@ pub fn now_ns() -> u128 {
 #[derive(Parser, Debug, Clone)]
 #[command(name = "cockpit-bench", about = "k3s-cockpit end-to-end benchmarks")]
 pub struct Opts {
-    /// Scenarios to run: heartbeat, events, scale, idle, soak (default: all).
+    /// Scenarios to run: heartbeat, events, scale, control, idle, soak (default: all).
     pub scenarios: Vec<String>,
     /// Repeated runs per scale size.
     #[arg(long, default_value_t = 3)]
@@ -141,7 +141,7 @@ fn main() {
 
 fn run(mut opts: Opts) -> Result<()> {
     if opts.scenarios.is_empty() {
-        opts.scenarios = ["heartbeat", "events", "scale", "idle", "soak"]
+        opts.scenarios = ["heartbeat", "events", "scale", "control", "idle", "soak"]
             .map(String::from)
             .to_vec();
     }
@@ -187,6 +187,7 @@ fn run(mut opts: Opts) -> Result<()> {
             "scale" => scenarios::scale(&opts, &dir),
             "idle" => scenarios::idle(&opts, &dir),
             "soak" => scenarios::soak(&opts, &dir),
+            "control" => scenarios::control(&opts, &dir),
             other => Err(format!("unknown scenario {other:?}").into()),
         };
         let section = section.unwrap_or_else(|e| format!("## {name}\n\nFAILED: {e}\n"));

@@ -1,6 +1,7 @@
 //! The programs under test, started like an operator would: the cockpit
 //! (`k3s-cockpit watch` with the frame log on), kdash and `kubectl get -w`.
 
+use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
@@ -21,14 +22,38 @@ pub struct Cockpit {
 }
 
 impl Cockpit {
+    /// `k3s-cockpit watch` on the lab.
     pub fn start(dir: &Path, lab: &LabProc, name: &str, rows: u16) -> Result<Cockpit> {
+        let args = [
+            OsStr::new("watch"),
+            OsStr::new("--kubeconfig"),
+            lab.kubeconfig.as_os_str(),
+        ];
+        Cockpit::spawn(dir, name, rows, &args)
+    }
+
+    /// Control mode: `k3s-cockpit upgrade --plan` on the lab's own plan.
+    pub fn start_control(dir: &Path, lab: &LabProc, name: &str, rows: u16) -> Result<Cockpit> {
+        let plan = lab.plan.as_ref().ok_or("the lab wrote no plan")?;
+        let args = [
+            OsStr::new("upgrade"),
+            OsStr::new("--plan"),
+            plan.as_os_str(),
+            OsStr::new("--kubeconfig"),
+            lab.kubeconfig.as_os_str(),
+        ];
+        Cockpit::spawn(dir, name, rows, &args)
+    }
+
+    /// The binary on a PTY with `args` after the global options, the frame
+    /// log on.
+    fn spawn(dir: &Path, name: &str, rows: u16, args: &[&OsStr]) -> Result<Cockpit> {
         let frame_log = dir.join(format!("frames-{name}.log"));
         let log = dir.join(format!("cockpit-{name}.log"));
         let mut cmd = Command::new(BIN);
         cmd.arg("--log-file")
             .arg(&log)
-            .args(["watch", "--kubeconfig"])
-            .arg(&lab.kubeconfig)
+            .args(args)
             .env("K3S_COCKPIT_FRAME_LOG", &frame_log)
             .env("HOME", dir)
             .env_remove("NO_COLOR")

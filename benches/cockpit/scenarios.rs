@@ -93,6 +93,7 @@ pub fn heartbeat(opts: &Opts, dir: &Path) -> Result<String> {
             builtin: false,
             nodes: None,
             commit_log: true,
+            plan_out: false,
         },
     )?;
     let cockpit = Cockpit::start(dir, &lab, "heartbeat", ROWS)?;
@@ -214,6 +215,7 @@ pub fn events(opts: &Opts, dir: &Path, rt: &tokio::runtime::Runtime) -> Result<S
             builtin: false,
             nodes: None,
             commit_log: true,
+            plan_out: false,
         },
     )?;
     let cockpit = Cockpit::start(dir, &lab, "events", ROWS)?;
@@ -528,6 +530,7 @@ fn scale_run(opts: &Opts, dir: &Path, nodes: usize) -> Result<ScaleRun> {
             builtin: true,
             nodes: Some(nodes),
             commit_log: false,
+            plan_out: false,
         },
     )?;
     run.lab_startup = lab.startup.as_secs_f64();
@@ -539,22 +542,11 @@ fn scale_run(opts: &Opts, dir: &Path, nodes: usize) -> Result<ScaleRun> {
     let cockpit = Cockpit::start(dir, &lab, &format!("scale-{nodes}"), ROWS)?;
     run.first_frame = first_complete_frame(&cockpit, nodes, "lab-node-0000")?;
     std::thread::sleep(Duration::from_secs(4));
-    let (from, bytes0) = (now_ns(), cockpit.pty.bytes.load(Ordering::Relaxed));
-    let mut w = Window::start(&[cockpit.pid(), lab.pid()]);
-    w.run(opts.window);
-    let u = w.finish();
-    let (to, bytes1) = (now_ns(), cockpit.pty.bytes.load(Ordering::Relaxed));
-    (run.cockpit, run.lab_with_cockpit) = (u[0], u[1]);
-    let span = secs(to as i128 - from as i128);
-    run.pty_kib_per_s = (bytes1 - bytes0) as f64 / 1024.0 / span;
-    let frames: Vec<_> = cockpit
-        .frames()?
-        .into_iter()
-        .filter(|f| f.start_ns >= from && f.start_ns < to)
-        .collect();
-    run.frames_per_s = frames.len() as f64 / span;
-    run.render_us = frames.iter().map(|f| f.render_ns as f64 / 1e3).collect();
-    run.draw_us = frames.iter().map(|f| f.draw_ns as f64 / 1e3).collect();
+    let m = measure(&cockpit, &lab, opts.window)?;
+    (run.cockpit, run.lab_with_cockpit) = (m.cockpit, m.lab);
+    run.pty_kib_per_s = m.pty_kib_per_s;
+    run.frames_per_s = m.frames_per_s;
+    (run.render_us, run.draw_us) = (m.render_us, m.draw_us);
 
     if let Some(kdash) = &opts.kdash {
         let (k, first) = procs::start_kdash(kdash, dir, &lab, nodes)?;
@@ -568,6 +560,38 @@ fn scale_run(opts: &Opts, dir: &Path, nodes: usize) -> Result<ScaleRun> {
     run.late_flags = cockpit.late_flags()?.len();
     cockpit.quit();
     Ok(run)
+}
+
+/// What a window of `secs` seconds costs the cockpit and the lab.
+struct Measured {
+    cockpit: Usage,
+    lab: Usage,
+    frames_per_s: f64,
+    render_us: Vec<f64>,
+    draw_us: Vec<f64>,
+    pty_kib_per_s: f64,
+}
+
+fn measure(cockpit: &Cockpit, lab: &LabProc, secs_window: f64) -> Result<Measured> {
+    let (from, bytes0) = (now_ns(), cockpit.pty.bytes.load(Ordering::Relaxed));
+    let mut w = Window::start(&[cockpit.pid(), lab.pid()]);
+    w.run(secs_window);
+    let u = w.finish();
+    let (to, bytes1) = (now_ns(), cockpit.pty.bytes.load(Ordering::Relaxed));
+    let span = secs(to as i128 - from as i128);
+    let frames: Vec<_> = cockpit
+        .frames()?
+        .into_iter()
+        .filter(|f| f.start_ns >= from && f.start_ns < to)
+        .collect();
+    Ok(Measured {
+        cockpit: u[0],
+        lab: u[1],
+        frames_per_s: frames.len() as f64 / span,
+        render_us: frames.iter().map(|f| f.render_ns as f64 / 1e3).collect(),
+        draw_us: frames.iter().map(|f| f.draw_ns as f64 / 1e3).collect(),
+        pty_kib_per_s: (bytes1 - bytes0) as f64 / 1024.0 / span,
+    })
 }
 
 /// Scale: 100, 1,000 and 5,000 nodes at 10 s renewals.
@@ -730,6 +754,7 @@ pub fn idle(opts: &Opts, dir: &Path) -> Result<String> {
             builtin: true,
             nodes: None,
             commit_log: true,
+            plan_out: false,
         },
     )?;
     let cockpit = Cockpit::start(dir, &lab, "idle", ROWS)?;
@@ -826,6 +851,7 @@ pub fn soak(opts: &Opts, dir: &Path) -> Result<String> {
             builtin: true,
             nodes: Some(n),
             commit_log: true,
+            plan_out: false,
         },
     )?;
     let cockpit = Cockpit::start(dir, &lab, "soak", ROWS)?;
@@ -858,5 +884,74 @@ pub fn soak(opts: &Opts, dir: &Path) -> Result<String> {
         max_gap as f64 / 1e9,
         flags.len(),
         u.cpu_percent
+    ))
+}
+
+// ---------------------------------------------------------------- C --
+
+/// Control mode: `upgrade --plan` on the lab's own plan for N nodes, the
+/// rollout ready but not started. The engine watches every node (its
+/// health gate), and the rollout panel and PHASE column are on screen.
+pub fn control(opts: &Opts, dir: &Path) -> Result<String> {
+    let mut t = String::from(
+        "| nodes | first complete frame s | cockpit CPU % | cockpit RSS MB (window peak / HWM) | frames/s | render µs p50 / p99 | draw µs p50 / p99 | false LATE |\n|---|---|---|---|---|---|---|---|\n",
+    );
+    for &n in &opts.sizes {
+        let mut runs = Vec::new();
+        for r in 0..opts.repeat.max(1) {
+            eprintln!("  {n} nodes, run {}", r + 1);
+            let d = dir.join(format!("{n}-{r}"));
+            std::fs::create_dir_all(&d)?;
+            let lab = LabProc::start(
+                &d,
+                &LabSpec {
+                    scenario: "healthy",
+                    builtin: true,
+                    nodes: Some(n),
+                    commit_log: false,
+                    plan_out: true,
+                },
+            )?;
+            let cockpit = Cockpit::start_control(&d, &lab, &format!("control-{n}"), ROWS)?;
+            let first = first_complete_frame(&cockpit, n, "lab-node-0000")?;
+            std::thread::sleep(Duration::from_secs(4));
+            let m = measure(&cockpit, &lab, opts.window)?;
+            let late = cockpit.late_flags()?.len();
+            cockpit.quit();
+            runs.push((first, m, late));
+        }
+        let col = |f: &dyn Fn(&(f64, Measured, usize)) -> f64, digits| {
+            fmt(&runs.iter().map(f).collect::<Vec<_>>(), digits)
+        };
+        let pooled = |f: &dyn Fn(&Measured) -> &Vec<f64>| {
+            let all: Vec<f64> = runs.iter().flat_map(|r| f(&r.1).iter().copied()).collect();
+            format!(
+                "{:.0} / {:.0}",
+                percentile(&all, 50.0).unwrap_or(0.0),
+                percentile(&all, 99.0).unwrap_or(0.0)
+            )
+        };
+        let _ = writeln!(
+            t,
+            "| {n} | {} | {} | {} / {} | {} | {} | {} | {} |",
+            col(&|r| r.0, 2),
+            col(&|r| r.1.cockpit.cpu_percent, 1),
+            col(&|r| r.1.cockpit.peak_rss_mb, 0),
+            col(&|r| r.1.cockpit.hwm_mb, 0),
+            col(&|r| r.1.frames_per_s, 1),
+            pooled(&|m| &m.render_us),
+            pooled(&|m| &m.draw_us),
+            runs.iter().map(|r| r.2).sum::<usize>(),
+        );
+    }
+    Ok(format!(
+        "## C. Control mode\n\n\
+         `lab --scenario healthy --nodes N --plan-out plan.toml`, then `upgrade --plan plan.toml` on a \
+         {}x{} PTY, the rollout not started: the engine's health gate watches every node, the \
+         rollout panel and the PHASE column are drawn. Median (min–max) over {} runs, same window \
+         and settle as the scale runs (compare with watch mode there).\n\n{t}",
+        procs::COLS,
+        ROWS,
+        opts.repeat.max(1),
     ))
 }

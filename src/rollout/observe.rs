@@ -35,7 +35,12 @@ impl Observer {
         for (name, state) in &fleet.nodes {
             let Some(info) = &state.info else { continue };
             let ready = info.ready().is_some_and(|c| c.status == Tri::True);
-            let entry = self.ready.entry(name.clone()).or_insert((ready, 0));
+            // Looked up before inserting: a tick sees every node, and the
+            // name is cloned only the first time.
+            let entry = match self.ready.get_mut(name) {
+                Some(entry) => entry,
+                None => self.ready.entry(name.clone()).or_insert((ready, 0)),
+            };
             if entry.0 && !ready {
                 entry.1 += 1;
             }
