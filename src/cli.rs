@@ -288,9 +288,13 @@ pub fn init_tui_logging(path: Option<PathBuf>, panel: bool) -> Result<LogGuard> 
         .open(&path)
         .wrap_err_with(|| format!("cannot open log file {}", path.display()))?;
     // A thread of its own writes the file: a slow disk (an SD card on an
-    // edge box) never stalls the cockpit's loop. Lines are dropped, not
-    // waited for, should the disk fall 128,000 lines behind.
-    let (writer, file_flush) = tracing_appender::non_blocking(file);
+    // edge box) does not stall the cockpit's loop until it is 4,096 lines
+    // behind; then the loop waits, so no line is lost. (The default queue,
+    // 128,000 lines, is allocated up front: 4 MB.)
+    let (writer, file_flush) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+        .buffered_lines_limit(4_096)
+        .lossy(false)
+        .finish(file);
     let file_layer = tracing_subscriber::fmt::layer()
         .with_writer(writer)
         .with_ansi(false)
