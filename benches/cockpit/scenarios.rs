@@ -544,9 +544,9 @@ fn scale_run(opts: &Opts, dir: &Path, nodes: usize) -> Result<ScaleRun> {
     std::thread::sleep(Duration::from_secs(4));
     let m = measure(&cockpit, &lab, opts.window)?;
     (run.cockpit, run.lab_with_cockpit) = (m.cockpit, m.lab);
-    run.pty_kib_per_s = m.pty_kib_per_s;
-    run.frames_per_s = m.frames_per_s;
-    (run.render_us, run.draw_us) = (m.render_us, m.draw_us);
+    run.pty_kib_per_s = m.pty_bytes_per_s() / 1024.0;
+    run.frames_per_s = m.frames_per_s();
+    (run.render_us, run.draw_us) = (m.render_us(), m.draw_us());
 
     if let Some(kdash) = &opts.kdash {
         let (k, first) = procs::start_kdash(kdash, dir, &lab, nodes)?;
@@ -562,14 +562,38 @@ fn scale_run(opts: &Opts, dir: &Path, nodes: usize) -> Result<ScaleRun> {
     Ok(run)
 }
 
-/// What a window of `secs` seconds costs the cockpit and the lab.
+/// A measurement window: what it cost the cockpit and the lab, and the
+/// frames drawn and bytes written to the terminal meanwhile.
 struct Measured {
     cockpit: Usage,
     lab: Usage,
-    frames_per_s: f64,
-    render_us: Vec<f64>,
-    draw_us: Vec<f64>,
-    pty_kib_per_s: f64,
+    /// The window, Unix ns.
+    from: u128,
+    to: u128,
+    frames: Vec<procs::Frame>,
+    pty_bytes: u64,
+}
+
+impl Measured {
+    fn span(&self) -> f64 {
+        secs(self.to as i128 - self.from as i128)
+    }
+
+    fn frames_per_s(&self) -> f64 {
+        self.frames.len() as f64 / self.span()
+    }
+
+    fn pty_bytes_per_s(&self) -> f64 {
+        self.pty_bytes as f64 / self.span()
+    }
+
+    fn render_us(&self) -> Vec<f64> {
+        self.frames.iter().map(|f| f.render_ns as f64 / 1e3).collect()
+    }
+
+    fn draw_us(&self) -> Vec<f64> {
+        self.frames.iter().map(|f| f.draw_ns as f64 / 1e3).collect()
+    }
 }
 
 fn measure(cockpit: &Cockpit, lab: &LabProc, secs_window: f64) -> Result<Measured> {
@@ -578,8 +602,7 @@ fn measure(cockpit: &Cockpit, lab: &LabProc, secs_window: f64) -> Result<Measure
     w.run(secs_window);
     let u = w.finish();
     let (to, bytes1) = (now_ns(), cockpit.pty.bytes.load(Ordering::Relaxed));
-    let span = secs(to as i128 - from as i128);
-    let frames: Vec<_> = cockpit
+    let frames = cockpit
         .frames()?
         .into_iter()
         .filter(|f| f.start_ns >= from && f.start_ns < to)
@@ -587,10 +610,10 @@ fn measure(cockpit: &Cockpit, lab: &LabProc, secs_window: f64) -> Result<Measure
     Ok(Measured {
         cockpit: u[0],
         lab: u[1],
-        frames_per_s: frames.len() as f64 / span,
-        render_us: frames.iter().map(|f| f.render_ns as f64 / 1e3).collect(),
-        draw_us: frames.iter().map(|f| f.draw_ns as f64 / 1e3).collect(),
-        pty_kib_per_s: (bytes1 - bytes0) as f64 / 1024.0 / span,
+        from,
+        to,
+        frames,
+        pty_bytes: bytes1 - bytes0,
     })
 }
 
@@ -760,19 +783,11 @@ pub fn idle(opts: &Opts, dir: &Path) -> Result<String> {
     let cockpit = Cockpit::start(dir, &lab, "idle", ROWS)?;
     first_complete_frame(&cockpit, 3, "k3s-server-1")?;
     std::thread::sleep(Duration::from_secs(3));
-    let (from, bytes0) = (now_ns(), cockpit.pty.bytes.load(Ordering::Relaxed));
-    let mut w = Window::start(&[cockpit.pid(), lab.pid()]);
-    w.run(opts.idle_secs);
-    let u = w.finish();
-    let (to, bytes1) = (now_ns(), cockpit.pty.bytes.load(Ordering::Relaxed));
-    let span = secs(to as i128 - from as i128);
-    let frames: Vec<_> = cockpit
-        .frames()?
-        .into_iter()
-        .filter(|f| f.start_ns >= from && f.start_ns < to)
-        .collect();
+    let m = measure(&cockpit, &lab, opts.idle_secs)?;
+    let (from, to, span) = (m.from, m.to, m.span());
+    let u = [m.cockpit, m.lab];
     let mut by_reason: BTreeMap<String, usize> = BTreeMap::new();
-    for f in &frames {
+    for f in &m.frames {
         *by_reason.entry(f.reason.clone()).or_default() += 1;
     }
     let text = std::fs::read_to_string(lab.commit_log.as_ref().ok_or("no commit log")?)?;
@@ -825,11 +840,11 @@ pub fn idle(opts: &Opts, dir: &Path) -> Result<String> {
          Target CPU < 0.5 %: {}.\n",
         u[0].cpu_percent,
         u[0].peak_rss_mb,
-        frames.len(),
-        frames.len() as f64 / span,
+        m.frames.len(),
+        m.frames_per_s(),
         reasons.join(", "),
         commits.join(", "),
-        (bytes1 - bytes0) as f64 / span,
+        m.pty_bytes_per_s(),
         u[1].cpu_percent,
         if u[0].cpu_percent < 0.5 {
             "met"
@@ -923,8 +938,8 @@ pub fn control(opts: &Opts, dir: &Path) -> Result<String> {
         let col = |f: &dyn Fn(&(f64, Measured, usize)) -> f64, digits| {
             fmt(&runs.iter().map(f).collect::<Vec<_>>(), digits)
         };
-        let pooled = |f: &dyn Fn(&Measured) -> &Vec<f64>| {
-            let all: Vec<f64> = runs.iter().flat_map(|r| f(&r.1).iter().copied()).collect();
+        let pooled = |f: &dyn Fn(&Measured) -> Vec<f64>| {
+            let all: Vec<f64> = runs.iter().flat_map(|r| f(&r.1)).collect();
             format!(
                 "{:.0} / {:.0}",
                 percentile(&all, 50.0).unwrap_or(0.0),
@@ -938,9 +953,9 @@ pub fn control(opts: &Opts, dir: &Path) -> Result<String> {
             col(&|r| r.1.cockpit.cpu_percent, 1),
             col(&|r| r.1.cockpit.peak_rss_mb, 0),
             col(&|r| r.1.cockpit.hwm_mb, 0),
-            col(&|r| r.1.frames_per_s, 1),
-            pooled(&|m| &m.render_us),
-            pooled(&|m| &m.draw_us),
+            col(&|r| r.1.frames_per_s(), 1),
+            pooled(&Measured::render_us),
+            pooled(&Measured::draw_us),
             runs.iter().map(|r| r.2).sum::<usize>(),
         );
     }
