@@ -588,7 +588,10 @@ impl Measured {
     }
 
     fn render_us(&self) -> Vec<f64> {
-        self.frames.iter().map(|f| f.render_ns as f64 / 1e3).collect()
+        self.frames
+            .iter()
+            .map(|f| f.render_ns as f64 / 1e3)
+            .collect()
     }
 
     fn draw_us(&self) -> Vec<f64> {

@@ -117,8 +117,8 @@ impl Screen {
         reason: &str,
     ) -> Result<redraw::Shown> {
         let timer = frames.start();
-        let full = self.size;
-        self.lay_out(view::band_rows(app, full))?;
+        let layout = view::FrameLayout::new(app, self.size);
+        self.lay_out(view::band_rows(app, &layout))?;
         let mut render_time = Duration::ZERO;
         for (i, band) in self.bands.iter_mut().enumerate() {
             if self.rows[i] == self.rows[i + 1] {
@@ -126,13 +126,13 @@ impl Screen {
             }
             band.draw(|f| {
                 let started = frames.enabled().then(std::time::Instant::now);
-                view::render_band(app, f, full, i);
+                view::render_band(app, f, &layout, i);
                 render_time += started.map(|s| s.elapsed()).unwrap_or_default();
             })
             .wrap_err("drawing the cockpit")?;
         }
         frames.finish(timer, render_time, reason);
-        Ok(redraw::Shown::new(view::shown_nodes(app, full)))
+        Ok(redraw::Shown::new(view::shown_nodes(app, &layout)))
     }
 }
 

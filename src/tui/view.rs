@@ -95,11 +95,11 @@ fn node_window(app: &App, count: usize, area: Rect) -> Range<usize> {
     start..(start + fit).min(count)
 }
 
-/// The nodes whose rows a frame of size `area` shows (the loop redraws for
-/// a change to one of these, and not for the others).
-pub fn shown_nodes(app: &App, area: Rect) -> Vec<String> {
+/// The nodes whose rows a frame laid out as `layout` shows (the loop
+/// redraws for a change to one of these, and not for the others).
+pub fn shown_nodes(app: &App, layout: &FrameLayout) -> Vec<String> {
     let names = app.visible_nodes();
-    let window = node_window(app, names.len(), panels(app, area)[4]);
+    let window = node_window(app, names.len(), layout.panels[4]);
     names
         .get(window)
         .unwrap_or_default()
@@ -113,34 +113,51 @@ pub fn shown_nodes(app: &App, area: Rect) -> Vec<String> {
 /// LoadBalancer services, the log panel with the footer.
 pub const BANDS: usize = 3;
 
+/// A frame's layout: the screen and its panels, worked out once per frame
+/// (the node panel's height counts the visible nodes, O(nodes)).
+pub struct FrameLayout {
+    full: Rect,
+    panels: [Rect; 8],
+}
+
+impl FrameLayout {
+    pub fn new(app: &App, full: Rect) -> FrameLayout {
+        FrameLayout {
+            full,
+            panels: panels(app, full),
+        }
+    }
+}
+
 /// The whole screen: every band in turn.
 pub fn render(app: &App, frame: &mut Frame) {
-    let full = frame.area();
-    let rows = band_rows(app, full);
+    let layout = FrameLayout::new(app, frame.area());
+    let rows = band_rows(app, &layout);
     for band in 0..BANDS {
         if rows[band] < rows[band + 1] {
-            render_band(app, frame, full, band);
+            render_band(app, frame, &layout, band);
         }
     }
 }
 
 /// Where each band starts (the last entry: where the last one ends). An
 /// overlay covers every band: then the first band is the screen.
-pub fn band_rows(app: &App, full: Rect) -> [u16; BANDS + 1] {
+pub fn band_rows(app: &App, layout: &FrameLayout) -> [u16; BANDS + 1] {
+    let full = layout.full;
     let bottom = full.bottom();
     if app.screen != Screen::Nodes {
         return [full.y, bottom, bottom, bottom];
     }
-    let [.., svc, log, _] = panels(app, full);
+    let [.., svc, log, _] = layout.panels;
     [full.y, svc.y, log.y, bottom]
 }
 
-/// One band of a screen of size `full`.
-pub fn render_band(app: &App, frame: &mut Frame, full: Rect, band: usize) {
+/// One band of a frame laid out as `layout`.
+pub fn render_band(app: &App, frame: &mut Frame, layout: &FrameLayout, band: usize) {
     let theme = Theme { color: app.color };
-    let [.., svc, log, footer] = panels(app, full);
+    let [.., svc, log, footer] = layout.panels;
     match band {
-        0 => render_live(app, &theme, frame, full),
+        0 => render_live(app, &theme, frame, layout),
         1 if svc.height > 0 => render_services(app, &theme, frame, svc),
         1 => {}
         _ => {
@@ -152,12 +169,12 @@ pub fn render_band(app: &App, frame: &mut Frame, full: Rect, band: usize) {
 
 /// The first band: status, banner, hint, rollout and nodes; with an
 /// overlay, the whole screen.
-fn render_live(app: &App, theme: &Theme, frame: &mut Frame, full: Rect) {
+fn render_live(app: &App, theme: &Theme, frame: &mut Frame, layout: &FrameLayout) {
     if app.screen == Screen::Log {
-        render_full_log(app, theme, frame, full);
+        render_full_log(app, theme, frame, layout.full);
         return;
     }
-    let [status, banner_area, hint_area, rollout, nodes, ..] = panels(app, full);
+    let [status, banner_area, hint_area, rollout, nodes, ..] = layout.panels;
     frame.render_widget(status_bar(app, theme), status);
     if let Some(b) = banner_line(app, theme) {
         frame.render_widget(b, banner_area);
@@ -175,7 +192,7 @@ fn render_live(app: &App, theme: &Theme, frame: &mut Frame, full: Rect) {
     // An overlay: this band is the screen, drawn under the overlay.
     let overlay = |frame: &mut Frame| {
         for band in 1..BANDS {
-            render_band(app, frame, full, band);
+            render_band(app, frame, layout, band);
         }
     };
     match &app.screen {
@@ -1014,12 +1031,12 @@ mod tests {
             app.on_cluster(node(&format!("n-{i:03}"), Tri::True, -60, &[]));
         }
         let area = Rect::new(0, 0, 80, 24);
-        let shown = shown_nodes(&app, area);
+        let shown = shown_nodes(&app, &FrameLayout::new(&app, area));
         assert_eq!(shown.first().map(String::as_str), Some("n-000"));
         // The table gets all but 8 rows; borders and header take 3 of its own.
         assert_eq!(shown.len(), 24 - 8 - 3);
         app.selected = 499;
-        let shown = shown_nodes(&app, area);
+        let shown = shown_nodes(&app, &FrameLayout::new(&app, area));
         assert_eq!(shown.last().map(String::as_str), Some("n-499"));
         let mut terminal = Terminal::new(TestBackend::new(80, 24)).unwrap();
         terminal.draw(|f| render(&app, f)).unwrap();
@@ -1040,7 +1057,7 @@ mod tests {
     fn bands_stack_without_gaps_and_an_overlay_takes_the_screen() {
         let mut app = incident_model();
         let full = Rect::new(0, 0, 120, 40);
-        let rows = band_rows(&app, full);
+        let rows = band_rows(&app, &FrameLayout::new(&app, full));
         assert_eq!((rows[0], rows[BANDS]), (0, 40));
         assert!(rows.windows(2).all(|w| w[0] <= w[1]), "{rows:?}");
         // The node table ends where the services begin; the log panel below.
@@ -1048,7 +1065,10 @@ mod tests {
         assert_eq!((rows[1], rows[2]), (svc.y, log.y));
         assert_eq!(nodes.bottom(), svc.y);
         app.screen = Screen::Help;
-        assert_eq!(band_rows(&app, full), [0, 40, 40, 40]);
+        assert_eq!(
+            band_rows(&app, &FrameLayout::new(&app, full)),
+            [0, 40, 40, 40]
+        );
     }
 
     #[test]
