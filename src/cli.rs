@@ -251,7 +251,7 @@ pub fn state_dir() -> PathBuf {
 pub struct LogGuard {
     pub path: PathBuf,
     /// The cockpit's log panel, fed with timeline and upgrade records.
-    pub panel: Option<crate::tui::log_panel::PanelLog>,
+    panel: Option<crate::tui::log_panel::PanelLog>,
     /// Writes out what the log file's thread still holds when dropped.
     _file_flush: tracing_appender::non_blocking::WorkerGuard,
 }
