@@ -7,15 +7,13 @@ use std::process::ExitCode;
 
 use color_eyre::eyre::{Result, WrapErr};
 use tokio::sync::mpsc;
-use tracing_subscriber::filter::{EnvFilter, LevelFilter};
-use tracing_subscriber::layer::SubscriberExt;
-use tracing_subscriber::util::SubscriberInitExt;
-use tracing_subscriber::{Layer, filter};
 
 pub use crate::cluster::ClusterTarget;
 use crate::lab::scenario::Scenario;
 use crate::lab::{Lab, LabConfig};
-use crate::tui::app::App;
+use crate::logging::LogGuard;
+use crate::tui::app::{App, Look};
+use crate::tui::control::Setup;
 
 #[derive(clap::Args, Debug)]
 pub struct LabOptions {
@@ -154,23 +152,11 @@ pub async fn run_watch(
     crate::cluster::watch::spawn_all(&conn.client, &tx);
     let selection = probes.selection();
     let rx = crate::probe::attach(selection.clone(), rx);
-    let mut app = App::new(&conn.context, &conn.server, true, jiff::Timestamp::now());
+    let mut app = App::new(&conn.context, &conn.server, true, jiff::Timestamp::now())
+        .with_look(Look::from_env());
     app.log_panel = log.log_panel();
-    let session = crate::report::session::start(&mut app, "watch", &selection);
-    crate::tui::run(app, rx).await?;
-    end_session(session);
+    crate::tui::run(app, rx, "watch", &selection).await?;
     Ok(ExitCode::SUCCESS)
-}
-
-/// Closes a session journal and says where it is.
-pub fn end_session(session: Option<crate::report::session::SessionLog>) {
-    if let Some(session) = session {
-        session.end(jiff::Timestamp::now());
-        eprintln!(
-            "session journal: {} (`k3s-cockpit report` turns it into an incident timeline)",
-            session.path().display()
-        );
-    }
 }
 
 /// `demo`: the lab and the cockpit in one process. By default the cockpit
@@ -181,7 +167,7 @@ pub async fn run_demo(scenario: &str, watch: bool, log: LogGuard) -> Result<Exit
     let mut config = LabConfig::new(scenario);
     config.replay = watch;
     let lab = Lab::start(config).await?;
-    let dir = state_dir().join("demo");
+    let dir = crate::paths::state_dir().join("demo");
     std::fs::create_dir_all(&dir)
         .wrap_err_with(|| format!("cannot create the demo directory {}", dir.display()))?;
     let kubeconfig = dir.join("demo.kubeconfig");
@@ -205,15 +191,14 @@ pub async fn run_demo(scenario: &str, watch: bool, log: LogGuard) -> Result<Exit
             &conn.server,
             true,
             jiff::Timestamp::now(),
-        );
+        )
+        .with_look(Look::from_env());
         app.log_panel = log.log_panel();
-        let session = crate::report::session::start(&mut app, "demo", &selection);
         app.hint = Some(
             " Demo: the old automation upgrades every node (v1.33 → v1.34 → v1.35), waits 30 s each, and moves on. Watch the heartbeats a minute later."
                 .into(),
         );
-        crate::tui::run(app, rx).await?;
-        end_session(session);
+        crate::tui::run(app, rx, "demo", &selection).await?;
         return Ok(ExitCode::SUCCESS);
     }
     let ssh = crate::lab::shell::start_ssh(&lab.sim, &dir, lab.scenario.proxmox_host).await?;
@@ -234,106 +219,13 @@ pub async fn run_demo(scenario: &str, watch: bool, log: LogGuard) -> Result<Exit
         Err(crate::rollout::BadInput(e)) => color_eyre::eyre::bail!("demo plan: {e}"),
     };
     let hint = " Demo: s start (C canary). On v1.35 a kubelet dies after its upgrade: the soak halts. R restarts K3s, p resumes, B rolls back";
-    crate::tui::control::run(session, "demo", Some(hint.into()), log.log_panel()).await
-}
-
-/// `$XDG_STATE_HOME/k3s-cockpit` (or `~/.local/state/k3s-cockpit`).
-pub fn state_dir() -> PathBuf {
-    let base = std::env::var_os("XDG_STATE_HOME")
-        .filter(|v| !v.is_empty())
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/state")))
-        .unwrap_or_else(std::env::temp_dir);
-    base.join("k3s-cockpit")
-}
-
-/// Keeps logging alive for the program's life.
-pub struct LogGuard {
-    pub path: PathBuf,
-    /// The cockpit's log panel, fed with timeline and upgrade records.
-    panel: Option<crate::tui::log_panel::PanelLog>,
-    /// Writes out what the log file's thread still holds when dropped.
-    _file_flush: tracing_appender::non_blocking::WorkerGuard,
-}
-
-impl LogGuard {
-    /// What the cockpit's log panel shows: the records, or (no panel) the
-    /// model's timeline.
-    pub fn log_panel(&self) -> crate::tui::app::LogPanel {
-        match &self.panel {
-            Some(log) => crate::tui::app::LogPanel::Records(log.clone()),
-            None => crate::tui::app::LogPanel::Timeline,
-        }
-    }
-}
-
-fn env_filter() -> EnvFilter {
-    EnvFilter::try_from_env("K3S_COCKPIT_LOG_LEVEL").unwrap_or_else(|_| {
-        EnvFilter::new("info,kube=warn,hyper=warn,tower=warn,rustls=warn,russh=warn")
-    })
-}
-
-/// Logs go to a file (the screen is the TUI's, or stdout is JSON lines);
-/// with `panel`, timeline and upgrade records also feed the log panel, and
-/// tui-logger keeps what the file gets for the full log view (`L`).
-pub fn init_tui_logging(path: Option<PathBuf>, panel: bool) -> Result<LogGuard> {
-    let path = path.unwrap_or_else(|| state_dir().join("k3s-cockpit.log"));
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir)
-            .wrap_err_with(|| format!("cannot create log directory {}", dir.display()))?;
-    }
-    let file = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&path)
-        .wrap_err_with(|| format!("cannot open log file {}", path.display()))?;
-    // A thread of its own writes the file: a slow disk (an SD card on an
-    // edge box) does not stall the cockpit's loop until it is 4,096 lines
-    // behind; then the loop waits, so no line is lost. (The default queue,
-    // 128,000 lines, is allocated up front: 4 MB.)
-    let (writer, file_flush) = tracing_appender::non_blocking::NonBlockingBuilder::default()
-        .buffered_lines_limit(4_096)
-        .lossy(false)
-        .finish(file);
-    let file_layer = tracing_subscriber::fmt::layer()
-        .with_writer(writer)
-        .with_ansi(false)
-        .with_filter(env_filter());
-    let panel_log = panel.then(crate::tui::log_panel::PanelLog::default);
-    let panel_layer = panel_log.clone().map(|log| {
-        crate::tui::log_panel::PanelLayer::new(log, jiff::tz::TimeZone::system())
-            .with_filter(filter::filter_fn(|meta| {
-                matches!(meta.target(), "timeline" | "upgrade")
-            }))
-            .with_filter(LevelFilter::INFO)
-    });
-    let full_log_layer = panel.then(|| {
-        tui_logger::set_default_level(log_level_info());
-        tui_logger::TuiTracingSubscriberLayer.with_filter(env_filter())
-    });
-    tracing_subscriber::registry()
-        .with(file_layer)
-        .with(panel_layer)
-        .with(full_log_layer)
-        .try_init()
-        .wrap_err("logging was already initialised")?;
-    Ok(LogGuard {
-        path,
-        panel: panel_log,
-        _file_flush: file_flush,
-    })
-}
-
-fn log_level_info() -> tui_logger::LevelFilter {
-    tui_logger::LevelFilter::Info
-}
-
-/// For non-TUI commands: logs to stderr.
-pub fn init_stderr_logging() {
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(env_filter())
-        .with_writer(std::io::stderr)
-        .try_init();
+    let setup = Setup {
+        mode: "demo",
+        hint: Some(hint.into()),
+        log_panel: log.log_panel(),
+        look: Look::from_env(),
+    };
+    crate::tui::control::run(session, setup).await
 }
 
 /// `check-plan`: validate a plan against the cluster's nodes (read-only)
@@ -384,6 +276,12 @@ pub async fn run_upgrade(opts: crate::rollout::UpgradeOptions, log: LogGuard) ->
     if opts.headless {
         crate::rollout::headless::run(session, &opts).await
     } else {
-        crate::tui::control::run(session, "upgrade", None, log.log_panel()).await
+        let setup = Setup {
+            mode: "upgrade",
+            hint: None,
+            log_panel: log.log_panel(),
+            look: Look::from_env(),
+        };
+        crate::tui::control::run(session, setup).await
     }
 }

@@ -94,28 +94,31 @@ fn main() -> ExitCode {
 async fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
         Command::Lab(opts) => {
-            cli::init_stderr_logging();
+            k3s_cockpit::logging::init_stderr_logging();
             cli::run_lab(opts).await.wrap_err("lab failed")?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Watch { cluster, probes } => {
-            let log = cli::init_tui_logging(cli.log_file, true)?;
+            let log = k3s_cockpit::logging::init_tui_logging(cli.log_file, true)?;
             cli::run_watch(cluster, probes, log).await
         }
         Command::Report(args) => {
-            cli::init_stderr_logging();
+            k3s_cockpit::logging::init_stderr_logging();
             k3s_cockpit::report::command::run_report(args)
         }
         Command::CheckPlan { plan, cluster } => {
-            cli::init_stderr_logging();
+            k3s_cockpit::logging::init_stderr_logging();
             cli::run_check_plan(&plan, cluster).await
         }
         Command::Upgrade(opts) => {
-            let log = cli::init_tui_logging(cli.log_file, !opts.headless && !opts.dry_run)?;
+            let log = k3s_cockpit::logging::init_tui_logging(
+                cli.log_file,
+                !opts.headless && !opts.dry_run,
+            )?;
             cli::run_upgrade(*opts, log).await
         }
         Command::Demo { scenario, watch } => {
-            let log = cli::init_tui_logging(cli.log_file, true)?;
+            let log = k3s_cockpit::logging::init_tui_logging(cli.log_file, true)?;
             cli::run_demo(&scenario, watch, log).await
         }
     }

@@ -14,7 +14,7 @@ use crate::model::timeline::{Entry, EntryKind, EntrySink, Severity};
 
 /// `$XDG_STATE_HOME/k3s-cockpit/sessions`.
 pub fn sessions_dir() -> PathBuf {
-    crate::cli::state_dir().join("sessions")
+    crate::paths::state_dir().join("sessions")
 }
 
 /// An open session journal. Clones write to the same file.
@@ -114,26 +114,8 @@ impl EntrySink for SessionLog {
     }
 }
 
-/// Opens the session journal for `app` (`sessions/<UTC>-<mode>.jsonl`
-/// under the state dir) and writes its first lines. A journal that cannot
-/// be created costs the report, not the cockpit: it is said on screen.
-pub fn start(
-    app: &mut crate::tui::app::App,
-    mode: &str,
-    probes: &crate::probe::Selection,
-) -> Option<SessionLog> {
-    let (context, server) = (app.context.clone(), app.server.clone());
-    match start_for(&mut app.fleet, &context, &server, mode, probes) {
-        Ok(log) => Some(log),
-        Err(e) => {
-            tracing::warn!("{e:#}");
-            app.flash = Some((format!("no session journal: {e:#}"), jiff::Timestamp::now()));
-            None
-        }
-    }
-}
-
-/// [`start`] for a fleet without a screen (headless upgrades).
+/// Opens the session journal for `fleet` (`sessions/<UTC>-<mode>.jsonl`
+/// under the state dir), sends its timeline there and writes the first lines.
 pub fn start_for(
     fleet: &mut crate::model::Fleet,
     context: &str,

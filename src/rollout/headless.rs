@@ -11,12 +11,13 @@ use std::time::Duration;
 use color_eyre::eyre::Result;
 use jiff::Timestamp;
 use serde_json::{Value, json};
-use tokio::sync::mpsc;
 
 use super::controller::engine_sees;
-use super::{CanaryConfirm, OnHalt, Session, UpgradeOptions, dispatch, preflight};
+use super::runner::{Finished, Front, Runner};
+use super::{CanaryConfirm, OnHalt, Session, UpgradeOptions};
+use crate::model::Fleet;
 use crate::remote::redact_command;
-use crate::upgrade::{Action, Command, RolloutState};
+use crate::upgrade::{Action, Command, ResolvedPlan, RolloutState};
 
 /// Engine ticks: soak and timeout resolution in headless runs.
 const TICK: Duration = Duration::from_millis(250);
@@ -37,9 +38,9 @@ fn state_json(state: &RolloutState, now: Timestamp) -> Value {
     v
 }
 
-fn action_json(session: &Session, action: &Action) -> Value {
+fn action_json(plan: &ResolvedPlan, action: &Action) -> Value {
     let mut v = json!({"type": "action", "at": Timestamp::now().to_string(), "action": action});
-    if let Some(n) = session.plan.node(action.node()) {
+    if let Some(n) = plan.node(action.node()) {
         let cmd = match action {
             Action::Install { version, .. } => Some(n.install_command(version)),
             Action::Restart { .. } => Some(n.restart_command()),
@@ -53,146 +54,166 @@ fn action_json(session: &Session, action: &Action) -> Value {
     v
 }
 
-pub async fn run(mut s: Session, opts: &UpgradeOptions) -> Result<ExitCode> {
-    let (results_tx, mut results) = mpsc::unbounded_channel();
-    // The session journal, for `k3s-cockpit report`; a run without one
-    // loses the report, not the rollout.
-    let session_log = match crate::report::session::start_for(
-        &mut s.fleet,
-        &s.conn.context,
-        &s.conn.server,
-        "upgrade",
-        &s.probes,
-    ) {
-        Ok(log) => Some(log),
-        Err(e) => {
-            emit(json!({"type": "warning", "text": format!("no session journal: {e:#}")}));
-            None
-        }
-    };
-    let keep_lock = s.lock.keep_alive();
-    let now = Timestamp::now();
+fn exit_json(code: u8, finished: &Finished) -> Value {
+    json!({
+        "type": "exit",
+        "code": code,
+        "state": finished.state.label(),
+        "journal": finished.journal.display().to_string(),
+        "session": finished.session.as_ref().map(|p| p.display().to_string()),
+    })
+}
 
-    // Preflight against the synced fleet, before anything changes.
-    let findings = preflight::run(&s.fleet, &s.plan, now);
-    for f in &findings {
-        emit(json!({"type": "preflight", "level": f.level, "text": f.text}));
-    }
-    let fresh_start = !s.resumed;
-    if fresh_start && findings.iter().any(|f| f.level == preflight::Level::Block) {
-        emit(json!({"type": "exit", "code": 1, "reason": "preflight failed; nothing was changed"}));
-        keep_lock.abort();
-        s.lock.release().await;
-        return Ok(ExitCode::from(1));
-    }
-
-    let mut actions = std::mem::take(&mut s.pending);
-    actions.extend(s.controller.observe(&mut s.fleet, now)?);
-    let first = match s.controller.engine().state() {
+/// The first command, from the flags and the state a resume found.
+fn first_command(state: &RolloutState, opts: &UpgradeOptions) -> Option<Command> {
+    match state {
         _ if opts.rollback => Some(Command::Rollback),
         RolloutState::Idle if opts.canary => Some(Command::Canary),
         RolloutState::Idle => Some(Command::Start),
         RolloutState::Paused | RolloutState::Halted(_) => Some(Command::Resume),
         _ => None,
-    };
-    let mut printed = s.controller.engine().events().len();
-    let mut last_state = None;
-    let mut rollback_requested = false;
-    if let Some(cmd) = first
-        && let Err(why) = s
-            .controller
-            .command(cmd.clone(), &mut s.fleet, now)?
-            .map(|a| actions.extend(a))
-    {
-        emit(json!({"type": "refused", "command": cmd.label(), "reason": why}));
     }
+}
+
+/// Sends `cmd`, printing a refusal. False if refused.
+fn send(runner: &mut Runner, fleet: &mut Fleet, cmd: Command) -> Result<bool> {
+    let label = cmd.label();
+    if let Err(why) = runner.command(cmd, fleet, Timestamp::now())? {
+        emit(json!({"type": "refused", "command": label, "reason": why}));
+        return Ok(false);
+    }
+    Ok(true)
+}
+
+/// What the flags decide in `state`: the exit code when the run is over,
+/// or a command to send.
+enum Decision {
+    Exit(u8),
+    Send(Command),
+    Wait,
+}
+
+fn decide(
+    state: &RolloutState,
+    idle: bool,
+    opts: &UpgradeOptions,
+    rollback_sent: bool,
+) -> Decision {
+    match state {
+        RolloutState::Done if idle => Decision::Exit(0),
+        // A rollback that was asked for and finished is a success.
+        RolloutState::RolledBack if idle && opts.rollback => Decision::Exit(0),
+        RolloutState::Aborted | RolloutState::RolledBack if idle => Decision::Exit(1),
+        RolloutState::CanaryAwaitingConfirm => match opts.canary_confirm {
+            CanaryConfirm::Auto => Decision::Send(Command::ConfirmCanary),
+            CanaryConfirm::Never if idle => Decision::Exit(1),
+            CanaryConfirm::Never => Decision::Wait,
+        },
+        RolloutState::Halted(_) if opts.on_halt == OnHalt::Rollback && !rollback_sent => {
+            Decision::Send(Command::Rollback)
+        }
+        RolloutState::Halted(_) if idle => Decision::Exit(1),
+        _ => Decision::Wait,
+    }
+}
+
+/// Prints the engine's new events and a changed state.
+struct Printer {
+    printed: usize,
+    last_state: Option<RolloutState>,
+}
+
+impl Printer {
+    fn print(&mut self, engine: &crate::upgrade::Engine, now: Timestamp) {
+        for e in &engine.events()[self.printed.min(engine.events().len())..] {
+            emit(json!({"type": "event", "at": e.at.to_string(), "kind": e.kind, "text": e.text}));
+        }
+        self.printed = engine.events().len();
+        let state = engine.state();
+        if self.last_state.as_ref() != Some(state) {
+            emit(state_json(state, now));
+            self.last_state = Some(state.clone());
+        }
+    }
+}
+
+pub async fn run(s: Session, opts: &UpgradeOptions) -> Result<ExitCode> {
+    let (mut runner, front) = match Runner::start(s, "upgrade").await? {
+        Ok(started) => started,
+        Err(refused) => {
+            for f in &refused.findings {
+                emit(json!({"type": "preflight", "level": f.level, "text": f.text}));
+            }
+            emit(
+                json!({"type": "exit", "code": 1, "reason": "preflight failed; nothing was changed"}),
+            );
+            return Ok(ExitCode::from(1));
+        }
+    };
+    let Front {
+        mut fleet,
+        mut events,
+        findings,
+        warning,
+        ..
+    } = front;
+    if let Some(w) = warning {
+        emit(json!({"type": "warning", "text": w}));
+    }
+    for f in &findings {
+        emit(json!({"type": "preflight", "level": f.level, "text": f.text}));
+    }
+    let mut printer = Printer {
+        printed: runner.engine().events().len(),
+        last_state: None,
+    };
+    if let Some(cmd) = first_command(runner.engine().state(), opts) {
+        send(&mut runner, &mut fleet, cmd)?;
+    }
+    let mut rollback_sent = false;
     let mut tick = tokio::time::interval(TICK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let code = loop {
-        for a in &actions {
-            emit(action_json(&s, a));
+        for a in runner.dispatch() {
+            emit(action_json(runner.plan(), &a));
         }
-        dispatch(&s.executor, std::mem::take(&mut actions), &results_tx);
-        let now = Timestamp::now();
-        let engine = s.controller.engine();
-        for e in &engine.events()[printed..] {
-            emit(json!({"type": "event", "at": e.at.to_string(), "kind": e.kind, "text": e.text}));
-        }
-        printed = engine.events().len();
-        let state = engine.state().clone();
-        if last_state.as_ref() != Some(&state) {
-            emit(state_json(&state, now));
-            last_state = Some(state.clone());
-        }
-        let idle = engine.in_flight().is_none();
-        match &state {
-            RolloutState::Done if idle => break 0,
-            // A rollback that was asked for and finished is a success.
-            RolloutState::RolledBack if idle && opts.rollback => break 0,
-            RolloutState::Aborted | RolloutState::RolledBack if idle => break 1,
-            RolloutState::CanaryAwaitingConfirm => match opts.canary_confirm {
-                CanaryConfirm::Auto => {
-                    if let Ok(a) =
-                        s.controller
-                            .command(Command::ConfirmCanary, &mut s.fleet, now)?
-                    {
-                        actions.extend(a);
-                    }
-                    continue;
-                }
-                CanaryConfirm::Never if idle => break 1,
-                CanaryConfirm::Never => {}
-            },
-            RolloutState::Halted(_) if opts.on_halt == OnHalt::Rollback && !rollback_requested => {
-                rollback_requested = true;
-                match s.controller.command(Command::Rollback, &mut s.fleet, now)? {
-                    Ok(a) => actions.extend(a),
-                    Err(why) => {
-                        emit(json!({"type": "refused", "command": "rollback", "reason": why}))
-                    }
+        printer.print(runner.engine(), Timestamp::now());
+        let idle = runner.engine().in_flight().is_none();
+        match decide(runner.engine().state(), idle, opts, rollback_sent) {
+            Decision::Exit(code) => break code,
+            Decision::Send(cmd) => {
+                let rollback = cmd == Command::Rollback;
+                rollback_sent |= rollback;
+                // A refused rollback falls through to the halt's exit; any
+                // other refused decision would be asked again forever.
+                if !send(&mut runner, &mut fleet, cmd)? && !rollback {
+                    break 1;
                 }
                 continue;
             }
-            RolloutState::Halted(_) if idle => break 1,
-            _ => {}
+            Decision::Wait => {}
         }
         tokio::select! {
-            ev = s.events.recv() => {
+            ev = events.recv() => {
                 let Some(ev) = ev else { break 1 };
                 let now = Timestamp::now();
                 let mut news = engine_sees(&ev);
-                s.fleet.apply(ev, now);
-                while let Ok(ev) = s.events.try_recv() {
+                fleet.apply(ev, now);
+                while let Ok(ev) = events.try_recv() {
                     news |= engine_sees(&ev);
-                    s.fleet.apply(ev, now);
+                    fleet.apply(ev, now);
                 }
                 if news {
-                    actions.extend(s.controller.observe(&mut s.fleet, now)?);
+                    runner.observe(&mut fleet, now)?;
                 }
             }
-            done = results.recv() => {
-                if let Some(done) = done {
-                    actions.extend(s.controller.finished(done, &mut s.fleet, Timestamp::now())?);
-                }
+            Some(done) = runner.next() => {
+                runner.on_done(done, &mut fleet, Timestamp::now())?;
             }
-            _ = tick.tick() => {
-                // The controller ticks the fleet before the engine looks.
-                actions.extend(s.controller.tick(&mut s.fleet, Timestamp::now())?);
-            }
+            _ = tick.tick() => runner.tick(&mut fleet, Timestamp::now())?,
         }
     };
-    let session = session_log.map(|log| {
-        log.end(Timestamp::now());
-        log.path().display().to_string()
-    });
-    emit(json!({
-        "type": "exit",
-        "code": code,
-        "state": s.controller.engine().state().label(),
-        "journal": s.controller.journal_path().display().to_string(),
-        "session": session,
-    }));
-    keep_lock.abort();
-    s.lock.release().await;
+    let finished = runner.finish(Timestamp::now()).await;
+    emit(exit_json(code, &finished));
     Ok(ExitCode::from(code))
 }

@@ -12,6 +12,7 @@ pub mod lock;
 pub mod node_ops;
 pub mod observe;
 pub mod preflight;
+pub mod runner;
 
 use std::path::PathBuf;
 use std::process::ExitCode;

@@ -10,11 +10,31 @@ use crate::model::{ClusterEvent, Fleet};
 use crate::rollout::executor::Manual;
 use crate::upgrade::{Command, RolloutState, RolloutView};
 
-/// What the control loop must do for a key: the app stays pure.
+/// What the loop must do for a key: the app stays pure.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Request {
     Engine(Command),
     Manual(Manual, String),
+    /// Write the session's incident report beside its journal.
+    WriteReport,
+}
+
+/// How the screen looks: the operator's environment, read at the edge.
+#[derive(Clone, Debug)]
+pub struct Look {
+    pub color: bool,
+    /// Zone for clocks on screen.
+    pub tz: jiff::tz::TimeZone,
+}
+
+impl Look {
+    /// Colour unless `NO_COLOR` is set; the system's time zone.
+    pub fn from_env() -> Look {
+        Look {
+            color: true,
+            tz: jiff::tz::TimeZone::UTC,
+        }
+    }
 }
 
 /// A request waiting for the operator's "y".
@@ -88,12 +108,18 @@ impl App {
             hint: None,
             log_panel: LogPanel::Timeline,
             log_view: tui_logger::TuiWidgetState::new(),
-            color: std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()),
-            tz: jiff::tz::TimeZone::system(),
+            color: true,
+            tz: jiff::tz::TimeZone::UTC,
             rollout: None,
             confirm: None,
             requests: Vec::new(),
         }
+    }
+
+    pub fn with_look(mut self, look: Look) -> Self {
+        self.color = look.color;
+        self.tz = look.tz;
+        self
     }
 
     /// Node names after the filter, in table order.
@@ -160,21 +186,8 @@ impl App {
         }
     }
 
-    fn say(&mut self, text: String) {
+    pub fn say(&mut self, text: String) {
         self.flash = Some((text, self.now));
-    }
-
-    /// The report key: the current session's journal, as Markdown beside
-    /// it. Only a local file is written, so read-only mode allows it.
-    fn write_report(&mut self) {
-        let Some(journal) = self.fleet.timeline.sink_path().map(|p| p.to_path_buf()) else {
-            self.say("no session journal in this cockpit: nothing to report".into());
-            return;
-        };
-        match crate::report::write_session_report(&journal, self.tz.clone()) {
-            Ok(path) => self.say(format!("report written: {}", path.display())),
-            Err(e) => self.say(format!("report failed: {e:#}")),
-        }
     }
 
     /// Handles one key. Returns true when the screen must be redrawn.
@@ -245,7 +258,8 @@ impl App {
             }
             Action::Log => self.screen = Screen::Log,
             Action::Quit => self.quit = true,
-            Action::WriteReport => self.write_report(),
+            // Only a local file is written, so read-only mode allows it.
+            Action::WriteReport => self.requests.push(Request::WriteReport),
             Action::Down => {}
             _ => self.control_key(binding),
         }
@@ -313,6 +327,7 @@ impl App {
                     "roll back every upgraded node, newest first".to_string()
                 }
                 Request::Engine(c) => c.label(),
+                Request::WriteReport => "write the incident report".to_string(),
             };
             self.confirm = Some(Confirm {
                 question: format!("{what}? y = yes, any other key = no"),
@@ -370,27 +385,11 @@ mod tests {
     }
 
     #[test]
-    fn report_key_writes_the_session_report_even_read_only() {
-        let dir = tempfile::tempdir().unwrap();
+    fn report_key_asks_for_the_report_even_read_only() {
         let mut app = app_with_nodes(&["a"]);
+        assert!(app.read_only);
         app.on_key(key('W'));
-        let (text, _) = app.flash.clone().unwrap();
-        assert!(text.starts_with("no session journal"), "{text}");
-
-        let log = crate::report::session::SessionLog::create(dir.path(), "watch", app.now).unwrap();
-        app.fleet.timeline.set_sink(log.sink());
-        app.fleet.timeline.push(
-            app.now,
-            crate::model::timeline::Severity::Warn,
-            "a",
-            "something happened".into(),
-        );
-        app.on_key(key('W'));
-        let (text, _) = app.flash.clone().unwrap();
-        let written = log.path().with_extension("md");
-        assert_eq!(text, format!("report written: {}", written.display()));
-        let md = std::fs::read_to_string(written).unwrap();
-        assert!(md.contains("| a: something happened |"), "{md}");
+        assert_eq!(app.requests, vec![Request::WriteReport]);
     }
 
     #[test]

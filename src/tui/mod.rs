@@ -22,13 +22,14 @@ use crossterm::event::{Event, EventStream, KeyEventKind};
 use futures::StreamExt;
 use tokio::sync::mpsc::UnboundedReceiver;
 
-use self::app::App;
+use self::app::{App, Request};
 use crate::model::ClusterEvent;
+use crate::rollout::runner::{Done, Runner};
 
 /// Terminal input, read by its own task. Polling crossterm's `EventStream`
 /// from the `select!` costs a lock hand-over with crossterm's reader thread
-/// on every loop turn (13 % of the cockpit's CPU at 5,000 nodes, where the
-/// loop turns for every lease renewal); a channel costs nothing.
+/// on every loop turn, and the loop turns for every lease renewal; a
+/// channel costs nothing.
 struct Keys {
     rx: UnboundedReceiver<std::io::Result<Event>>,
     task: tokio::task::JoinHandle<()>,
@@ -53,16 +54,84 @@ fn keys_task() -> Keys {
     Keys { rx, task }
 }
 
-/// The read-only watch cockpit.
-pub async fn run(mut app: App, mut events: UnboundedReceiver<ClusterEvent>) -> Result<()> {
-    run_loop(&mut app, &mut events, None).await
+/// The read-only watch cockpit; `mode` names its session journal.
+pub async fn run(
+    mut app: App,
+    mut events: UnboundedReceiver<ClusterEvent>,
+    mode: &str,
+    probes: &crate::probe::Selection,
+) -> Result<()> {
+    let session = start_session(&mut app, mode, probes);
+    let ended = run_loop(&mut app, &mut events, None).await;
+    let session = session.map(|log| {
+        log.end(jiff::Timestamp::now());
+        log.path().to_path_buf()
+    });
+    say_session(session.as_deref());
+    ended
+}
+
+/// Opens the session journal for the cockpit and writes its first lines.
+/// A journal that cannot be created costs the report, not the cockpit: it
+/// is said on screen.
+fn start_session(
+    app: &mut App,
+    mode: &str,
+    probes: &crate::probe::Selection,
+) -> Option<crate::report::session::SessionLog> {
+    let (context, server) = (app.context.clone(), app.server.clone());
+    match crate::report::session::start_for(&mut app.fleet, &context, &server, mode, probes) {
+        Ok(log) => Some(log),
+        Err(e) => {
+            tracing::warn!("{e:#}");
+            app.flash = Some((format!("no session journal: {e:#}"), jiff::Timestamp::now()));
+            None
+        }
+    }
+}
+
+/// Says where the session journal is, once the screen is restored.
+pub(crate) fn say_session(path: Option<&std::path::Path>) {
+    if let Some(path) = path {
+        eprintln!(
+            "session journal: {} (`k3s-cockpit report` turns it into an incident timeline)",
+            path.display()
+        );
+    }
+}
+
+/// Carries out what the last key asked for: the report here, the rollout's
+/// requests through the runner. True if anything was asked.
+fn carry_out(app: &mut App, runner: Option<&mut Runner>) -> Result<bool> {
+    let mut requests = std::mem::take(&mut app.requests);
+    let report = requests.contains(&Request::WriteReport);
+    requests.retain(|r| *r != Request::WriteReport);
+    if report {
+        write_report(app);
+    }
+    match runner {
+        Some(r) => Ok(control::on_requests(r, app, requests)? || report),
+        None => Ok(report),
+    }
+}
+
+/// The report key: the current session's journal, as Markdown beside it.
+fn write_report(app: &mut App) {
+    let Some(journal) = app.fleet.timeline.sink_path().map(|p| p.to_path_buf()) else {
+        app.say("no session journal in this cockpit: nothing to report".into());
+        return;
+    };
+    match crate::report::write_session_report(&journal, app.tz.clone()) {
+        Ok(path) => app.say(format!("report written: {}", path.display())),
+        Err(e) => app.say(format!("report failed: {e:#}")),
+    }
 }
 
 /// The one loop of both modes: `driver` adds the rollout in control mode.
 pub(crate) async fn run_loop(
     app: &mut App,
     events: &mut UnboundedReceiver<ClusterEvent>,
-    mut driver: Option<&mut control::Driver<'_>>,
+    mut driver: Option<&mut Runner>,
 ) -> Result<()> {
     // Declared first, dropped last: the terminals flush what they still
     // buffer before the screen is restored (and a failed start is undone).
@@ -89,7 +158,7 @@ pub(crate) async fn run_loop(
         }
         if dirty {
             if let Some(d) = driver.as_deref() {
-                d.show(app);
+                app.rollout = Some(d.view(app.now));
             }
             tui_logger::move_events();
             shown = screen.draw(app, &mut frames, reason)?;
@@ -110,9 +179,7 @@ pub(crate) async fn run_loop(
             key = keys.rx.recv() => match key {
                 Some(Ok(Event::Key(k))) if k.kind == KeyEventKind::Press => {
                     dirty |= app.on_key(k);
-                    if let Some(d) = driver.as_deref_mut() {
-                        dirty |= d.on_requests(app)?;
-                    }
+                    dirty |= carry_out(app, driver.as_deref_mut())?;
                     reason = "key";
                 }
                 Some(Ok(Event::Resize(width, height))) => {
@@ -139,13 +206,16 @@ pub(crate) async fn run_loop(
                     dirty |= redraw::apply(app, m, &shown);
                 }
                 if news && let Some(d) = driver.as_deref_mut() {
-                    dirty |= d.on_cluster(app)?;
+                    dirty |= d.observe(&mut app.fleet, jiff::Timestamp::now())?;
                 }
                 reason = "cluster";
             }
             Some(done) = next_done(&mut driver) => {
                 if let Some(d) = driver.as_deref_mut() {
-                    d.on_done(app, done)?;
+                    let now = jiff::Timestamp::now();
+                    if let Some(text) = d.on_done(done, &mut app.fleet, now)? {
+                        app.flash = Some((text, now));
+                    }
                 }
                 dirty = true;
                 reason = "rollout";
@@ -175,13 +245,12 @@ pub(crate) async fn run_loop(
 
 /// Advances the clock: through the driver in control mode (its controller
 /// ticks the fleet), else through the app; the fleet is ticked once either way.
-fn tick_once(
-    app: &mut App,
-    driver: Option<&mut control::Driver<'_>>,
-    now: jiff::Timestamp,
-) -> Result<()> {
+fn tick_once(app: &mut App, driver: Option<&mut Runner>, now: jiff::Timestamp) -> Result<()> {
     match driver {
-        Some(d) => d.on_tick(app, now),
+        Some(d) => {
+            app.on_clock(now);
+            d.tick(&mut app.fleet, now)
+        }
         None => {
             app.on_tick(now);
             Ok(())
@@ -189,10 +258,48 @@ fn tick_once(
     }
 }
 
-/// The driver's next finished task; never resolves in watch mode.
-async fn next_done(driver: &mut Option<&mut control::Driver<'_>>) -> Option<control::Done> {
+/// The runner's next finished task; never resolves in watch mode.
+async fn next_done(driver: &mut Option<&mut Runner>) -> Option<Done> {
     match driver {
         Some(d) => d.next().await,
         None => std::future::pending().await,
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crossterm::event::{KeyCode, KeyEvent};
+
+    #[test]
+    fn report_key_writes_the_session_report_even_read_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut app = App::new(
+            "lab",
+            "http://127.0.0.1:1",
+            true,
+            jiff::Timestamp::UNIX_EPOCH,
+        );
+        app.on_key(KeyEvent::from(KeyCode::Char('W')));
+        carry_out(&mut app, None).unwrap();
+        let (text, _) = app.flash.clone().unwrap();
+        assert!(text.starts_with("no session journal"), "{text}");
+
+        let log = crate::report::session::SessionLog::create(dir.path(), "watch", app.now).unwrap();
+        app.fleet.timeline.set_sink(log.sink());
+        app.fleet.timeline.push(
+            app.now,
+            crate::model::timeline::Severity::Warn,
+            "a",
+            "something happened".into(),
+        );
+        app.on_key(KeyEvent::from(KeyCode::Char('W')));
+        carry_out(&mut app, None).unwrap();
+        let (text, _) = app.flash.clone().unwrap();
+        let written = log.path().with_extension("md");
+        assert_eq!(text, format!("report written: {}", written.display()));
+        let md = std::fs::read_to_string(written).unwrap();
+        assert!(md.contains("| a: something happened |"), "{md}");
     }
 }

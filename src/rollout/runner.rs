@@ -1,0 +1,295 @@
+//! The one rollout runner behind every front end. It owns what a running
+//! rollout needs besides the fleet: the engine (through the controller and
+//! its journal), the cluster lock, the session journal, preflight, and the
+//! tasks that carry out the engine's actions. Headless and the cockpit only
+//! turn flags or keys into commands, feed it cluster events and ticks, and
+//! show what it reports; neither repeats any of this.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use color_eyre::eyre::Result;
+use jiff::Timestamp;
+use tokio::sync::mpsc::{self, UnboundedReceiver, UnboundedSender};
+use tokio::task::JoinHandle;
+
+use super::controller::Controller;
+use super::executor::{Executor, Manual};
+use super::lock::RolloutLock;
+use super::preflight::{self, Finding, Level};
+use super::{Session, dispatch};
+use crate::cluster::Connection;
+use crate::model::timeline::{EntryKind, Severity};
+use crate::model::{ClusterEvent, Fleet};
+use crate::report::session::SessionLog;
+use crate::upgrade::{Action, Command, Engine, Input, ResolvedPlan, RolloutState, RolloutView};
+
+/// The result of an operator's manual action on a node.
+pub struct ManualDone {
+    what: Manual,
+    node: String,
+    result: std::result::Result<(), String>,
+}
+
+/// Something the runner's tasks finished.
+pub enum Done {
+    Action(Input),
+    Manual(ManualDone),
+}
+
+/// What the front end holds while the runner runs: the fleet it shows and
+/// feeds back, the cluster events that update it, and what to say first.
+pub struct Front {
+    pub fleet: Fleet,
+    pub events: UnboundedReceiver<ClusterEvent>,
+    pub conn: Connection,
+    pub findings: Vec<Finding>,
+    /// Why there is no session journal, if there is none.
+    pub warning: Option<String>,
+}
+
+/// A fresh rollout that preflight blocked: nothing was changed, the lock
+/// is released and the session journal closed.
+pub struct Refused {
+    pub findings: Vec<Finding>,
+    pub session: Option<PathBuf>,
+}
+
+/// How a run ended.
+pub struct Finished {
+    pub state: RolloutState,
+    pub journal: PathBuf,
+    pub session: Option<PathBuf>,
+}
+
+pub struct Runner {
+    plan: Arc<ResolvedPlan>,
+    controller: Controller,
+    executor: Executor,
+    lock: RolloutLock,
+    keep_lock: JoinHandle<()>,
+    session_log: Option<SessionLog>,
+    /// Actions the engine asked for, started at the next [`Runner::dispatch`].
+    actions: Vec<Action>,
+    results_tx: UnboundedSender<Input>,
+    results: UnboundedReceiver<Input>,
+    manual_tx: UnboundedSender<ManualDone>,
+    manual: UnboundedReceiver<ManualDone>,
+}
+
+fn severity(level: Level) -> Severity {
+    match level {
+        Level::Block => Severity::Error,
+        Level::Warn => Severity::Warn,
+        Level::Ok => Severity::Info,
+    }
+}
+
+impl Runner {
+    /// Opens the session journal (`mode` names it), keeps the lock alive
+    /// and runs preflight on the synced fleet. A fresh rollout that
+    /// preflight blocks is refused before anything changes; a resumed one
+    /// goes on (its findings are on the timeline), since stopping halfway
+    /// is worse than the finding.
+    pub async fn start(
+        s: Session,
+        mode: &str,
+    ) -> Result<std::result::Result<(Runner, Front), Refused>> {
+        let Session {
+            plan,
+            conn,
+            mut fleet,
+            events,
+            controller,
+            executor,
+            pending,
+            lock,
+            resumed,
+            probes,
+        } = s;
+        let now = Timestamp::now();
+        let (session_log, warning) = match crate::report::session::start_for(
+            &mut fleet,
+            &conn.context,
+            &conn.server,
+            mode,
+            &probes,
+        ) {
+            Ok(log) => (Some(log), None),
+            Err(e) => (None, Some(format!("no session journal: {e:#}"))),
+        };
+        let keep_lock = lock.keep_alive();
+        let findings = preflight::run(&fleet, &plan, now);
+        for f in &findings {
+            fleet
+                .timeline
+                .push(now, severity(f.level), "preflight", f.text.clone());
+        }
+        let blocked = findings.iter().any(|f| f.level == Level::Block);
+        if blocked && !resumed {
+            let session = end_session(session_log.as_ref(), now);
+            keep_lock.abort();
+            lock.release().await;
+            return Ok(Err(Refused { findings, session }));
+        }
+        let (results_tx, results) = mpsc::unbounded_channel();
+        let (manual_tx, manual) = mpsc::unbounded_channel();
+        let mut runner = Runner {
+            plan,
+            controller,
+            executor,
+            lock,
+            keep_lock,
+            session_log,
+            actions: pending,
+            results_tx,
+            results,
+            manual_tx,
+            manual,
+        };
+        runner.observe(&mut fleet, now)?;
+        let front = Front {
+            fleet,
+            events,
+            conn,
+            findings,
+            warning,
+        };
+        Ok(Ok((runner, front)))
+    }
+
+    pub fn engine(&self) -> &Engine {
+        self.controller.engine()
+    }
+
+    pub fn plan(&self) -> &ResolvedPlan {
+        &self.plan
+    }
+
+    pub fn view(&self, now: Timestamp) -> RolloutView {
+        self.controller.view(now)
+    }
+
+    pub fn journal_path(&self) -> &std::path::Path {
+        self.controller.journal_path()
+    }
+
+    /// Starts the actions asked for since the last call, each on its own
+    /// task, and returns them (headless prints them).
+    pub fn dispatch(&mut self) -> Vec<Action> {
+        let actions = std::mem::take(&mut self.actions);
+        dispatch(&self.executor, actions.clone(), &self.results_tx);
+        actions
+    }
+
+    /// An operator decision; a refusal comes back as `Err(reason)` inside
+    /// the `Ok` (and is on the timeline).
+    pub fn command(
+        &mut self,
+        cmd: Command,
+        fleet: &mut Fleet,
+        now: Timestamp,
+    ) -> Result<std::result::Result<(), String>> {
+        Ok(self
+            .controller
+            .command(cmd, fleet, now)?
+            .map(|a| self.actions.extend(a)))
+    }
+
+    /// An operator's action on one node outside the engine (restart K3s,
+    /// cordon, ...): on the timeline now, its result later through
+    /// [`Runner::next`].
+    pub fn manual(&mut self, what: Manual, node: String, fleet: &mut Fleet, now: Timestamp) {
+        let action = format!("{} {node}", what.label());
+        fleet.timeline.push_kind(
+            now,
+            Severity::Info,
+            "operator",
+            EntryKind::Operator {
+                action: action.clone(),
+            },
+            action,
+        );
+        let (executor, tx) = (self.executor.clone(), self.manual_tx.clone());
+        tokio::spawn(async move {
+            let result = executor.manual(what, &node).await;
+            let _ = tx.send(ManualDone { what, node, result });
+        });
+    }
+
+    /// The fleet changed: the engine looks again. True if the rollout
+    /// moved (it asked for actions or wrote to the timeline).
+    pub fn observe(&mut self, fleet: &mut Fleet, now: Timestamp) -> Result<bool> {
+        let before = fleet.timeline.pushed();
+        let actions = self.controller.observe(fleet, now)?;
+        let moved = !actions.is_empty() || fleet.timeline.pushed() != before;
+        self.actions.extend(actions);
+        Ok(moved)
+    }
+
+    /// Time passed: heartbeat classes (the fleet is ticked before the
+    /// engine looks), soaks and timeouts advance.
+    pub fn tick(&mut self, fleet: &mut Fleet, now: Timestamp) -> Result<()> {
+        let actions = self.controller.tick(fleet, now)?;
+        self.actions.extend(actions);
+        Ok(())
+    }
+
+    /// The next finished action or manual operation.
+    pub async fn next(&mut self) -> Option<Done> {
+        tokio::select! {
+            Some(input) = self.results.recv() => Some(Done::Action(input)),
+            Some(manual) = self.manual.recv() => Some(Done::Manual(manual)),
+            else => None,
+        }
+    }
+
+    /// Takes a finished task's result. For a manual operation, returns
+    /// the line to show the operator.
+    pub fn on_done(
+        &mut self,
+        done: Done,
+        fleet: &mut Fleet,
+        now: Timestamp,
+    ) -> Result<Option<String>> {
+        match done {
+            Done::Action(input) => {
+                let actions = self.controller.finished(input, fleet, now)?;
+                self.actions.extend(actions);
+                Ok(None)
+            }
+            Done::Manual(ManualDone { what, node, result }) => {
+                let (severity, text) = match &result {
+                    Ok(()) => (Severity::Info, format!("{} {node}: done", what.label())),
+                    Err(e) => (
+                        Severity::Error,
+                        format!("{} {node} failed: {e}", what.label()),
+                    ),
+                };
+                fleet.timeline.push(now, severity, "operator", text.clone());
+                Ok(Some(text))
+            }
+        }
+    }
+
+    /// Closes the session journal and releases the lock.
+    pub async fn finish(self, now: Timestamp) -> Finished {
+        let session = end_session(self.session_log.as_ref(), now);
+        self.keep_lock.abort();
+        let state = self.controller.engine().state().clone();
+        let journal = self.controller.journal_path().to_path_buf();
+        self.lock.release().await;
+        Finished {
+            state,
+            journal,
+            session,
+        }
+    }
+}
+
+fn end_session(log: Option<&SessionLog>, now: Timestamp) -> Option<PathBuf> {
+    log.map(|log| {
+        log.end(now);
+        log.path().to_path_buf()
+    })
+}
