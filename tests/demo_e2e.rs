@@ -28,8 +28,10 @@ fn last_hop_scenario() -> String {
 
 #[test]
 fn demo_canary_halts_restart_heals_resume_completes() {
-    if !have("tmux") {
-        eprintln!("SKIP: tmux is not installed");
+    if !common::require(
+        "demo_canary_halts_restart_heals_resume_completes",
+        &["tmux"],
+    ) {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -68,7 +70,16 @@ fn demo_canary_halts_restart_heals_resume_completes() {
         Duration::from_secs(20),
     )
     .unwrap();
-    std::thread::sleep(Duration::from_secs(3));
+    // Its kubelet heartbeats again before the rollout resumes.
+    tmux.wait_until(Duration::from_secs(30), |screen| {
+        screen.lines().any(|l| {
+            l.contains("k3s-vm-fun-bedbug")
+                && l.contains("Ready")
+                && !l.contains("LATE")
+                && !l.contains("EXPIRED")
+        })
+    })
+    .unwrap();
 
     // Resume: the canary soaks again, then waits for confirmation.
     tmux.keys("p");

@@ -138,8 +138,7 @@ fn lab_outages(path: &Path, service: &str) -> Vec<(jiff::Timestamp, jiff::Timest
 
 #[test]
 fn incident_session_report_matches_the_lab_outage() {
-    if !have("tmux") {
-        eprintln!("SKIP: tmux is not installed");
+    if !common::require("incident_session_report_matches_the_lab_outage", &["tmux"]) {
         return;
     }
     let dir = tempfile::tempdir().unwrap();

@@ -1,9 +1,12 @@
-//! SSH transport tests: against a real OpenSSH `sshd` started on loopback (skipped with
-//! a message when /usr/sbin/sshd is absent), and against the lab's russh server.
+//! SSH transport tests: against a real OpenSSH `sshd` started on loopback (a
+//! failure under CI when /usr/sbin/sshd is absent, a SKIP elsewhere), and
+//! against the lab's russh server.
 //!
 //! Run with `--nocapture` to see the measured latencies.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -24,18 +27,8 @@ use k3s_cockpit::remote::{
 const SSHD: &str = "/usr/sbin/sshd";
 const T: Duration = Duration::from_secs(20);
 
-fn have(path: &str) -> bool {
-    Path::new(path).exists()
-}
-
 fn skip_without_sshd(test: &str) -> bool {
-    if have(SSHD) && have("/usr/bin/ssh-keygen") {
-        return false;
-    }
-    eprintln!(
-        "SKIP {test}: {SSHD} (or ssh-keygen) not found; install openssh-server to run the SSH transport tests"
-    );
-    true
+    !common::require(test, &[SSHD, "ssh-keygen"])
 }
 
 fn current_user() -> String {
@@ -463,8 +456,7 @@ fn sshd_agent_auth() {
     if skip_without_sshd("sshd_agent_auth") {
         return;
     }
-    if !have("/usr/bin/ssh-agent") || !have("/usr/bin/ssh-add") {
-        eprintln!("SKIP sshd_agent_auth: ssh-agent/ssh-add not found");
+    if !common::require("sshd_agent_auth", &["ssh-agent", "ssh-add"]) {
         return;
     }
     let sshd = Sshd::start();
@@ -677,8 +669,7 @@ async fn lab_server_rejects_unknown_keys_and_checks_host_key() {
 /// refusal for interactive sessions.
 #[tokio::test]
 async fn lab_server_works_with_openssh_client() {
-    if !have("/usr/bin/ssh") {
-        eprintln!("SKIP lab_server_works_with_openssh_client: /usr/bin/ssh not found");
+    if !common::require("lab_server_works_with_openssh_client", &["ssh"]) {
         return;
     }
     let lab = start_lab(Arc::new(Echo)).await;

@@ -32,7 +32,14 @@ fn lab_with_plan(scenario: &str) -> Rollout {
     let lab = start_lab(
         dir.path(),
         scenario,
-        &["--time-scale", SCALE, "--plan-out", plan.to_str().unwrap()],
+        &[
+            "--time-scale",
+            SCALE,
+            "--plan-out",
+            plan.to_str().unwrap(),
+            "--audit-log",
+            dir.path().join("audit.jsonl").to_str().unwrap(),
+        ],
     );
     assert!(plan.exists(), "lab --plan-out wrote no plan");
     let kubeconfig = lab.kubeconfig.clone();
@@ -48,6 +55,7 @@ fn lab_with_plan(scenario: &str) -> Rollout {
 struct Run {
     code: i32,
     lines: Vec<Value>,
+    stderr: String,
 }
 
 impl Run {
@@ -147,6 +155,58 @@ impl Rollout {
         assert!(result.success(), "{result:?}");
     }
 
+    /// Every API request that was not a read, from the lab's audit log.
+    fn writes(&self) -> Vec<Value> {
+        std::fs::read_to_string(self.dir.path().join("audit.jsonl"))
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str::<Value>(l).unwrap())
+            .filter(|v| v["method"] != "GET")
+            .collect()
+    }
+
+    /// Waits until `node`'s kubelet renewed its Lease after `since` and
+    /// the node is Ready: K3s is back after a restart.
+    fn wait_back(&self, node: &str, since: jiff::Timestamp) {
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        let back = rt.block_on(async {
+            let target = k3s_cockpit::cluster::ClusterTarget {
+                kubeconfig: Some(self.kubeconfig.clone()),
+                context: None,
+            };
+            let conn = k3s_cockpit::cluster::connect(&target, true).await.unwrap();
+            let leases: kube::Api<k8s_openapi::api::coordination::v1::Lease> =
+                kube::Api::namespaced(conn.client, "kube-node-lease");
+            let deadline = Instant::now() + Duration::from_secs(30);
+            while Instant::now() < deadline {
+                let renewed = leases
+                    .get(node)
+                    .await
+                    .ok()
+                    .and_then(|l| l.spec?.renew_time)
+                    .is_some_and(|t| t.0 > since);
+                if renewed {
+                    return true;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            false
+        });
+        assert!(
+            back,
+            "{node}'s kubelet did not renew its lease within 30 s of the restart"
+        );
+        let ready = || {
+            self.readiness()
+                .iter()
+                .any(|(n, r)| n == node && r == "True")
+        };
+        assert!(
+            wait_for(Duration::from_secs(30), ready),
+            "{node} is not Ready after its restart"
+        );
+    }
+
     /// Ready condition status of each node, from the API.
     fn readiness(&self) -> Vec<(String, String)> {
         let rt = tokio::runtime::Runtime::new().unwrap();
@@ -205,6 +265,7 @@ fn finish(mut child: Child, timeout: Duration) -> Run {
     Run {
         code: status.code().unwrap_or(-1),
         lines,
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
     }
 }
 
@@ -257,8 +318,9 @@ fn incident_is_caught_in_soak_healed_by_a_restart_and_resumed() {
     assert!(md.contains("HALTED: soak of k3s-vm-fun-bedbug"), "{md}");
     assert!(md.contains("soak"), "{md}");
 
+    let since = jiff::Timestamp::now();
     r.restart_k3s(fun_bedbug());
-    std::thread::sleep(Duration::from_secs(2));
+    r.wait_back(fun_bedbug(), since);
     // Resumed: fun-bedbug finishes its soak, pumped-piglet passes, and
     // still-fawn's kubelet dies inside its own soak, as in the incident.
     let resumed = r.upgrade(&["--resume"], Duration::from_secs(240));
@@ -279,8 +341,9 @@ fn incident_is_caught_in_soak_healed_by_a_restart_and_resumed() {
     );
 
     // The same fix heals it (and cancels its pending speaker failure).
+    let since = jiff::Timestamp::now();
     r.restart_k3s("k3s-vm-still-fawn");
-    std::thread::sleep(Duration::from_secs(2));
+    r.wait_back("k3s-vm-still-fawn", since);
     let done = r.upgrade(&["--resume"], Duration::from_secs(120));
     assert_eq!(done.code, 0, "{}", done.explain());
     assert_eq!(done.last_state()["state"], "done");
@@ -385,7 +448,6 @@ fn kill_9_mid_install_then_resume_finishes_without_redoing_a_node() {
 #[test]
 fn dry_run_prints_the_commands_and_changes_nothing() {
     let r = lab_with_plan(&healthy_two_hops());
-    let audit_free = r.readiness();
     let out = Command::new(BIN)
         .args(["upgrade", "--dry-run", "--plan"])
         .arg(&r.plan)
@@ -407,23 +469,45 @@ fn dry_run_prints_the_commands_and_changes_nothing() {
     );
     assert!(text.contains("final state: done"), "{text}");
     assert!(!Path::new(&format!("{}.journal.jsonl", r.plan.display())).exists());
-    assert_eq!(r.readiness(), audit_free);
+    // Not one request that could change the cluster reached the API.
+    let writes = r.writes();
+    assert!(
+        writes.is_empty(),
+        "the dry run wrote to the cluster: {writes:#?}"
+    );
 }
 
 #[test]
 fn a_second_cockpit_is_refused_while_the_first_holds_the_lock() {
     let r = lab_with_plan(&healthy_two_hops());
     let mut first = r.command(&["--soak", "30s"]).spawn().unwrap();
-    std::thread::sleep(Duration::from_secs(3));
+    // The first cockpit prints its first state only after it holds the lock.
+    let (tx, rx) = std::sync::mpsc::channel();
+    let stdout = first.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stdout).lines() {
+            let Ok(line) = line else { return };
+            if line.contains(r#""type":"state""#) {
+                let _ = tx.send(());
+            }
+        }
+    });
+    if rx.recv_timeout(Duration::from_secs(60)).is_err() {
+        let _ = first.kill();
+        panic!("the first cockpit never started its rollout");
+    }
     let other_journal = r.dir.path().join("other.jsonl");
-    let second = r
-        .command(&["--journal", other_journal.to_str().unwrap()])
-        .output()
-        .unwrap();
+    let second = finish(
+        r.command(&["--journal", other_journal.to_str().unwrap()])
+            .spawn()
+            .unwrap(),
+        Duration::from_secs(60),
+    );
     first.kill().unwrap();
     first.wait().unwrap();
-    assert_eq!(second.status.code(), Some(1));
-    let err = String::from_utf8_lossy(&second.stderr);
+    assert_eq!(second.code, 1);
+    let err = &second.stderr;
     assert!(
         err.contains("another cockpit drives this cluster")
             && err.contains("kube-system/k3s-cockpit-rollout"),

@@ -10,8 +10,10 @@ use common::*;
 
 #[test]
 fn watch_shows_heartbeats_failure_and_announcer_move_and_only_reads() {
-    if !have("tmux") {
-        eprintln!("SKIP: tmux is not installed");
+    if !common::require(
+        "watch_shows_heartbeats_failure_and_announcer_move_and_only_reads",
+        &["tmux"],
+    ) {
         return;
     }
     let dir = tempfile::tempdir().unwrap();

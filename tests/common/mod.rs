@@ -94,13 +94,29 @@ pub fn start_lab(dir: &Path, scenario: &str, extra: &[&str]) -> LabProcess {
         .arg(&kubeconfig)
         .args(extra)
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let lab = LabProcess { child, kubeconfig };
-    wait_for(Duration::from_secs(20), || {
+    let mut lab = LabProcess { child, kubeconfig };
+    let up = wait_for(Duration::from_secs(20), || {
         lab.kubeconfig.exists() && std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+            || lab.child.try_wait().is_ok_and(|s| s.is_some())
     });
+    let exited = lab.child.try_wait().ok().flatten();
+    if !up || exited.is_some() {
+        let _ = lab.child.kill();
+        let mut stderr = String::new();
+        if let Some(mut pipe) = lab.child.stderr.take() {
+            use std::io::Read;
+            let _ = pipe.read_to_string(&mut stderr);
+        }
+        panic!("the lab did not come up on port {port} (exit: {exited:?}); its stderr:\n{stderr}");
+    }
+    // The lab logs to stderr for its whole life: drain the pipe so it
+    // never blocks on a full buffer.
+    if let Some(mut pipe) = lab.child.stderr.take() {
+        std::thread::spawn(move || std::io::copy(&mut pipe, &mut std::io::sink()));
+    }
     lab
 }
 
@@ -115,12 +131,55 @@ pub fn wait_for(timeout: Duration, mut ok: impl FnMut() -> bool) -> bool {
     false
 }
 
-pub fn have(cmd: &str) -> bool {
-    Command::new("sh")
-        .args(["-c", &format!("command -v {cmd}")])
-        .stdout(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
+/// Whether `tool` is on PATH, or (an absolute path) exists.
+pub fn have(tool: &str) -> bool {
+    if tool.starts_with('/') {
+        return Path::new(tool).exists();
+    }
+    std::env::var_os("PATH").is_some_and(|path| {
+        std::env::split_paths(&path)
+            .any(|dir| std::fs::metadata(dir.join(tool)).is_ok_and(|m| m.is_file()))
+    })
+}
+
+/// Whether `test` can run: every tool it needs is there. A missing tool
+/// fails the test under CI (`CI` set) and names it; elsewhere the test
+/// says SKIP on the terminal (libtest cannot capture a direct write) with
+/// the count of skips in this `cargo test` run, and returns early.
+pub fn require(test: &str, tools: &[&str]) -> bool {
+    let missing: Vec<&str> = tools.iter().copied().filter(|t| !have(t)).collect();
+    if missing.is_empty() {
+        return true;
+    }
+    let what = missing.join(", ");
+    if std::env::var_os("CI").is_some_and(|v| !v.is_empty()) {
+        panic!(
+            "{test} needs {what}, which is missing (CI is set, so this is a failure, not a skip)"
+        );
+    }
+    let count = count_skip(test);
+    let line = format!(
+        "SKIP {test}: {what} not found (skip {count} of this cargo test run; under CI this fails)\n"
+    );
+    use std::io::Write;
+    let _ = std::io::stderr().write_all(line.as_bytes());
+    false
+}
+
+/// Records a skip in a file shared by every test binary of this `cargo
+/// test` run (they share cargo's process as parent); returns the count.
+fn count_skip(test: &str) -> usize {
+    use std::io::Write;
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
+    let file = dir.join(format!("skips-{}.txt", std::os::unix::process::parent_id()));
+    if let Ok(mut f) = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&file)
+    {
+        let _ = writeln!(f, "{test}");
+    }
+    std::fs::read_to_string(&file).map_or(1, |s| s.lines().count())
 }
 
 /// A detached tmux session running `command`, on its own socket.
@@ -129,6 +188,7 @@ pub struct Tmux {
 }
 
 impl Tmux {
+    /// Call [`require`] first: without tmux this panics.
     pub fn start(name: &str, width: u16, height: u16, command: &str) -> Tmux {
         let socket = format!("k3sc-{name}-{}", std::process::id());
         let t = Tmux { socket };
@@ -166,18 +226,26 @@ impl Tmux {
 
     /// Waits until the screen contains `text`; returns the last screen.
     pub fn wait_for(&self, text: &str, timeout: Duration) -> Result<String, String> {
+        self.wait_until(timeout, |screen| screen.contains(text))
+            .map_err(|e| format!("{text:?} did not appear: {e}"))
+    }
+
+    /// Waits until `ok` holds for the screen; returns that screen.
+    pub fn wait_until(
+        &self,
+        timeout: Duration,
+        ok: impl Fn(&str) -> bool,
+    ) -> Result<String, String> {
         let start = Instant::now();
         let mut last = String::new();
         while start.elapsed() < timeout {
             last = self.screen();
-            if last.contains(text) {
+            if ok(&last) {
                 return Ok(last);
             }
             std::thread::sleep(Duration::from_millis(150));
         }
-        Err(format!(
-            "{text:?} did not appear within {timeout:?}; screen:\n{last}"
-        ))
+        Err(format!("not within {timeout:?}; screen:\n{last}"))
     }
 }
 
