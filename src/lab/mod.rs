@@ -118,7 +118,7 @@ impl Lab {
         let app = api::router(state);
         // Like the API server (Go sets TCP_NODELAY on every connection): a
         // watch event is written at once, not held back by Nagle's algorithm
-        // until the client's delayed ACK (which held 1 % of them ~35 ms).
+        // until the client's delayed ACK.
         let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
             let _ = tcp.set_nodelay(true);
         });

@@ -210,6 +210,9 @@ pub async fn open(
 ) -> Result<std::result::Result<Session, BadInput>> {
     let conn = crate::cluster::connect(&opts.cluster, false).await?;
     crate::cluster::check_reachable(&conn).await?;
+    // The watchers' first lists load while the plan is resolved.
+    let (tx, events) = mpsc::unbounded_channel();
+    crate::cluster::watch::spawn_all(&conn.client, &tx);
     let plan = match resolve_plan(opts, &conn).await? {
         Ok(p) => Arc::new(p),
         Err(bad) => return Ok(Err(bad)),
@@ -255,8 +258,6 @@ pub async fn open(
     };
     let observer = Observer::new(plan.timings.max_heartbeat_age);
     let controller = Controller::new(recorder, observer);
-    let (tx, events) = mpsc::unbounded_channel();
-    crate::cluster::watch::spawn_all(&conn.client, &tx);
     let mut probes = crate::probe::Selection::from_plan(&plan.gates.probes);
     probes.specs.extend(extra_probes.specs);
     probes.all = extra_probes.all;
@@ -302,16 +303,20 @@ async fn sync(
             })
         })
     };
+    // Completeness costs O(plan nodes): judged once per batch of events,
+    // not once per event, or a first list of thousands of nodes costs
+    // their square.
     while !complete(fleet) {
         match tokio::time::timeout_at(deadline, events.recv()).await {
             Ok(Some(ev)) => {
-                fleet.apply(ev, Timestamp::now());
+                let now = Timestamp::now();
+                fleet.apply(ev, now);
+                while let Ok(ev) = events.try_recv() {
+                    fleet.apply(ev, now);
+                }
             }
             Ok(None) | Err(_) => break,
         }
-    }
-    while let Ok(ev) = events.try_recv() {
-        fleet.apply(ev, Timestamp::now());
     }
     fleet.tick(Timestamp::now());
 }

@@ -21,8 +21,8 @@ use super::{frame_log, redraw, view};
 
 /// crossterm writing through a buffer that ratatui flushes once per frame:
 /// stdout's own line buffer takes its lock for every escape sequence, looks
-/// for newlines in each, and writes every kilobyte (8 % of the cockpit's CPU
-/// while the cluster churns).
+/// for newlines in each, and writes every kilobyte, a cost paid on every
+/// frame while the cluster churns.
 type Part = ratatui::Terminal<ratatui::backend::CrosstermBackend<BufWriter<Stdout>>>;
 
 /// Restores the terminal however the loop ends (the panic hook set in
