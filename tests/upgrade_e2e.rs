@@ -144,15 +144,44 @@ impl Rollout {
 
     /// What the post-mortem's operators did by hand: restart K3s.
     fn restart_k3s(&self, node: &str) {
+        self.by_hand(node, "systemctl restart k3s");
+    }
+
+    /// Runs `command` on `node` over the plan's transport, as an operator would.
+    fn by_hand(&self, node: &str, command: &str) {
         let rt = tokio::runtime::Runtime::new().unwrap();
         let result = rt
-            .block_on(self.transport(node).exec(
-                "systemctl restart k3s",
-                Duration::from_secs(10),
-                |_| {},
-            ))
+            .block_on(
+                self.transport(node)
+                    .exec(command, Duration::from_secs(10), |_| {}),
+            )
             .unwrap();
-        assert!(result.success(), "{result:?}");
+        assert!(result.success(), "{command} on {node}: {result:?}");
+    }
+
+    /// Each node's kubelet version, from the API.
+    fn versions(&self) -> Vec<(String, String)> {
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        rt.block_on(async {
+            let target = k3s_cockpit::cluster::ClusterTarget {
+                kubeconfig: Some(self.kubeconfig.clone()),
+                context: None,
+            };
+            let conn = k3s_cockpit::cluster::connect(&target, true).await.unwrap();
+            let nodes: kube::Api<k3s_cockpit::cluster::node_view::NodeView> =
+                kube::Api::all(conn.client);
+            nodes
+                .list(&Default::default())
+                .await
+                .unwrap()
+                .items
+                .iter()
+                .map(|n| {
+                    let info = k3s_cockpit::cluster::convert::node(n);
+                    (info.name, info.version)
+                })
+                .collect()
+        })
     }
 
     /// Every API request that was not a read, from the lab's audit log.
@@ -512,5 +541,59 @@ fn a_second_cockpit_is_refused_while_the_first_holds_the_lock() {
         err.contains("another cockpit drives this cluster")
             && err.contains("kube-system/k3s-cockpit-rollout"),
         "{err}"
+    );
+}
+
+/// The worst resume: the journal says a node finished v1.34, but someone
+/// put it back on v1.33 since. Continuing would take the other nodes (or
+/// this one) across two minors at once; the resume is refused instead,
+/// naming the node, and nothing is sent.
+#[test]
+fn a_resume_on_a_node_reset_behind_the_journal_is_refused() {
+    let r = lab_with_plan(&healthy_two_hops());
+    let run = r.upgrade(
+        &["--canary", "--canary-soak", "1s"],
+        Duration::from_secs(120),
+    );
+    assert_eq!(
+        run.last_state()["state"],
+        "canary awaiting confirmation",
+        "{}",
+        run.explain()
+    );
+    assert_eq!(
+        run.installs(),
+        vec![(fun_bedbug().to_string(), "v1.34.3+k3s1".to_string())]
+    );
+    r.by_hand(
+        fun_bedbug(),
+        "curl -sfL https://get.k3s.io | INSTALL_K3S_VERSION=v1.33.6+k3s1 sh -s - server",
+    );
+    r.restart_k3s(fun_bedbug());
+    let reset = || {
+        r.versions()
+            .iter()
+            .any(|(n, v)| n == fun_bedbug() && v == "v1.33.6+k3s1")
+    };
+    assert!(
+        wait_for(Duration::from_secs(30), reset),
+        "{:?}",
+        r.versions()
+    );
+
+    let resumed = r.upgrade(&["--resume"], Duration::from_secs(60));
+    assert_eq!(resumed.code, 2, "{}\n{}", resumed.stderr, resumed.explain());
+    assert!(resumed.installs().is_empty(), "{}", resumed.explain());
+    assert!(
+        resumed
+            .stderr
+            .contains("node k3s-vm-fun-bedbug runs v1.33.6+k3s1; the journal left it"),
+        "{}",
+        resumed.stderr
+    );
+    assert!(
+        r.writes()
+            .iter()
+            .all(|w| w["path"] != "/api/v1/nodes/k3s-vm-pumped-piglet-gpu")
     );
 }

@@ -12,6 +12,7 @@ pub mod lock;
 pub mod node_ops;
 pub mod observe;
 pub mod preflight;
+pub mod resume;
 pub mod runner;
 
 use std::path::PathBuf;
@@ -161,14 +162,19 @@ pub async fn resolve_plan(
     opts: &UpgradeOptions,
     conn: &Connection,
 ) -> Result<std::result::Result<ResolvedPlan, BadInput>> {
-    let plan = match Plan::load(&opts.plan) {
-        Ok(p) => p,
-        Err(e) => return Ok(Err(BadInput(e.to_string()))),
-    };
     let nodes = cluster_nodes(conn).await?;
-    let mut resolved = match crate::upgrade::resolve(&plan, &nodes) {
+    Ok(resolve_on(opts, &nodes))
+}
+
+/// [`resolve_plan`] on nodes already listed.
+fn resolve_on(
+    opts: &UpgradeOptions,
+    nodes: &[ClusterNode],
+) -> std::result::Result<ResolvedPlan, BadInput> {
+    let plan = Plan::load(&opts.plan).map_err(|e| BadInput(e.to_string()))?;
+    let mut resolved = match crate::upgrade::resolve(&plan, nodes) {
         Ok(r) => r,
-        Err(e) => return Ok(Err(BadInput(e.to_string()))),
+        Err(e) => return Err(BadInput(e.to_string())),
     };
     if let Some(soak) = opts.soak {
         resolved.timings.soak = soak;
@@ -179,7 +185,28 @@ pub async fn resolve_plan(
     if opts.no_global_gate {
         resolved.gates.global_gate = false;
     }
-    Ok(Ok(resolved))
+    Ok(resolved)
+}
+
+/// `--resume`: the journal's rollout against the plan and the cluster as
+/// they are now. Any difference refuses the resume (bad input, exit 2)
+/// before the lock is taken or anything is sent.
+fn check_resume(
+    journal: &std::path::Path,
+    plan: &ResolvedPlan,
+    live: &[ClusterNode],
+) -> std::result::Result<(), BadInput> {
+    let (engine, _) = crate::upgrade::journal::replay(journal)
+        .map_err(|e| BadInput(format!("resuming from {}: {e}", journal.display())))?;
+    let found = resume::differences(&engine.view(Timestamp::now()), &plan.into(), live);
+    if found.is_empty() {
+        return Ok(());
+    }
+    Err(BadInput(format!(
+        "cannot resume {}: the cluster or the plan no longer matches it:\n  - {}\nNothing was changed. Put things back as the journal expects, or move the journal away to plan afresh from the cluster as it is.",
+        journal.display(),
+        found.join("\n  - ")
+    )))
 }
 
 /// Everything a running rollout needs, set up and checked.
@@ -213,7 +240,8 @@ pub async fn open(
     // The watchers' first lists load while the plan is resolved.
     let (tx, events) = mpsc::unbounded_channel();
     crate::cluster::watch::spawn_all(&conn.client, &tx);
-    let plan = match resolve_plan(opts, &conn).await? {
+    let live = cluster_nodes(&conn).await?;
+    let plan = match resolve_on(opts, &live) {
         Ok(p) => Arc::new(p),
         Err(bad) => return Ok(Err(bad)),
     };
@@ -234,6 +262,11 @@ pub async fn open(
             journal.display()
         ))));
     }
+    if opts.resume
+        && let Err(bad) = check_resume(&journal, &plan, &live)
+    {
+        return Ok(Err(bad));
+    }
     let lock = RolloutLock::acquire(&conn.client, &lock::identity(), opts.break_lock)
         .await
         .map_err(|e| eyre!(e))?;
@@ -244,10 +277,10 @@ pub async fn open(
         for w in warnings {
             tracing::warn!(target: "upgrade", "{}: {w}", journal.display());
         }
-        if recorder.engine().config() != &plan.engine_config() {
+        if recorder.engine().config().timings != plan.engine_config().timings {
             tracing::warn!(
                 target: "upgrade",
-                "the plan changed since the journal began; continuing with the journal's recorded plan"
+                "the plan's timings changed since the journal began; continuing with the journal's"
             );
         }
         (recorder, actions)
