@@ -39,7 +39,7 @@ fn plan_differences(journal: &RolloutView, plan: &PlanNow) -> Vec<String> {
     if !journal.path.ends_with(plan.path) || plan.path.is_empty() && !journal.path.is_empty() {
         out.push(format!(
             "the plan's version path is now {}; the journal's rollout follows {}",
-            chain(&plan.path),
+            chain(plan.path),
             chain(&journal.path)
         ));
     }
