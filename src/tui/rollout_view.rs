@@ -11,7 +11,7 @@ use ratatui::widgets::{Block, Borders, Cell, Paragraph, Wrap};
 use super::app::App;
 use super::view::Theme;
 use crate::durations::format_duration;
-use crate::upgrade::engine::{Direction, NodeView, Phase};
+use crate::upgrade::engine::{Direction, NodeProgress, Phase};
 use crate::upgrade::{RolloutState, RolloutView};
 
 /// Rows the panel takes (borders included); 0 in watch mode.
@@ -29,7 +29,7 @@ fn bar(fraction: f64, width: usize) -> String {
 }
 
 /// `soak 12s/45s ▰▰▱▱▱▱`, `install`, `done`: one node's phase.
-pub fn phase_text(node: &NodeView) -> String {
+pub fn phase_text(node: &NodeProgress) -> String {
     match (&node.soak, node.phase) {
         (Some(s), Phase::Soak) => format!(
             "soak {}/{} {}",

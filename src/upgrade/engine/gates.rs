@@ -1,0 +1,190 @@
+//! Health judgements: what is wrong with a node or service, whether a phase
+//! in progress passed, failed or timed out, and halting for the operator.
+
+use super::*;
+use std::collections::BTreeMap;
+
+impl Engine {
+    /// Nodes the gate does not judge: skipped ones, and during rollback the
+    /// ones still waiting to be rolled back (they are why we roll back).
+    pub(super) fn exempt(&self, node: &str) -> bool {
+        if self.skipped.contains(node) {
+            return true;
+        }
+        self.direction == Direction::Rollback
+            && self.units[self.rollback_from..]
+                .iter()
+                .any(|u| u.node == node && !u.finished())
+    }
+
+    /// What is wrong with one node, if anything.
+    pub(super) fn node_problem(
+        obs: &Observation,
+        node: &str,
+        baseline: Option<&BTreeMap<String, u32>>,
+    ) -> Option<String> {
+        let Some(n) = obs.nodes.iter().find(|n| n.name == node) else {
+            return Some(format!("node {node} is missing from the cluster"));
+        };
+        if !n.ready {
+            return Some(format!("node {node} is NotReady"));
+        }
+        if n.heartbeat_late {
+            return Some(format!("node {node} heartbeat is late"));
+        }
+        if let Some(before) = baseline.and_then(|b| b.get(node))
+            && n.ready_transitions > *before
+        {
+            return Some(format!(
+                "node {node} went NotReady and back ({} flap(s))",
+                n.ready_transitions - before
+            ));
+        }
+        None
+    }
+
+    /// Gate problems, current node first. `current` is always judged; other
+    /// nodes and services only with the global gate. Services are not gated
+    /// during rollback: they may be down because of the nodes rolled back.
+    pub(super) fn gate_problems(
+        &self,
+        obs: &Observation,
+        current: Option<&str>,
+        baseline: Option<&BTreeMap<String, u32>>,
+    ) -> Vec<String> {
+        let mut problems = Vec::new();
+        if let Some(c) = current
+            && let Some(p) = Self::node_problem(obs, c, baseline)
+        {
+            problems.push(p);
+        }
+        if !self.config.gates.global_gate {
+            return problems;
+        }
+        let mut names: Vec<&str> = self.config.nodes.iter().map(|n| n.name.as_str()).collect();
+        for n in &obs.nodes {
+            if !names.contains(&n.name.as_str()) {
+                names.push(&n.name);
+            }
+        }
+        for name in names {
+            if Some(name) == current || self.exempt(name) {
+                continue;
+            }
+            if let Some(p) = Self::node_problem(obs, name, baseline) {
+                problems.push(p);
+            }
+        }
+        if self.direction == Direction::Forward {
+            for s in &self.config.gates.services {
+                match obs.services.iter().find(|o| &o.name == s) {
+                    None => problems.push(format!("service {s} is not observed")),
+                    Some(o) if o.announced_by.is_none() => {
+                        problems.push(format!("service {s} is not announced by any node"))
+                    }
+                    Some(o) if o.probe_ok == Some(false) => {
+                        problems.push(format!("service {s} probe is failing"))
+                    }
+                    Some(_) => {}
+                }
+            }
+        }
+        problems
+    }
+
+    pub(super) fn halt(&mut self, i: Option<usize>, reason: String, now: Timestamp) {
+        let (node, phase) = match i {
+            Some(i) => {
+                let u = &mut self.units[i];
+                u.begun = None;
+                u.deadline = None;
+                u.inflight = None;
+                u.soak = None;
+                u.error = Some(reason.clone());
+                (Some(u.node.clone()), Some(u.phase))
+            }
+            None => (None, None),
+        };
+        self.stop_after_unit = false;
+        self.note = None;
+        self.event(now, EventKind::Halt, format!("HALTED: {reason}"));
+        self.state = RolloutState::Halted(Halt {
+            reason,
+            node,
+            phase,
+        });
+    }
+
+    /// Judges a phase in progress. Returns true if it completed.
+    pub(super) fn judge(&mut self, i: usize, now: Timestamp) -> bool {
+        let u = &self.units[i];
+        let phase = u.phase;
+        let node = u.node.clone();
+        let obs = self.reachable_obs();
+        let observed = obs.and_then(|o| o.nodes.iter().find(|n| n.name == node));
+        let passed = match phase {
+            Phase::WaitVersion => observed
+                .and_then(|n| n.version.parse::<K3sVersion>().ok())
+                .is_some_and(|v| v == u.to),
+            Phase::WaitReady => observed.is_some_and(|n| n.ready && !n.heartbeat_late),
+            Phase::Soak => {
+                let (Some(obs), Some(soak)) = (obs, u.soak.as_ref()) else {
+                    return false;
+                };
+                let problems = self.gate_problems(obs, Some(&node), Some(&soak.baseline));
+                if !problems.is_empty() {
+                    let reason = format!(
+                        "soak of {node} ({}) failed after {} of {}: {}",
+                        u.to,
+                        fmt_d(soak.elapsed(now)),
+                        fmt_d(soak.window),
+                        problems.join("; ")
+                    );
+                    self.halt(Some(i), reason, now);
+                    return false;
+                }
+                soak.elapsed(now) >= soak.window
+            }
+            _ => false,
+        };
+        if passed {
+            self.complete_phase(i, now);
+            return true;
+        }
+        let u = &self.units[i];
+        if let (Some(deadline), Some(begun)) = (u.deadline, u.begun)
+            && now >= deadline
+        {
+            if phase == Phase::WaitVersion && u.reverify {
+                let u = &mut self.units[i];
+                u.phase = Phase::Install;
+                u.begun = None;
+                u.deadline = None;
+                u.reverify = false;
+                self.event(
+                    now,
+                    EventKind::Warn,
+                    format!(
+                        "{node} does not report {} after the restart: installing again",
+                        self.units[i].to
+                    ),
+                );
+                return true;
+            }
+            let mut reason = format!(
+                "{phase} of {node} did not finish within {}",
+                fmt_d(deadline.duration_since(begun))
+            );
+            if phase == Phase::WaitVersion
+                && let Some(n) = observed
+            {
+                reason.push_str(&format!(
+                    " (kubelet reports {}, expected {})",
+                    n.version, u.to
+                ));
+            }
+            self.halt(Some(i), reason, now);
+        }
+        false
+    }
+}

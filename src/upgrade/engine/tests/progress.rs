@@ -1,0 +1,173 @@
+use super::*;
+
+#[test]
+fn every_node_restarts_after_install_and_etcd_snapshot_comes_first() {
+    let (mut e, mut s) = started(abc(), &[]);
+    assert!(s.run_until(&mut e, secs(10), mins(60), |e, _| *e.state()
+        == RolloutState::Done));
+    assert_eq!(
+        s.kinds_for("A"),
+        [
+            "snapshot", "cordon", "drain", "install", "restart", "uncordon"
+        ]
+    );
+    for n in ["B", "C"] {
+        assert_eq!(
+            s.kinds_for(n),
+            ["cordon", "drain", "install", "restart", "uncordon"]
+        );
+    }
+    let snap = e.snapshot().unwrap();
+    assert_eq!(snap.node, "A");
+    assert_eq!(snap.name, "k3s-cockpit-20260125-213300");
+    assert_eq!(
+        snap.reported.as_deref(),
+        Some("k3s-cockpit-20260125-213300-A-1769376780")
+    );
+    // Each node soaked a full 5 minutes: three nodes take at least 15.
+    assert!(s.now.duration_since(t0()) >= mins(15));
+    let view = e.view(s.now);
+    assert!(
+        view.nodes
+            .iter()
+            .all(|n| n.phase == Phase::Done && n.progress == 1.0)
+    );
+    assert!(view.nodes.iter().all(|n| n.version == v("v1.34.3+k3s1")));
+}
+
+#[test]
+fn no_snapshot_without_embedded_etcd() {
+    let mut cfg = abc();
+    cfg.datastore = Datastore::Sqlite;
+    let (mut e, mut s) = started(cfg, &[]);
+    assert!(s.run_until(&mut e, secs(10), mins(60), |e, _| *e.state()
+        == RolloutState::Done));
+    assert!(!s.kinds_for("A").contains(&"snapshot"));
+    assert!(!e.needs_datastore_restore());
+}
+
+#[test]
+fn wait_version_timeout_names_versions_and_retry_reinstalls() {
+    let (mut e, mut s) = started(abc(), &[]);
+    s.hold.insert("install");
+    assert!(s.run_until(&mut e, secs(10), mins(30), in_phase("A", Phase::Install)));
+    // The install "succeeds" but installs nothing.
+    s.pending.clear();
+    let id = e.in_flight().unwrap().0;
+    s.feed(
+        &mut e,
+        Input::ActionFinished {
+            id,
+            result: Ok(()),
+            output: None,
+        },
+    );
+    s.hold.clear();
+    s.settle(&mut e);
+    s.advance(&mut e, mins(10));
+    let h = halted(&e).expect("halted");
+    assert!(
+        h.reason
+            .contains("kubelet reports v1.33.6+k3s1, expected v1.34.3+k3s1"),
+        "{}",
+        h.reason
+    );
+    let actions = s.command(&mut e, Command::Retry);
+    assert_eq!(actions.iter().map(kind).collect::<Vec<_>>(), ["install"]);
+    assert!(s.run_until(&mut e, secs(10), mins(60), |e, _| *e.state()
+        == RolloutState::Done));
+}
+
+#[test]
+fn failed_action_halts_and_retry_runs_it_again() {
+    let (mut e, mut s) = started(abc(), &[]);
+    s.fail.insert(
+        ("drain", "B".into()),
+        "PDB nvr/frigate allows no disruption".into(),
+    );
+    assert!(s.run_until(&mut e, secs(10), mins(30), |e, _| halted(e).is_some()));
+    let h = halted(&e).unwrap();
+    assert_eq!(
+        (h.node.as_deref(), h.phase),
+        (Some("B"), Some(Phase::Drain))
+    );
+    assert!(h.reason.contains("PDB nvr/frigate"), "{}", h.reason);
+    assert!(!s.kinds_for("B").contains(&"install"));
+    let actions = s.command(&mut e, Command::Retry);
+    assert_eq!(actions.iter().map(kind).collect::<Vec<_>>(), ["drain"]);
+    assert!(s.run_until(&mut e, secs(10), mins(60), |e, _| *e.state()
+        == RolloutState::Done));
+}
+
+#[test]
+fn drain_timeout_halts_and_ignores_the_late_result() {
+    let (mut e, mut s) = started(abc(), &[]);
+    s.hold.insert("drain");
+    assert!(s.run_until(&mut e, secs(10), mins(30), in_phase("A", Phase::Drain)));
+    let id = e.in_flight().unwrap().0;
+    s.advance(&mut e, mins(5));
+    let h = halted(&e).expect("halted");
+    assert!(
+        h.reason.contains("drain of A did not finish within 5m"),
+        "{}",
+        h.reason
+    );
+    let before = e.clone();
+    s.pending.clear();
+    s.feed(
+        &mut e,
+        Input::ActionFinished {
+            id,
+            result: Ok(()),
+            output: None,
+        },
+    );
+    assert_eq!(e.state(), before.state());
+    assert!(last_event(&e).text.contains("no longer waited for"));
+}
+
+#[test]
+fn hops_are_cluster_wide_servers_first() {
+    let cfg = config(
+        &[("A", Role::Server), ("B", Role::Agent), ("C", Role::Agent)],
+        "v1.33.6+k3s1",
+        &["v1.34.3+k3s1", "v1.35.0+k3s1"],
+    );
+    let (mut e, mut s) = started(cfg, &[]);
+    assert!(s.run_until(&mut e, secs(10), mins(120), |e, _| *e.state()
+        == RolloutState::Done));
+    let got: Vec<String> = s
+        .installs()
+        .iter()
+        .map(|(n, v)| format!("{n}@{v}"))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            "A@v1.34.3+k3s1",
+            "B@v1.34.3+k3s1",
+            "C@v1.34.3+k3s1",
+            "A@v1.35.0+k3s1",
+            "B@v1.35.0+k3s1",
+            "C@v1.35.0+k3s1"
+        ]
+    );
+    assert_eq!(
+        s.kinds_for("A")
+            .iter()
+            .filter(|k| **k == "snapshot")
+            .count(),
+        1
+    );
+}
+
+#[test]
+fn nodes_already_at_a_hop_are_not_touched() {
+    let mut cfg = abc();
+    cfg.nodes[1].version = v("v1.34.3+k3s1");
+    let (mut e, mut s) = started(cfg, &[]);
+    assert!(s.run_until(&mut e, secs(10), mins(60), |e, _| *e.state()
+        == RolloutState::Done));
+    assert!(s.kinds_for("B").is_empty());
+    assert_eq!(e.view(s.now).nodes[1].phase, Phase::Done);
+}

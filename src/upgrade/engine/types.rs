@@ -1,0 +1,393 @@
+//! The engine's vocabulary: what it is fed (observations, commands,
+//! executor results), what it asks for (actions), how it is configured,
+//! and the states and events it reports.
+
+use crate::upgrade::plan::{Datastore, Role, Timings};
+use crate::upgrade::version::K3sVersion;
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+// ---------------------------------------------------------------- inputs
+
+/// One node as the cluster edge sees it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeObservation {
+    pub name: String,
+    pub ready: bool,
+    /// The kubelet's reported version (`status.nodeInfo.kubeletVersion`).
+    pub version: String,
+    /// Lease or status heartbeat older than the allowed age.
+    pub heartbeat_late: bool,
+    pub unschedulable: bool,
+    /// Count of Ready true→false transitions seen, monotonically increasing;
+    /// lets the soak catch a flap that healed between two observations.
+    pub ready_transitions: u32,
+}
+
+impl NodeObservation {
+    /// A Ready node with a fresh heartbeat, schedulable, never flapped.
+    pub fn healthy(name: &str, version: &str) -> Self {
+        NodeObservation {
+            name: name.to_string(),
+            ready: true,
+            version: version.to_string(),
+            heartbeat_late: false,
+            unschedulable: false,
+            ready_transitions: 0,
+        }
+    }
+}
+
+/// One gated LoadBalancer service.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServiceObservation {
+    /// `namespace/name`.
+    pub name: String,
+    /// The node whose MetalLB speaker announces the IP, if any.
+    pub announced_by: Option<String>,
+    /// Latest probe result; None when not probed (yet).
+    pub probe_ok: Option<bool>,
+}
+
+/// A snapshot of the cluster. Send one whenever something changed; the
+/// engine keeps the latest and judges it again on every [`Input::Tick`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Observation {
+    pub nodes: Vec<NodeObservation>,
+    pub services: Vec<ServiceObservation>,
+    /// False while the API server cannot be reached (a K3s server restart
+    /// takes it down): health judgements pause, timeouts keep running.
+    pub api_reachable: bool,
+}
+
+/// Operator decisions.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Command {
+    /// Start the rollout.
+    Start,
+    /// Start with the first node only, soak it for `canary_soak`, then wait
+    /// for [`Command::ConfirmCanary`].
+    Canary,
+    ConfirmCanary,
+    /// Pause at the next safe point (never between install and restart).
+    Pause,
+    /// Continue after a pause; after a halt only if the gate is healthy,
+    /// re-running the halted phase.
+    Resume,
+    /// Run exactly one more node, then pause.
+    Step,
+    /// Stop issuing actions. Actions already running are not cancelled.
+    Abort,
+    /// Re-run the failed phase of a halted rollout.
+    Retry,
+    /// Leave a node out of the rest of the rollout.
+    Skip(String),
+    /// Reinstall the recorded previous versions, newest change first.
+    Rollback,
+}
+
+impl Command {
+    pub fn label(&self) -> String {
+        match self {
+            Command::Start => "start".into(),
+            Command::Canary => "canary".into(),
+            Command::ConfirmCanary => "confirm canary".into(),
+            Command::Pause => "pause".into(),
+            Command::Resume => "resume".into(),
+            Command::Step => "step".into(),
+            Command::Abort => "abort".into(),
+            Command::Retry => "retry".into(),
+            Command::Skip(n) => format!("skip {n}"),
+            Command::Rollback => "rollback".into(),
+        }
+    }
+}
+
+/// Everything that can happen to the engine.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Input {
+    Observe(Observation),
+    /// Time passed; judge the latest observation again (soak, timeouts).
+    Tick,
+    /// An executor finished an [`Action`]. `output` is only used for the
+    /// etcd snapshot (the snapshot file name k3s reported, if known).
+    ActionFinished {
+        id: u64,
+        result: Result<(), String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        output: Option<String>,
+    },
+    Command(Command),
+    /// The cockpit restarted (after a crash or `--resume`): actions that were
+    /// in flight are re-verified or re-issued, never blindly redone.
+    Reattach,
+}
+
+/// Work for the executors; each reports back with `ActionFinished { id }`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "action", rename_all = "snake_case")]
+pub enum Action {
+    Cordon {
+        id: u64,
+        node: String,
+    },
+    /// Evict pods through the eviction API (PDBs respected, DaemonSets ignored).
+    Drain {
+        id: u64,
+        node: String,
+    },
+    Install {
+        id: u64,
+        node: String,
+        version: K3sVersion,
+    },
+    /// Restart the K3s service (k3s or k3s-agent) on the node.
+    Restart {
+        id: u64,
+        node: String,
+    },
+    Uncordon {
+        id: u64,
+        node: String,
+    },
+    /// `k3s etcd-snapshot save --name NAME` on the node.
+    EtcdSnapshot {
+        id: u64,
+        node: String,
+        name: String,
+    },
+}
+
+impl Action {
+    pub fn id(&self) -> u64 {
+        match self {
+            Action::Cordon { id, .. }
+            | Action::Drain { id, .. }
+            | Action::Install { id, .. }
+            | Action::Restart { id, .. }
+            | Action::Uncordon { id, .. }
+            | Action::EtcdSnapshot { id, .. } => *id,
+        }
+    }
+
+    pub fn node(&self) -> &str {
+        match self {
+            Action::Cordon { node, .. }
+            | Action::Drain { node, .. }
+            | Action::Install { node, .. }
+            | Action::Restart { node, .. }
+            | Action::Uncordon { node, .. }
+            | Action::EtcdSnapshot { node, .. } => node,
+        }
+    }
+}
+
+// ---------------------------------------------------------------- config
+
+/// What the engine needs from a resolved plan. Holds no commands, hosts or
+/// keys, so the journal can store it verbatim.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EngineConfig {
+    /// Nodes to upgrade, in rollout order within each hop.
+    pub nodes: Vec<NodeConfig>,
+    /// Versions to install, one minor at a time, ending with the target.
+    pub path: Vec<K3sVersion>,
+    pub timings: Timings,
+    pub gates: GateConfig,
+    pub datastore: Datastore,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeConfig {
+    pub name: String,
+    pub role: Role,
+    /// Version before the rollout; the first rollback target.
+    pub version: K3sVersion,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GateConfig {
+    /// Services (`namespace/name`) that must stay announced and probe green.
+    pub services: Vec<String>,
+    /// Judge every node and service, not only the node being upgraded.
+    /// False reproduces the post-mortem's automation; for comparison only.
+    pub global_gate: bool,
+}
+
+// ---------------------------------------------------------------- state
+
+/// Where a node is within one version hop.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum Phase {
+    Pending,
+    /// etcd snapshot, before the first server is touched.
+    Snapshot,
+    Cordon,
+    Drain,
+    Install,
+    /// Always restart after install: the post-mortem's fix.
+    Restart,
+    WaitVersion,
+    WaitReady,
+    Soak,
+    Uncordon,
+    Done,
+    Skipped,
+}
+
+impl Phase {
+    pub(super) fn next(self) -> Phase {
+        match self {
+            Phase::Pending | Phase::Snapshot => Phase::Cordon,
+            Phase::Cordon => Phase::Drain,
+            Phase::Drain => Phase::Install,
+            Phase::Install => Phase::Restart,
+            Phase::Restart => Phase::WaitVersion,
+            Phase::WaitVersion => Phase::WaitReady,
+            Phase::WaitReady => Phase::Soak,
+            Phase::Soak => Phase::Uncordon,
+            Phase::Uncordon | Phase::Done => Phase::Done,
+            Phase::Skipped => Phase::Skipped,
+        }
+    }
+
+    /// A pause may take effect before this phase begins. Never between
+    /// install and restart, and never in the middle of the checks that
+    /// follow: a node is either untouched-enough or fully verified.
+    pub(super) fn safe_to_pause_before(self) -> bool {
+        matches!(
+            self,
+            Phase::Pending | Phase::Snapshot | Phase::Cordon | Phase::Drain | Phase::Install
+        )
+    }
+
+    /// Position among the eight working phases, for progress gauges.
+    pub(super) fn ordinal(self) -> f64 {
+        match self {
+            Phase::Pending | Phase::Snapshot | Phase::Cordon | Phase::Skipped => 0.0,
+            Phase::Drain => 1.0,
+            Phase::Install => 2.0,
+            Phase::Restart => 3.0,
+            Phase::WaitVersion => 4.0,
+            Phase::WaitReady => 5.0,
+            Phase::Soak => 6.0,
+            Phase::Uncordon => 7.0,
+            Phase::Done => 8.0,
+        }
+    }
+}
+
+impl fmt::Display for Phase {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Phase::Pending => "pending",
+            Phase::Snapshot => "etcd snapshot",
+            Phase::Cordon => "cordon",
+            Phase::Drain => "drain",
+            Phase::Install => "install",
+            Phase::Restart => "restart",
+            Phase::WaitVersion => "wait version",
+            Phase::WaitReady => "wait Ready",
+            Phase::Soak => "soak",
+            Phase::Uncordon => "uncordon",
+            Phase::Done => "done",
+            Phase::Skipped => "skipped",
+        })
+    }
+}
+
+/// Why the rollout stopped and waits for the operator.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Halt {
+    /// Names the cause: the node or service and what was wrong.
+    pub reason: String,
+    /// The node whose phase halted (for a gate halt before a node: that node).
+    pub node: Option<String>,
+    pub phase: Option<Phase>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum RolloutState {
+    /// Waiting for Start, Canary or Step.
+    Idle,
+    Running,
+    /// Pause requested; takes effect at the next safe point.
+    Pausing,
+    Paused,
+    CanaryAwaitingConfirm,
+    Halted(Halt),
+    Aborted,
+    RollingBack,
+    Done,
+    RolledBack,
+}
+
+impl RolloutState {
+    pub fn label(&self) -> &'static str {
+        match self {
+            RolloutState::Idle => "idle",
+            RolloutState::Running => "running",
+            RolloutState::Pausing => "pausing",
+            RolloutState::Paused => "paused",
+            RolloutState::CanaryAwaitingConfirm => "canary awaiting confirmation",
+            RolloutState::Halted(_) => "halted",
+            RolloutState::Aborted => "aborted",
+            RolloutState::RollingBack => "rolling back",
+            RolloutState::Done => "done",
+            RolloutState::RolledBack => "rolled back",
+        }
+    }
+
+    /// No further command can change anything except, for some, Rollback.
+    pub fn is_terminal(&self) -> bool {
+        matches!(
+            self,
+            RolloutState::Aborted | RolloutState::Done | RolloutState::RolledBack
+        )
+    }
+}
+
+impl fmt::Display for RolloutState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RolloutState::Halted(h) => write!(f, "halted: {}", h.reason),
+            other => f.write_str(other.label()),
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Direction {
+    Forward,
+    Rollback,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum EventKind {
+    Info,
+    Action,
+    Warn,
+    Halt,
+    /// A command the engine refused, with the reason.
+    Refused,
+}
+
+/// A human-readable line for the timeline and the journal.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Event {
+    pub at: Timestamp,
+    pub kind: EventKind,
+    pub text: String,
+}
+
+/// The etcd snapshot taken before the first server was touched.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SnapshotRecord {
+    pub node: String,
+    /// The name the cockpit asked for.
+    pub name: String,
+    /// What the executor reported (k3s appends node and time to the name).
+    pub reported: Option<String>,
+    pub at: Timestamp,
+}

@@ -1,0 +1,327 @@
+//! Resolution of a plan against the cluster's nodes, one named step at a
+//! time: which nodes, their order, the version path, the nodes left out,
+//! each node's transport and commands, and the gates.
+
+use super::*;
+
+/// Combines a plan with the cluster's nodes: which nodes, in which order,
+/// through which versions, with which commands and transports.
+pub fn resolve(plan: &Plan, cluster_nodes: &[ClusterNode]) -> Result<ResolvedPlan, PlanError> {
+    let mut cluster: Vec<&ClusterNode> = cluster_nodes.iter().collect();
+    cluster.sort_by(|a, b| a.name.cmp(&b.name));
+    let target = plan
+        .target()
+        .ok_or_else(|| plan.error_at(None, "the plan has no target"))?;
+    let order = plan
+        .order
+        .as_ref()
+        .map_or(Order::default(), |o| *o.get_ref());
+    let included = included_nodes(plan, &cluster)?;
+    let ordered = ordered_nodes(plan, order, &included)?;
+    check_overrides(plan, &cluster)?;
+    let path = resolve_path(plan, &cluster, &target)?;
+    let excluded = excluded_nodes(plan, &cluster, &ordered, &target)?;
+    let nodes = ordered
+        .iter()
+        .map(|n| resolve_node(plan, n, &path))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(ResolvedPlan {
+        origin: plan.origin.clone(),
+        target,
+        channel: plan.channel.as_ref().map(|c| c.get_ref().clone()),
+        path,
+        order,
+        datastore: plan.datastore,
+        nodes,
+        excluded,
+        timings: plan.timings.clone(),
+        gates: resolve_gates(plan),
+    })
+}
+
+/// The cluster node called `name`, if any.
+fn find<'a>(cluster: &[&'a ClusterNode], name: &str) -> Option<&'a ClusterNode> {
+    cluster.iter().copied().find(|n| n.name == name)
+}
+
+/// The nodes the plan lists, in its order, or the whole cluster by name.
+fn included_nodes<'a>(
+    plan: &Plan,
+    cluster: &[&'a ClusterNode],
+) -> Result<Vec<&'a ClusterNode>, PlanError> {
+    let Some(names) = &plan.nodes else {
+        return Ok(cluster.to_vec());
+    };
+    let mut list = Vec::new();
+    for name in names {
+        let node = find(cluster, name.get_ref()).ok_or_else(|| {
+            plan.error_at(
+                Some(name.span()),
+                format!(
+                    "node {:?} is not in the cluster (nodes: {})",
+                    name.get_ref(),
+                    cluster
+                        .iter()
+                        .map(|n| n.name.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            )
+        })?;
+        list.push(node);
+    }
+    Ok(list)
+}
+
+/// The rollout order. An explicit order is kept as written but may not put
+/// an agent before a server: a kubelet must never be newer than the API server.
+fn ordered_nodes<'a>(
+    plan: &Plan,
+    order: Order,
+    included: &[&'a ClusterNode],
+) -> Result<Vec<&'a ClusterNode>, PlanError> {
+    match order {
+        Order::ServersFirst => {
+            let mut list = included.to_vec();
+            list.sort_by(|a, b| (a.role, &a.name).cmp(&(b.role, &b.name)));
+            Ok(list)
+        }
+        Order::Explicit => {
+            if let Some(pos) = included.iter().position(|n| n.role == Role::Agent)
+                && let Some(server) = included[pos..].iter().find(|n| n.role == Role::Server)
+            {
+                let span = plan.order.as_ref().map(|o| o.span());
+                return Err(plan.error_at(
+                    span,
+                    format!(
+                        "explicit order puts agent {} before server {}: a kubelet must never be newer than the API server",
+                        included[pos].name, server.name
+                    ),
+                ));
+            }
+            Ok(included.to_vec())
+        }
+    }
+}
+
+/// Every `[node.NAME]` section must name a node of the cluster.
+fn check_overrides(plan: &Plan, cluster: &[&ClusterNode]) -> Result<(), PlanError> {
+    for (name, over) in &plan.node {
+        if find(cluster, name).is_none() {
+            return Err(plan.error_at(
+                Some(over.span()),
+                format!("[node.{name}]: no node {name:?} in the cluster"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The version path, judged on every node of the cluster (skew matters
+/// for excluded nodes too).
+fn resolve_path(
+    plan: &Plan,
+    cluster: &[&ClusterNode],
+    target: &K3sVersion,
+) -> Result<Vec<K3sVersion>, PlanError> {
+    let versions: Vec<K3sVersion> = cluster.iter().map(|n| n.version.clone()).collect();
+    let hops: Vec<K3sVersion> = match &plan.target {
+        Some(_) => plan.hops.iter().map(|h| h.get_ref().clone()).collect(),
+        None => plan
+            .hops
+            .iter()
+            .map(|h| h.get_ref().clone())
+            .filter(|h| h != target)
+            .collect(),
+    };
+    version_path(&versions, target, &hops).map_err(|e| path_error(plan, cluster, e))
+}
+
+/// A path error pointed at the hop or target it is about, naming the nodes
+/// on the offending version.
+fn path_error(plan: &Plan, cluster: &[&ClusterNode], e: PathError) -> PlanError {
+    let span = match &e {
+        PathError::BadHop { hop, .. } => plan
+            .hops
+            .iter()
+            .find(|h| h.get_ref() == hop)
+            .map(|h| h.span()),
+        _ => plan
+            .target
+            .as_ref()
+            .map(|t| t.span())
+            .or_else(|| plan.channel.as_ref().map(|c| c.span())),
+    };
+    let mut message = e.to_string();
+    if let PathError::Downgrade { current, .. }
+    | PathError::Skew {
+        oldest: current, ..
+    } = &e
+    {
+        let names: Vec<&str> = cluster
+            .iter()
+            .filter(|n| n.version == *current)
+            .map(|n| n.name.as_str())
+            .collect();
+        message.push_str(&format!(" [{current} on {}]", names.join(", ")));
+    }
+    plan.error_at(span, message)
+}
+
+/// Cluster nodes the plan leaves out. A server may not be left where it
+/// would end more than one minor version behind the target.
+fn excluded_nodes(
+    plan: &Plan,
+    cluster: &[&ClusterNode],
+    ordered: &[&ClusterNode],
+    target: &K3sVersion,
+) -> Result<Vec<String>, PlanError> {
+    let excluded: Vec<String> = cluster
+        .iter()
+        .filter(|n| !ordered.iter().any(|o| o.name == n.name))
+        .map(|n| n.name.clone())
+        .collect();
+    for name in &excluded {
+        if let Some(n) = find(cluster, name)
+            && n.role == Role::Server
+            && n.version.minor + 1 < target.minor
+        {
+            return Err(plan.error_at(
+                plan.nodes.as_ref().and_then(|l| l.first()).map(|s| s.span()),
+                format!(
+                    "server {name} ({}) is not in nodes but would end more than one minor version behind {target}",
+                    n.version
+                ),
+            ));
+        }
+    }
+    Ok(excluded)
+}
+
+/// One node's hops, transport (the plan's, overlaid by its `[node.NAME]`)
+/// and rendered commands.
+fn resolve_node(
+    plan: &Plan,
+    n: &ClusterNode,
+    path: &[K3sVersion],
+) -> Result<ResolvedNode, PlanError> {
+    let over = plan.node.get(&n.name).map(|o| o.get_ref());
+    let spec = match over.and_then(|o| o.transport.as_ref()) {
+        Some(t) => plan.transport.overlay(t),
+        None => plan.transport.clone(),
+    };
+    let span = plan.node.get(&n.name).map(|o| o.span());
+    let transport = resolve_transport(plan, &n.name, &spec, span)?;
+    let commands = resolve_commands(&plan.commands, over.and_then(|o| o.commands.as_ref()), n);
+    let hops = path.iter().filter(|h| n.version < **h).cloned().collect();
+    Ok(ResolvedNode {
+        name: n.name.clone(),
+        role: n.role,
+        version: n.version.clone(),
+        hops,
+        transport,
+        commands,
+    })
+}
+
+/// Gated services: the listed ones, then any service probed but not listed.
+fn resolve_gates(plan: &Plan) -> ResolvedGates {
+    let mut services: Vec<String> = plan
+        .gates
+        .services
+        .iter()
+        .map(|s| s.get_ref().clone())
+        .collect();
+    for p in &plan.gates.probes {
+        if !services.contains(p.service.get_ref()) {
+            services.push(p.service.get_ref().clone());
+        }
+    }
+    let probes = plan
+        .gates
+        .probes
+        .iter()
+        .map(|p| Probe {
+            service: p.service.get_ref().clone(),
+            port: p.port,
+            http: (p.kind == ProbeKind::Http).then(|| HttpProbe {
+                path: p
+                    .path
+                    .as_ref()
+                    .map_or("/".to_string(), |s| s.get_ref().clone()),
+                expect_status: p.expect_status.as_ref().map_or(200, |s| *s.get_ref()),
+            }),
+        })
+        .collect();
+    ResolvedGates {
+        services,
+        probes,
+        global_gate: plan.gates.global_gate,
+    }
+}
+
+fn resolve_transport(
+    plan: &Plan,
+    node: &str,
+    spec: &TransportSpec,
+    span: Option<Range<usize>>,
+) -> Result<Transport, PlanError> {
+    let ssh = SshTarget {
+        host: spec.host.clone().unwrap_or_else(|| node.to_string()),
+        port: spec.port.unwrap_or(22),
+        user: spec.user.clone().unwrap_or_else(|| "root".to_string()),
+        key: spec.key.clone(),
+        known_hosts: spec.known_hosts.clone(),
+        accept_unknown_host_keys: spec.accept_unknown_host_keys.unwrap_or(false),
+    };
+    match spec.kind.unwrap_or(TransportKind::Ssh) {
+        TransportKind::Ssh => {
+            if let Some(vmid) = &spec.vmid {
+                return Err(plan.error_at(
+                    Some(vmid.span()),
+                    format!("node {node}: vmid is only for kind = \"proxmox\""),
+                ));
+            }
+            Ok(Transport::Ssh(ssh))
+        }
+        TransportKind::Proxmox => match &spec.vmid {
+            Some(vmid) => Ok(Transport::Proxmox {
+                host: ssh,
+                vmid: *vmid.get_ref(),
+            }),
+            None => Err(plan.error_at(
+                span,
+                format!(
+                    "node {node}: kind = \"proxmox\" needs the VM id: add vmid under [node.{node}.transport]"
+                ),
+            )),
+        },
+    }
+}
+
+fn resolve_commands(
+    defaults: &CommandsSpec,
+    over: Option<&CommandsSpec>,
+    node: &ClusterNode,
+) -> NodeCommands {
+    let pick = |get: fn(&CommandsSpec) -> &Option<Spanned<String>>, fallback: &str| -> String {
+        let text = over
+            .and_then(|o| get(o).as_ref())
+            .or_else(|| get(defaults).as_ref())
+            .map_or(fallback.to_string(), |s| s.get_ref().clone());
+        template::render(
+            &text,
+            &[
+                ("service", node.role.service()),
+                ("role", node.role.as_str()),
+                ("node", &node.name),
+            ],
+        )
+    };
+    NodeCommands {
+        install: pick(|c| &c.install, DEFAULT_INSTALL),
+        restart: pick(|c| &c.restart, DEFAULT_RESTART),
+        version: pick(|c| &c.version, DEFAULT_VERSION),
+        etcd_snapshot: pick(|c| &c.etcd_snapshot, DEFAULT_ETCD_SNAPSHOT),
+    }
+}
