@@ -262,26 +262,26 @@ pub async fn run_upgrade(opts: crate::rollout::UpgradeOptions, log: LogGuard) ->
     if opts.dry_run {
         return crate::rollout::run_dry(&opts).await;
     }
-    let session = match crate::rollout::open(&opts, crate::probe::Selection::default()).await {
-        Ok(Ok(s)) => s,
-        Ok(Err(crate::rollout::BadInput(e))) => {
-            eprintln!("k3s-cockpit: {e}");
-            return Ok(ExitCode::from(2));
-        }
-        Err(e) => {
-            eprintln!("k3s-cockpit: error: {e:#}");
-            return Ok(ExitCode::from(1));
-        }
+    let (code, why) = match crate::rollout::open(&opts, crate::probe::Selection::default()).await {
+        Ok(Ok(s)) if opts.headless => return crate::rollout::headless::run(s, &opts).await,
+        Ok(Ok(s)) => return run_control(s, log).await,
+        Ok(Err(crate::rollout::BadInput(e))) => (2, e),
+        Err(e) => (1, format!("error: {e:#}")),
     };
+    eprintln!("k3s-cockpit: {why}");
     if opts.headless {
-        crate::rollout::headless::run(session, &opts).await
-    } else {
-        let setup = Setup {
-            mode: "upgrade",
-            hint: None,
-            log_panel: log.log_panel(),
-            look: Look::from_env(),
-        };
-        crate::tui::control::run(session, setup).await
+        crate::rollout::headless::exit_before_start(code, &why);
     }
+    Ok(ExitCode::from(code))
+}
+
+/// `upgrade` in the cockpit.
+async fn run_control(session: crate::rollout::Session, log: LogGuard) -> Result<ExitCode> {
+    let setup = Setup {
+        mode: "upgrade",
+        hint: None,
+        log_panel: log.log_panel(),
+        look: Look::from_env(),
+    };
+    crate::tui::control::run(session, setup).await
 }

@@ -20,7 +20,7 @@ const SCALE: &str = "10";
 const LEGACY_SOAK: &str = "12s";
 
 struct Rollout {
-    _lab: LabProcess,
+    lab: LabProcess,
     dir: tempfile::TempDir,
     plan: PathBuf,
     kubeconfig: PathBuf,
@@ -44,7 +44,7 @@ fn lab_with_plan(scenario: &str) -> Rollout {
     assert!(plan.exists(), "lab --plan-out wrote no plan");
     let kubeconfig = lab.kubeconfig.clone();
     Rollout {
-        _lab: lab,
+        lab,
         dir,
         plan,
         kubeconfig,
@@ -596,4 +596,112 @@ fn a_resume_on_a_node_reset_behind_the_journal_is_refused() {
             .iter()
             .all(|w| w["path"] != "/api/v1/nodes/k3s-vm-pumped-piglet-gpu")
     );
+}
+
+impl Rollout {
+    /// Sets `[timings] KEY = VALUE` in the plan.
+    fn set_timing(&self, key: &str, value: &str) {
+        let mut plan: toml::Table =
+            toml::from_str(&std::fs::read_to_string(&self.plan).unwrap()).unwrap();
+        let timings = plan
+            .entry("timings")
+            .or_insert_with(|| toml::Value::Table(Default::default()));
+        timings
+            .as_table_mut()
+            .unwrap()
+            .insert(key.into(), toml::Value::String(value.into()));
+        std::fs::write(&self.plan, toml::to_string(&plan).unwrap()).unwrap();
+    }
+}
+
+/// Starts a headless run and reads its lines until `until` holds for one;
+/// returns the child and a channel with the rest of its lines.
+fn run_until(
+    r: &Rollout,
+    extra: &[&str],
+    until: impl Fn(&Value) -> bool + Send + 'static,
+) -> (Child, std::sync::mpsc::Receiver<Value>) {
+    let mut child = r.command(extra).spawn().unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (hit_tx, hit_rx) = std::sync::mpsc::channel();
+    let (rest_tx, rest_rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        let mut hit = false;
+        for line in std::io::BufReader::new(stdout).lines() {
+            let Ok(line) = line else { return };
+            let v: Value = serde_json::from_str(&line).unwrap();
+            if !hit && until(&v) {
+                hit = true;
+                let _ = hit_tx.send(());
+            }
+            let _ = rest_tx.send(v);
+        }
+    });
+    if hit_rx.recv_timeout(Duration::from_secs(90)).is_err() {
+        let _ = child.kill();
+        panic!("the run never reached the expected line");
+    }
+    (child, rest_rx)
+}
+
+/// The exit line among `lines`, waiting up to `timeout` for it.
+fn exit_line(lines: &std::sync::mpsc::Receiver<Value>, timeout: Duration) -> Value {
+    let deadline = Instant::now() + timeout;
+    while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+        match lines.recv_timeout(left) {
+            Ok(v) if v["type"] == "exit" => return v,
+            Ok(_) => {}
+            Err(_) => break,
+        }
+    }
+    panic!("no exit line within {timeout:?}");
+}
+
+/// A script waiting on a headless run gets an answer when the API server
+/// goes away mid-soak: exit 1 within the plan's deadline, the cause named.
+#[test]
+fn headless_gives_up_when_the_api_server_is_gone_past_its_deadline() {
+    let mut r = lab_with_plan(&healthy_two_hops());
+    r.set_timing("api_lost_timeout", "3s");
+    let (mut child, lines) = run_until(&r, &["--soak", "60s"], |v| {
+        v["type"] == "event" && v["text"].as_str().is_some_and(|t| t.contains("): soak"))
+    });
+    let killed = Instant::now();
+    let _ = r.lab.kill();
+    let exit = exit_line(&lines, Duration::from_secs(30));
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(1), "{exit}");
+    assert_eq!(exit["code"], 1, "{exit}");
+    let reason = exit["reason"].as_str().unwrap();
+    assert!(reason.contains("API server has been unreachable"), "{exit}");
+    // Three seconds of deadline, plus the watchers' first failed retry.
+    assert!(
+        killed.elapsed() < Duration::from_secs(20),
+        "{:?}",
+        killed.elapsed()
+    );
+}
+
+/// SIGTERM stops a headless run cleanly: an exit line naming it, the lock
+/// released (a resume needs no --break-lock), and the resume finishes.
+#[test]
+fn sigterm_gives_an_exit_line_and_releases_the_lock() {
+    let r = lab_with_plan(&healthy_two_hops());
+    let (child, lines) = run_until(&r, &["--soak", "1s"], |v| v["type"] == "state");
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let exit = exit_line(&lines, Duration::from_secs(30));
+    let mut child = child;
+    assert_eq!(child.wait().unwrap().code(), Some(1), "{exit}");
+    assert!(
+        exit["reason"].as_str().unwrap().starts_with("SIGTERM"),
+        "{exit}"
+    );
+    let resumed = r.upgrade(&["--resume", "--soak", "1s"], Duration::from_secs(180));
+    assert_eq!(resumed.code, 0, "{}\n{}", resumed.stderr, resumed.explain());
+    assert_eq!(resumed.last_state()["state"], "done");
 }

@@ -16,8 +16,11 @@ use super::controller::engine_sees;
 use super::runner::{Finished, Front, Runner};
 use super::{CanaryConfirm, OnHalt, Session, UpgradeOptions};
 use crate::model::Fleet;
+use crate::model::fleet::Connection;
 use crate::remote::redact_command;
 use crate::upgrade::{Action, Command, ResolvedPlan, RolloutState};
+use jiff::SignedDuration;
+use tokio::signal::unix::{Signal, SignalKind, signal};
 
 /// Engine ticks: soak and timeout resolution in headless runs.
 const TICK: Duration = Duration::from_millis(250);
@@ -54,14 +57,58 @@ fn action_json(plan: &ResolvedPlan, action: &Action) -> Value {
     v
 }
 
-fn exit_json(code: u8, finished: &Finished) -> Value {
+fn exit_json(code: u8, reason: &str, finished: &Finished) -> Value {
     json!({
         "type": "exit",
         "code": code,
+        "reason": reason,
         "state": finished.state.label(),
         "journal": finished.journal.display().to_string(),
         "session": finished.session.as_ref().map(|p| p.display().to_string()),
     })
+}
+
+/// The `exit` line of a run that never started (bad input: 2; the
+/// cluster could not be reached or locked: 1).
+pub fn exit_before_start(code: u8, reason: &str) {
+    emit(json!({"type": "exit", "code": code, "reason": reason}));
+}
+
+/// Why the run ends without the engine having finished.
+enum Stop {
+    Signal(&'static str),
+    ApiLost(String),
+    FeedClosed,
+}
+
+/// How long the API server may stay unreachable before headless gives up:
+/// a script waiting on it must get an answer, and nothing can be judged
+/// without the API.
+fn api_lost(fleet: &Fleet, deadline: SignedDuration, now: Timestamp) -> Option<String> {
+    match &fleet.connection {
+        Connection::Down { since, error, .. } if now.duration_since(*since) >= deadline => {
+            Some(format!(
+                "the API server has been unreachable for {} ({error}); the rollout is left as it is: resume with --resume",
+                crate::durations::format_duration(
+                    std::time::Duration::try_from(now.duration_since(*since)).unwrap_or_default()
+                )
+            ))
+        }
+        _ => None,
+    }
+}
+
+/// SIGTERM or SIGINT, whichever comes first.
+async fn signalled(term: &mut Option<Signal>) -> &'static str {
+    tokio::select! {
+        _ = async {
+            match term.as_mut() {
+                Some(t) => { t.recv().await; }
+                None => std::future::pending::<()>().await,
+            }
+        } => "SIGTERM",
+        _ = tokio::signal::ctrl_c() => "SIGINT",
+    }
 }
 
 /// The first command, from the flags and the state a resume found.
@@ -173,21 +220,26 @@ pub async fn run(s: Session, opts: &UpgradeOptions) -> Result<ExitCode> {
     let mut rollback_sent = false;
     let mut tick = tokio::time::interval(TICK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let code = loop {
+    let mut term = signal(SignalKind::terminate()).ok();
+    let deadline = runner.plan().timings.api_lost_timeout;
+    let outcome = loop {
         for a in runner.dispatch() {
             emit(action_json(runner.plan(), &a));
         }
         printer.print(runner.engine(), Timestamp::now());
         let idle = runner.engine().in_flight().is_none();
+        if let Some(why) = api_lost(&fleet, deadline, Timestamp::now()) {
+            break Err(Stop::ApiLost(why));
+        }
         match decide(runner.engine().state(), idle, opts, rollback_sent) {
-            Decision::Exit(code) => break code,
+            Decision::Exit(code) => break Ok(code),
             Decision::Send(cmd) => {
                 let rollback = cmd == Command::Rollback;
                 rollback_sent |= rollback;
                 // A refused rollback falls through to the halt's exit; any
                 // other refused decision would be asked again forever.
                 if !send(&mut runner, &mut fleet, cmd)? && !rollback {
-                    break 1;
+                    break Ok(1);
                 }
                 continue;
             }
@@ -195,7 +247,7 @@ pub async fn run(s: Session, opts: &UpgradeOptions) -> Result<ExitCode> {
         }
         tokio::select! {
             ev = events.recv() => {
-                let Some(ev) = ev else { break 1 };
+                let Some(ev) = ev else { break Err(Stop::FeedClosed) };
                 let now = Timestamp::now();
                 let mut news = engine_sees(&ev);
                 fleet.apply(ev, now);
@@ -211,9 +263,25 @@ pub async fn run(s: Session, opts: &UpgradeOptions) -> Result<ExitCode> {
                 runner.on_done(done, &mut fleet, Timestamp::now())?;
             }
             _ = tick.tick() => runner.tick(&mut fleet, Timestamp::now())?,
+            name = signalled(&mut term) => break Err(Stop::Signal(name)),
         }
     };
+    let (code, reason) = match outcome {
+        Ok(code) => (code, runner.engine().state().to_string()),
+        Err(Stop::Signal(name)) => {
+            // Recorded as a pause where the engine allows one; actions
+            // still running are re-checked by --resume.
+            let _ = runner.command(Command::Pause, &mut fleet, Timestamp::now())?;
+            (
+                1,
+                format!("{name}: stopped; the rollout is left as it is: resume with --resume"),
+            )
+        }
+        Err(Stop::ApiLost(why)) => (1, why),
+        Err(Stop::FeedClosed) => (1, "the cluster watchers stopped".to_string()),
+    };
+    printer.print(runner.engine(), Timestamp::now());
     let finished = runner.finish(Timestamp::now()).await;
-    emit(exit_json(code, &finished));
+    emit(exit_json(code, &reason, &finished));
     Ok(ExitCode::from(code))
 }

@@ -235,7 +235,11 @@ pub async fn open(
     opts: &UpgradeOptions,
     extra_probes: crate::probe::Selection,
 ) -> Result<std::result::Result<Session, BadInput>> {
-    let conn = crate::cluster::connect(&opts.cluster, false).await?;
+    // A kubeconfig that cannot be used is the operator's input.
+    let conn = match crate::cluster::connect(&opts.cluster, false).await {
+        Ok(conn) => conn,
+        Err(e) => return Ok(Err(BadInput(format!("{e:#}")))),
+    };
     crate::cluster::check_reachable(&conn).await?;
     // The watchers' first lists load while the plan is resolved.
     let (tx, events) = mpsc::unbounded_channel();

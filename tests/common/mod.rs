@@ -66,6 +66,14 @@ pub struct LabProcess {
     pub kubeconfig: PathBuf,
 }
 
+impl LabProcess {
+    /// Stops the lab now, as a crash would.
+    pub fn kill(&mut self) -> std::io::Result<()> {
+        self.child.kill()?;
+        self.child.wait().map(|_| ())
+    }
+}
+
 impl Drop for LabProcess {
     fn drop(&mut self) {
         let _ = self.child.kill();
