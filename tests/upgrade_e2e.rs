@@ -462,6 +462,15 @@ fn kill_9_mid_install_then_resume_finishes_without_redoing_a_node() {
     );
     let resumed = r.upgrade(&["--resume", "--break-lock"], Duration::from_secs(180));
     assert_eq!(resumed.code, 0, "{}", resumed.explain());
+    // The interrupted node is restarted first (the post-mortem's fix), not
+    // merely checked.
+    let first = resumed.of("action")[0]["action"].clone();
+    assert_eq!(
+        (first["action"].as_str(), first["node"].as_str()),
+        (Some("restart"), Some("k3s-vm-pumped-piglet-gpu")),
+        "{}",
+        resumed.explain()
+    );
     let installs = resumed.installs();
     assert!(
         !installs.contains(&(fun_bedbug().to_string(), "v1.34.3+k3s1".to_string())),

@@ -435,7 +435,7 @@ mod tests {
             reissued += usize::from(!actions.is_empty());
             reverified += usize::from(rec.engine().events().iter().any(|e| {
                 e.text
-                    .contains("verifying the version instead of reinstalling")
+                    .contains("restarting K3s, then verifying the version")
             }));
             // The cluster as the crash left it; actions in flight were lost,
             // and whatever was wrong has been fixed by the operator.

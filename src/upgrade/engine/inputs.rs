@@ -117,23 +117,23 @@ impl Engine {
             }
             return;
         }
-        let timeout = self.config.timings.version_timeout;
         let u = &mut self.units[i];
         let node = u.node.clone();
         let phase = u.phase;
         let text = match (phase, u.inflight.is_some(), u.begun.is_some()) {
-            (Phase::Install, true, _) => {
+            (Phase::Install, true, _) | (Phase::WaitVersion, false, true) => {
                 // The install may have finished, may still run under nohup,
-                // or may never have started: look at the kubelet's version
-                // instead of installing again; install again only if the
-                // version does not show up in time.
+                // or may never have started. Restart K3s (the post-mortem's
+                // fix, and what loads a new binary), then look at the
+                // kubelet's version; install again only if it does not show
+                // up in time.
                 u.inflight = None;
-                u.phase = Phase::WaitVersion;
-                u.begun = Some(now);
-                u.deadline = Some(now + timeout);
+                u.phase = Phase::Restart;
+                u.begun = None;
+                u.deadline = None;
                 u.reverify = true;
                 format!(
-                    "cockpit restarted during install on {node}: verifying the version instead of reinstalling"
+                    "cockpit restarted during {phase} on {node}: restarting K3s, then verifying the version (installing again only if it does not show up)"
                 )
             }
             (_, true, _) => {
@@ -144,7 +144,7 @@ impl Engine {
                     "cockpit restarted during {phase} of {node}: issuing it again (it is idempotent)"
                 )
             }
-            (Phase::WaitVersion | Phase::WaitReady | Phase::Soak, false, true) => {
+            (Phase::WaitReady | Phase::Soak, false, true) => {
                 u.begun = None;
                 u.deadline = None;
                 u.soak = None;

@@ -19,7 +19,31 @@ impl Engine {
             && self.units[i].role == Role::Server
     }
 
+    /// Why installing unit `i` now would take a server across more than
+    /// one minor, judged from the version its kubelet reports. The plan
+    /// and a resume check this too; this is the last word before the
+    /// install, since an API server may only move one minor at a time.
+    fn skips_a_minor(&self, i: usize) -> Option<String> {
+        let u = &self.units[i];
+        if u.phase != Phase::Install || u.role != Role::Server {
+            return None;
+        }
+        let seen = self.obs.as_ref()?.nodes.iter().find(|n| n.name == u.node)?;
+        let running: K3sVersion = seen.version.parse().ok()?;
+        let too_far = u.to.major != running.major || u.to.minor > running.minor + 1;
+        too_far.then(|| {
+            format!(
+                "{} runs {running}: installing {} would skip a minor; refusing",
+                u.node, u.to
+            )
+        })
+    }
+
     pub(super) fn begin(&mut self, i: usize, now: Timestamp, out: &mut Vec<Action>) {
+        if let Some(reason) = self.skips_a_minor(i) {
+            self.halt(Some(i), reason, now);
+            return;
+        }
         let timeout = self.timeout_for(self.units[i].phase);
         let id = self.next_id;
         let snapshot_name = Self::snapshot_name(now);
@@ -89,7 +113,8 @@ impl Engine {
         u.deadline = None;
         u.inflight = None;
         u.soak = None;
-        u.reverify = false;
+        // A restart after an interrupted install is verified like one.
+        u.reverify &= u.phase == Phase::WaitVersion;
         if u.phase != Phase::Done {
             return;
         }

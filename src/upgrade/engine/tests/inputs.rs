@@ -20,7 +20,7 @@ fn results_for_unknown_actions_are_ignored() {
 }
 
 #[test]
-fn reattach_reverifies_an_install_instead_of_redoing_it() {
+fn reattach_restarts_after_an_interrupted_install_instead_of_redoing_it() {
     // The install finished on the node but the cockpit died before hearing it.
     let (mut e, mut s) = started(abc(), &[]);
     s.hold.insert("install");
@@ -31,8 +31,8 @@ fn reattach_reverifies_an_install_instead_of_redoing_it() {
     s.hold.clear();
     s.now += mins(2);
     let actions = s.feed(&mut e, Input::Reattach);
-    assert!(actions.is_empty());
-    assert_eq!(phase_of(&e, "A", s.now), Phase::WaitVersion);
+    assert_eq!(actions.iter().map(kind).collect::<Vec<_>>(), ["restart"]);
+    assert_eq!(phase_of(&e, "A", s.now), Phase::Restart);
     assert!(s.run_until(&mut e, secs(10), mins(60), |e, _| *e.state()
         == RolloutState::Done));
     assert_eq!(s.installs().iter().filter(|(n, _)| n == "A").count(), 1);
@@ -44,6 +44,8 @@ fn reattach_reverifies_an_install_instead_of_redoing_it() {
     s.pending.clear();
     s.hold.clear();
     s.feed(&mut e, Input::Reattach);
+    s.settle(&mut e);
+    assert_eq!(s.kinds_for("A").last(), Some(&"restart"));
     s.advance(&mut e, mins(9));
     assert_eq!(s.installs().len(), 1);
     s.advance(&mut e, mins(1));

@@ -171,3 +171,27 @@ fn nodes_already_at_a_hop_are_not_touched() {
     assert!(s.kinds_for("B").is_empty());
     assert_eq!(e.view(s.now).nodes[1].phase, Phase::Done);
 }
+
+#[test]
+fn a_server_two_minors_behind_its_install_halts_instead_of_skipping() {
+    // The journal (or plan) believed A runs v1.34; it runs v1.33.
+    let cfg = config(
+        &[("A", Role::Server), ("B", Role::Agent)],
+        "v1.34.3+k3s1",
+        &["v1.35.0+k3s1"],
+    );
+    let mut e = Engine::new(cfg.clone());
+    let mut s = Sim::new(&cfg, &[]);
+    s.node("A").version = "v1.33.6+k3s1".into();
+    s.observe(&mut e);
+    s.command(&mut e, Command::Start);
+    assert!(s.run_until(&mut e, secs(10), mins(30), |e, _| halted(e).is_some()));
+    let halt = halted(&e).unwrap();
+    assert!(
+        halt.reason
+            .contains("A runs v1.33.6+k3s1: installing v1.35.0+k3s1 would skip a minor"),
+        "{}",
+        halt.reason
+    );
+    assert!(s.installs().is_empty(), "{:?}", s.installs());
+}
