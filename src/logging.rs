@@ -30,9 +30,11 @@ impl LogGuard {
 }
 
 fn env_filter() -> EnvFilter {
-    EnvFilter::try_from_env("K3S_COCKPIT_LOG_LEVEL").unwrap_or_else(|_| {
-        EnvFilter::new("info,kube=warn,hyper=warn,tower=warn,rustls=warn,russh=warn")
-    })
+    filter_or("info,kube=warn,hyper=warn,tower=warn,rustls=warn,russh=warn")
+}
+
+fn filter_or(default: &str) -> EnvFilter {
+    EnvFilter::try_from_env("K3S_COCKPIT_LOG_LEVEL").unwrap_or_else(|_| EnvFilter::new(default))
 }
 
 /// Logs go to a file (the screen is the TUI's, or stdout is JSON lines);
@@ -92,8 +94,14 @@ fn log_level_info() -> tui_logger::LevelFilter {
 
 /// For non-TUI commands: logs to stderr.
 pub fn init_stderr_logging() {
+    use std::io::IsTerminal;
     let _ = tracing_subscriber::fmt()
-        .with_env_filter(env_filter())
+        .with_ansi(std::io::stderr().is_terminal())
+        // The commands' own errors say what failed; kube's warnings would
+        // repeat them with whole response bodies.
+        .with_env_filter(filter_or(
+            "info,kube=error,hyper=warn,tower=warn,rustls=warn,russh=warn",
+        ))
         .with_writer(std::io::stderr)
         .try_init();
 }

@@ -91,7 +91,26 @@ fn main() -> ExitCode {
     }
 }
 
+/// The cockpit draws on a terminal: without one on stdin and stdout it
+/// would write escape sequences into a file or a pipe.
+fn needs_terminal(command: &Command) -> bool {
+    match command {
+        Command::Watch { .. } | Command::Demo { .. } => true,
+        Command::Upgrade(opts) => !opts.headless && !opts.dry_run,
+        _ => false,
+    }
+}
+
 async fn run(cli: Cli) -> Result<ExitCode> {
+    use std::io::IsTerminal;
+    if needs_terminal(&cli.command)
+        && !(std::io::stdout().is_terminal() && std::io::stdin().is_terminal())
+    {
+        eprintln!(
+            "k3s-cockpit: the cockpit needs a terminal on stdin and stdout (for scripts: upgrade --headless)"
+        );
+        return Ok(ExitCode::from(2));
+    }
     match cli.command {
         Command::Lab(opts) => {
             k3s_cockpit::logging::init_stderr_logging();

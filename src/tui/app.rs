@@ -17,6 +17,8 @@ pub enum Request {
     Manual(Manual, String),
     /// Write the session's incident report beside its journal.
     WriteReport,
+    /// Quit although the rollout is moving (asked first).
+    Quit,
 }
 
 /// How the screen looks: the operator's environment, read at the edge.
@@ -186,6 +188,32 @@ impl App {
         }
     }
 
+    /// Quits, unless the rollout is moving: then asks first, since quitting
+    /// leaves a node mid-phase (cordoned, or between install and soak).
+    fn quit_or_ask(&mut self) {
+        let busy = self
+            .rollout
+            .as_ref()
+            .filter(|r| matches!(r.state, RolloutState::Running | RolloutState::Pausing));
+        match busy {
+            Some(r) => {
+                let at = r
+                    .current
+                    .as_deref()
+                    .map(|n| format!(" at {n}"))
+                    .unwrap_or_default();
+                self.confirm = Some(Confirm {
+                    question: format!(
+                        "the rollout is {}{at}: quit and leave it so (--resume continues)? y = yes, any other key = no",
+                        r.state.label()
+                    ),
+                    request: Request::Quit,
+                });
+            }
+            None => self.quit = true,
+        }
+    }
+
     pub fn say(&mut self, text: String) {
         self.flash = Some((text, self.now));
     }
@@ -257,7 +285,7 @@ impl App {
                 };
             }
             Action::Log => self.screen = Screen::Log,
-            Action::Quit => self.quit = true,
+            Action::Quit => self.quit_or_ask(),
             // Only a local file is written, so read-only mode allows it.
             Action::WriteReport => self.requests.push(Request::WriteReport),
             Action::Down => {}
@@ -328,6 +356,7 @@ impl App {
                 }
                 Request::Engine(c) => c.label(),
                 Request::WriteReport => "write the incident report".to_string(),
+                Request::Quit => "quit".to_string(),
             };
             self.confirm = Some(Confirm {
                 question: format!("{what}? y = yes, any other key = no"),
@@ -420,6 +449,28 @@ mod tests {
         let engine = crate::upgrade::Engine::new(crate::upgrade::testkit::abc());
         app.rollout = Some(engine.view(app.now));
         app
+    }
+
+    #[test]
+    fn quitting_a_moving_rollout_asks_first() {
+        let mut app = control_app();
+        app.on_key(key('q'));
+        assert!(app.quit, "an idle rollout quits at once");
+
+        let mut app = control_app();
+        let mut view = app.rollout.clone().unwrap();
+        view.state = RolloutState::Running;
+        view.current = Some("A".into());
+        app.rollout = Some(view);
+        app.on_key(key('q'));
+        assert!(!app.quit);
+        let question = app.confirm.clone().unwrap().question;
+        assert!(
+            question.starts_with("the rollout is running at A: quit"),
+            "{question}"
+        );
+        app.on_key(key('y'));
+        assert_eq!(app.requests, vec![Request::Quit]);
     }
 
     #[test]

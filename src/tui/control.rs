@@ -30,7 +30,7 @@ pub(crate) fn on_requests(
                 }
             }
             Request::Manual(what, node) => runner.manual(what, node, &mut app.fleet, now),
-            Request::WriteReport => {}
+            Request::WriteReport | Request::Quit => {}
         }
     }
     Ok(any)
@@ -79,11 +79,18 @@ pub async fn run(s: Session, setup: Setup) -> Result<ExitCode> {
     ended?;
     let state = finished.state;
     if !state.is_terminal() && state != RolloutState::Idle {
-        eprintln!(
-            "k3s-cockpit: the rollout is {}; its journal is {}. Continue with: k3s-cockpit upgrade --plan PLAN --resume",
-            state.label(),
-            finished.journal.display()
-        );
+        if setup.mode == "demo" {
+            eprintln!(
+                "k3s-cockpit: the demo's rollout was {} and its lab is gone with it; `k3s-cockpit demo` starts a fresh one",
+                state.label()
+            );
+        } else {
+            eprintln!(
+                "k3s-cockpit: the rollout is {}; its journal is {}. Continue with: k3s-cockpit upgrade --plan PLAN --resume",
+                state.label(),
+                finished.journal.display()
+            );
+        }
     }
     Ok(if state == RolloutState::Done {
         ExitCode::SUCCESS

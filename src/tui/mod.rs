@@ -104,8 +104,9 @@ pub(crate) fn say_session(path: Option<&std::path::Path>) {
 /// requests through the runner. True if anything was asked.
 fn carry_out(app: &mut App, runner: Option<&mut Runner>) -> Result<bool> {
     let mut requests = std::mem::take(&mut app.requests);
+    app.quit |= requests.contains(&Request::Quit);
     let report = requests.contains(&Request::WriteReport);
-    requests.retain(|r| *r != Request::WriteReport);
+    requests.retain(|r| !matches!(r, Request::WriteReport | Request::Quit));
     if report {
         write_report(app);
     }
@@ -133,6 +134,10 @@ pub(crate) async fn run_loop(
     events: &mut UnboundedReceiver<ClusterEvent>,
     mut driver: Option<&mut Runner>,
 ) -> Result<()> {
+    use std::io::IsTerminal;
+    if !std::io::stdout().is_terminal() {
+        color_eyre::eyre::bail!("stdout is not a terminal: the cockpit cannot draw");
+    }
     // Declared first, dropped last: the terminals flush what they still
     // buffer before the screen is restored (and a failed start is undone).
     let _guard = terminal::Guard;
