@@ -17,7 +17,7 @@ use tokio::sync::{Notify, oneshot};
 use tokio::time::Instant;
 
 use super::objects::{self, LEASE_NAMESPACE, METALLB_NAMESPACE, NOT_READY, UNREACHABLE};
-use super::scenario::{FaultKind, Role, Scenario, Timing};
+use super::scenario::{FaultKind, NodeSpec, Role, Scenario, ServiceSpec, Timing};
 use super::serve::{OutageWindow, Served};
 use super::store::{Kind, Store, now_rfc3339, now_rfc3339_micro};
 
@@ -262,8 +262,6 @@ impl SimHandle {
 impl Sim {
     pub fn start(store: Arc<Store>, scenario: &Scenario) -> SimHandle {
         let timing = scenario.timing.scaled(scenario.time_scale);
-        let lease_duration_secs = timing.lease_duration.as_secs_f64().round().max(1.0) as u64;
-        let now = Instant::now();
         let mut sim = Sim {
             store,
             nodes: Vec::new(),
@@ -283,101 +281,119 @@ impl Sim {
             timing,
             time_scale: scenario.time_scale,
         };
+        let now = Instant::now();
         for (i, spec) in scenario.nodes.iter().enumerate() {
-            sim.store.upsert(
-                Kind::Node,
-                objects::node(&spec.name, spec.role, &spec.version, i),
-            );
-            sim.store
-                .upsert(Kind::Lease, objects::lease(&spec.name, lease_duration_secs));
-            sim.store.upsert(
-                Kind::Pod,
-                objects::speaker_pod(&spec.name, &suffix(i as u64 + 7)),
-            );
-            sim.by_name.insert(spec.name.clone(), i);
-            sim.nodes.push(SimNode {
-                name: spec.name.clone(),
-                role: spec.role,
-                vmid: spec.vmid,
-                version: spec.version.clone(),
-                installed: spec.version.clone(),
-                kubelet: Kubelet::Running,
-                generation: 0,
-                speaker_alive: true,
-                speaker_member: true,
-                healable: Vec::new(),
-                boots: i,
-                restarts: 0,
-                last_renew: now,
-                posted_ready: true,
-                nlc_unknown: false,
-                first_ran: HashMap::from([(spec.version.clone(), now)]),
-            });
-            // Spread the first renewals over one interval, as real kubelets are.
-            let offset = sim
-                .timing
-                .renew_interval
-                .mul_f64(rand::rng().random::<f64>());
-            sim.schedule(
-                offset,
-                Timer::Renew {
-                    node: i,
-                    generation: 0,
-                },
-            );
-            let report = sim.timing.status_report;
-            sim.schedule(
-                report,
-                Timer::StatusReport {
-                    node: i,
-                    generation: 0,
-                },
-            );
+            sim.add_node(i, spec, now);
         }
         sim.store.upsert(
             Kind::DaemonSet,
             objects::speaker_daemonset(scenario.nodes.len()),
         );
         for (i, s) in scenario.services.iter().enumerate() {
-            sim.store.upsert(
-                Kind::Service,
-                objects::service(&s.namespace, &s.name, &s.ip, s.port, i),
-            );
-            sim.store.upsert(
-                Kind::Pod,
-                objects::workload_pod(&s.namespace, &s.name, &suffix(i as u64 + 1000), &s.pod_node),
-            );
-            sim.services.push(SimService {
-                namespace: s.namespace.clone(),
-                name: s.name.clone(),
-                ip: s.ip.clone(),
-                port: s.port,
-                announcer: None,
-                l2_object: None,
-                served: None,
-                open_outage: None,
-                bind_error: None,
-            });
+            sim.add_service(i, s);
         }
         sim.elect_all();
-        for f in 0..sim.faults.len() {
-            if sim.faults[f].0.after_upgrade_to.is_none() {
-                let delay = sim.scaled(sim.faults[f].0.delay);
-                sim.schedule(
+        sim.arm_start_faults();
+        let monitor = sim.timing.monitor_period;
+        sim.schedule(monitor, Timer::Monitor);
+        SimHandle {
+            sim: Arc::new(Mutex::new(sim)),
+            wake: Arc::new(Notify::new()),
+        }
+    }
+
+    /// A running node: its Node, Lease and speaker pod objects, and its
+    /// kubelet's first timers.
+    fn add_node(&mut self, i: usize, spec: &NodeSpec, now: Instant) {
+        let lease_duration_secs = self.timing.lease_duration.as_secs_f64().round().max(1.0) as u64;
+        self.store.upsert(
+            Kind::Node,
+            objects::node(&spec.name, spec.role, &spec.version, i),
+        );
+        self.store
+            .upsert(Kind::Lease, objects::lease(&spec.name, lease_duration_secs));
+        self.store.upsert(
+            Kind::Pod,
+            objects::speaker_pod(&spec.name, &suffix(i as u64 + 7)),
+        );
+        self.by_name.insert(spec.name.clone(), i);
+        self.nodes.push(SimNode {
+            name: spec.name.clone(),
+            role: spec.role,
+            vmid: spec.vmid,
+            version: spec.version.clone(),
+            installed: spec.version.clone(),
+            kubelet: Kubelet::Running,
+            generation: 0,
+            speaker_alive: true,
+            speaker_member: true,
+            healable: Vec::new(),
+            boots: i,
+            restarts: 0,
+            last_renew: now,
+            posted_ready: true,
+            nlc_unknown: false,
+            first_ran: HashMap::from([(spec.version.clone(), now)]),
+        });
+        // Spread the first renewals over one interval, as real kubelets are.
+        let offset = self
+            .timing
+            .renew_interval
+            .mul_f64(rand::rng().random::<f64>());
+        self.schedule(
+            offset,
+            Timer::Renew {
+                node: i,
+                generation: 0,
+            },
+        );
+        let report = self.timing.status_report;
+        self.schedule(
+            report,
+            Timer::StatusReport {
+                node: i,
+                generation: 0,
+            },
+        );
+    }
+
+    /// A LoadBalancer service and its workload pod; announced by `elect_all`.
+    fn add_service(&mut self, i: usize, s: &ServiceSpec) {
+        self.store.upsert(
+            Kind::Service,
+            objects::service(&s.namespace, &s.name, &s.ip, s.port, i),
+        );
+        self.store.upsert(
+            Kind::Pod,
+            objects::workload_pod(&s.namespace, &s.name, &suffix(i as u64 + 1000), &s.pod_node),
+        );
+        self.services.push(SimService {
+            namespace: s.namespace.clone(),
+            name: s.name.clone(),
+            ip: s.ip.clone(),
+            port: s.port,
+            announcer: None,
+            l2_object: None,
+            served: None,
+            open_outage: None,
+            bind_error: None,
+        });
+    }
+
+    /// Faults not tied to an upgrade count from the start of the lab.
+    fn arm_start_faults(&mut self) {
+        for f in 0..self.faults.len() {
+            if self.faults[f].0.after_upgrade_to.is_none() {
+                let delay = self.scaled(self.faults[f].0.delay);
+                self.schedule(
                     delay,
                     Timer::Fault {
                         fault: f,
                         process: None,
                     },
                 );
-                sim.faults[f].1 = true;
+                self.faults[f].1 = true;
             }
-        }
-        let monitor = sim.timing.monitor_period;
-        sim.schedule(monitor, Timer::Monitor);
-        SimHandle {
-            sim: Arc::new(Mutex::new(sim)),
-            wake: Arc::new(Notify::new()),
         }
     }
 
@@ -988,3 +1004,7 @@ fn suffix(n: u64) -> String {
         })
         .collect()
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests;
