@@ -65,6 +65,11 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
 }
 
 /// Formats a duration the way operators read it: 850ms, 42s, 5m03s, 1h02m.
+/// This is the one display form for every duration the cockpit shows or
+/// writes for people (screens, timeline, engine events, reports, errors);
+/// seconds and minutes are zero-padded so columns of them line up.
+/// Journal and plan files use [`crate::upgrade::duration::format`] instead,
+/// which keeps every millisecond so the text parses back to the same value.
 pub fn format_duration(d: Duration) -> String {
     let secs = d.as_secs();
     match secs {
@@ -73,6 +78,12 @@ pub fn format_duration(d: Duration) -> String {
         s if s < 3600 => format!("{}m{:02}s", s / 60, s % 60),
         s => format!("{}h{:02}m", s / 3600, (s % 3600) / 60),
     }
+}
+
+/// [`format_duration`] for a signed duration: a negative one gets a `-`.
+pub fn format_signed(d: SignedDuration) -> String {
+    let sign = if d.is_negative() { "-" } else { "" };
+    format!("{sign}{}", format_duration(d.unsigned_abs()))
 }
 
 /// serde helper: `#[serde(with = "crate::durations::serde_human")]`.
@@ -128,6 +139,12 @@ mod tests {
     fn formats_for_humans() {
         assert_eq!(format_duration(Duration::from_secs(303)), "5m03s");
         assert_eq!(format_duration(Duration::from_millis(850)), "850ms");
+        assert_eq!(format_duration(Duration::ZERO), "0s");
+        assert_eq!(format_duration(Duration::from_millis(42_900)), "42s");
+        assert_eq!(format_duration(Duration::from_secs(300)), "5m00s");
+        assert_eq!(format_duration(Duration::from_secs(3725)), "1h02m");
+        assert_eq!(format_signed(SignedDuration::from_secs(303)), "5m03s");
+        assert_eq!(format_signed(SignedDuration::from_millis(-250)), "-250ms");
     }
 
     #[test]

@@ -382,7 +382,7 @@ async fn sshd_timeout_errors_quickly() {
         .unwrap_err();
     let elapsed = started.elapsed();
     assert_eq!(error_kind(&err), Some(RemoteErrorKind::Timeout));
-    assert!(err.to_string().contains("timed out after 500 ms"), "{err}");
+    assert!(err.to_string().contains("timed out after 500ms"), "{err}");
     assert!(elapsed < Duration::from_millis(1500), "took {elapsed:?}");
     eprintln!(
         "TIMING sshd: 500 ms timeout returned after {} ms",

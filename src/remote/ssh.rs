@@ -25,6 +25,7 @@ use russh::{ChannelMsg, Disconnect};
 use tracing::{debug, warn};
 
 use super::quote::redact_command;
+use crate::durations::format_duration;
 
 /// Default bound on TCP connect + SSH handshake + authentication.
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
@@ -239,7 +240,7 @@ impl SshTarget {
                     RemoteErrorKind::Timeout,
                     format!(
                         "timed out after {} running `{}`; the command may still be running on the host",
-                        fmt_duration(timeout),
+                        format_duration(timeout),
                         shorten(&redact_command(command), 120)
                     ),
                 )
@@ -268,7 +269,7 @@ impl SshTarget {
                 RemoteErrorKind::Timeout,
                 format!(
                     "could not connect and authenticate within {}",
-                    fmt_duration(self.connect_timeout)
+                    format_duration(self.connect_timeout)
                 ),
             )),
         }
@@ -814,14 +815,6 @@ fn describe_russh(e: &russh::Error) -> String {
         russh::Error::HUP => "the server hung up".to_owned(),
         russh::Error::KeepaliveTimeout => "the server stopped answering keepalives".to_owned(),
         other => other.to_string(),
-    }
-}
-
-pub(crate) fn fmt_duration(d: Duration) -> String {
-    if d.as_secs() >= 1 && d.subsec_millis() == 0 {
-        format!("{} s", d.as_secs())
-    } else {
-        format!("{} ms", d.as_millis())
     }
 }
 

@@ -13,8 +13,10 @@ use serde::{Deserialize, Deserializer, Serializer};
 /// flags in [`crate::durations`].
 pub use crate::durations::parse_signed as parse;
 
-/// Formats a duration the way [`parse`] reads it, shortest form first:
-/// 300 s is `"5m"`, 90 s is `"1m30s"`, 250 ms is `"250ms"`.
+/// Encodes a duration the way [`parse`] reads it back exactly, shortest
+/// form first: 300 s is `"5m"`, 90 s is `"1m30s"`, 250 ms is `"250ms"`.
+/// For files (journal, plans), not for display: people are shown
+/// [`crate::durations::format_duration`].
 pub fn format(duration: SignedDuration) -> String {
     let sign = if duration.is_negative() { "-" } else { "" };
     let mut ms = duration.as_millis().unsigned_abs();

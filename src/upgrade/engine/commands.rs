@@ -161,7 +161,7 @@ impl Engine {
                         EventKind::Info,
                         format!(
                             "canary started on {node}: soak {}, then wait for confirmation",
-                            fmt_d(self.config.timings.canary_soak)
+                            format_signed(self.config.timings.canary_soak)
                         ),
                     );
                 }

@@ -136,8 +136,8 @@ impl Engine {
                     let reason = format!(
                         "soak of {node} ({}) failed after {} of {}: {}",
                         u.to,
-                        fmt_d(soak.elapsed(now)),
-                        fmt_d(soak.window),
+                        format_signed(soak.elapsed(now)),
+                        format_signed(soak.window),
                         problems.join("; ")
                     );
                     self.halt(Some(i), reason, now);
@@ -173,7 +173,7 @@ impl Engine {
             }
             let mut reason = format!(
                 "{phase} of {node} did not finish within {}",
-                fmt_d(deadline.duration_since(begun))
+                format_signed(deadline.duration_since(begun))
             );
             if phase == Phase::WaitVersion
                 && let Some(n) = observed

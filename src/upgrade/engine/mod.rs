@@ -39,7 +39,7 @@ mod tests;
 pub use types::*;
 pub use view::{NodeProgress, RolloutView, SoakView};
 
-use crate::upgrade::duration;
+use crate::durations::format_signed;
 use crate::upgrade::version::K3sVersion;
 use jiff::{SignedDuration, Timestamp};
 use std::collections::BTreeSet;
@@ -83,15 +83,6 @@ fn truncate(text: &str) -> String {
     match text.char_indices().nth(MAX_MESSAGE_CHARS) {
         Some((cut, _)) => format!("{}…", &text[..cut]),
         None => text.to_string(),
-    }
-}
-
-fn fmt_d(d: SignedDuration) -> String {
-    // Whole seconds are plenty for people; keep sub-second only if short.
-    if d >= SignedDuration::from_secs(1) {
-        duration::format(SignedDuration::from_secs(d.as_secs()))
-    } else {
-        duration::format(d)
     }
 }
 

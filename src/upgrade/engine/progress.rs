@@ -59,10 +59,9 @@ impl Engine {
         let phase = u.phase;
         let to = u.to.clone();
         let detail = match phase {
-            Phase::Soak => u
-                .soak
-                .as_ref()
-                .map_or(String::new(), |s| format!(" for {}", fmt_d(s.window))),
+            Phase::Soak => u.soak.as_ref().map_or(String::new(), |s| {
+                format!(" for {}", format_signed(s.window))
+            }),
             Phase::Install => format!(" {to}"),
             _ => String::new(),
         };

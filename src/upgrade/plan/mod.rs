@@ -9,7 +9,7 @@
 //! and rendered commands that `check-plan` prints and the engine runs.
 //! Nothing here does network I/O; `Plan::load` only reads the file.
 
-use crate::upgrade::duration::{self, humane, humane_opt};
+use crate::upgrade::duration::{humane, humane_opt};
 use crate::upgrade::engine::{EngineConfig, GateConfig, NodeConfig};
 use crate::upgrade::template;
 use crate::upgrade::version::{K3sVersion, PathError, version_path};

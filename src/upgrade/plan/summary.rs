@@ -60,7 +60,7 @@ impl ResolvedPlan {
     /// Timings and what the gate judges.
     fn fmt_gates(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let t = &self.timings;
-        let d = duration::format;
+        let d = crate::durations::format_signed;
         writeln!(
             f,
             "timings   drain {}, install {}, commands {}, version {}, ready {}, soak {}, canary soak {}, between nodes {}, heartbeat {}",

@@ -29,7 +29,7 @@ fn incident_delayed_heartbeat_failure_halts_before_next_node() {
         "{}",
         h.reason
     );
-    assert!(h.reason.contains("after 2m1s of 5m"), "{}", h.reason);
+    assert!(h.reason.contains("after 2m01s of 5m00s"), "{}", h.reason);
     // Time passes, nothing else happens to the cluster.
     s.advance(&mut e, mins(30));
     assert!(s.kinds_for("B").is_empty(), "{:?}", s.kinds_for("B"));
@@ -219,7 +219,7 @@ fn api_outage_pauses_judgement_not_timeouts() {
     let h = halted(&e).expect("halted");
     assert_eq!(h.phase, Some(Phase::WaitVersion));
     assert!(
-        h.reason.contains("did not finish within 10m"),
+        h.reason.contains("did not finish within 10m00s"),
         "{}",
         h.reason
     );

@@ -108,7 +108,7 @@ fn drain_timeout_halts_and_ignores_the_late_result() {
     s.advance(&mut e, mins(5));
     let h = halted(&e).expect("halted");
     assert!(
-        h.reason.contains("drain of A did not finish within 5m"),
+        h.reason.contains("drain of A did not finish within 5m00s"),
         "{}",
         h.reason
     );

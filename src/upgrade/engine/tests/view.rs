@@ -20,6 +20,6 @@ fn view_reports_phase_times_and_soak_progress() {
     assert!(
         view.events
             .iter()
-            .any(|ev| ev.text == "A (v1.34.3+k3s1): soak for 5m")
+            .any(|ev| ev.text == "A (v1.34.3+k3s1): soak for 5m00s")
     );
 }

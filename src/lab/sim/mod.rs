@@ -17,9 +17,11 @@ use tokio::sync::{Notify, oneshot};
 use tokio::time::Instant;
 
 use super::objects::{self, LEASE_NAMESPACE, METALLB_NAMESPACE, NOT_READY, UNREACHABLE};
-use super::scenario::{FaultKind, Role, Scenario, Timing};
+use super::scenario::{FaultKind, NodeSpec, Role, Scenario, ServiceSpec, Timing};
 use super::serve::{OutageWindow, Served};
 use super::store::{Kind, Store, now_rfc3339, now_rfc3339_micro};
+
+mod metallb;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kubelet {
@@ -262,8 +264,6 @@ impl SimHandle {
 impl Sim {
     pub fn start(store: Arc<Store>, scenario: &Scenario) -> SimHandle {
         let timing = scenario.timing.scaled(scenario.time_scale);
-        let lease_duration_secs = timing.lease_duration.as_secs_f64().round().max(1.0) as u64;
-        let now = Instant::now();
         let mut sim = Sim {
             store,
             nodes: Vec::new(),
@@ -283,101 +283,119 @@ impl Sim {
             timing,
             time_scale: scenario.time_scale,
         };
+        let now = Instant::now();
         for (i, spec) in scenario.nodes.iter().enumerate() {
-            sim.store.upsert(
-                Kind::Node,
-                objects::node(&spec.name, spec.role, &spec.version, i),
-            );
-            sim.store
-                .upsert(Kind::Lease, objects::lease(&spec.name, lease_duration_secs));
-            sim.store.upsert(
-                Kind::Pod,
-                objects::speaker_pod(&spec.name, &suffix(i as u64 + 7)),
-            );
-            sim.by_name.insert(spec.name.clone(), i);
-            sim.nodes.push(SimNode {
-                name: spec.name.clone(),
-                role: spec.role,
-                vmid: spec.vmid,
-                version: spec.version.clone(),
-                installed: spec.version.clone(),
-                kubelet: Kubelet::Running,
-                generation: 0,
-                speaker_alive: true,
-                speaker_member: true,
-                healable: Vec::new(),
-                boots: i,
-                restarts: 0,
-                last_renew: now,
-                posted_ready: true,
-                nlc_unknown: false,
-                first_ran: HashMap::from([(spec.version.clone(), now)]),
-            });
-            // Spread the first renewals over one interval, as real kubelets are.
-            let offset = sim
-                .timing
-                .renew_interval
-                .mul_f64(rand::rng().random::<f64>());
-            sim.schedule(
-                offset,
-                Timer::Renew {
-                    node: i,
-                    generation: 0,
-                },
-            );
-            let report = sim.timing.status_report;
-            sim.schedule(
-                report,
-                Timer::StatusReport {
-                    node: i,
-                    generation: 0,
-                },
-            );
+            sim.add_node(i, spec, now);
         }
         sim.store.upsert(
             Kind::DaemonSet,
             objects::speaker_daemonset(scenario.nodes.len()),
         );
         for (i, s) in scenario.services.iter().enumerate() {
-            sim.store.upsert(
-                Kind::Service,
-                objects::service(&s.namespace, &s.name, &s.ip, s.port, i),
-            );
-            sim.store.upsert(
-                Kind::Pod,
-                objects::workload_pod(&s.namespace, &s.name, &suffix(i as u64 + 1000), &s.pod_node),
-            );
-            sim.services.push(SimService {
-                namespace: s.namespace.clone(),
-                name: s.name.clone(),
-                ip: s.ip.clone(),
-                port: s.port,
-                announcer: None,
-                l2_object: None,
-                served: None,
-                open_outage: None,
-                bind_error: None,
-            });
+            sim.add_service(i, s);
         }
         sim.elect_all();
-        for f in 0..sim.faults.len() {
-            if sim.faults[f].0.after_upgrade_to.is_none() {
-                let delay = sim.scaled(sim.faults[f].0.delay);
-                sim.schedule(
+        sim.arm_start_faults();
+        let monitor = sim.timing.monitor_period;
+        sim.schedule(monitor, Timer::Monitor);
+        SimHandle {
+            sim: Arc::new(Mutex::new(sim)),
+            wake: Arc::new(Notify::new()),
+        }
+    }
+
+    /// A running node: its Node, Lease and speaker pod objects, and its
+    /// kubelet's first timers.
+    fn add_node(&mut self, i: usize, spec: &NodeSpec, now: Instant) {
+        let lease_duration_secs = self.timing.lease_duration.as_secs_f64().round().max(1.0) as u64;
+        self.store.upsert(
+            Kind::Node,
+            objects::node(&spec.name, spec.role, &spec.version, i),
+        );
+        self.store
+            .upsert(Kind::Lease, objects::lease(&spec.name, lease_duration_secs));
+        self.store.upsert(
+            Kind::Pod,
+            objects::speaker_pod(&spec.name, &suffix(i as u64 + 7)),
+        );
+        self.by_name.insert(spec.name.clone(), i);
+        self.nodes.push(SimNode {
+            name: spec.name.clone(),
+            role: spec.role,
+            vmid: spec.vmid,
+            version: spec.version.clone(),
+            installed: spec.version.clone(),
+            kubelet: Kubelet::Running,
+            generation: 0,
+            speaker_alive: true,
+            speaker_member: true,
+            healable: Vec::new(),
+            boots: i,
+            restarts: 0,
+            last_renew: now,
+            posted_ready: true,
+            nlc_unknown: false,
+            first_ran: HashMap::from([(spec.version.clone(), now)]),
+        });
+        // Spread the first renewals over one interval, as real kubelets are.
+        let offset = self
+            .timing
+            .renew_interval
+            .mul_f64(rand::rng().random::<f64>());
+        self.schedule(
+            offset,
+            Timer::Renew {
+                node: i,
+                generation: 0,
+            },
+        );
+        let report = self.timing.status_report;
+        self.schedule(
+            report,
+            Timer::StatusReport {
+                node: i,
+                generation: 0,
+            },
+        );
+    }
+
+    /// A LoadBalancer service and its workload pod; announced by `elect_all`.
+    fn add_service(&mut self, i: usize, s: &ServiceSpec) {
+        self.store.upsert(
+            Kind::Service,
+            objects::service(&s.namespace, &s.name, &s.ip, s.port, i),
+        );
+        self.store.upsert(
+            Kind::Pod,
+            objects::workload_pod(&s.namespace, &s.name, &suffix(i as u64 + 1000), &s.pod_node),
+        );
+        self.services.push(SimService {
+            namespace: s.namespace.clone(),
+            name: s.name.clone(),
+            ip: s.ip.clone(),
+            port: s.port,
+            announcer: None,
+            l2_object: None,
+            served: None,
+            open_outage: None,
+            bind_error: None,
+        });
+    }
+
+    /// Faults not tied to an upgrade count from the start of the lab.
+    fn arm_start_faults(&mut self) {
+        for f in 0..self.faults.len() {
+            if self.faults[f].0.after_upgrade_to.is_none() {
+                let delay = self.scaled(self.faults[f].0.delay);
+                self.schedule(
                     delay,
                     Timer::Fault {
                         fault: f,
                         process: None,
                     },
                 );
-                sim.faults[f].1 = true;
+                self.faults[f].1 = true;
             }
-        }
-        let monitor = sim.timing.monitor_period;
-        sim.schedule(monitor, Timer::Monitor);
-        SimHandle {
-            sim: Arc::new(Mutex::new(sim)),
-            wake: Arc::new(Notify::new()),
         }
     }
 
@@ -762,145 +780,6 @@ impl Sim {
         }
     }
 
-    /// MetalLB L2: each service IP is announced by the first live member in
-    /// sha256(node#ip) order. Only changes are written.
-    fn elect_all(&mut self) {
-        for s in 0..self.services.len() {
-            let ip = self.services[s].ip.clone();
-            let winner = self
-                .nodes
-                .iter()
-                .filter(|n| n.speaker_member)
-                .min_by_key(|n| objects::l2_rank(&n.name, &ip))
-                .map(|n| n.name.clone());
-            if winner == self.services[s].announcer {
-                continue;
-            }
-            let (ns, name) = (
-                self.services[s].namespace.clone(),
-                self.services[s].name.clone(),
-            );
-            if let Some(old) = self.services[s].l2_object.take() {
-                self.store
-                    .delete(Kind::ServiceL2Status, METALLB_NAMESPACE, &old);
-            }
-            match &winner {
-                Some(node) => {
-                    self.seq += 1;
-                    let obj_name = format!("l2-{}", suffix(self.seq));
-                    self.store.upsert(
-                        Kind::ServiceL2Status,
-                        objects::l2_status(&obj_name, node, &ns, &name),
-                    );
-                    self.services[s].l2_object = Some(obj_name);
-                    let msg = format!("announcing from node \"{node}\" with protocol \"layer2\"");
-                    self.emit_event(
-                        ("Service", &ns, &name),
-                        "Normal",
-                        "nodeAssigned",
-                        &msg,
-                        "metallb-speaker",
-                    );
-                    self.record(format!("{ns}/{name}: {msg}"));
-                }
-                None => self.record(format!("{ns}/{name}: no speaker announces {ip}")),
-            }
-            self.services[s].announcer = winner;
-        }
-        self.sync_serving();
-    }
-
-    /// A service IP answers exactly while its announcer's speaker is alive:
-    /// a dead speaker that memberlist still counts as the announcer answers
-    /// no ARP, so the IP is dark until another speaker takes over. Binds and
-    /// drops listeners to match, and records the dark periods.
-    fn sync_serving(&mut self) {
-        for s in 0..self.services.len() {
-            let live = self.services[s].announcer.clone().filter(|n| {
-                self.by_name
-                    .get(n)
-                    .is_some_and(|&i| self.nodes[i].speaker_alive)
-            });
-            let label = format!("{}/{}", self.services[s].namespace, self.services[s].name);
-            let endpoint = format!("{}:{}", self.services[s].ip, self.services[s].port);
-            match live {
-                Some(node) => {
-                    if let Some(served) = &self.services[s].served {
-                        served.set_announcer(&node);
-                        continue;
-                    }
-                    let bound = endpoint
-                        .parse()
-                        .map_err(|e| std::io::Error::other(format!("bad address: {e}")))
-                        .and_then(|addr| Served::bind(addr, &label, &node));
-                    match bound {
-                        Ok(served) => {
-                            self.services[s].served = Some(served);
-                            self.services[s].bind_error = None;
-                            self.record(format!("{label}: {endpoint} serving from {node}"));
-                            if let Some(i) = self.services[s].open_outage.take() {
-                                self.close_outage(i);
-                            }
-                        }
-                        Err(e) => {
-                            let text = e.to_string();
-                            if self.services[s].bind_error.as_deref() != Some(&text) {
-                                tracing::warn!(target: "lab", "{label}: cannot serve {endpoint}: {text}");
-                                self.services[s].bind_error = Some(text);
-                            }
-                            self.open_outage(s, label, endpoint);
-                        }
-                    }
-                }
-                None => {
-                    if self.services[s].served.take().is_some() {
-                        self.record(format!(
-                            "{label}: {endpoint} dark: no live speaker announces it"
-                        ));
-                    }
-                    self.open_outage(s, label, endpoint);
-                }
-            }
-        }
-    }
-
-    fn open_outage(&mut self, s: usize, service: String, endpoint: String) {
-        if self.services[s].open_outage.is_some() {
-            return;
-        }
-        self.services[s].open_outage = Some(self.outages.len());
-        self.outages.push(OutageWindow {
-            service,
-            endpoint,
-            start: jiff::Timestamp::now(),
-            end: None,
-        });
-    }
-
-    fn close_outage(&mut self, i: usize) {
-        let Some(window) = self.outages.get_mut(i) else {
-            return;
-        };
-        window.end = Some(jiff::Timestamp::now());
-        let window = window.clone();
-        tracing::info!(
-            target: "lab",
-            "{} outage on {} lasted {:?}",
-            window.service,
-            window.endpoint,
-            window.duration().unwrap_or_default()
-        );
-        if let Some(file) = &mut self.outage_log {
-            use std::io::Write;
-            let mut line = serde_json::to_string(&window).unwrap_or_default();
-            line.push('\n');
-            if let Err(e) = file.write_all(line.as_bytes()) {
-                tracing::warn!(target: "lab", "cannot write the outage log: {e}");
-                self.outage_log = None;
-            }
-        }
-    }
-
     /// A ReplicaSet-owned pod comes back on another Ready, schedulable node;
     /// a DaemonSet pod comes back on its own node.
     fn reschedule(&mut self, pod: Value) {
@@ -988,3 +867,7 @@ fn suffix(n: u64) -> String {
         })
         .collect()
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests;

@@ -327,81 +327,19 @@ impl Fleet {
                 self.seen(ResourceKind::Nodes, &info.name);
                 self.apply_node(info, now)
             }
-            ClusterEvent::NodeDeleted(name) => {
-                self.timeline.push_kind(
-                    now,
-                    Severity::Warn,
-                    &name,
-                    EntryKind::NodeDeleted,
-                    "node deleted".into(),
-                );
-                self.nodes.remove(&name).is_some()
-            }
-            ClusterEvent::Lease(lease) => {
-                self.seen(ResourceKind::Leases, &lease.node);
-                // A renewal finds its node: no key to allocate.
-                let state = match self.nodes.get_mut(&lease.node) {
-                    Some(state) => state,
-                    None => self.nodes.entry(lease.node.clone()).or_default(),
-                };
-                let changed = state.lease.as_ref() != Some(&lease);
-                state.lease = Some(lease);
-                changed
-            }
+            ClusterEvent::NodeDeleted(name) => self.node_deleted(name, now),
+            ClusterEvent::Lease(lease) => self.apply_lease(lease),
             ClusterEvent::LeaseDeleted(name) => self
                 .nodes
                 .get_mut(&name)
                 .is_some_and(|n| n.lease.take().is_some()),
-            ClusterEvent::Service(info) => {
-                let key = (info.namespace.clone(), info.name.clone());
-                self.seen(ResourceKind::Services, &format!("{}/{}", key.0, key.1));
-                match self.services.get_mut(&key) {
-                    Some(s) => s.info = info,
-                    None => {
-                        self.services.insert(
-                            key.clone(),
-                            ServiceState {
-                                info,
-                                announcer: None,
-                                last_announcer: None,
-                                moves: 0,
-                                last_change: None,
-                                unannounced_since: None,
-                                probes: BTreeMap::new(),
-                            },
-                        );
-                        // Watches deliver in any order: the announcer may
-                        // have been seen before its Service.
-                        let known = self.known_announcer(&key);
-                        if known.is_some() {
-                            self.set_announcer(&key, known, now);
-                        }
-                    }
-                }
-                self.rebuild_service_pods();
-                true
-            }
+            ClusterEvent::Service(info) => self.apply_service(info, now),
             ClusterEvent::ServiceDeleted(ns, name) => {
                 let removed = self.services.remove(&(ns, name)).is_some();
                 self.rebuild_service_pods();
                 removed
             }
-            ClusterEvent::Pod(pod) => {
-                self.seen(
-                    ResourceKind::Pods,
-                    &format!("{}/{}", pod.namespace, pod.name),
-                );
-                let key = (pod.namespace.clone(), pod.name.clone());
-                if self.pods.get(&key) == Some(&pod) {
-                    return false;
-                }
-                self.pods.insert(key, pod);
-                // During a relist the map is rebuilt once at the end.
-                if !self.resync.contains_key(resync_key(ResourceKind::Pods)) {
-                    self.rebuild_service_pods();
-                }
-                true
-            }
+            ClusterEvent::Pod(pod) => self.apply_pod(pod),
             ClusterEvent::PodDeleted(ns, name) => {
                 let removed = self.pods.remove(&(ns, name)).is_some();
                 if removed {
@@ -410,70 +348,152 @@ impl Fleet {
                 removed
             }
             ClusterEvent::Event(ev) => self.apply_event(ev, now),
-            ClusterEvent::L2(l2) => {
-                self.seen(ResourceKind::L2Statuses, &l2.object);
-                let (service, node) = (l2.service.clone(), l2.node.clone());
-                self.l2.insert(l2.object.clone(), l2);
-                self.set_announcer(&service, Some(node), now)
-            }
-            ClusterEvent::L2Deleted(object) => match self.l2.remove(&object) {
-                Some(l2) => {
-                    let still = self
-                        .l2
-                        .values()
-                        .find(|o| o.service == l2.service)
-                        .map(|o| o.node.clone());
-                    self.set_announcer(&l2.service, still, now)
-                }
-                None => false,
-            },
+            ClusterEvent::L2(l2) => self.apply_l2(l2, now),
+            ClusterEvent::L2Deleted(object) => self.l2_deleted(&object, now),
             ClusterEvent::Unavailable(kind, why) => self.degrade(kind, why, now),
-            ClusterEvent::ApiError(error) => {
-                let (since, failures) = match &self.connection {
-                    Connection::Down {
-                        since, failures, ..
-                    } => (*since, failures + 1),
-                    _ => {
-                        self.timeline.push_kind(
-                            now,
-                            Severity::Error,
-                            "api",
-                            EntryKind::Api,
-                            format!("API server unreachable: {error}"),
-                        );
-                        (now, 1)
-                    }
-                };
-                self.connection = Connection::Down {
-                    since,
-                    error,
-                    failures,
-                };
+            ClusterEvent::ApiError(error) => self.api_error(error, now),
+            ClusterEvent::ApiOk => self.api_ok(now),
+            ClusterEvent::Probe(result) => self.apply_probe(result),
+        }
+    }
+
+    fn node_deleted(&mut self, name: String, now: Timestamp) -> bool {
+        self.timeline.push_kind(
+            now,
+            Severity::Warn,
+            &name,
+            EntryKind::NodeDeleted,
+            "node deleted".into(),
+        );
+        self.nodes.remove(&name).is_some()
+    }
+
+    fn apply_lease(&mut self, lease: LeaseInfo) -> bool {
+        self.seen(ResourceKind::Leases, &lease.node);
+        // A renewal finds its node: no key to allocate.
+        let state = match self.nodes.get_mut(&lease.node) {
+            Some(state) => state,
+            None => self.nodes.entry(lease.node.clone()).or_default(),
+        };
+        let changed = state.lease.as_ref() != Some(&lease);
+        state.lease = Some(lease);
+        changed
+    }
+
+    fn apply_service(&mut self, info: ServiceInfo, now: Timestamp) -> bool {
+        let key = (info.namespace.clone(), info.name.clone());
+        self.seen(ResourceKind::Services, &format!("{}/{}", key.0, key.1));
+        match self.services.get_mut(&key) {
+            Some(s) => s.info = info,
+            None => {
+                self.services.insert(
+                    key.clone(),
+                    ServiceState {
+                        info,
+                        announcer: None,
+                        last_announcer: None,
+                        moves: 0,
+                        last_change: None,
+                        unannounced_since: None,
+                        probes: BTreeMap::new(),
+                    },
+                );
+                // Watches deliver in any order: the announcer may
+                // have been seen before its Service.
+                let known = self.known_announcer(&key);
+                if known.is_some() {
+                    self.set_announcer(&key, known, now);
+                }
+            }
+        }
+        self.rebuild_service_pods();
+        true
+    }
+
+    fn apply_pod(&mut self, pod: PodInfo) -> bool {
+        self.seen(
+            ResourceKind::Pods,
+            &format!("{}/{}", pod.namespace, pod.name),
+        );
+        let key = (pod.namespace.clone(), pod.name.clone());
+        if self.pods.get(&key) == Some(&pod) {
+            return false;
+        }
+        self.pods.insert(key, pod);
+        // During a relist the map is rebuilt once at the end.
+        if !self.resync.contains_key(resync_key(ResourceKind::Pods)) {
+            self.rebuild_service_pods();
+        }
+        true
+    }
+
+    fn apply_l2(&mut self, l2: L2Info, now: Timestamp) -> bool {
+        self.seen(ResourceKind::L2Statuses, &l2.object);
+        let (service, node) = (l2.service.clone(), l2.node.clone());
+        self.l2.insert(l2.object.clone(), l2);
+        self.set_announcer(&service, Some(node), now)
+    }
+
+    /// Another status object may still name an announcer for the service.
+    fn l2_deleted(&mut self, object: &str, now: Timestamp) -> bool {
+        let Some(l2) = self.l2.remove(object) else {
+            return false;
+        };
+        let still = self
+            .l2
+            .values()
+            .find(|o| o.service == l2.service)
+            .map(|o| o.node.clone());
+        self.set_announcer(&l2.service, still, now)
+    }
+
+    /// The first failure of an outage is logged; later ones only count.
+    fn api_error(&mut self, error: String, now: Timestamp) -> bool {
+        let (since, failures) = match &self.connection {
+            Connection::Down {
+                since, failures, ..
+            } => (*since, failures + 1),
+            _ => {
+                self.timeline.push_kind(
+                    now,
+                    Severity::Error,
+                    "api",
+                    EntryKind::Api,
+                    format!("API server unreachable: {error}"),
+                );
+                (now, 1)
+            }
+        };
+        self.connection = Connection::Down {
+            since,
+            error,
+            failures,
+        };
+        true
+    }
+
+    fn api_ok(&mut self, now: Timestamp) -> bool {
+        match &self.connection {
+            Connection::Up => false,
+            Connection::Down { since, .. } => {
+                let down = health::age(*since, now);
+                self.timeline.push_kind(
+                    now,
+                    Severity::Info,
+                    "api",
+                    EntryKind::Api,
+                    format!(
+                        "API server reachable again after {}",
+                        crate::durations::format_duration(down)
+                    ),
+                );
+                self.connection = Connection::Up;
                 true
             }
-            ClusterEvent::ApiOk => match &self.connection {
-                Connection::Up => false,
-                Connection::Down { since, .. } => {
-                    let down = health::age(*since, now);
-                    self.timeline.push_kind(
-                        now,
-                        Severity::Info,
-                        "api",
-                        EntryKind::Api,
-                        format!(
-                            "API server reachable again after {}",
-                            crate::durations::format_duration(down)
-                        ),
-                    );
-                    self.connection = Connection::Up;
-                    true
-                }
-                Connection::Connecting => {
-                    self.connection = Connection::Up;
-                    true
-                }
-            },
-            ClusterEvent::Probe(result) => self.apply_probe(result),
+            Connection::Connecting => {
+                self.connection = Connection::Up;
+                true
+            }
         }
     }
 
@@ -598,7 +618,7 @@ impl Fleet {
                     .cloned()
                     .collect();
                 for object in gone {
-                    self.apply(ClusterEvent::L2Deleted(object), now);
+                    self.l2_deleted(&object, now);
                 }
             }
             ResourceKind::Events => {}
@@ -850,108 +870,4 @@ pub fn announced_node(message: &str) -> Option<String> {
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used)]
-mod tests {
-    use super::*;
-
-    fn service() -> ClusterEvent {
-        ClusterEvent::Service(ServiceInfo {
-            namespace: "frigate".into(),
-            name: "frigate".into(),
-            ips: vec!["127.77.0.10".into()],
-            ports: vec![5000],
-            selector: Default::default(),
-        })
-    }
-
-    fn l2(object: &str, node: &str) -> ClusterEvent {
-        ClusterEvent::L2(L2Info {
-            object: object.into(),
-            node: node.into(),
-            service: ("frigate".into(), "frigate".into()),
-        })
-    }
-
-    fn announcer(fleet: &Fleet) -> Option<&str> {
-        fleet.services[&("frigate".into(), "frigate".into())]
-            .announcer
-            .as_deref()
-    }
-
-    fn probe(at: i64, ok: bool) -> ClusterEvent {
-        ClusterEvent::Probe(crate::model::probe::ProbeResult {
-            service: ("frigate".into(), "frigate".into()),
-            endpoint: "127.77.0.10:5000".into(),
-            check: "tcp".into(),
-            ok,
-            latency: Duration::from_millis(2),
-            error: (!ok).then(|| "connection refused".into()),
-            at: Timestamp::from_second(1_800_000_000 + at).unwrap(),
-        })
-    }
-
-    #[test]
-    fn probe_outage_is_two_typed_entries_stamped_with_the_probe_instants() {
-        let now = Timestamp::from_second(1_900_000_000).unwrap();
-        let mut fleet = Fleet::new();
-        // A result for an unknown service is ignored.
-        assert!(!fleet.apply(probe(0, true), now));
-        fleet.apply(service(), now);
-        assert_eq!(
-            fleet.services[&("frigate".into(), "frigate".into())].probe_ok(),
-            None
-        );
-        for (at, ok) in [(0, true), (1, false), (2, false), (3, false), (4, true)] {
-            assert!(fleet.apply(probe(at, ok), now));
-        }
-        let svc = &fleet.services[&("frigate".into(), "frigate".into())];
-        assert_eq!(svc.probe_ok(), Some(true));
-        let probes: Vec<_> = fleet
-            .timeline
-            .entries()
-            .filter(|e| {
-                matches!(
-                    e.kind,
-                    EntryKind::ProbeDown { .. } | EntryKind::ProbeUp { .. }
-                )
-            })
-            .collect();
-        assert_eq!(probes.len(), 2);
-        assert_eq!(probes[0].at, Timestamp::from_second(1_800_000_001).unwrap());
-        assert_eq!(
-            probes[0].text,
-            "probe DOWN (tcp 127.77.0.10:5000): connection refused"
-        );
-        assert_eq!(
-            probes[1].kind,
-            EntryKind::ProbeUp {
-                endpoint: "127.77.0.10:5000".into(),
-                down_for_ms: 3000
-            }
-        );
-        assert_eq!(
-            probes[1].text,
-            "probe up again after 3s (tcp 127.77.0.10:5000)"
-        );
-    }
-
-    #[test]
-    fn announcer_seen_before_its_service_is_kept_and_a_later_move_counts() {
-        let now = Timestamp::UNIX_EPOCH;
-        let mut fleet = Fleet::new();
-        fleet.apply(l2("metallb-system/l2-a", "node-b"), now);
-        fleet.apply(service(), now);
-        assert_eq!(announcer(&fleet), Some("node-b"));
-
-        fleet.apply(ClusterEvent::L2Deleted("metallb-system/l2-a".into()), now);
-        fleet.apply(l2("metallb-system/l2-b", "node-c"), now);
-        assert_eq!(announcer(&fleet), Some("node-c"));
-        let svc = &fleet.services[&("frigate".into(), "frigate".into())];
-        assert_eq!(svc.moves, 1);
-        assert!(
-            fleet
-                .timeline
-                .entries()
-                .any(|e| e.text == "announcer moved node-b → node-c")
-        );
-    }
-}
+mod tests;

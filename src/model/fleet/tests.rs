@@ -1,0 +1,376 @@
+use super::*;
+
+fn service() -> ClusterEvent {
+    ClusterEvent::Service(ServiceInfo {
+        namespace: "frigate".into(),
+        name: "frigate".into(),
+        ips: vec!["127.77.0.10".into()],
+        ports: vec![5000],
+        selector: Default::default(),
+    })
+}
+
+fn l2(object: &str, node: &str) -> ClusterEvent {
+    ClusterEvent::L2(L2Info {
+        object: object.into(),
+        node: node.into(),
+        service: ("frigate".into(), "frigate".into()),
+    })
+}
+
+fn announcer(fleet: &Fleet) -> Option<&str> {
+    fleet.services[&("frigate".into(), "frigate".into())]
+        .announcer
+        .as_deref()
+}
+
+fn probe(at: i64, ok: bool) -> ClusterEvent {
+    ClusterEvent::Probe(crate::model::probe::ProbeResult {
+        service: ("frigate".into(), "frigate".into()),
+        endpoint: "127.77.0.10:5000".into(),
+        check: "tcp".into(),
+        ok,
+        latency: Duration::from_millis(2),
+        error: (!ok).then(|| "connection refused".into()),
+        at: Timestamp::from_second(1_800_000_000 + at).unwrap(),
+    })
+}
+
+#[test]
+fn probe_outage_is_two_typed_entries_stamped_with_the_probe_instants() {
+    let now = Timestamp::from_second(1_900_000_000).unwrap();
+    let mut fleet = Fleet::new();
+    // A result for an unknown service is ignored.
+    assert!(!fleet.apply(probe(0, true), now));
+    fleet.apply(service(), now);
+    assert_eq!(
+        fleet.services[&("frigate".into(), "frigate".into())].probe_ok(),
+        None
+    );
+    for (at, ok) in [(0, true), (1, false), (2, false), (3, false), (4, true)] {
+        assert!(fleet.apply(probe(at, ok), now));
+    }
+    let svc = &fleet.services[&("frigate".into(), "frigate".into())];
+    assert_eq!(svc.probe_ok(), Some(true));
+    let probes: Vec<_> = fleet
+        .timeline
+        .entries()
+        .filter(|e| {
+            matches!(
+                e.kind,
+                EntryKind::ProbeDown { .. } | EntryKind::ProbeUp { .. }
+            )
+        })
+        .collect();
+    assert_eq!(probes.len(), 2);
+    assert_eq!(probes[0].at, Timestamp::from_second(1_800_000_001).unwrap());
+    assert_eq!(
+        probes[0].text,
+        "probe DOWN (tcp 127.77.0.10:5000): connection refused"
+    );
+    assert_eq!(
+        probes[1].kind,
+        EntryKind::ProbeUp {
+            endpoint: "127.77.0.10:5000".into(),
+            down_for_ms: 3000
+        }
+    );
+    assert_eq!(
+        probes[1].text,
+        "probe up again after 3s (tcp 127.77.0.10:5000)"
+    );
+}
+
+#[test]
+fn announcer_seen_before_its_service_is_kept_and_a_later_move_counts() {
+    let now = Timestamp::UNIX_EPOCH;
+    let mut fleet = Fleet::new();
+    fleet.apply(l2("metallb-system/l2-a", "node-b"), now);
+    fleet.apply(service(), now);
+    assert_eq!(announcer(&fleet), Some("node-b"));
+
+    fleet.apply(ClusterEvent::L2Deleted("metallb-system/l2-a".into()), now);
+    fleet.apply(l2("metallb-system/l2-b", "node-c"), now);
+    assert_eq!(announcer(&fleet), Some("node-c"));
+    let svc = &fleet.services[&("frigate".into(), "frigate".into())];
+    assert_eq!(svc.moves, 1);
+    assert!(
+        fleet
+            .timeline
+            .entries()
+            .any(|e| e.text == "announcer moved node-b → node-c")
+    );
+}
+
+// ------------------------------------------------ resync (relist)
+
+fn t(sec: i64) -> Timestamp {
+    Timestamp::from_second(1_800_000_000 + sec).unwrap()
+}
+
+fn node(name: &str) -> ClusterEvent {
+    ClusterEvent::Node(NodeInfo::bare(name, "v1.33.6+k3s1"))
+}
+
+fn lease(node: &str, renewed: Timestamp) -> ClusterEvent {
+    ClusterEvent::Lease(LeaseInfo {
+        node: node.into(),
+        holder: node.into(),
+        renewed: Some(renewed),
+        duration: Duration::from_secs(40),
+    })
+}
+
+fn pod(name: &str, node: &str) -> ClusterEvent {
+    ClusterEvent::Pod(PodInfo {
+        namespace: "frigate".into(),
+        name: name.into(),
+        node: node.into(),
+        labels: [("app".to_string(), "frigate".to_string())].into(),
+        ready: true,
+    })
+}
+
+fn selected_service() -> ClusterEvent {
+    ClusterEvent::Service(ServiceInfo {
+        namespace: "frigate".into(),
+        name: "frigate".into(),
+        ips: vec!["127.77.0.10".into()],
+        ports: vec![5000],
+        selector: [("app".to_string(), "frigate".to_string())].into(),
+    })
+}
+
+fn names(fleet: &Fleet) -> Vec<&str> {
+    fleet.nodes.keys().map(String::as_str).collect()
+}
+
+fn texts(fleet: &Fleet) -> Vec<&str> {
+    fleet.timeline.entries().map(|e| e.text.as_str()).collect()
+}
+
+#[test]
+fn node_relist_replaces_the_node_set_and_drops_stale_nodes() {
+    let mut fleet = Fleet::new();
+    for n in ["a", "b", "c"] {
+        fleet.apply(node(n), t(0));
+    }
+    assert!(!fleet.apply(ClusterEvent::ResyncStart(ResourceKind::Nodes), t(1)));
+    // During the relist nothing is dropped yet.
+    fleet.apply(node("a"), t(1));
+    fleet.apply(node("c"), t(1));
+    assert_eq!(names(&fleet), ["a", "b", "c"]);
+    assert!(fleet.apply(ClusterEvent::ResyncDone(ResourceKind::Nodes), t(2)));
+    assert_eq!(names(&fleet), ["a", "c"]);
+    // Dropped silently: a relist is not a deletion the user should read about.
+    assert!(!texts(&fleet).contains(&"node deleted"));
+}
+
+#[test]
+fn node_relist_keeps_a_lease_whose_node_object_was_never_seen() {
+    let mut fleet = Fleet::new();
+    fleet.apply(node("a"), t(0));
+    fleet.apply(lease("ghost", t(0)), t(0));
+    fleet.apply(ClusterEvent::ResyncStart(ResourceKind::Nodes), t(1));
+    fleet.apply(ClusterEvent::ResyncDone(ResourceKind::Nodes), t(1));
+    // "a" was not relisted; "ghost" has no Node object, only a lease,
+    // so the node relist has no say about it.
+    assert_eq!(names(&fleet), ["ghost"]);
+    assert!(fleet.nodes["ghost"].lease.is_some());
+}
+
+#[test]
+fn lease_relist_clears_leases_not_relisted_but_keeps_their_nodes() {
+    let mut fleet = Fleet::new();
+    for n in ["a", "b"] {
+        fleet.apply(node(n), t(0));
+        fleet.apply(lease(n, t(0)), t(0));
+    }
+    fleet.apply(ClusterEvent::ResyncStart(ResourceKind::Leases), t(5));
+    assert!(
+        !fleet.apply(lease("a", t(0)), t(5)),
+        "same lease: no change"
+    );
+    fleet.apply(ClusterEvent::ResyncDone(ResourceKind::Leases), t(5));
+    assert_eq!(names(&fleet), ["a", "b"]);
+    assert_eq!(fleet.nodes["a"].heartbeat_at(), Some(t(0)));
+    assert!(fleet.nodes["b"].lease.is_none());
+    // Without a lease (and no Ready condition) there is no heartbeat.
+    assert_eq!(fleet.nodes["b"].heartbeat_at(), None);
+}
+
+#[test]
+fn service_and_pod_relists_drop_stale_entries_and_rebuild_services_on_nodes() {
+    let mut fleet = Fleet::new();
+    fleet.apply(selected_service(), t(0));
+    fleet.apply(pod("frigate-1", "node-a"), t(0));
+    fleet.apply(pod("frigate-2", "node-b"), t(0));
+    assert_eq!(fleet.services_on("node-b"), ["frigate"]);
+
+    fleet.apply(ClusterEvent::ResyncStart(ResourceKind::Pods), t(1));
+    fleet.apply(pod("frigate-1", "node-a"), t(1));
+    fleet.apply(ClusterEvent::ResyncDone(ResourceKind::Pods), t(1));
+    assert_eq!(fleet.pods().count(), 1);
+    assert_eq!(fleet.services_on("node-a"), ["frigate"]);
+    assert!(fleet.services_on("node-b").is_empty());
+
+    fleet.apply(ClusterEvent::ResyncStart(ResourceKind::Services), t(2));
+    fleet.apply(ClusterEvent::ResyncDone(ResourceKind::Services), t(2));
+    assert!(fleet.services.is_empty());
+    assert!(fleet.services_on("node-a").is_empty());
+}
+
+#[test]
+fn l2_relist_without_the_announcing_status_leaves_the_service_unannounced() {
+    let mut fleet = Fleet::new();
+    fleet.apply(service(), t(0));
+    fleet.apply(l2("metallb-system/l2-a", "node-b"), t(0));
+    assert_eq!(fleet.announced_from("node-b"), ["127.77.0.10"]);
+
+    fleet.apply(ClusterEvent::ResyncStart(ResourceKind::L2Statuses), t(3));
+    fleet.apply(ClusterEvent::ResyncDone(ResourceKind::L2Statuses), t(3));
+    assert_eq!(announcer(&fleet), None);
+    assert!(fleet.announced_from("node-b").is_empty());
+    let svc = &fleet.services[&("frigate".into(), "frigate".into())];
+    assert_eq!(svc.unannounced_since, Some(t(3)));
+
+    // When a status comes back on the same node, the gap is reported.
+    fleet.apply(l2("metallb-system/l2-a", "node-b"), t(8));
+    assert!(texts(&fleet).contains(&"announced again after 5s"));
+}
+
+#[test]
+fn resync_done_without_a_start_changes_nothing() {
+    let mut fleet = Fleet::new();
+    fleet.apply(node("a"), t(0));
+    assert!(!fleet.apply(ClusterEvent::ResyncDone(ResourceKind::Nodes), t(1)));
+    assert_eq!(names(&fleet), ["a"]);
+}
+
+// ------------------------------------------------ degrade
+
+#[test]
+fn unreadable_leases_fall_back_to_the_ready_heartbeat_and_say_so_once() {
+    let mut fleet = Fleet::new();
+    let mut info = NodeInfo::bare("a", "v1.33.6+k3s1");
+    info.conditions.push(Condition {
+        kind: "Ready".into(),
+        status: Tri::True,
+        reason: "KubeletReady".into(),
+        message: String::new(),
+        last_transition: Some(t(0)),
+        last_heartbeat: Some(t(30)),
+    });
+    fleet.apply(ClusterEvent::Node(info), t(30));
+    let why = "leases.coordination.k8s.io is forbidden".to_string();
+    assert!(fleet.apply(
+        ClusterEvent::Unavailable(ResourceKind::Leases, why.clone()),
+        t(31)
+    ));
+    assert!(!fleet.leases_readable);
+    assert_eq!(fleet.nodes["a"].heartbeat_at(), Some(t(30)));
+    assert_eq!(fleet.nodes["a"].lease_duration(), Duration::from_secs(40));
+    let warned = |f: &Fleet| {
+        f.timeline
+            .entries()
+            .filter(|e| e.text.starts_with("cannot read node leases"))
+            .count()
+    };
+    assert_eq!(warned(&fleet), 1);
+    assert!(!fleet.apply(ClusterEvent::Unavailable(ResourceKind::Leases, why), t(40)));
+    assert_eq!(warned(&fleet), 1);
+}
+
+#[test]
+fn missing_l2_status_switches_announcers_to_node_assigned_events() {
+    let assigned = |at: i64, node: &str| {
+        ClusterEvent::Event(EventInfo {
+            kind: "Service".into(),
+            namespace: "frigate".into(),
+            name: "frigate".into(),
+            reason: "nodeAssigned".into(),
+            message: format!("announcing from node \"{node}\" with protocol \"layer2\""),
+            event_type: "Normal".into(),
+            component: "metallb-speaker".into(),
+            at: Some(t(at)),
+        })
+    };
+    let mut fleet = Fleet::new();
+    fleet.apply(service(), t(0));
+    // While ServiceL2Status is the source, events do not set announcers.
+    assert!(!fleet.apply(assigned(1, "node-a"), t(1)));
+    assert_eq!(announcer(&fleet), None);
+
+    let why = "the server could not find the requested resource".to_string();
+    assert!(fleet.apply(
+        ClusterEvent::Unavailable(ResourceKind::L2Statuses, why.clone()),
+        t(2)
+    ));
+    assert_eq!(fleet.announce_source, AnnounceSource::Events);
+    assert_eq!(fleet.announce_source.label(), "nodeAssigned events");
+    assert!(
+        texts(&fleet)
+            .iter()
+            .any(|t| t.starts_with("no ServiceL2Status ("))
+    );
+    assert!(!fleet.apply(
+        ClusterEvent::Unavailable(ResourceKind::L2Statuses, why),
+        t(2)
+    ));
+
+    assert!(fleet.apply(assigned(3, "node-a"), t(3)));
+    assert_eq!(announcer(&fleet), Some("node-a"));
+    fleet.apply(assigned(4, "node-b"), t(4));
+    assert_eq!(announcer(&fleet), Some("node-b"));
+    assert!(texts(&fleet).contains(&"announcer moved node-a → node-b"));
+}
+
+#[test]
+fn other_unavailable_resources_change_nothing() {
+    let mut fleet = Fleet::new();
+    for kind in [
+        ResourceKind::Pods,
+        ResourceKind::Events,
+        ResourceKind::Nodes,
+    ] {
+        assert!(!fleet.apply(ClusterEvent::Unavailable(kind, "forbidden".into()), t(0)));
+    }
+    assert!(fleet.leases_readable);
+    assert_eq!(fleet.announce_source, AnnounceSource::L2Status);
+    assert_eq!(fleet.timeline.entries().count(), 0);
+}
+
+#[test]
+fn api_outage_counts_failures_logs_once_and_reports_its_length() {
+    let mut fleet = Fleet::new();
+    assert_eq!(fleet.connection, Connection::Connecting);
+    assert!(fleet.apply(ClusterEvent::ApiError("connection refused".into()), t(0)));
+    assert!(fleet.apply(ClusterEvent::ApiError("timed out".into()), t(2)));
+    assert_eq!(
+        fleet.connection,
+        Connection::Down {
+            since: t(0),
+            error: "timed out".into(),
+            failures: 2
+        }
+    );
+    assert_eq!(
+        texts(&fleet),
+        ["API server unreachable: connection refused"]
+    );
+    assert!(fleet.apply(ClusterEvent::ApiOk, t(303)));
+    assert_eq!(fleet.connection, Connection::Up);
+    assert_eq!(
+        texts(&fleet).last(),
+        Some(&"API server reachable again after 5m03s")
+    );
+    assert!(!fleet.apply(ClusterEvent::ApiOk, t(304)), "already up");
+}
+
+#[test]
+fn first_data_after_connecting_is_up_without_a_timeline_entry() {
+    let mut fleet = Fleet::new();
+    assert!(fleet.apply(ClusterEvent::ApiOk, t(0)));
+    assert_eq!(fleet.connection, Connection::Up);
+    assert_eq!(fleet.timeline.entries().count(), 0);
+}
