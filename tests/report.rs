@@ -120,6 +120,32 @@ fn default_journal_is_the_newest_session_and_out_writes_a_file() {
     assert!(md.contains("20260125T213250Z-upgrade.jsonl"), "{md}");
 }
 
+#[test]
+fn out_refuses_to_overwrite_its_own_journal() {
+    let dir = tempfile::tempdir().unwrap();
+    let journal = dir.path().join("j.jsonl");
+    std::fs::copy(FIXTURE, &journal).unwrap();
+    let before = std::fs::read(&journal).unwrap();
+    let link = dir.path().join("link.jsonl");
+    std::os::unix::fs::symlink(&journal, &link).unwrap();
+    let hard = dir.path().join("hard.jsonl");
+    std::fs::hard_link(&journal, &hard).unwrap();
+    // The same file spelled as given, relative with `./`, through a symlink
+    // and through a hard link.
+    for out in ["j.jsonl", "./j.jsonl", "link.jsonl", "hard.jsonl"] {
+        let run = Command::new(BIN)
+            .current_dir(dir.path())
+            .args(["report", "j.jsonl", "--out", out])
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&run.stderr);
+        assert_eq!(run.status.code(), Some(2), "--out {out}: {err}");
+        assert!(err.contains("refusing to overwrite"), "{err}");
+        assert!(err.contains(out), "{err}");
+        assert_eq!(std::fs::read(&journal).unwrap(), before, "--out {out}");
+    }
+}
+
 /// The fixture with terminal controls (an OSC title sequence, a C1 CSI, a
 /// CR) added to every string the journal carries.
 fn journal_with_controls() -> String {

@@ -29,6 +29,9 @@ pub fn run_report(args: ReportArgs) -> Result<ExitCode> {
         Some(p) => p,
         None => super::session::newest(&super::session::sessions_dir())?,
     };
+    if let Some(out) = &args.out {
+        super::refuse_to_overwrite(&path, out)?;
+    }
     let journal = super::read_journal(&path)?;
     for w in &journal.warnings {
         eprintln!("k3s-cockpit: warning: {}", printable(w));

@@ -14,7 +14,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use color_eyre::eyre::{Result, WrapErr};
+use color_eyre::eyre::{Result, WrapErr, bail};
 use jiff::Timestamp;
 use jiff::tz::TimeZone;
 use serde_json::{Value, json};
@@ -632,11 +632,31 @@ pub fn json(report: &Report, tz: TimeZone) -> Value {
     })
 }
 
+/// Refuses to write the report over its own journal: `out` naming the same
+/// file as `journal` (by device and inode, so `./x`, a symlink or a hard link
+/// to it count too) would destroy the record the report is made from.
+pub fn refuse_to_overwrite(journal: &Path, out: &Path) -> Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    let same = match (std::fs::metadata(journal), std::fs::metadata(out)) {
+        (Ok(j), Ok(o)) => j.dev() == o.dev() && j.ino() == o.ino(),
+        _ => false,
+    };
+    if same {
+        bail!(
+            "--out {} is the session journal {} itself: refusing to overwrite it (nothing written)",
+            out.display(),
+            journal.display()
+        );
+    }
+    Ok(())
+}
+
 /// What the cockpit's report key does: the Markdown report of the session
 /// journal `journal`, written next to it as `.md`. Returns the path.
 pub fn write_session_report(journal: &Path, tz: TimeZone) -> Result<PathBuf> {
-    let report = Report::build(read_journal(journal)?);
     let out = journal.with_extension("md");
+    refuse_to_overwrite(journal, &out)?;
+    let report = Report::build(read_journal(journal)?);
     std::fs::write(&out, markdown(&report, tz))
         .wrap_err_with(|| format!("cannot write the report {}", out.display()))?;
     Ok(out)
