@@ -14,5 +14,6 @@ pub mod probe;
 pub mod remote;
 pub mod report;
 pub mod rollout;
+pub mod text;
 pub mod tui;
 pub mod upgrade;

@@ -47,4 +47,20 @@ fn check_plan_resolves_against_the_lab_and_rejects_bad_plans() {
         err.contains("plan.toml:3:") || err.contains("plan.toml:5:"),
         "{err}"
     );
+
+    // An unclosed placeholder is refused at load, pointing at the `{` of the
+    // restart template and quoting it.
+    std::fs::write(
+        &plan,
+        "target = \"v1.35.0+k3s1\"\nhops = [\"v1.34.3+k3s1\"]\n[commands]\nrestart = \"systemctl restart {service\"\n",
+    )
+    .unwrap();
+    let out = check();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("plan.toml:4:30:"), "{err}");
+    assert!(
+        err.contains(r#""{service" is never closed in "systemctl restart {service""#),
+        "{err}"
+    );
 }

@@ -261,6 +261,146 @@ async fn bad_requests_get_kubernetes_status_errors_and_the_lab_keeps_serving() {
     assert!(err.contains("already in use"), "{err}");
 }
 
+/// `curl` against the lab: (HTTP status, parsed body).
+async fn curl(args: &[&str]) -> (u16, serde_json::Value) {
+    let out = tokio::process::Command::new("curl")
+        .args(["-s", "-w", "\n%{http_code}"])
+        .args(args)
+        .output()
+        .await
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (body, code) = text.rsplit_once('\n').unwrap();
+    (code.parse().unwrap(), serde_json::from_str(body).unwrap())
+}
+
+#[tokio::test]
+async fn type_invalid_writes_are_422_and_bad_selectors_400_as_on_a_real_api_server() {
+    if !common::have("curl") {
+        eprintln!("SKIP: curl missing");
+        return;
+    }
+    let (lab, client, _dir) = lab(&common::fast_scenario("node-c", "1h")).await;
+    let url = lab.server_url();
+    let node_url = format!("{url}/api/v1/nodes/node-a");
+    let patch = |body: &'static str| {
+        let node_url = node_url.clone();
+        async move {
+            curl(&[
+                "-X",
+                "PATCH",
+                "-H",
+                "Content-Type: application/merge-patch+json",
+                "-d",
+                body,
+                &node_url,
+            ])
+            .await
+        }
+    };
+    let nodes: Api<Node> = Api::all(client);
+    let before = nodes.get("node-a").await.unwrap();
+
+    let (code, status) = patch(r#"{"spec":{"unschedulable":"yes"}}"#).await;
+    assert_eq!(code, 422, "{status}");
+    assert_eq!(
+        (
+            &status["kind"],
+            &status["status"],
+            &status["reason"],
+            &status["code"]
+        ),
+        (
+            &"Status".into(),
+            &"Failure".into(),
+            &"Invalid".into(),
+            &422.into()
+        ),
+        "{status}"
+    );
+    assert_eq!(
+        status["message"],
+        "Node \"node-a\" is invalid: spec.unschedulable: Invalid value: \"string\": spec.unschedulable in body must be of type boolean",
+    );
+    assert_eq!(
+        status["details"]["causes"][0]["field"],
+        "spec.unschedulable"
+    );
+    for (body, field) in [
+        (
+            r#"{"metadata":{"labels":{"tier":1}}}"#,
+            "metadata.labels.tier",
+        ),
+        (r#"{"metadata":{"labels":["a"]}}"#, "metadata.labels"),
+        (r#"{"spec":{"taints":{"key":"x"}}}"#, "spec.taints"),
+        (r#"{"spec":5}"#, "spec"),
+    ] {
+        let (code, status) = patch(body).await;
+        assert_eq!(code, 422, "{body}: {status}");
+        assert_eq!(status["details"]["causes"][0]["field"], field, "{body}");
+    }
+    // Nothing was stored: same object, same version.
+    let after = nodes.get("node-a").await.unwrap();
+    assert_eq!(
+        after.metadata.resource_version,
+        before.metadata.resource_version
+    );
+    assert_eq!(
+        after.spec.as_ref().and_then(|s| s.unschedulable),
+        before.spec.as_ref().and_then(|s| s.unschedulable)
+    );
+
+    // A lease body with a string for an integer.
+    let (code, status) = curl(&[
+        "-X",
+        "POST",
+        "-H",
+        "Content-Type: application/json",
+        "-d",
+        r#"{"metadata":{"name":"lock"},"spec":{"leaseDurationSeconds":"15"}}"#,
+        &format!("{url}/apis/coordination.k8s.io/v1/namespaces/kube-system/leases"),
+    ])
+    .await;
+    assert_eq!(
+        (code, &status["reason"]),
+        (422, &"Invalid".into()),
+        "{status}"
+    );
+    assert!(
+        status["message"]
+            .as_str()
+            .unwrap()
+            .contains("spec.leaseDurationSeconds in body must be of type integer"),
+        "{status}"
+    );
+
+    // Selectors and versions a real server refuses.
+    for (query, want) in [
+        ("labelSelector=app%20x%3Dy", "invalid label key"),
+        ("labelSelector=app%3Dnot%20valid", "invalid label value"),
+        (
+            "fieldSelector=spec.nodeName%3Dnode-a",
+            "field label not supported: spec.nodeName",
+        ),
+        ("resourceVersion=banana", "invalid resourceVersion"),
+        (
+            "watch=true&resourceVersion=banana",
+            "invalid resourceVersion",
+        ),
+    ] {
+        let (code, status) = curl(&[&format!("{url}/api/v1/nodes?{query}")]).await;
+        assert_eq!(
+            (code, &status["reason"]),
+            (400, &"BadRequest".into()),
+            "{query}: {status}"
+        );
+        assert!(
+            status["message"].as_str().unwrap().contains(want),
+            "{query}: {status}"
+        );
+    }
+}
+
 #[test]
 fn kubectl_works_against_the_lab() {
     if !common::require("kubectl_works_against_the_lab", &["kubectl"]) {

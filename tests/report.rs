@@ -120,6 +120,91 @@ fn default_journal_is_the_newest_session_and_out_writes_a_file() {
     assert!(md.contains("20260125T213250Z-upgrade.jsonl"), "{md}");
 }
 
+#[test]
+fn out_refuses_to_overwrite_its_own_journal() {
+    let dir = tempfile::tempdir().unwrap();
+    let journal = dir.path().join("j.jsonl");
+    std::fs::copy(FIXTURE, &journal).unwrap();
+    let before = std::fs::read(&journal).unwrap();
+    let link = dir.path().join("link.jsonl");
+    std::os::unix::fs::symlink(&journal, &link).unwrap();
+    let hard = dir.path().join("hard.jsonl");
+    std::fs::hard_link(&journal, &hard).unwrap();
+    // The same file spelled as given, relative with `./`, through a symlink
+    // and through a hard link.
+    for out in ["j.jsonl", "./j.jsonl", "link.jsonl", "hard.jsonl"] {
+        let run = Command::new(BIN)
+            .current_dir(dir.path())
+            .args(["report", "j.jsonl", "--out", out])
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&run.stderr);
+        assert_eq!(run.status.code(), Some(2), "--out {out}: {err}");
+        assert!(err.contains("refusing to overwrite"), "{err}");
+        assert!(err.contains(out), "{err}");
+        assert_eq!(std::fs::read(&journal).unwrap(), before, "--out {out}");
+    }
+}
+
+/// The fixture with terminal controls (an OSC title sequence, a C1 CSI, a
+/// CR) added to every string the journal carries.
+fn journal_with_controls() -> String {
+    fn poison(v: &mut Value) {
+        match v {
+            Value::String(s) => s.push_str("\u{1b}]0;evil\u{7}\u{9b}2J\rX"),
+            Value::Array(items) => items.iter_mut().for_each(poison),
+            Value::Object(fields) => fields
+                .iter_mut()
+                // The instant and the enum tags must still parse.
+                .filter(|(k, _)| !matches!(k.as_str(), "at" | "severity" | "type"))
+                .for_each(|(_, v)| poison(v)),
+            _ => {}
+        }
+    }
+    let fixture = std::fs::read_to_string(FIXTURE).unwrap();
+    let mut out = String::new();
+    for line in fixture.lines() {
+        let mut v: Value = serde_json::from_str(line).unwrap();
+        poison(&mut v);
+        out.push_str(&v.to_string());
+        out.push('\n');
+    }
+    out
+}
+
+fn assert_no_controls(what: &str, text: &str) {
+    let bad: Vec<char> = text
+        .chars()
+        .filter(|c| c.is_control() && *c != '\n')
+        .collect();
+    assert!(bad.is_empty(), "{what} carries controls {bad:?}:\n{text}");
+}
+
+#[test]
+fn markdown_never_carries_terminal_controls_from_the_journal() {
+    let dir = tempfile::tempdir().unwrap();
+    let journal = dir.path().join("evil.jsonl");
+    std::fs::write(&journal, journal_with_controls()).unwrap();
+    let journal = journal.to_str().unwrap();
+    let md = stdout(&report(&[journal, "--utc"], &[]));
+    assert!(md.contains("]0;evil"), "the text itself is kept:\n{md}");
+    assert_no_controls("stdout", &md);
+    let file = dir.path().join("evil.md");
+    let out = report(&[journal, "--utc", "--out", file.to_str().unwrap()], &[]);
+    assert!(out.status.success(), "{out:?}");
+    assert_no_controls("--out", &std::fs::read_to_string(&file).unwrap());
+    // JSON keeps the exact strings, escaped by the encoder.
+    let json = stdout(&report(&[journal, "--format", "json"], &[]));
+    assert_no_controls("json", &json);
+    let v: Value = serde_json::from_str(&json).unwrap();
+    assert!(
+        v["session"]["context"]
+            .as_str()
+            .unwrap()
+            .ends_with("\u{1b}]0;evil\u{7}\u{9b}2J\rX")
+    );
+}
+
 /// Seconds of the lab's recorded outages of `service`.
 fn lab_outages(path: &Path, service: &str) -> Vec<(jiff::Timestamp, jiff::Timestamp)> {
     std::fs::read_to_string(path)

@@ -13,6 +13,7 @@ use super::node_view::NodeView;
 use crate::model::fleet::{
     Condition, EventInfo, L2Info, LeaseInfo, NodeInfo, PodInfo, ServiceInfo, Taint, Tri,
 };
+use crate::text::printable;
 
 pub fn node(n: &NodeView) -> NodeInfo {
     let labels = n.labels();
@@ -51,8 +52,8 @@ pub fn node(n: &NodeView) -> NodeInfo {
                     .map(|c| Condition {
                         kind: c.type_.clone(),
                         status: Tri::parse(&c.status),
-                        reason: c.reason.clone().unwrap_or_default(),
-                        message: c.message.clone().unwrap_or_default(),
+                        reason: free_text(c.reason.as_deref()),
+                        message: free_text(c.message.as_deref()),
                         last_transition: c.last_transition_time.as_ref().map(|t| t.0),
                         last_heartbeat: c.last_heartbeat_time.as_ref().map(|t| t.0),
                     })
@@ -64,6 +65,13 @@ pub fn node(n: &NodeView) -> NodeInfo {
             .map(|i| i.boot_id.clone())
             .unwrap_or_default(),
     }
+}
+
+/// A free-text field (a reason, a message) as the model keeps it: printable,
+/// on one line. Names are left alone: the API server validates them, and the
+/// cockpit sends them back to it.
+fn free_text(text: Option<&str>) -> String {
+    printable(text.unwrap_or_default()).into_owned()
 }
 
 pub fn lease(l: &NodeLease) -> LeaseInfo {
@@ -137,8 +145,8 @@ pub fn event(e: &Event) -> EventInfo {
         kind: obj.kind.clone().unwrap_or_default(),
         namespace: obj.namespace.clone().unwrap_or_default(),
         name: obj.name.clone().unwrap_or_default(),
-        reason: e.reason.clone().unwrap_or_default(),
-        message: e.message.clone().unwrap_or_default(),
+        reason: free_text(e.reason.as_deref()),
+        message: free_text(e.message.as_deref()),
         event_type: e.type_.clone().unwrap_or_default(),
         component: e
             .source

@@ -17,6 +17,7 @@ use tokio::sync::{broadcast, mpsc};
 use super::audit::AuditLog;
 use super::discovery;
 use super::query::ListQuery;
+use super::schema;
 use super::store::{Kind, Store, WatchError, watch_line};
 use super::tables;
 
@@ -41,7 +42,10 @@ pub fn router(state: Arc<ApiState>) -> axum::Router {
 
 /// A Kubernetes `Status` error response.
 fn status(code: StatusCode, reason: &str, message: impl Into<String>) -> Response {
-    let body = status_body(code, reason, message);
+    status_response(code, &status_body(code, reason, message))
+}
+
+fn status_response(code: StatusCode, body: &Value) -> Response {
     (
         code,
         [(header::CONTENT_TYPE, "application/json")],
@@ -203,7 +207,7 @@ fn dispatch(
         }
         Route::Resource(t) => t,
     };
-    let q = match ListQuery::parse(query) {
+    let q = match ListQuery::parse(query).and_then(|q| q.check_fields(target.kind)) {
         Ok(q) => q,
         Err(e) => {
             return (
@@ -301,12 +305,24 @@ fn not_found(t: &Target, name: &str) -> Response {
         format!("{} \"{name}\" not found", t.kind.plural()),
     );
     body["details"] = json!({"name": name, "kind": t.kind.plural()});
-    (
-        StatusCode::NOT_FOUND,
-        [(header::CONTENT_TYPE, "application/json")],
-        body.to_string(),
-    )
-        .into_response()
+    status_response(StatusCode::NOT_FOUND, &body)
+}
+
+/// A 422 as `errors.NewInvalid` builds it: `Node "x" is invalid: FIELD:
+/// Invalid value: ...`, with the field again in `details.causes`. Nothing
+/// is stored.
+fn invalid(kind: Kind, name: &str, e: &schema::FieldError) -> Response {
+    let code = StatusCode::UNPROCESSABLE_ENTITY;
+    let mut body = status_body(
+        code,
+        "Invalid",
+        format!("{} {name:?} is invalid: {}", kind.kind_name(), e.message()),
+    );
+    body["details"] = json!({
+        "name": name, "group": kind.group_version().0, "kind": kind.kind_name(),
+        "causes": [{"reason": "FieldValueInvalid", "message": e.message(), "field": e.field}],
+    });
+    status_response(code, &body)
 }
 
 /// JSON merge patch (RFC 7386). Strategic merge patch is accepted too: for
@@ -357,6 +373,11 @@ fn patch(state: &ApiState, t: &Target, name: &str, headers: &HeaderMap, body: &B
             );
         }
     };
+    // The stored object is valid, so only the patch can make the merged
+    // one invalid: checking the patch checks the result.
+    if let Err(e) = schema::check(t.kind, &patch) {
+        return invalid(t.kind, name, &e);
+    }
     let ns = t.namespace.as_deref().unwrap_or("");
     let updated = state.store.update(t.kind, ns, name, |obj| {
         // Identity fields are not patchable.
@@ -447,6 +468,10 @@ fn lease_body(t: &Target, body: &Bytes) -> Result<Value, Box<Response>> {
             )));
         }
     };
+    if let Err(e) = schema::check(Kind::Lease, &obj) {
+        let name = obj["metadata"]["name"].as_str().unwrap_or_default();
+        return Err(Box::new(invalid(Kind::Lease, name, &e)));
+    }
     let ns = t.namespace.as_deref().unwrap_or("");
     match obj["metadata"]["namespace"].as_str() {
         None | Some("") => Ok(obj),

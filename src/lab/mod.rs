@@ -11,6 +11,7 @@ pub mod plan_out;
 pub mod query;
 pub mod replay;
 pub mod scenario;
+pub mod schema;
 pub mod serve;
 pub mod shell;
 pub mod sim;

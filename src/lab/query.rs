@@ -5,6 +5,8 @@ use std::collections::HashMap;
 
 use serde_json::Value;
 
+use super::store::Kind;
+
 /// Parsed query string. kube-rs starts query strings with `?&`, so empty
 /// pairs are skipped rather than rejected.
 #[derive(Debug, Default)]
@@ -54,6 +56,21 @@ impl ListQuery {
             q.field_selector = Some(Selector::parse(s, SelectorKind::Field)?);
         }
         Ok(q)
+    }
+
+    /// Refuses a field selector on a field `kind` cannot be selected by, as
+    /// the API server's field label conversion does (`field label not
+    /// supported: F`, a 400).
+    pub fn check_fields(self, kind: Kind) -> Result<Self, String> {
+        if let Some(unsupported) = self
+            .field_selector
+            .iter()
+            .flat_map(Selector::keys)
+            .find(|k| !super::schema::selectable(kind, k))
+        {
+            return Err(format!("field label not supported: {unsupported}"));
+        }
+        Ok(self)
     }
 
     pub fn matches(&self, object: &Value) -> bool {
@@ -113,9 +130,23 @@ impl Selector {
             } else {
                 return Err(format!("invalid field selector term {term:?}"));
             };
+            if kind == SelectorKind::Label {
+                check_label_requirement(&req)?;
+            }
             requirements.push(req);
         }
         Ok(Selector { kind, requirements })
+    }
+
+    fn keys(&self) -> impl Iterator<Item = &str> {
+        self.requirements.iter().map(|r| match r {
+            Requirement::Equals(k, _)
+            | Requirement::NotEquals(k, _)
+            | Requirement::In(k, _)
+            | Requirement::NotIn(k, _)
+            | Requirement::Exists(k)
+            | Requirement::NotExists(k) => k.as_str(),
+        })
     }
 
     fn value<'a>(&self, object: &'a Value, key: &str) -> Option<&'a str> {
@@ -145,6 +176,45 @@ impl Selector {
             Requirement::NotExists(k) => self.value(object, k).is_none(),
         })
     }
+}
+
+/// Label keys and values as `labels.Parse` validates them: a key is an
+/// optional DNS-subdomain prefix and `/`, then a name; a name or a value is
+/// at most 63 alphanumerics, `-`, `_` and `.`, beginning and ending with an
+/// alphanumeric (a value may be empty).
+fn check_label_requirement(req: &Requirement) -> Result<(), String> {
+    let (key, values): (&str, &[String]) = match req {
+        Requirement::Equals(k, v) | Requirement::NotEquals(k, v) => (k, std::slice::from_ref(v)),
+        Requirement::In(k, set) | Requirement::NotIn(k, set) => (k, set),
+        Requirement::Exists(k) | Requirement::NotExists(k) => (k, &[]),
+    };
+    let (prefix, name) = key.rsplit_once('/').unwrap_or(("", key));
+    let prefix_ok = prefix.is_empty() && !key.contains('/')
+        || prefix.len() <= 253
+            && !prefix.is_empty()
+            && prefix
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.');
+    if !prefix_ok || name.is_empty() || !label_word(name) {
+        return Err(format!(
+            "unable to parse requirement: invalid label key {key:?}: a qualified name is an optional DNS subdomain prefix and '/', then at most 63 alphanumeric characters, '-', '_' or '.', beginning and ending with an alphanumeric"
+        ));
+    }
+    match values.iter().find(|v| !v.is_empty() && !label_word(v)) {
+        Some(v) => Err(format!(
+            "unable to parse requirement: invalid label value {v:?}: at most 63 alphanumeric characters, '-', '_' or '.', beginning and ending with an alphanumeric"
+        )),
+        None => Ok(()),
+    }
+}
+
+fn label_word(s: &str) -> bool {
+    let b = s.as_bytes();
+    s.len() <= 63
+        && b.first().is_some_and(u8::is_ascii_alphanumeric)
+        && b.last().is_some_and(u8::is_ascii_alphanumeric)
+        && b.iter()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.'))
 }
 
 /// Splits on commas that are not inside a `(...)` set.
@@ -231,6 +301,42 @@ mod tests {
         assert!(!sel("app notin (frigate)").matches(&obj));
         assert!(!sel("!tier").matches(&obj));
         assert!(sel("app!=other").matches(&obj));
+    }
+
+    #[test]
+    fn malformed_label_selectors_and_unsupported_fields_are_refused() {
+        for bad in [
+            "a b=c",
+            "app=has space",
+            "x/y/z",
+            "Bad.Prefix/app",
+            "app in (x y)",
+            "=v",
+        ] {
+            assert!(
+                Selector::parse(bad, SelectorKind::Label).is_err(),
+                "{bad:?} accepted"
+            );
+        }
+        for good in [
+            "app",
+            "!app",
+            "k8s.io/role=",
+            "app.kubernetes.io/name in (a,b-c)",
+        ] {
+            assert!(
+                Selector::parse(good, SelectorKind::Label).is_ok(),
+                "{good:?}"
+            );
+        }
+        let q = |s| ListQuery::parse(Some(s)).unwrap();
+        assert!(
+            q("fieldSelector=spec.nodeName%3Dn")
+                .check_fields(Kind::Pod)
+                .is_ok()
+        );
+        let e = q("fieldSelector=spec.nodeName%3Dn").check_fields(Kind::Node);
+        assert_eq!(e.unwrap_err(), "field label not supported: spec.nodeName");
     }
 
     #[test]

@@ -4,7 +4,8 @@
 //! parses, so every argument we build into a command must be quoted for a
 //! POSIX `sh`. [`shell_quote`] does that; [`shell_split`] is its inverse for
 //! the subset of shell syntax that quoting produces (used by the lab to parse
-//! what a client sent); [`redact_command`] hides secret-looking environment
+//! what a client sent); [`quote_at`] quotes a value for a given spot of a
+//! command template; [`redact_command`] hides secret-looking environment
 //! assignments before a command is logged.
 
 use std::fmt;
@@ -46,6 +47,79 @@ pub fn shell_join<S: AsRef<str>>(words: &[S]) -> String {
         .map(|w| shell_quote(w.as_ref()))
         .collect::<Vec<_>>()
         .join(" ")
+}
+
+/// The quoting a POSIX shell is in at some point of a command line.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Quoting {
+    Bare,
+    Single,
+    Double,
+}
+
+/// Reads `text` as a shell would, up to its end: the quoting it ends in and
+/// the decoded text of the word it ends in (quotes removed, escapes applied).
+/// Covers the quoting rules only; `$(...)`, comments and here-documents are
+/// read as plain text.
+fn scan_last_word(text: &str) -> (Quoting, String) {
+    let mut quoting = Quoting::Bare;
+    let mut word = String::new();
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        match (quoting, c) {
+            (Quoting::Single, '\'') | (Quoting::Double, '"') => quoting = Quoting::Bare,
+            (Quoting::Double, '\\') => match chars.next() {
+                Some(e @ ('"' | '\\' | '$' | '`')) => word.push(e),
+                Some('\n') => {}
+                Some(other) => {
+                    word.push('\\');
+                    word.push(other);
+                }
+                None => word.push('\\'),
+            },
+            (Quoting::Single | Quoting::Double, c) => word.push(c),
+            (Quoting::Bare, '\'') => quoting = Quoting::Single,
+            (Quoting::Bare, '"') => quoting = Quoting::Double,
+            (Quoting::Bare, '\\') => word.extend(chars.next().filter(|c| *c != '\n')),
+            (Quoting::Bare, c) if c.is_whitespace() || ";&|<>()".contains(c) => word.clear(),
+            (Quoting::Bare, c) => word.push(c),
+        }
+    }
+    (quoting, word)
+}
+
+/// Escapes `s` for the inside of a double-quoted string.
+fn escape_double_quoted(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if matches!(c, '"' | '\\' | '$' | '`') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// Quote `value` for insertion right after `prefix`, a partial command line,
+/// so that the shell reads it as literal text whatever quoting `prefix` left
+/// open: bare, it is [`shell_quote`]d; inside `'...'` or `"..."` it is escaped
+/// for that quoting.
+///
+/// A quoted string may itself be a script for a second shell (the default
+/// install command is `sh -c '... INSTALL_K3S_VERSION="{version}" ...'`), and
+/// nothing in the text says whether it is. So inside quotes the value is first
+/// quoted for the shell that would read the string's content, then escaped
+/// for the outer quoting: inert at every level. A value of plain characters
+/// (the usual node names, versions and services) comes out unchanged; any
+/// other value inside a string that is not a script shows its quotes, which is
+/// harmless.
+pub fn quote_at(prefix: &str, value: &str) -> String {
+    let (quoting, word) = scan_last_word(prefix);
+    match quoting {
+        Quoting::Bare => shell_quote(value),
+        Quoting::Single => quote_at(&word, value).replace('\'', "'\\''"),
+        Quoting::Double => escape_double_quoted(&quote_at(&word, value)),
+    }
 }
 
 /// Why [`shell_split`] could not split a command line.
@@ -293,6 +367,68 @@ mod tests {
             .unwrap();
         let expected: String = NASTY.iter().map(|s| format!("{s}|")).collect();
         assert_eq!(String::from_utf8(out.stdout).unwrap(), expected);
+    }
+
+    fn sh_output(script: &str) -> String {
+        let out = std::process::Command::new("/bin/sh")
+            .arg("-c")
+            .arg(script)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{script}");
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    /// Renders `before VALUE after` with `quote_at` and runs it.
+    fn run_at(before: &str, value: &str, after: &str) -> String {
+        sh_output(&format!("{before}{}{after}", quote_at(before, value)))
+    }
+
+    #[test]
+    fn plain_values_are_unchanged_in_any_quoting() {
+        for before in ["echo ", "echo '", "echo \"", "sh -c 'echo \"", "x=a'b\"c"] {
+            assert_eq!(quote_at(before, "v1.34.2+k3s1"), "v1.34.2+k3s1", "{before}");
+        }
+    }
+
+    /// Each value reads back exactly when it is a word of the script that
+    /// runs it: bare, or bare inside an `sh -c` script in either quoting.
+    #[test]
+    fn values_read_back_exactly_as_words_at_any_depth() {
+        let contexts = [
+            ("printf '%s|' ", ""),
+            ("printf '%s|' x", "y"),
+            ("sh -c 'printf \"%s|\" ", "'"),
+            ("sh -c \"printf '%s|' ", "\""),
+            ("sh -c 'sh -c \"printf %s\\| ", "\"'"),
+        ];
+        for (before, after) in contexts {
+            for s in NASTY {
+                let expected = if before.ends_with('x') {
+                    format!("x{s}y|")
+                } else {
+                    format!("{s}|")
+                };
+                assert_eq!(run_at(before, s, after), expected, "{before}{s}{after}");
+            }
+        }
+    }
+
+    /// Inside a string that is not a script the value keeps its quotes, and
+    /// nothing in it runs.
+    #[test]
+    fn values_inside_plain_strings_stay_inert() {
+        let dir = tempfile::tempdir().unwrap();
+        let marker = dir.path().join("ran");
+        let hostile = format!(
+            "a$(touch {m})`touch {m}`;touch {m}'\"",
+            m = marker.display()
+        );
+        for (before, after) in [("printf '%s' 'node ", "'"), ("printf '%s' \"node ", "\"")] {
+            let out = run_at(before, &hostile, after);
+            assert!(out.contains("touch"), "{out}");
+            assert!(!marker.exists(), "{before}{hostile}{after} ran a command");
+        }
     }
 
     #[test]

@@ -5,6 +5,8 @@ use std::process::ExitCode;
 
 use color_eyre::eyre::{Result, WrapErr};
 
+use crate::text::printable;
+
 /// `report`: a session journal as an incident timeline.
 #[derive(clap::Args, Debug)]
 pub struct ReportArgs {
@@ -27,9 +29,12 @@ pub fn run_report(args: ReportArgs) -> Result<ExitCode> {
         Some(p) => p,
         None => super::session::newest(&super::session::sessions_dir())?,
     };
+    if let Some(out) = &args.out {
+        super::refuse_to_overwrite(&path, out)?;
+    }
     let journal = super::read_journal(&path)?;
     for w in &journal.warnings {
-        eprintln!("k3s-cockpit: warning: {w}");
+        eprintln!("k3s-cockpit: warning: {}", printable(w));
     }
     let tz = if args.utc {
         jiff::tz::TimeZone::UTC
@@ -38,7 +43,7 @@ pub fn run_report(args: ReportArgs) -> Result<ExitCode> {
     };
     let report = super::Report::build(journal);
     let mut text = if args.format == "json" {
-        serde_json::to_string_pretty(&super::json(&report, tz)).wrap_err("encoding the report")?
+        super::json_text(&super::json(&report, tz))?
     } else {
         super::markdown(&report, tz)
     };

@@ -14,13 +14,14 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use color_eyre::eyre::{Result, WrapErr};
+use color_eyre::eyre::{Result, WrapErr, bail};
 use jiff::Timestamp;
 use jiff::tz::TimeZone;
 use serde_json::{Value, json};
 
 use crate::durations::format_duration;
 use crate::model::timeline::{Entry, EntryKind, Severity};
+use crate::text::printable;
 
 /// A journal as read: the entries that parsed and what was skipped.
 #[derive(Debug, Clone)]
@@ -346,9 +347,12 @@ impl Clock {
     }
 }
 
-/// Markdown table cell: pipes escaped, newlines flattened.
+/// A journal string as Markdown inline text (a table cell or a list item):
+/// on one line, with no terminal controls (the strings come from the
+/// cluster, and the report is read with `cat` as often as rendered), pipes
+/// escaped.
 fn cell(text: &str) -> String {
-    text.replace('|', "\\|").replace(['\n', '\r'], " ")
+    printable(text).replace('|', "\\|")
 }
 
 fn window_end(clock: &Clock, w: &Window) -> String {
@@ -383,7 +387,10 @@ pub fn markdown(report: &Report, tz: TimeZone) -> String {
     md.push_str(&format!("# Incident timeline, {day}\n\n"));
     if let Some((mode, context, server)) = &report.session {
         md.push_str(&format!(
-            "- Session: `k3s-cockpit {mode}` on context `{context}` ({server})\n"
+            "- Session: `k3s-cockpit {}` on context `{}` ({})\n",
+            cell(mode),
+            cell(context),
+            cell(server)
         ));
     }
     if let (Some(s), Some(e)) = (report.start, report.end) {
@@ -399,7 +406,7 @@ pub fn markdown(report: &Report, tz: TimeZone) -> String {
             clock.full(e)
         ));
     }
-    md.push_str(&format!("- Journal: `{}`\n", report.journal_name()));
+    md.push_str(&format!("- Journal: `{}`\n", cell(&report.journal_name())));
     md.push_str(&format!("- Times: {}\n\n", clock.zone_name(report.start)));
 
     md.push_str("## Timeline\n\n");
@@ -435,7 +442,7 @@ pub fn markdown(report: &Report, tz: TimeZone) -> String {
         for s in &report.outages {
             md.push_str(&format!(
                 "- {}: {} in {} window{}\n",
-                s.service,
+                cell(&s.service),
                 precise(s.total),
                 s.windows.len(),
                 if s.windows.len() == 1 { "" } else { "s" }
@@ -538,6 +545,23 @@ pub fn markdown(report: &Report, tz: TimeZone) -> String {
     md
 }
 
+/// `json` as text safe on a terminal: serde escapes the C0 controls, but
+/// JSON lets DEL and the C1 controls (U+0080..U+009F, CSI among them) through
+/// raw. Outside strings pretty JSON holds only newlines and spaces, so every
+/// other control is inside a string, where `\u00XX` means the same.
+pub fn json_text(json: &Value) -> Result<String> {
+    let text = serde_json::to_string_pretty(json).wrap_err("encoding the report")?;
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if c.is_control() && c != '\n' {
+            out.push_str(&format!("\\u{:04x}", u32::from(c)));
+        } else {
+            out.push(c);
+        }
+    }
+    Ok(out)
+}
+
 fn secs(d: Duration) -> Value {
     json!((d.as_secs_f64() * 1000.0).round() / 1000.0)
 }
@@ -608,11 +632,31 @@ pub fn json(report: &Report, tz: TimeZone) -> Value {
     })
 }
 
+/// Refuses to write the report over its own journal: `out` naming the same
+/// file as `journal` (by device and inode, so `./x`, a symlink or a hard link
+/// to it count too) would destroy the record the report is made from.
+pub fn refuse_to_overwrite(journal: &Path, out: &Path) -> Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    let same = match (std::fs::metadata(journal), std::fs::metadata(out)) {
+        (Ok(j), Ok(o)) => j.dev() == o.dev() && j.ino() == o.ino(),
+        _ => false,
+    };
+    if same {
+        bail!(
+            "--out {} is the session journal {} itself: refusing to overwrite it (nothing written)",
+            out.display(),
+            journal.display()
+        );
+    }
+    Ok(())
+}
+
 /// What the cockpit's report key does: the Markdown report of the session
 /// journal `journal`, written next to it as `.md`. Returns the path.
 pub fn write_session_report(journal: &Path, tz: TimeZone) -> Result<PathBuf> {
-    let report = Report::build(read_journal(journal)?);
     let out = journal.with_extension("md");
+    refuse_to_overwrite(journal, &out)?;
+    let report = Report::build(read_journal(journal)?);
     std::fs::write(&out, markdown(&report, tz))
         .wrap_err_with(|| format!("cannot write the report {}", out.display()))?;
     Ok(out)

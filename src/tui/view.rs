@@ -256,7 +256,61 @@ fn banner_line<'a>(app: &App, theme: &Theme) -> Option<Paragraph<'a>> {
     )))
 }
 
-fn ready_cell(state: &NodeState, app: &App, theme: &Theme) -> Cell<'static> {
+/// Display width of `s` in terminal columns.
+fn width_of(s: &str) -> usize {
+    Span::raw(s).width()
+}
+
+/// `value` in at most `width` columns: whole, or cut with a trailing `…` so
+/// the cut shows (a version or an address cut silently reads as another one).
+fn ellipsize(value: &str, width: usize) -> String {
+    if width_of(value) <= width {
+        return value.to_string();
+    }
+    let mut out = String::new();
+    let mut used = 0;
+    for c in value.chars() {
+        let w = width_of(c.encode_utf8(&mut [0; 4]));
+        if used + w + 1 > width {
+            break;
+        }
+        out.push(c);
+        used += w;
+    }
+    if width > 0 {
+        out.push('…');
+    }
+    out
+}
+
+/// `values` joined by `sep` in at most `width` columns, by whole values: as
+/// many as fit in order, then ` +N` for the rest (`192.168.4.80 +1`); else
+/// the first value that fits alone beside its ` +N`. Only when none does is
+/// a value cut, with [`ellipsize`]'s `…`.
+fn fit_list<S: AsRef<str>>(values: &[S], sep: &str, width: usize) -> String {
+    let values: Vec<&str> = values.iter().map(AsRef::as_ref).collect();
+    let more = |shown: usize| match values.len() - shown {
+        0 => String::new(),
+        n => format!(" +{n}"),
+    };
+    let fits = |text: &String| width_of(text) <= width;
+    let prefix = (1..=values.len())
+        .rev()
+        .map(|shown| values[..shown].join(sep) + &more(shown))
+        .find(fits);
+    let single = || values.iter().map(|v| format!("{v}{}", more(1))).find(fits);
+    prefix
+        .or_else(single)
+        .unwrap_or_else(|| match values.first() {
+            None => String::new(),
+            Some(first) => {
+                let more = more(1);
+                ellipsize(first, width.saturating_sub(width_of(&more))) + &more
+            }
+        })
+}
+
+fn ready_cell(state: &NodeState, app: &App, theme: &Theme, width: usize) -> Cell<'static> {
     let Some(ready) = state.info.as_ref().and_then(|i| i.ready()) else {
         return Cell::from("?");
     };
@@ -269,10 +323,10 @@ fn ready_cell(state: &NodeState, app: &App, theme: &Theme) -> Cell<'static> {
         Tri::False => ("NotReady", theme.bad()),
         Tri::Unknown => ("Unknown", theme.bad()),
     };
-    Cell::from(format!("{word} {since}")).style(style)
+    Cell::from(ellipsize(&format!("{word} {since}"), width)).style(style)
 }
 
-fn heartbeat_cell(state: &NodeState, app: &App, theme: &Theme) -> Cell<'static> {
+fn heartbeat_cell(state: &NodeState, app: &App, theme: &Theme, width: usize) -> Cell<'static> {
     let at = state.heartbeat_at();
     let hb = health::classify(at, state.lease_duration(), app.now);
     let age = at
@@ -284,8 +338,12 @@ fn heartbeat_cell(state: &NodeState, app: &App, theme: &Theme) -> Cell<'static> 
         Heartbeat::Expired => (format!("{age} EXPIRED"), theme.bad()),
         Heartbeat::Unknown => ("-".into(), theme.dim()),
     };
-    Cell::from(text).style(style)
+    Cell::from(ellipsize(&text, width)).style(style)
 }
+
+/// Columns for a list of LoadBalancer IPs: the longest IPv4 address, or a
+/// 12-character one and `+1`.
+const IPS_WIDTH: u16 = 15;
 
 /// Node table columns; the less important ones only where they fit.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -377,28 +435,42 @@ impl NodeColumn {
             NodeColumn::Name => name_width,
             NodeColumn::Role | NodeColumn::Sched => 6,
             NodeColumn::Version | NodeColumn::Ready => 12,
-            NodeColumn::Heartbeat | NodeColumn::LbIps => 11,
+            NodeColumn::Heartbeat => 11,
+            NodeColumn::LbIps => IPS_WIDTH,
             NodeColumn::Taints => 26,
             NodeColumn::Pods => 16,
             NodeColumn::Phase => 24,
         }
     }
 
-    fn cell(self, app: &App, theme: &Theme, state: &NodeState, info: &NodeInfo) -> Cell<'static> {
+    /// The cell of `info` in this column, fitted to the column's width by
+    /// whole values (see [`fit_list`]): ratatui would cut it anywhere.
+    fn cell(
+        self,
+        app: &App,
+        theme: &Theme,
+        (state, info): (&NodeState, &NodeInfo),
+        name_width: u16,
+    ) -> Cell<'static> {
+        let width = usize::from(self.columns(name_width));
         match self {
-            NodeColumn::Name => Cell::from(info.name.clone()),
+            NodeColumn::Name => Cell::from(ellipsize(&info.name, width)),
             NodeColumn::Role => Cell::from(if info.is_server() { "server" } else { "agent" }),
-            NodeColumn::Version => Cell::from(info.version.clone()),
-            NodeColumn::Ready => ready_cell(state, app, theme),
-            NodeColumn::Heartbeat => heartbeat_cell(state, app, theme),
+            NodeColumn::Version => Cell::from(ellipsize(&info.version, width)),
+            NodeColumn::Ready => ready_cell(state, app, theme, width),
+            NodeColumn::Heartbeat => heartbeat_cell(state, app, theme, width),
             NodeColumn::Sched if info.unschedulable => Cell::from("cordon").style(theme.warn()),
             NodeColumn::Sched => Cell::from(""),
-            NodeColumn::LbIps => Cell::from(app.fleet.announced_from(&info.name).join(",")),
+            NodeColumn::LbIps => {
+                Cell::from(fit_list(&app.fleet.announced_from(&info.name), ",", width))
+            }
             NodeColumn::Taints => {
                 let taints: Vec<String> = info.taints.iter().map(|t| t.short()).collect();
-                Cell::from(taints.join(" ")).style(theme.warn())
+                Cell::from(fit_list(&taints, " ", width)).style(theme.warn())
             }
-            NodeColumn::Pods => Cell::from(app.fleet.services_on(&info.name).join(",")),
+            NodeColumn::Pods => {
+                Cell::from(fit_list(&app.fleet.services_on(&info.name), ",", width))
+            }
             NodeColumn::Phase => rollout_view::phase_cell(app, theme, &info.name),
         }
     }
@@ -430,7 +502,7 @@ fn render_nodes(app: &App, theme: &Theme, frame: &mut Frame, area: Rect) {
             let info = state.info.as_ref()?;
             let cells: Vec<Cell> = columns
                 .iter()
-                .map(|c| c.cell(app, theme, state, info))
+                .map(|c| c.cell(app, theme, (state, info), name_width))
                 .collect();
             let mut row = Row::new(cells);
             if i == app.selected {
@@ -522,7 +594,7 @@ impl ServiceColumn {
     fn width(self) -> Constraint {
         match self {
             ServiceColumn::Service => Constraint::Min(16),
-            ServiceColumn::Ip => Constraint::Length(12),
+            ServiceColumn::Ip => Constraint::Length(IPS_WIDTH),
             ServiceColumn::Announcer => Constraint::Length(26),
             ServiceColumn::Moves => Constraint::Length(5),
             ServiceColumn::LastMove => Constraint::Length(12),
@@ -534,7 +606,7 @@ impl ServiceColumn {
     fn cell(self, app: &App, theme: &Theme, s: &ServiceState) -> Cell<'static> {
         match self {
             ServiceColumn::Service => Cell::from(format!("{}/{}", s.info.namespace, s.info.name)),
-            ServiceColumn::Ip => Cell::from(s.info.ips.join(",")),
+            ServiceColumn::Ip => Cell::from(fit_list(&s.info.ips, ",", usize::from(IPS_WIDTH))),
             ServiceColumn::Announcer => match &s.announcer {
                 Some(n) => Cell::from(n.clone()).style(theme.good()),
                 None => {
@@ -1050,6 +1122,97 @@ mod tests {
         let terminal = incident_app(132, 30);
         let text = format!("{}", terminal.backend());
         assert!(text.contains("unreachable:NoExecute"), "{text}");
+        insta::assert_snapshot!(terminal.backend());
+    }
+
+    #[test]
+    fn lists_fit_by_whole_values() {
+        let ips = ["192.168.4.80", "192.168.4.81"];
+        assert_eq!(fit_list(&ips, ",", 25), "192.168.4.80,192.168.4.81");
+        assert_eq!(fit_list(&ips, ",", 24), "192.168.4.80 +1");
+        assert_eq!(fit_list(&ips, ",", 15), "192.168.4.80 +1");
+        assert_eq!(fit_list(&ips, ",", 14), "192.168.4.… +1");
+        assert_eq!(fit_list(&["192.168.4.80"], ",", 11), "192.168.4.…");
+        assert_eq!(fit_list(&["a", "b", "c"], " ", 5), "a b c");
+        assert_eq!(fit_list(&["a", "b", "c"], " ", 4), "a +2");
+        // A value that fits beside its `+N` rather than a cut one.
+        assert_eq!(
+            fit_list(&["192.168.100.201", "10.0.0.9"], ",", 15),
+            "10.0.0.9 +1"
+        );
+        assert_eq!(fit_list::<&str>(&[], ",", 5), "");
+        assert_eq!(ellipsize("v1.29.1-rc2+k3s1", 12), "v1.29.1-rc2…");
+        assert_eq!(ellipsize("anything", 0), "");
+    }
+
+    /// The incident's nodes announcing several real-length addresses each.
+    fn many_ips_model() -> App {
+        let mut app = incident_model();
+        let services = [
+            ("frigate", "k3s-vm-fun-bedbug", "192.168.4.80"),
+            ("home-assistant", "k3s-vm-fun-bedbug", "192.168.4.81"),
+            ("mqtt", "k3s-vm-fun-bedbug", "192.168.4.82"),
+            ("jellyfin", "k3s-vm-still-fawn", "192.168.100.201"),
+            ("paperless", "k3s-vm-still-fawn", "10.0.0.9"),
+            ("adguard", "k3s-vm-pumped-piglet-gpu", "192.168.4.90"),
+        ];
+        for (name, node, ip) in services {
+            app.on_cluster(ClusterEvent::Service(ServiceInfo {
+                namespace: name.into(),
+                name: name.into(),
+                ips: vec![ip.into()],
+                ports: vec![80],
+                selector: Default::default(),
+            }));
+            app.on_cluster(ClusterEvent::L2(L2Info {
+                object: format!("m/{name}"),
+                node: node.into(),
+                service: (name.into(), name.into()),
+            }));
+        }
+        app.on_cluster(ClusterEvent::L2Deleted("m/l2-b".into()));
+        app.on_cluster(ClusterEvent::Service(ServiceInfo {
+            namespace: "frigate".into(),
+            name: "frigate".into(),
+            ips: vec!["192.168.4.80".into(), "192.168.4.180".into()],
+            ports: vec![5000],
+            selector: Default::default(),
+        }));
+        app.on_tick(t(0));
+        app
+    }
+
+    /// No address is cut into another one: each shows whole, or is counted
+    /// in a `+N`.
+    fn assert_no_cut_address(text: &str) {
+        for cut in [
+            "192.168.4.8 ",
+            "192.168.4.8│",
+            "192.168.100.20 ",
+            "192.168.4.18 ",
+        ] {
+            assert!(!text.contains(cut), "{cut:?} cut in:\n{text}");
+        }
+    }
+
+    #[test]
+    fn node_table_keeps_addresses_whole_in_80_columns() {
+        let terminal = draw(&many_ips_model(), 80, 24);
+        let text = format!("{}", terminal.backend());
+        assert!(text.contains("192.168.4.80 +3"), "{text}");
+        assert!(text.contains("10.0.0.9 +1"), "{text}");
+        assert!(text.contains("192.168.4.80 +1"), "{text}");
+        assert_no_cut_address(&text);
+        insta::assert_snapshot!(terminal.backend());
+    }
+
+    #[test]
+    fn node_table_keeps_addresses_whole_in_120_columns() {
+        let terminal = draw(&many_ips_model(), 120, 30);
+        let text = format!("{}", terminal.backend());
+        assert!(text.contains("192.168.4.80 +3"), "{text}");
+        assert!(text.contains("192.168.100.201"), "{text}");
+        assert_no_cut_address(&text);
         insta::assert_snapshot!(terminal.backend());
     }
 

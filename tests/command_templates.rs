@@ -1,0 +1,223 @@
+//! Command templates are rendered with cluster data (node names) and with
+//! values the cockpit chooses; whatever a value holds, the rendered command
+//! must be valid `sh` (shellcheck) and must not run anything from the value.
+//! Each rendered command is executed for real, with the programs it calls
+//! (`nohup`, `curl`, `systemctl`, `k3s`, a second `sh`) replaced by stubs
+//! that only print their arguments.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use k3s_cockpit::remote::quote::shell_split;
+use k3s_cockpit::upgrade::plan::{
+    self, ClusterNode, DEFAULT_ETCD_SNAPSHOT, DEFAULT_INSTALL, DEFAULT_RESTART, DEFAULT_VERSION,
+    Plan, Role,
+};
+use k3s_cockpit::upgrade::template;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+/// A scratch directory with stub programs on PATH and a marker file that any
+/// executed metacharacter in a value would create.
+struct Sandbox {
+    dir: tempfile::TempDir,
+}
+
+impl Sandbox {
+    fn new() -> Sandbox {
+        let dir = tempfile::tempdir().unwrap();
+        let bin = dir.path().join("bin");
+        std::fs::create_dir(&bin).unwrap();
+        let echo_stub = "#!/bin/sh\nprintf '%s|' \"$(basename \"$0\")\" \"$@\"; echo\n";
+        for name in ["curl", "systemctl", "k3s", "logger"] {
+            stub(&bin.join(name), echo_stub);
+        }
+        stub(&bin.join("nohup"), "#!/bin/sh\nexec \"$@\"\n");
+        // `sh -c SCRIPT` really runs the script; `sh FILE ARGS` (the install
+        // script) only shows its arguments and the version it was given.
+        stub(
+            &bin.join("sh"),
+            "#!/bin/sh\nif [ \"$1\" = -c ]; then exec /bin/sh \"$@\"; fi\nprintf 'sh|'; printf '%s|' \"$@\"; printf 'INSTALL_K3S_VERSION=%s\\n' \"$INSTALL_K3S_VERSION\"\n",
+        );
+        Sandbox { dir }
+    }
+
+    fn marker(&self) -> PathBuf {
+        self.dir.path().join("pwned")
+    }
+
+    /// A value full of shell metacharacters, each of which would create the
+    /// marker if the shell ran it.
+    fn hostile(&self) -> String {
+        let m = self.marker();
+        let m = m.display();
+        format!("agent$(touch {m})`touch {m}`;touch {m}&&touch {m}|'\"\\ x")
+    }
+
+    /// Runs `command` as the remote login shell would, with the stubs first on
+    /// PATH; the default install's fixed log and script paths are moved into
+    /// the sandbox. Returns everything printed, including the install log.
+    fn run(&self, command: &str) -> String {
+        let log = self.dir.path().join("install.log");
+        let _ = std::fs::remove_file(&log);
+        let command = command
+            .replace(
+                "/var/log/k3s-cockpit-install.log",
+                &log.display().to_string(),
+            )
+            .replace(
+                "/tmp/k3s-cockpit-install.sh",
+                &self.dir.path().join("install.sh").display().to_string(),
+            );
+        let path = format!(
+            "{}:{}",
+            self.dir.path().join("bin").display(),
+            std::env::var("PATH").unwrap_or_default()
+        );
+        let out = Command::new("/bin/sh")
+            .arg("-c")
+            .arg(&command)
+            .env("PATH", path)
+            .current_dir(self.dir.path())
+            .output()
+            .unwrap();
+        let mut text = String::from_utf8_lossy(&out.stdout).into_owned();
+        text.push_str(&std::fs::read_to_string(&log).unwrap_or_default());
+        assert!(
+            !self.marker().exists(),
+            "a value was executed by:\n{command}\noutput:\n{text}"
+        );
+        text
+    }
+}
+
+fn stub(path: &Path, body: &str) {
+    std::fs::write(path, body).unwrap();
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
+}
+
+/// `shellcheck -s sh` on `script` and on every `sh -c` script inside it.
+/// Without shellcheck the check is skipped, unless CI is set. SC1090 is
+/// excluded because the default install sources the unit's env file, whose
+/// path is only known on the node.
+fn shellcheck(script: &str) {
+    let child = Command::new("shellcheck")
+        .args(["-s", "sh", "-S", "warning", "-e", "SC1090", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn();
+    let mut child = match child {
+        Ok(child) => child,
+        Err(e) if std::env::var_os("CI").is_some() => panic!("shellcheck is required on CI: {e}"),
+        Err(_) => {
+            eprintln!("SKIP shellcheck: not installed");
+            return;
+        }
+    };
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(script.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "shellcheck on:\n{script}\n{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    for inner in sh_c_scripts(script) {
+        shellcheck(&inner);
+    }
+}
+
+/// The SCRIPT words of `sh -c SCRIPT` in `command`.
+fn sh_c_scripts(command: &str) -> Vec<String> {
+    let words = shell_split(command).unwrap();
+    words
+        .windows(3)
+        .filter(|w| w[0] == "sh" && w[1] == "-c")
+        .map(|w| w[2].clone())
+        .collect()
+}
+
+#[test]
+fn default_commands_keep_hostile_values_inert() {
+    let sandbox = Sandbox::new();
+    let hostile = sandbox.hostile();
+    let all = [
+        ("version", hostile.as_str()),
+        ("service", hostile.as_str()),
+        ("role", hostile.as_str()),
+        ("node", hostile.as_str()),
+        ("snapshot", hostile.as_str()),
+    ];
+    for default in [
+        DEFAULT_INSTALL,
+        DEFAULT_RESTART,
+        DEFAULT_VERSION,
+        DEFAULT_ETCD_SNAPSHOT,
+    ] {
+        let command = template::render(default, &all);
+        shellcheck(&command);
+        sandbox.run(&command);
+    }
+    // Where a value is a word of the script that reads it, it arrives exactly.
+    let restart = sandbox.run(&template::render(DEFAULT_RESTART, &all));
+    assert_eq!(restart.trim_end(), format!("systemctl|restart|{hostile}|"));
+    let snapshot = sandbox.run(&template::render(DEFAULT_ETCD_SNAPSHOT, &all));
+    assert!(
+        snapshot.contains(&format!("|--name|{hostile}|")),
+        "{snapshot}"
+    );
+    let install = sandbox.run(&template::render(DEFAULT_INSTALL, &all));
+    assert!(
+        install.contains(&format!("install.sh|{hostile}|")),
+        "{install}"
+    );
+}
+
+/// A node name is cluster data: an operator's templates may use `{node}`
+/// bare, in double or single quotes, and inside an `sh -c` script.
+#[test]
+fn hostile_node_name_is_inert_in_every_spot_of_a_resolved_plan() {
+    let sandbox = Sandbox::new();
+    let name = sandbox.hostile();
+    let plan = Plan::from_str(
+        r#"target = "v1.34.3+k3s1"
+[commands]
+restart = "systemctl restart {service} && logger -t k3s-cockpit restarted {node}"
+version = "logger \"checking {node}\" && sh -c 'logger checking {node}; k3s --version'"
+install = "logger 'installing on {node}' && nohup sh -c 'INSTALL_K3S_VERSION=\"{version}\" sh /tmp/k3s-cockpit-install.sh {role} {node}'"
+etcd_snapshot = "k3s etcd-snapshot save --name {snapshot} --node-name={node}"
+"#,
+        "hostile.toml",
+    )
+    .unwrap();
+    let cluster = [ClusterNode {
+        name: name.clone(),
+        role: Role::Server,
+        version: "v1.33.6+k3s1".parse().unwrap(),
+    }];
+    let resolved = plan::resolve(&plan, &cluster).unwrap();
+    let node = resolved.node(&name).unwrap();
+    let commands = [
+        node.restart_command(),
+        node.version_command(),
+        node.install_command(&"v1.34.3+k3s1".parse().unwrap()),
+        node.snapshot_command("k3s-cockpit-20260125T101500Z"),
+    ];
+    let mut output = String::new();
+    for command in &commands {
+        shellcheck(command);
+        output.push_str(&sandbox.run(command));
+    }
+    for exact in [
+        format!("logger|-t|k3s-cockpit|restarted|{name}|"),
+        format!("logger|checking|{name}|"),
+        format!("install.sh|server|{name}|INSTALL_K3S_VERSION=v1.34.3+k3s1"),
+        format!("--node-name={name}|"),
+    ] {
+        assert!(output.contains(&exact), "{exact:?} missing from:\n{output}");
+    }
+}
