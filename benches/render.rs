@@ -18,7 +18,7 @@ use k3s_cockpit::model::ClusterEvent;
 use k3s_cockpit::model::fleet::{
     Condition, L2Info, LeaseInfo, NodeInfo, ResourceKind, ServiceInfo, Tri,
 };
-use k3s_cockpit::tui::app::{App, LogPanel, Screen};
+use k3s_cockpit::tui::app::{App, LogPanel, Page};
 use k3s_cockpit::tui::log_panel::{PanelLayer, PanelLog};
 use k3s_cockpit::tui::view;
 
@@ -131,17 +131,13 @@ fn log_panel(c: &mut Criterion) {
     tui_logger::move_events();
     let mut group = c.benchmark_group("render 120x40, 3 nodes, log panel");
     let panels = [
-        ("records", LogPanel::Records(records), Screen::Nodes),
-        ("timeline", LogPanel::Timeline, Screen::Nodes),
-        (
-            "full log view (tui-logger)",
-            LogPanel::Timeline,
-            Screen::Log,
-        ),
+        ("records", LogPanel::Records(records), Page::Nodes),
+        ("timeline", LogPanel::Timeline, Page::Nodes),
+        ("full log view (tui-logger)", LogPanel::Timeline, Page::Log),
     ];
     for (name, panel, screen) in panels {
         app.log_panel = panel;
-        app.screen = screen;
+        app.page = screen;
         let Ok(mut terminal) = Terminal::new(TestBackend::new(120, 40));
         group.bench_function(name, |b| {
             b.iter(|| {

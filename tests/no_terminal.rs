@@ -25,7 +25,11 @@ fn cockpit_commands_refuse_a_pipe_and_write_nothing() {
         let err = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
         assert!(err.contains("needs a terminal"), "{args:?}: {err}");
-        assert!(out.stdout.is_empty(), "{args:?} wrote to stdout: {:?}", out.stdout);
+        assert!(
+            out.stdout.is_empty(),
+            "{args:?} wrote to stdout: {:?}",
+            out.stdout
+        );
         let left: Vec<_> = std::fs::read_dir(state.path()).unwrap().collect();
         assert!(left.is_empty(), "{args:?} left files behind: {left:?}");
     }

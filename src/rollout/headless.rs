@@ -16,7 +16,7 @@ use super::controller::engine_sees;
 use super::runner::{Finished, Front, Runner};
 use super::{CanaryConfirm, OnHalt, Session, UpgradeOptions};
 use crate::model::Fleet;
-use crate::model::fleet::Connection;
+use crate::model::fleet::ApiStatus;
 use crate::remote::redact_command;
 use crate::upgrade::{Action, Command, ResolvedPlan, RolloutState};
 use jiff::SignedDuration;
@@ -85,8 +85,8 @@ enum Stop {
 /// a script waiting on it must get an answer, and nothing can be judged
 /// without the API.
 fn api_lost(fleet: &Fleet, deadline: SignedDuration, now: Timestamp) -> Option<String> {
-    match &fleet.connection {
-        Connection::Down { since, error, .. } if now.duration_since(*since) >= deadline => {
+    match &fleet.api {
+        ApiStatus::Down { since, error, .. } if now.duration_since(*since) >= deadline => {
             Some(format!(
                 "the API server has been unreachable for {} ({error}); the rollout is left as it is: resume with --resume",
                 crate::durations::format_duration(

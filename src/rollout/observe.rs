@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use jiff::{SignedDuration, Timestamp};
 
-use crate::model::fleet::{Connection, Fleet, Tri};
+use crate::model::fleet::{ApiStatus, Fleet, Tri};
 use crate::model::health::{self, Heartbeat};
 use crate::upgrade::{NodeObservation, Observation, ServiceObservation};
 
@@ -84,7 +84,7 @@ impl Observer {
         Observation {
             nodes,
             services,
-            api_reachable: fleet.connection == Connection::Up,
+            api_reachable: fleet.api == ApiStatus::Up,
         }
     }
 }

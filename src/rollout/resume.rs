@@ -128,7 +128,7 @@ mod tests {
     fn a_done_once() -> Engine {
         let cfg = config(&[("A", Role::Server), ("B", Role::Server)], FROM, &HOPS);
         let mut e = Engine::new(cfg.clone());
-        let mut s = Sim::new(&cfg, &[]);
+        let mut s = FakeCluster::new(&cfg, &[]);
         s.observe(&mut e);
         s.command(&mut e, Command::Step);
         let paused = s.run_until(&mut e, secs(10), mins(30), |e, _| {

@@ -4,7 +4,7 @@
 use crossterm::event::{KeyCode, KeyEvent};
 use jiff::Timestamp;
 
-use super::keymap::{self, Action, Binding};
+use super::keymap::{self, Binding, KeyAction};
 use super::log_panel::PanelLog;
 use crate::model::{ClusterEvent, Fleet};
 use crate::rollout::executor::Manual;
@@ -47,7 +47,7 @@ pub struct Confirm {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Screen {
+pub enum Page {
     Nodes,
     Detail(String),
     Help,
@@ -66,7 +66,7 @@ pub enum LogPanel {
 
 pub struct App {
     pub fleet: Fleet,
-    pub screen: Screen,
+    pub page: Page,
     pub selected: usize,
     pub filter: String,
     pub editing_filter: bool,
@@ -97,7 +97,7 @@ impl App {
     pub fn new(context: &str, server: &str, read_only: bool, now: Timestamp) -> Self {
         App {
             fleet: Fleet::new(),
-            screen: Screen::Nodes,
+            page: Page::Nodes,
             selected: 0,
             filter: String::new(),
             editing_filter: false,
@@ -253,42 +253,42 @@ impl App {
             ));
             return true;
         }
-        if self.screen == Screen::Log && self.log_key(binding.action) {
+        if self.page == Page::Log && self.log_key(binding.action) {
             return true;
         }
         let count = self.visible_nodes().len();
         match binding.action {
-            Action::Down if count > 0 => self.selected = (self.selected + 1).min(count - 1),
-            Action::Up => self.selected = self.selected.saturating_sub(1),
-            Action::Top => self.selected = 0,
-            Action::Bottom => self.selected = count.saturating_sub(1),
-            Action::Detail => {
+            KeyAction::Down if count > 0 => self.selected = (self.selected + 1).min(count - 1),
+            KeyAction::Up => self.selected = self.selected.saturating_sub(1),
+            KeyAction::Top => self.selected = 0,
+            KeyAction::Bottom => self.selected = count.saturating_sub(1),
+            KeyAction::Detail => {
                 if let Some(node) = self.selected_node() {
-                    self.screen = Screen::Detail(node);
+                    self.page = Page::Detail(node);
                 }
             }
-            Action::Back => {
-                if self.screen == Screen::Nodes {
+            KeyAction::Back => {
+                if self.page == Page::Nodes {
                     self.filter.clear();
                 }
-                self.screen = Screen::Nodes;
+                self.page = Page::Nodes;
             }
-            Action::Filter => {
-                self.screen = Screen::Nodes;
+            KeyAction::Filter => {
+                self.page = Page::Nodes;
                 self.editing_filter = true;
             }
-            Action::Help => {
-                self.screen = if self.screen == Screen::Help {
-                    Screen::Nodes
+            KeyAction::Help => {
+                self.page = if self.page == Page::Help {
+                    Page::Nodes
                 } else {
-                    Screen::Help
+                    Page::Help
                 };
             }
-            Action::Log => self.screen = Screen::Log,
-            Action::Quit => self.quit_or_ask(),
+            KeyAction::Log => self.page = Page::Log,
+            KeyAction::Quit => self.quit_or_ask(),
             // Only a local file is written, so read-only mode allows it.
-            Action::WriteReport => self.requests.push(Request::WriteReport),
-            Action::Down => {}
+            KeyAction::WriteReport => self.requests.push(Request::WriteReport),
+            KeyAction::Down => {}
             _ => self.control_key(binding),
         }
         true
@@ -296,14 +296,14 @@ impl App {
 
     /// In the full log view the movement keys scroll by pages (tui-logger
     /// scrolls no finer); Esc leaves it at the newest records again.
-    fn log_key(&mut self, action: Action) -> bool {
+    fn log_key(&mut self, action: KeyAction) -> bool {
         use tui_logger::TuiWidgetEvent;
         let event = match action {
-            Action::Up => TuiWidgetEvent::PrevPageKey,
-            Action::Down => TuiWidgetEvent::NextPageKey,
-            Action::Back | Action::Log => {
+            KeyAction::Up => TuiWidgetEvent::PrevPageKey,
+            KeyAction::Down => TuiWidgetEvent::NextPageKey,
+            KeyAction::Back | KeyAction::Log => {
                 self.log_view.transition(TuiWidgetEvent::EscapeKey);
-                self.screen = Screen::Nodes;
+                self.page = Page::Nodes;
                 return true;
             }
             _ => return false,
@@ -328,20 +328,20 @@ impl App {
             RolloutState::Paused | RolloutState::Halted(_)
         );
         let request = match binding.action {
-            Action::Cordon => on_node(Manual::Cordon),
-            Action::Uncordon => on_node(Manual::Uncordon),
-            Action::Drain => on_node(Manual::Drain),
-            Action::RestartK3s => on_node(Manual::RestartK3s),
-            Action::Start => Some(Request::Engine(Command::Start)),
-            Action::Canary => Some(Request::Engine(Command::Canary)),
-            Action::AcceptCanary => Some(Request::Engine(Command::ConfirmCanary)),
-            Action::PauseResume if paused => Some(Request::Engine(Command::Resume)),
-            Action::PauseResume => Some(Request::Engine(Command::Pause)),
-            Action::Step => Some(Request::Engine(Command::Step)),
-            Action::Abort => Some(Request::Engine(Command::Abort)),
-            Action::Retry => Some(Request::Engine(Command::Retry)),
-            Action::Skip => node.clone().map(|n| Request::Engine(Command::Skip(n))),
-            Action::Rollback => Some(Request::Engine(Command::Rollback)),
+            KeyAction::Cordon => on_node(Manual::Cordon),
+            KeyAction::Uncordon => on_node(Manual::Uncordon),
+            KeyAction::Drain => on_node(Manual::Drain),
+            KeyAction::RestartK3s => on_node(Manual::RestartK3s),
+            KeyAction::Start => Some(Request::Engine(Command::Start)),
+            KeyAction::Canary => Some(Request::Engine(Command::Canary)),
+            KeyAction::AcceptCanary => Some(Request::Engine(Command::ConfirmCanary)),
+            KeyAction::PauseResume if paused => Some(Request::Engine(Command::Resume)),
+            KeyAction::PauseResume => Some(Request::Engine(Command::Pause)),
+            KeyAction::Step => Some(Request::Engine(Command::Step)),
+            KeyAction::Abort => Some(Request::Engine(Command::Abort)),
+            KeyAction::Retry => Some(Request::Engine(Command::Retry)),
+            KeyAction::Skip => node.clone().map(|n| Request::Engine(Command::Skip(n))),
+            KeyAction::Rollback => Some(Request::Engine(Command::Rollback)),
             _ => None,
         };
         let Some(request) = request else {
@@ -392,12 +392,12 @@ mod tests {
     fn the_full_log_opens_with_l_keeps_j_k_for_itself_and_closes_with_esc() {
         let mut app = app_with_nodes(&["a", "b"]);
         assert!(app.on_key(key('L')));
-        assert_eq!(app.screen, Screen::Log);
+        assert_eq!(app.page, Page::Log);
         // j pages the log; the node selection stays.
         assert!(app.on_key(key('j')));
-        assert_eq!((app.screen.clone(), app.selected), (Screen::Log, 0));
+        assert_eq!((app.page.clone(), app.selected), (Page::Log, 0));
         assert!(app.on_key(KeyEvent::new(KeyCode::Esc, KeyModifiers::NONE)));
-        assert_eq!(app.screen, Screen::Nodes);
+        assert_eq!(app.page, Page::Nodes);
         assert!(app.on_key(key('j')));
         assert_eq!(app.selected, 1);
     }
@@ -436,9 +436,9 @@ mod tests {
         assert_eq!(app.visible_nodes(), vec!["beta"]);
         assert_eq!(app.visible_count(), 1);
         app.on_key(KeyEvent::new(KeyCode::Enter, KeyModifiers::NONE));
-        assert_eq!(app.screen, Screen::Detail("beta".into()));
+        assert_eq!(app.page, Page::Detail("beta".into()));
         app.on_key(KeyEvent::new(KeyCode::Esc, KeyModifiers::NONE));
-        assert_eq!(app.screen, Screen::Nodes);
+        assert_eq!(app.page, Page::Nodes);
         app.on_key(key('q'));
         assert!(app.quit);
     }

@@ -14,7 +14,7 @@ use std::sync::Arc;
 
 use jiff::{SignedDuration, Timestamp};
 
-use super::app::{App, Screen};
+use super::app::{App, Page};
 use crate::model::ClusterEvent;
 use crate::model::health::{self, Heartbeat};
 
@@ -32,7 +32,7 @@ impl Shown {
     }
 
     fn shows(&self, app: &App, node: &str) -> bool {
-        self.nodes.contains(node) || matches!(&app.screen, Screen::Detail(n) if n == node)
+        self.nodes.contains(node) || matches!(&app.page, Page::Detail(n) if n == node)
     }
 }
 
@@ -212,7 +212,7 @@ mod tests {
         // An unchanged lease is no change at all.
         assert!(!apply(&mut app, lease("a", t(10_000)), &shown));
         // The detail screen of an off-screen node shows its lease.
-        app.screen = Screen::Detail("b".into());
+        app.page = Page::Detail("b".into());
         assert!(apply(&mut app, lease("b", t(20_000)), &shown));
     }
 

@@ -9,12 +9,12 @@ use ratatui::style::{Color, Modifier, Style};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Cell, Clear, Paragraph, Row, Table, Wrap};
 
-use super::app::{App, LogPanel, Screen};
+use super::app::{App, LogPanel, Page};
 use super::keymap::KEYMAP;
 use super::log_panel::PanelStyles;
 use super::rollout_view;
 use crate::durations::format_duration;
-use crate::model::fleet::{Connection, NodeInfo, NodeState, ServiceState, Tri};
+use crate::model::fleet::{ApiStatus, NodeInfo, NodeState, ServiceState, Tri};
 use crate::model::health::{self, Heartbeat};
 use crate::model::timeline::Severity;
 
@@ -58,7 +58,7 @@ impl Theme {
 /// The panels top to bottom: status bar, API banner, hint, rollout
 /// (control mode), nodes, LoadBalancer services, timeline, footer.
 fn panels(app: &App, area: Rect) -> [Rect; 8] {
-    let banner_rows = u16::from(matches!(app.fleet.connection, Connection::Down { .. }));
+    let banner_rows = u16::from(matches!(app.fleet.api, ApiStatus::Down { .. }));
     let hint_rows = u16::from(app.hint.is_some());
     let services = app.fleet.services.len() as u16;
     let services_rows = if services == 0 {
@@ -145,7 +145,7 @@ pub fn render(app: &App, frame: &mut Frame) {
 pub fn band_rows(app: &App, layout: &FrameLayout) -> [u16; BANDS + 1] {
     let full = layout.full;
     let bottom = full.bottom();
-    if app.screen != Screen::Nodes {
+    if app.page != Page::Nodes {
         return [full.y, bottom, bottom, bottom];
     }
     let [.., svc, log, _] = layout.panels;
@@ -170,7 +170,7 @@ pub fn render_band(app: &App, frame: &mut Frame, layout: &FrameLayout, band: usi
 /// The first band: status, banner, hint, rollout and nodes; with an
 /// overlay, the whole screen.
 fn render_live(app: &App, theme: &Theme, frame: &mut Frame, layout: &FrameLayout) {
-    if app.screen == Screen::Log {
+    if app.page == Page::Log {
         render_full_log(app, theme, frame, layout.full);
         return;
     }
@@ -195,13 +195,13 @@ fn render_live(app: &App, theme: &Theme, frame: &mut Frame, layout: &FrameLayout
             render_band(app, frame, layout, band);
         }
     };
-    match &app.screen {
-        Screen::Nodes | Screen::Log => {}
-        Screen::Detail(node) => {
+    match &app.page {
+        Page::Nodes | Page::Log => {}
+        Page::Detail(node) => {
             overlay(frame);
             render_detail(app, theme, frame, node);
         }
-        Screen::Help => {
+        Page::Help => {
             overlay(frame);
             render_help(app, theme, frame);
         }
@@ -209,10 +209,10 @@ fn render_live(app: &App, theme: &Theme, frame: &mut Frame, layout: &FrameLayout
 }
 
 fn status_bar<'a>(app: &'a App, theme: &Theme) -> Line<'a> {
-    let (conn, style) = match &app.fleet.connection {
-        Connection::Connecting => ("● connecting".to_string(), theme.warn()),
-        Connection::Up => ("● connected".to_string(), theme.good()),
-        Connection::Down { .. } => ("● API DOWN".to_string(), theme.bad()),
+    let (conn, style) = match &app.fleet.api {
+        ApiStatus::Connecting => ("● connecting".to_string(), theme.warn()),
+        ApiStatus::Up => ("● connected".to_string(), theme.good()),
+        ApiStatus::Down { .. } => ("● API DOWN".to_string(), theme.bad()),
     };
     let clock = app
         .now
@@ -238,11 +238,11 @@ fn status_bar<'a>(app: &'a App, theme: &Theme) -> Line<'a> {
 }
 
 fn banner_line<'a>(app: &App, theme: &Theme) -> Option<Paragraph<'a>> {
-    let Connection::Down {
+    let ApiStatus::Down {
         since,
         error,
         failures,
-    } = &app.fleet.connection
+    } = &app.fleet.api
     else {
         return None;
     };
@@ -468,9 +468,7 @@ impl NodeColumn {
                 let taints: Vec<String> = info.taints.iter().map(|t| t.short()).collect();
                 Cell::from(fit_list(&taints, " ", width)).style(theme.warn())
             }
-            NodeColumn::Pods => {
-                Cell::from(fit_list(&app.fleet.services_on(&info.name), ",", width))
-            }
+            NodeColumn::Pods => Cell::from(fit_list(app.fleet.services_on(&info.name), ",", width)),
             NodeColumn::Phase => rollout_view::phase_cell(app, theme, &info.name),
         }
     }
@@ -784,8 +782,8 @@ fn centered(area: Rect, width: u16, height: u16) -> Rect {
 }
 
 /// Rollout keys mean something only in control mode.
-fn help_applies(app: &App, action: super::keymap::Action) -> bool {
-    use super::keymap::Action::*;
+fn help_applies(app: &App, action: super::keymap::KeyAction) -> bool {
+    use super::keymap::KeyAction::*;
     app.rollout.is_some()
         || !matches!(
             action,
@@ -1227,7 +1225,7 @@ mod tests {
         let [.., nodes, svc, log, _] = panels(&app, full);
         assert_eq!((rows[1], rows[2]), (svc.y, log.y));
         assert_eq!(nodes.bottom(), svc.y);
-        app.screen = Screen::Help;
+        app.page = Page::Help;
         assert_eq!(
             band_rows(&app, &FrameLayout::new(&app, full)),
             [0, 40, 40, 40]
@@ -1241,7 +1239,7 @@ mod tests {
         app.log_panel = LogPanel::Timeline;
         let engine = crate::upgrade::Engine::new(crate::upgrade::testkit::abc());
         app.rollout = Some(engine.view(t(0)));
-        app.screen = Screen::Help;
+        app.page = Page::Help;
         let mut terminal = Terminal::new(TestBackend::new(80, 24)).unwrap();
         terminal.draw(|f| render(&app, f)).unwrap();
         let text = format!("{}", terminal.backend());

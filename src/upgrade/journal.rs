@@ -316,7 +316,7 @@ mod tests {
     fn phase_is(
         node: &'static str,
         phase: crate::upgrade::engine::Phase,
-    ) -> impl Fn(&Engine, &Sim) -> bool {
+    ) -> impl Fn(&Engine, &FakeCluster) -> bool {
         move |e, s| {
             e.view(s.now)
                 .nodes
@@ -328,12 +328,12 @@ mod tests {
     /// A whole rollout through the recorder, touching every kind of input:
     /// canary and confirmation, a failed action and retry, a soak failure
     /// and retry, a pause before install and resume, an API outage.
-    fn full_run(path: &Path) -> (Recorder, Sim) {
+    fn full_run(path: &Path) -> (Recorder, FakeCluster) {
         use crate::upgrade::engine::Phase;
         let mut cfg = abc();
         cfg.gates.services = vec!["nvr/frigate".into()];
         let mut r = Recorder::create(path, cfg.clone(), t0()).unwrap();
-        let mut s = Sim::new(&cfg, &[]);
+        let mut s = FakeCluster::new(&cfg, &[]);
         let tick = SignedDuration::from_secs(10);
         let long = SignedDuration::from_mins(60);
         s.observe(&mut r);
@@ -439,7 +439,7 @@ mod tests {
             }));
             // The cluster as the crash left it; actions in flight were lost,
             // and whatever was wrong has been fixed by the operator.
-            let mut sim = Sim::new(rec.engine().config(), &[]);
+            let mut sim = FakeCluster::new(rec.engine().config(), &[]);
             sim.now = now;
             sim.nodes = cp.nodes.clone();
             sim.services = cp.services.clone();
@@ -553,7 +553,7 @@ mod tests {
         let path = dir.path().join("j.jsonl");
         let cfg = abc();
         let mut r = Recorder::create(&path, cfg.clone(), t0()).unwrap();
-        let mut s = Sim::new(&cfg, &[]);
+        let mut s = FakeCluster::new(&cfg, &[]);
         s.observe(&mut r);
         s.hold.insert("install");
         s.command(&mut r, Command::Start);
@@ -604,7 +604,7 @@ mod tests {
         let path = dir.path().join("j.jsonl");
         let cfg = abc();
         let mut r = Recorder::create(&path, cfg.clone(), t0()).unwrap();
-        let mut s = Sim::new(&cfg, &[]);
+        let mut s = FakeCluster::new(&cfg, &[]);
         s.observe(&mut r);
         let written = r.inputs_written();
         for _ in 0..100 {

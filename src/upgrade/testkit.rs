@@ -100,7 +100,7 @@ pub fn kind(a: &Action) -> &'static str {
 }
 
 #[derive(Clone, Debug)]
-pub struct Sim {
+pub struct FakeCluster {
     pub now: Timestamp,
     pub nodes: Vec<NodeObservation>,
     pub services: Vec<ServiceObservation>,
@@ -119,11 +119,11 @@ pub struct Sim {
     pub checkpoints: Vec<Checkpoint>,
 }
 
-impl Sim {
+impl FakeCluster {
     /// Healthy nodes at their configured versions, plus `extra` nodes that
     /// are not part of the rollout; every gated service announced by the
     /// first node and probing green.
-    pub fn new(cfg: &EngineConfig, extra: &[&str]) -> Sim {
+    pub fn new(cfg: &EngineConfig, extra: &[&str]) -> FakeCluster {
         let mut nodes: Vec<NodeObservation> = cfg
             .nodes
             .iter()
@@ -147,7 +147,7 @@ impl Sim {
                 probe_ok: Some(true),
             })
             .collect();
-        Sim {
+        FakeCluster {
             now: t0(),
             nodes,
             services,
@@ -275,7 +275,7 @@ impl Sim {
         e: &mut impl Feed,
         tick: SignedDuration,
         limit: SignedDuration,
-        pred: impl Fn(&Engine, &Sim) -> bool,
+        pred: impl Fn(&Engine, &FakeCluster) -> bool,
     ) -> bool {
         let end = self.now + limit;
         self.settle(e);

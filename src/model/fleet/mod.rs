@@ -245,7 +245,7 @@ impl ServiceState {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Connection {
+pub enum ApiStatus {
     Connecting,
     Up,
     Down {
@@ -267,7 +267,7 @@ pub struct Fleet {
     assigned_by_event: HashMap<(String, String), String>,
     pub announce_source: AnnounceSource,
     pub leases_readable: bool,
-    pub connection: Connection,
+    pub api: ApiStatus,
     pub timeline: Timeline,
     resync: HashMap<&'static str, HashSet<String>>,
     /// Service name per node for the pods of LoadBalancer services.
@@ -290,7 +290,7 @@ impl Fleet {
             assigned_by_event: HashMap::new(),
             announce_source: AnnounceSource::L2Status,
             leases_readable: true,
-            connection: Connection::Connecting,
+            api: ApiStatus::Connecting,
             timeline: Timeline::default(),
             resync: HashMap::new(),
             service_pods: HashMap::new(),
@@ -449,8 +449,8 @@ impl Fleet {
 
     /// The first failure of an outage is logged; later ones only count.
     fn api_error(&mut self, error: String, now: Timestamp) -> bool {
-        let (since, failures) = match &self.connection {
-            Connection::Down {
+        let (since, failures) = match &self.api {
+            ApiStatus::Down {
                 since, failures, ..
             } => (*since, failures + 1),
             _ => {
@@ -464,7 +464,7 @@ impl Fleet {
                 (now, 1)
             }
         };
-        self.connection = Connection::Down {
+        self.api = ApiStatus::Down {
             since,
             error,
             failures,
@@ -473,9 +473,9 @@ impl Fleet {
     }
 
     fn api_ok(&mut self, now: Timestamp) -> bool {
-        match &self.connection {
-            Connection::Up => false,
-            Connection::Down { since, .. } => {
+        match &self.api {
+            ApiStatus::Up => false,
+            ApiStatus::Down { since, .. } => {
                 let down = health::age(*since, now);
                 self.timeline.push_kind(
                     now,
@@ -487,11 +487,11 @@ impl Fleet {
                         crate::durations::format_duration(down)
                     ),
                 );
-                self.connection = Connection::Up;
+                self.api = ApiStatus::Up;
                 true
             }
-            Connection::Connecting => {
-                self.connection = Connection::Up;
+            ApiStatus::Connecting => {
+                self.api = ApiStatus::Up;
                 true
             }
         }

@@ -343,12 +343,12 @@ fn other_unavailable_resources_change_nothing() {
 #[test]
 fn api_outage_counts_failures_logs_once_and_reports_its_length() {
     let mut fleet = Fleet::new();
-    assert_eq!(fleet.connection, Connection::Connecting);
+    assert_eq!(fleet.api, ApiStatus::Connecting);
     assert!(fleet.apply(ClusterEvent::ApiError("connection refused".into()), t(0)));
     assert!(fleet.apply(ClusterEvent::ApiError("timed out".into()), t(2)));
     assert_eq!(
-        fleet.connection,
-        Connection::Down {
+        fleet.api,
+        ApiStatus::Down {
             since: t(0),
             error: "timed out".into(),
             failures: 2
@@ -359,7 +359,7 @@ fn api_outage_counts_failures_logs_once_and_reports_its_length() {
         ["API server unreachable: connection refused"]
     );
     assert!(fleet.apply(ClusterEvent::ApiOk, t(303)));
-    assert_eq!(fleet.connection, Connection::Up);
+    assert_eq!(fleet.api, ApiStatus::Up);
     assert_eq!(
         texts(&fleet).last(),
         Some(&"API server reachable again after 5m03s")
@@ -371,6 +371,6 @@ fn api_outage_counts_failures_logs_once_and_reports_its_length() {
 fn first_data_after_connecting_is_up_without_a_timeline_entry() {
     let mut fleet = Fleet::new();
     assert!(fleet.apply(ClusterEvent::ApiOk, t(0)));
-    assert_eq!(fleet.connection, Connection::Up);
+    assert_eq!(fleet.api, ApiStatus::Up);
     assert_eq!(fleet.timeline.entries().count(), 0);
 }

@@ -30,7 +30,7 @@ fn retry_after_soak_failure_waits_for_ready_then_soaks_a_full_window() {
 fn canary_soaks_longer_and_waits_for_confirmation() {
     let cfg = abc();
     let mut e = Engine::new(cfg.clone());
-    let mut s = Sim::new(&cfg, &[]);
+    let mut s = FakeCluster::new(&cfg, &[]);
     s.observe(&mut e);
     s.command(&mut e, Command::Canary);
     assert!(s.run_until(&mut e, secs(10), mins(30), in_phase("A", Phase::Soak)));
@@ -66,7 +66,7 @@ fn canary_soaks_longer_and_waits_for_confirmation() {
 fn step_runs_exactly_one_node_then_pauses() {
     let cfg = abc();
     let mut e = Engine::new(cfg.clone());
-    let mut s = Sim::new(&cfg, &[]);
+    let mut s = FakeCluster::new(&cfg, &[]);
     s.observe(&mut e);
     s.command(&mut e, Command::Step);
     assert!(s.run_until(&mut e, secs(10), mins(30), |e, _| *e.state()
@@ -228,12 +228,12 @@ fn commands() -> Vec<Command> {
 }
 
 /// Builds an engine in the named state (and the sim that got it there).
-fn engine_in(state: &str) -> (Engine, Sim) {
+fn engine_in(state: &str) -> (Engine, FakeCluster) {
     let cfg = abc();
     let mut e = Engine::new(cfg.clone());
-    let mut s = Sim::new(&cfg, &[]);
+    let mut s = FakeCluster::new(&cfg, &[]);
     s.observe(&mut e);
-    let done = |e: &Engine, _: &Sim| *e.state() == RolloutState::Done;
+    let done = |e: &Engine, _: &FakeCluster| *e.state() == RolloutState::Done;
     match state {
         "idle" => {}
         "running" => {

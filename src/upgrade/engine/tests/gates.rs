@@ -165,7 +165,7 @@ fn service_gates_lost_announcer_and_failing_probe() {
 fn gate_refuses_to_start_on_an_unhealthy_cluster() {
     let cfg = abc();
     let mut e = Engine::new(cfg.clone());
-    let mut s = Sim::new(&cfg, &[]);
+    let mut s = FakeCluster::new(&cfg, &[]);
     s.node("C").ready = false;
     s.observe(&mut e);
     let actions = s.command(&mut e, Command::Start);

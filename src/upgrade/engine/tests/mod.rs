@@ -29,13 +29,13 @@ pub(super) fn phase_of(e: &Engine, node: &str, now: Timestamp) -> Phase {
         .phase
 }
 
-pub(super) fn in_phase(node: &'static str, phase: Phase) -> impl Fn(&Engine, &Sim) -> bool {
+pub(super) fn in_phase(node: &'static str, phase: Phase) -> impl Fn(&Engine, &FakeCluster) -> bool {
     move |e, s| phase_of(e, node, s.now) == phase
 }
 
-pub(super) fn started(cfg: EngineConfig, extra: &[&str]) -> (Engine, Sim) {
+pub(super) fn started(cfg: EngineConfig, extra: &[&str]) -> (Engine, FakeCluster) {
     let mut e = Engine::new(cfg.clone());
-    let mut s = Sim::new(&cfg, extra);
+    let mut s = FakeCluster::new(&cfg, extra);
     s.observe(&mut e);
     s.command(&mut e, Command::Start);
     (e, s)

@@ -181,7 +181,7 @@ fn a_server_two_minors_behind_its_install_halts_instead_of_skipping() {
         &["v1.35.0+k3s1"],
     );
     let mut e = Engine::new(cfg.clone());
-    let mut s = Sim::new(&cfg, &[]);
+    let mut s = FakeCluster::new(&cfg, &[]);
     s.node("A").version = "v1.33.6+k3s1".into();
     s.observe(&mut e);
     s.command(&mut e, Command::Start);

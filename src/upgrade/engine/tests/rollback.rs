@@ -10,8 +10,9 @@ fn rollback_reinstalls_previous_versions_in_reverse_order() {
         &["v1.34.3+k3s1", "v1.35.0+k3s1"],
     );
     let (mut e, mut s) = started(cfg, &[]);
-    let b_second_soak =
-        |e: &Engine, s: &Sim| s.installs().len() == 5 && phase_of(e, "B", s.now) == Phase::Soak;
+    let b_second_soak = |e: &Engine, s: &FakeCluster| {
+        s.installs().len() == 5 && phase_of(e, "B", s.now) == Phase::Soak
+    };
     assert!(s.run_until(&mut e, secs(10), mins(120), b_second_soak));
     s.node("B").ready = false;
     s.advance(&mut e, secs(10));
