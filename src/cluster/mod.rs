@@ -2,6 +2,7 @@
 //! that turn API objects into [`crate::model::ClusterEvent`]s.
 
 pub mod convert;
+pub mod lenient;
 pub mod node_lease;
 pub mod node_view;
 pub mod readonly;

@@ -1,6 +1,8 @@
 //! One watcher task per resource, all feeding one channel. kube-runtime's
 //! watcher relists and re-watches by itself; errors are reported to the
 //! model (for the "API unreachable" banner) and retried with backoff.
+//! Objects are decoded one by one ([`Lenient`]): one that does not decode is
+//! skipped with a warning instead of failing its whole list.
 
 use std::time::Duration;
 
@@ -14,6 +16,7 @@ use serde::de::DeserializeOwned;
 use tokio::sync::mpsc::UnboundedSender;
 
 use super::convert;
+use super::lenient::{Lenient, Undecodable};
 use super::node_lease::NodeLease;
 use super::node_view::NodeView;
 use crate::model::fleet::{ClusterEvent, ResourceKind};
@@ -29,7 +32,7 @@ const LEASE_PACE: Duration = Duration::from_millis(50);
 /// Starts every watcher. Each task ends when the receiver is dropped.
 pub fn spawn_all(client: &Client, tx: &UnboundedSender<ClusterEvent>) {
     spawn(
-        Api::<NodeView>::all(client.clone()),
+        Api::all(client.clone()),
         ResourceKind::Nodes,
         None,
         tx,
@@ -37,7 +40,7 @@ pub fn spawn_all(client: &Client, tx: &UnboundedSender<ClusterEvent>) {
         |n| Some(ClusterEvent::NodeDeleted(n.name_any())),
     );
     spawn(
-        Api::<NodeLease>::namespaced(client.clone(), "kube-node-lease"),
+        Api::namespaced(client.clone(), "kube-node-lease"),
         ResourceKind::Leases,
         Some(LEASE_PACE),
         tx,
@@ -45,7 +48,7 @@ pub fn spawn_all(client: &Client, tx: &UnboundedSender<ClusterEvent>) {
         |l| Some(ClusterEvent::LeaseDeleted(l.name_any())),
     );
     spawn(
-        Api::<Service>::all(client.clone()),
+        Api::all(client.clone()),
         ResourceKind::Services,
         None,
         tx,
@@ -58,7 +61,7 @@ pub fn spawn_all(client: &Client, tx: &UnboundedSender<ClusterEvent>) {
         },
     );
     spawn(
-        Api::<Pod>::all(client.clone()),
+        Api::all(client.clone()),
         ResourceKind::Pods,
         None,
         tx,
@@ -71,7 +74,7 @@ pub fn spawn_all(client: &Client, tx: &UnboundedSender<ClusterEvent>) {
         },
     );
     spawn(
-        Api::<Event>::all(client.clone()),
+        Api::all(client.clone()),
         ResourceKind::Events,
         None,
         tx,
@@ -80,7 +83,7 @@ pub fn spawn_all(client: &Client, tx: &UnboundedSender<ClusterEvent>) {
     );
     let gvk = GroupVersionKind::gvk("metallb.io", "v1beta1", "ServiceL2Status");
     let resource = ApiResource::from_gvk_with_plural(&gvk, "servicel2statuses");
-    let l2: Api<DynamicObject> = Api::all_with(client.clone(), &resource);
+    let l2 = Api::all_with(client.clone(), &resource);
     spawn(
         l2,
         ResourceKind::L2Statuses,
@@ -100,7 +103,7 @@ pub fn spawn_all(client: &Client, tx: &UnboundedSender<ClusterEvent>) {
 /// One watcher task. With `pace`, after handling what has arrived it waits
 /// that long before reading again (see [`LEASE_PACE`]).
 fn spawn<K>(
-    api: Api<K>,
+    api: Api<Lenient<K>>,
     kind: ResourceKind,
     pace: Option<Duration>,
     tx: &UnboundedSender<ClusterEvent>,
@@ -161,7 +164,7 @@ async fn pump<S: Stream + Unpin>(
 /// Turns one watcher item into a cluster event and sends it; false when the
 /// receiver is gone or the resource is not there for us.
 fn forward<K>(
-    item: Result<WatchEvent<K>, watcher::Error>,
+    item: Result<WatchEvent<Lenient<K>>, watcher::Error>,
     kind: ResourceKind,
     on_apply: fn(&K) -> Option<ClusterEvent>,
     on_delete: fn(&K) -> Option<ClusterEvent>,
@@ -179,8 +182,10 @@ fn forward<K>(
             match ev {
                 WatchEvent::Init => Some(ClusterEvent::ResyncStart(kind)),
                 WatchEvent::InitDone => Some(ClusterEvent::ResyncDone(kind)),
-                WatchEvent::Apply(o) | WatchEvent::InitApply(o) => on_apply(&o),
-                WatchEvent::Delete(o) => on_delete(&o),
+                WatchEvent::Apply(o) | WatchEvent::InitApply(o) => {
+                    decoded(o, kind).and_then(|o| on_apply(&o))
+                }
+                WatchEvent::Delete(o) => decoded(o, kind).and_then(|o| on_delete(&o)),
             }
         }
         Err(e) => {
@@ -194,6 +199,21 @@ fn forward<K>(
         }
     };
     msg.is_none_or(|msg| tx.send(msg).is_ok())
+}
+
+/// The object if it decoded; otherwise a warning naming it and the field
+/// error, and nothing for the model.
+fn decoded<K>(object: Lenient<K>, kind: ResourceKind) -> Option<K> {
+    object.0.map_err(|u| skip(&u, kind)).ok()
+}
+
+fn skip(u: &Undecodable, kind: ResourceKind) {
+    tracing::warn!(
+        "{kind:?}: skipped {} (resourceVersion {}): cannot decode it: {}",
+        u.id(),
+        u.metadata.resource_version.as_deref().unwrap_or("?"),
+        u.error
+    );
 }
 
 /// 403/404 on the optional resources (leases, MetalLB status) means
@@ -246,6 +266,70 @@ mod tests {
         // Items read in one batch share (almost) one instant.
         reads.dedup_by(|b, a| b.duration_since(*a) < Duration::from_millis(5));
         assert!(reads.len() <= 20, "{} reads for 40 items", reads.len());
+    }
+
+    /// What tracing writes, kept for assertions.
+    #[derive(Clone, Default)]
+    struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Captured {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0
+                .lock()
+                .map_err(|_| std::io::ErrorKind::Other)?
+                .extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    /// A good and an undecodable node through the watcher's decode path:
+    /// the good one reaches the model, the bad one is a warning naming it
+    /// and its field error.
+    #[test]
+    fn an_undecodable_node_is_skipped_with_a_warning_naming_it() {
+        let nodes = [
+            r#"{"metadata": {"name": "node-a", "resourceVersion": "5"}, "spec": {"unschedulable": false}}"#,
+            r#"{"metadata": {"name": "node-b", "resourceVersion": "6"}, "spec": {"unschedulable": "yes"}}"#,
+        ];
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let captured = Captured::default();
+        let writer = captured.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(move || writer.clone())
+            .with_ansi(false)
+            .finish();
+        tracing::subscriber::with_default(subscriber, || {
+            let mut healthy = true;
+            for json in nodes {
+                let event = WatchEvent::InitApply(Lenient(super::super::lenient::decode(json)));
+                let on_apply = |n: &NodeView| Some(ClusterEvent::Node(convert::node(n)));
+                let on_delete = |n: &NodeView| Some(ClusterEvent::NodeDeleted(n.name_any()));
+                assert!(forward(
+                    Ok(event),
+                    ResourceKind::Nodes,
+                    on_apply,
+                    on_delete,
+                    &mut healthy,
+                    &tx
+                ));
+            }
+        });
+        let mut names = Vec::new();
+        while let Ok(event) = rx.try_recv() {
+            if let ClusterEvent::Node(n) = event {
+                names.push(n.name);
+            }
+        }
+        assert_eq!(names, ["node-a"]);
+        let log = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+        assert!(log.contains("WARN"), "{log}");
+        assert!(
+            log.contains("Nodes: skipped node-b (resourceVersion 6): cannot decode it: invalid type: string \"yes\", expected a boolean"),
+            "{log}"
+        );
     }
 
     #[tokio::test(flavor = "current_thread")]
