@@ -149,7 +149,7 @@ pub async fn run_watch(
     let conn = crate::cluster::connect(&target, true).await?;
     crate::cluster::check_reachable(&conn).await?;
     let (tx, rx) = mpsc::unbounded_channel();
-    crate::cluster::watch::spawn_all(&conn.client, &tx);
+    crate::cluster::liveness::spawn_all(&conn.client, &tx);
     let selection = probes.selection();
     let rx = crate::probe::attach(selection.clone(), rx);
     let mut app = App::new(&conn.context, &conn.server, true, jiff::Timestamp::now())
@@ -184,7 +184,7 @@ pub async fn run_demo(scenario: &str, watch: bool, log: LogGuard) -> Result<Exit
     if watch {
         let conn = crate::cluster::connect(&target, true).await?;
         let (tx, rx) = mpsc::unbounded_channel();
-        crate::cluster::watch::spawn_all(&conn.client, &tx);
+        crate::cluster::liveness::spawn_all(&conn.client, &tx);
         let rx = crate::probe::attach(selection.clone(), rx);
         let mut app = App::new(
             &format!("demo: {}", lab.scenario.name),

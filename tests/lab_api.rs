@@ -415,7 +415,7 @@ async fn the_cockpit_lists_the_other_nodes_past_an_undecodable_one() {
         serde_json::json!({"metadata": {"name": "node-bad"}, "spec": {"unschedulable": "yes"}}),
     );
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-    k3s_cockpit::cluster::watch::spawn_all(&client, &tx);
+    k3s_cockpit::cluster::liveness::spawn_all(&client, &tx);
     let mut names = std::collections::BTreeSet::new();
     let listed = tokio::time::timeout(Duration::from_secs(10), async {
         while let Some(event) = rx.recv().await {

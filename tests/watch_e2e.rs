@@ -111,3 +111,80 @@ fn watch_shows_heartbeats_failure_and_announcer_move_and_only_reads() {
         "mutating requests in watch mode: {mutating:?}"
     );
 }
+
+/// A hung API server (the lab stopped with SIGSTOP) is not a cluster of
+/// dead kubelets: the cockpit says the server is silent, marks no node
+/// LATE while it is, and after it answers again lists everything afresh.
+#[test]
+fn a_silent_api_server_is_named_and_no_kubelet_is_blamed() {
+    if !common::require(
+        "a_silent_api_server_is_named_and_no_kubelet_is_blamed",
+        &["tmux"],
+    ) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    // Kubernetes' default timings: renewals every 10 s, 40 s leases, so a
+    // heartbeat would read LATE about 11 s after the last renewal.
+    let scenario = fast_scenario("node-c", "1h")
+        .replace("lease_duration = \"4s\"", "lease_duration = \"40s\"")
+        .replace("renew_interval = \"1s\"", "renew_interval = \"10s\"")
+        .replace("grace_period = \"6s\"", "grace_period = \"40s\"");
+    let lab = start_lab(dir.path(), &scenario, &[]);
+    let cmd = format!(
+        "XDG_STATE_HOME={0}/state {BIN} --log-file {0}/cockpit.log watch --kubeconfig {1}; echo EXIT=$?; sleep 30",
+        dir.path().display(),
+        lab.kubeconfig.display()
+    );
+    let tmux = Tmux::start("silent", 120, 32, &cmd);
+    tmux.wait_for("● connected", Duration::from_secs(20))
+        .unwrap();
+    tmux.wait_for("node-c", Duration::from_secs(20)).unwrap();
+
+    let signal = |sig: &str| {
+        let ok = std::process::Command::new("kill")
+            .args([sig, &lab.pid().to_string()])
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "kill {sig}");
+    };
+    signal("-STOP");
+    let stopped = std::time::Instant::now();
+    // Named within a lease period.
+    let screen = tmux
+        .wait_for("API SILENT", Duration::from_secs(40))
+        .unwrap();
+    assert!(stopped.elapsed() < Duration::from_secs(40));
+    assert!(
+        !screen.contains("LATE") && !screen.contains("EXPIRED"),
+        "{screen}"
+    );
+    // Twenty seconds of silence: long past a late heartbeat, and no node
+    // is blamed for it.
+    while stopped.elapsed() < Duration::from_secs(20) {
+        let screen = tmux.screen();
+        assert!(
+            !screen.contains("LATE") && !screen.contains("EXPIRED"),
+            "{screen}"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    signal("-CONT");
+    let screen = tmux
+        .wait_for("● connected", Duration::from_secs(20))
+        .unwrap();
+    assert!(screen.contains("reachable again"), "{screen}");
+    // Ages come from what the server says now, not from before the silence.
+    let fresh = tmux.wait_until(Duration::from_secs(20), |screen| {
+        ["node-a", "node-b", "node-c"].iter().all(|n| {
+            screen.lines().find(|l| l.contains(n)).is_some_and(|row| {
+                row.split_whitespace()
+                    .filter_map(|w| w.strip_suffix('s')?.parse::<u64>().ok())
+                    .any(|age| age < 12)
+                    && !row.contains("LATE")
+            })
+        })
+    });
+    assert!(fresh.is_ok(), "{fresh:?}");
+}

@@ -3,6 +3,7 @@
 
 pub mod convert;
 pub mod lenient;
+pub mod liveness;
 pub mod node_lease;
 pub mod node_view;
 pub mod readonly;

@@ -14,6 +14,7 @@ use kube::runtime::watcher::{self, Event as WatchEvent};
 use kube::{Client, ResourceExt};
 use serde::de::DeserializeOwned;
 use tokio::sync::mpsc::UnboundedSender;
+use tokio::task::JoinHandle;
 
 use super::convert;
 use super::lenient::{Lenient, Undecodable};
@@ -29,75 +30,81 @@ use crate::model::fleet::{ClusterEvent, ResourceKind};
 /// second of slack, and nodes, services and pods are not paced.
 const LEASE_PACE: Duration = Duration::from_millis(50);
 
-/// Starts every watcher. Each task ends when the receiver is dropped.
-pub fn spawn_all(client: &Client, tx: &UnboundedSender<ClusterEvent>) {
-    spawn(
-        Api::all(client.clone()),
-        ResourceKind::Nodes,
-        None,
-        tx,
-        |n: &NodeView| Some(ClusterEvent::Node(convert::node(n))),
-        |n| Some(ClusterEvent::NodeDeleted(n.name_any())),
-    );
-    spawn(
-        Api::namespaced(client.clone(), "kube-node-lease"),
-        ResourceKind::Leases,
-        Some(LEASE_PACE),
-        tx,
-        |l: &NodeLease| Some(ClusterEvent::Lease(convert::lease(l))),
-        |l| Some(ClusterEvent::LeaseDeleted(l.name_any())),
-    );
-    spawn(
-        Api::all(client.clone()),
-        ResourceKind::Services,
-        None,
-        tx,
-        |s: &Service| convert::service(s).map(ClusterEvent::Service),
-        |s| {
-            Some(ClusterEvent::ServiceDeleted(
-                s.namespace().unwrap_or_default(),
-                s.name_any(),
-            ))
-        },
-    );
-    spawn(
-        Api::all(client.clone()),
-        ResourceKind::Pods,
-        None,
-        tx,
-        |p: &Pod| convert::pod(p).map(ClusterEvent::Pod),
-        |p| {
-            Some(ClusterEvent::PodDeleted(
-                p.namespace().unwrap_or_default(),
-                p.name_any(),
-            ))
-        },
-    );
-    spawn(
-        Api::all(client.clone()),
-        ResourceKind::Events,
-        None,
-        tx,
-        |e: &Event| Some(ClusterEvent::Event(convert::event(e))),
-        |_| None,
-    );
+/// Starts every watcher. Each task ends when the receiver is dropped or
+/// its handle is aborted.
+pub(crate) fn spawn_watchers(
+    client: &Client,
+    tx: &UnboundedSender<ClusterEvent>,
+) -> Vec<JoinHandle<()>> {
     let gvk = GroupVersionKind::gvk("metallb.io", "v1beta1", "ServiceL2Status");
     let resource = ApiResource::from_gvk_with_plural(&gvk, "servicel2statuses");
     let l2 = Api::all_with(client.clone(), &resource);
-    spawn(
-        l2,
-        ResourceKind::L2Statuses,
-        None,
-        tx,
-        |o: &DynamicObject| convert::l2_status(o).map(ClusterEvent::L2),
-        |o| {
-            Some(ClusterEvent::L2Deleted(format!(
-                "{}/{}",
-                o.namespace().unwrap_or_default(),
-                o.name_any()
-            )))
-        },
-    );
+    vec![
+        spawn(
+            Api::all(client.clone()),
+            ResourceKind::Nodes,
+            None,
+            tx,
+            |n: &NodeView| Some(ClusterEvent::Node(convert::node(n))),
+            |n| Some(ClusterEvent::NodeDeleted(n.name_any())),
+        ),
+        spawn(
+            Api::namespaced(client.clone(), "kube-node-lease"),
+            ResourceKind::Leases,
+            Some(LEASE_PACE),
+            tx,
+            |l: &NodeLease| Some(ClusterEvent::Lease(convert::lease(l))),
+            |l| Some(ClusterEvent::LeaseDeleted(l.name_any())),
+        ),
+        spawn(
+            Api::all(client.clone()),
+            ResourceKind::Services,
+            None,
+            tx,
+            |s: &Service| convert::service(s).map(ClusterEvent::Service),
+            |s| {
+                Some(ClusterEvent::ServiceDeleted(
+                    s.namespace().unwrap_or_default(),
+                    s.name_any(),
+                ))
+            },
+        ),
+        spawn(
+            Api::all(client.clone()),
+            ResourceKind::Pods,
+            None,
+            tx,
+            |p: &Pod| convert::pod(p).map(ClusterEvent::Pod),
+            |p| {
+                Some(ClusterEvent::PodDeleted(
+                    p.namespace().unwrap_or_default(),
+                    p.name_any(),
+                ))
+            },
+        ),
+        spawn(
+            Api::all(client.clone()),
+            ResourceKind::Events,
+            None,
+            tx,
+            |e: &Event| Some(ClusterEvent::Event(convert::event(e))),
+            |_| None,
+        ),
+        spawn(
+            l2,
+            ResourceKind::L2Statuses,
+            None,
+            tx,
+            |o: &DynamicObject| convert::l2_status(o).map(ClusterEvent::L2),
+            |o| {
+                Some(ClusterEvent::L2Deleted(format!(
+                    "{}/{}",
+                    o.namespace().unwrap_or_default(),
+                    o.name_any()
+                )))
+            },
+        ),
+    ]
 }
 
 /// One watcher task. With `pace`, after handling what has arrived it waits
@@ -109,7 +116,8 @@ fn spawn<K>(
     tx: &UnboundedSender<ClusterEvent>,
     on_apply: fn(&K) -> Option<ClusterEvent>,
     on_delete: fn(&K) -> Option<ClusterEvent>,
-) where
+) -> JoinHandle<()>
+where
     K: kube::Resource + Clone + DeserializeOwned + std::fmt::Debug + Send + 'static,
 {
     let tx = tx.clone();
@@ -122,7 +130,7 @@ fn spawn<K>(
             forward(item, kind, on_apply, on_delete, &mut healthy, &tx)
         })
         .await;
-    });
+    })
 }
 
 /// Hands every item of `stream` to `handle` until either ends (`handle`

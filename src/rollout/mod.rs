@@ -243,7 +243,7 @@ pub async fn open(
     crate::cluster::check_reachable(&conn).await?;
     // The watchers' first lists load while the plan is resolved.
     let (tx, events) = mpsc::unbounded_channel();
-    crate::cluster::watch::spawn_all(&conn.client, &tx);
+    crate::cluster::liveness::spawn_all(&conn.client, &tx);
     let live = cluster_nodes(&conn).await?;
     let plan = match resolve_on(opts, &live) {
         Ok(p) => Arc::new(p),

@@ -212,6 +212,7 @@ fn status_bar<'a>(app: &'a App, theme: &Theme) -> Line<'a> {
     let (conn, style) = match &app.fleet.api {
         ApiStatus::Connecting => ("● connecting".to_string(), theme.warn()),
         ApiStatus::Up => ("● connected".to_string(), theme.good()),
+        ApiStatus::Down { silent: true, .. } => ("● API SILENT".to_string(), theme.bad()),
         ApiStatus::Down { .. } => ("● API DOWN".to_string(), theme.bad()),
     };
     let clock = app
@@ -242,14 +243,21 @@ fn banner_line<'a>(app: &App, theme: &Theme) -> Option<Paragraph<'a>> {
         since,
         error,
         failures,
+        silent,
     } = &app.fleet.api
     else {
         return None;
     };
     let down = format_duration(health::age(*since, app.now));
-    let text = format!(
-        " API server unreachable for {down} ({failures} failed attempts, retrying with backoff): {error} — ages keep counting "
-    );
+    let text = if *silent {
+        format!(
+            " API server silent for {down}: {error} — heartbeats are not judged until it answers "
+        )
+    } else {
+        format!(
+            " API server unreachable for {down} ({failures} failed attempts, retrying with backoff): {error} — ages keep counting "
+        )
+    };
     Some(Paragraph::new(Line::styled(
         text,
         theme.bad().add_modifier(Modifier::REVERSED),
@@ -332,7 +340,10 @@ fn heartbeat_cell(state: &NodeState, app: &App, theme: &Theme, width: usize) -> 
     let age = at
         .map(|t| format!("{}s", health::age(t, app.now).as_secs()))
         .unwrap_or_else(|| "-".into());
+    // Without the API an old renewal says nothing about the kubelet.
+    let blind = matches!(app.fleet.api, ApiStatus::Down { .. });
     let (text, style) = match hb {
+        _ if blind && hb != Heartbeat::Unknown => (format!("{age} ?"), theme.dim()),
         Heartbeat::Fresh => (age, theme.good()),
         Heartbeat::Late => (format!("{age} LATE"), theme.warn()),
         Heartbeat::Expired => (format!("{age} EXPIRED"), theme.bad()),

@@ -67,6 +67,11 @@ pub struct LabProcess {
 }
 
 impl LabProcess {
+    /// The lab's process id (to stop and continue it, as a hung server).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Stops the lab now, as a crash would.
     pub fn kill(&mut self) -> std::io::Result<()> {
         self.child.kill()?;

@@ -171,6 +171,9 @@ pub enum ClusterEvent {
     Unavailable(ResourceKind, String),
     /// A watch call failed; the watcher retries with backoff.
     ApiError(String),
+    /// The server holds its connections but answers nothing (see
+    /// [`crate::cluster::liveness`]).
+    ApiSilent(String),
     /// A watch delivered data again.
     ApiOk,
     /// A service probe's result (from [`crate::probe`]).
@@ -252,6 +255,9 @@ pub enum ApiStatus {
         since: Timestamp,
         error: String,
         failures: u32,
+        /// Connected but not answering (a hung server), as opposed to
+        /// refusing or failing requests.
+        silent: bool,
     },
 }
 
@@ -352,6 +358,7 @@ impl Fleet {
             ClusterEvent::L2Deleted(object) => self.l2_deleted(&object, now),
             ClusterEvent::Unavailable(kind, why) => self.degrade(kind, why, now),
             ClusterEvent::ApiError(error) => self.api_error(error, now),
+            ClusterEvent::ApiSilent(why) => self.api_silent(why, now),
             ClusterEvent::ApiOk => self.api_ok(now),
             ClusterEvent::Probe(result) => self.apply_probe(result),
         }
@@ -468,6 +475,28 @@ impl Fleet {
             since,
             error,
             failures,
+            silent: false,
+        };
+        true
+    }
+
+    /// A silent server: heartbeats cannot be judged until it speaks again.
+    fn api_silent(&mut self, why: String, now: Timestamp) -> bool {
+        if matches!(self.api, ApiStatus::Down { .. }) {
+            return false;
+        }
+        self.timeline.push_kind(
+            now,
+            Severity::Error,
+            "api",
+            EntryKind::Api,
+            format!("API server silent: {why}; heartbeat judgements paused"),
+        );
+        self.api = ApiStatus::Down {
+            since: now,
+            error: why,
+            failures: 1,
+            silent: true,
         };
         true
     }
@@ -543,6 +572,11 @@ impl Fleet {
     /// Re-classifies heartbeats (called on the 1 s tick): transitions to
     /// late or expired are logged once. O(nodes) per tick, O(1) per node.
     pub fn tick(&mut self, now: Timestamp) {
+        // Without the API nothing is seen, so an old renewal proves nothing
+        // about the kubelet: judge again once the server speaks.
+        if matches!(self.api, ApiStatus::Down { .. }) {
+            return;
+        }
         for (name, state) in &mut self.nodes {
             if state.info.is_none() {
                 continue;

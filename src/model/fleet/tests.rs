@@ -351,7 +351,8 @@ fn api_outage_counts_failures_logs_once_and_reports_its_length() {
         ApiStatus::Down {
             since: t(0),
             error: "timed out".into(),
-            failures: 2
+            failures: 2,
+            silent: false,
         }
     );
     assert_eq!(
