@@ -468,9 +468,7 @@ impl NodeColumn {
                 let taints: Vec<String> = info.taints.iter().map(|t| t.short()).collect();
                 Cell::from(fit_list(&taints, " ", width)).style(theme.warn())
             }
-            NodeColumn::Pods => {
-                Cell::from(fit_list(&app.fleet.services_on(&info.name), ",", width))
-            }
+            NodeColumn::Pods => Cell::from(fit_list(app.fleet.services_on(&info.name), ",", width)),
             NodeColumn::Phase => rollout_view::phase_cell(app, theme, &info.name),
         }
     }
