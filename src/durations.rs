@@ -5,8 +5,15 @@ use std::time::Duration;
 
 use jiff::SignedDuration;
 
+/// The longest duration any plan, scenario or flag takes. A soak, a timeout
+/// or a fault delay beyond a week is a typo (`5000000000h`) that would
+/// otherwise park a rollout for ever; refusing it at parse time puts the
+/// error on the field that holds it.
+pub const MAX_DURATION_HOURS: i64 = 7 * 24;
+
 /// Parses a humane duration: one or more `<integer><unit>` groups with units
-/// `h`, `m`, `s`, `ms`, optionally separated by spaces. `"0"` means zero.
+/// `h`, `m`, `s`, `ms`, optionally separated by spaces. `"0"` means zero; at
+/// most [`MAX_DURATION_HOURS`].
 pub fn parse_signed(text: &str) -> Result<SignedDuration, String> {
     let compact: String = text.chars().filter(|c| !c.is_whitespace()).collect();
     if compact.is_empty() {
@@ -54,6 +61,11 @@ pub fn parse_signed(text: &str) -> Result<SignedDuration, String> {
             .and_then(|v| total_ms.checked_add(v))
             .ok_or_else(|| format!("invalid duration {text:?}: too large"))?;
         rest = after;
+    }
+    if total_ms > MAX_DURATION_HOURS * 3_600_000 {
+        return Err(format!(
+            "invalid duration {text:?}: longer than the {MAX_DURATION_HOURS}h (7 days) maximum"
+        ));
     }
     Ok(SignedDuration::from_millis(total_ms))
 }
@@ -133,6 +145,26 @@ mod tests {
         assert_eq!(parse_duration("1m30s"), Ok(Duration::from_secs(90)));
         assert!(parse_duration("5").is_err());
         assert!(parse_duration("5 parsecs").is_err());
+    }
+
+    #[test]
+    fn absurd_durations_are_refused() {
+        assert_eq!(
+            parse_duration("168h"),
+            Ok(Duration::from_secs(7 * 24 * 3600))
+        );
+        for absurd in ["5000000000h", "168h1ms", "10081m", "99999999999999999999s"] {
+            let e = parse_duration(absurd).unwrap_err();
+            assert!(
+                e.contains(absurd) && (e.contains("maximum") || e.contains("large")),
+                "{e}"
+            );
+        }
+        assert!(
+            parse_duration("5000000000h")
+                .unwrap_err()
+                .contains("7 days")
+        );
     }
 
     #[test]

@@ -48,6 +48,22 @@ fn check_plan_resolves_against_the_lab_and_rejects_bad_plans() {
         "{err}"
     );
 
+    // An absurd soak is refused where it is written.
+    std::fs::write(
+        &plan,
+        "target = \"v1.35.0+k3s1\"\nhops = [\"v1.34.3+k3s1\"]\n[timings]\nsoak = \"5000000000h\"\n",
+    )
+    .unwrap();
+    let out = check();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains(
+            "plan.toml:4:8: invalid duration \"5000000000h\": longer than the 168h (7 days) maximum"
+        ),
+        "{err}"
+    );
+
     // An unclosed placeholder is refused at load, pointing at the `{` of the
     // restart template and quoting it.
     std::fs::write(

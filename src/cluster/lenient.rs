@@ -36,9 +36,9 @@ impl Undecodable {
 }
 
 /// `K` as decoded from one object of a list or watch event, or why that
-/// object did not decode.
+/// object did not decode (boxed: the rare case should not size the common).
 #[derive(Clone, Debug)]
-pub struct Lenient<K>(pub Result<K, Undecodable>);
+pub struct Lenient<K>(pub Result<K, Box<Undecodable>>);
 
 impl<'de, K: DeserializeOwned> Deserialize<'de> for Lenient<K> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
@@ -50,10 +50,12 @@ impl<'de, K: DeserializeOwned> Deserialize<'de> for Lenient<K> {
 }
 
 /// Decodes one object's JSON as `K`, or names it and says why not.
-pub fn decode<K: DeserializeOwned>(json: &str) -> Result<K, Undecodable> {
-    serde_json::from_str(json).map_err(|e| Undecodable {
-        metadata: identity(json),
-        error: e.to_string(),
+pub fn decode<K: DeserializeOwned>(json: &str) -> Result<K, Box<Undecodable>> {
+    serde_json::from_str(json).map_err(|e| {
+        Box::new(Undecodable {
+            metadata: identity(json),
+            error: e.to_string(),
+        })
     })
 }
 
