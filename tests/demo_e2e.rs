@@ -70,13 +70,19 @@ fn demo_canary_halts_restart_heals_resume_completes() {
         Duration::from_secs(20),
     )
     .unwrap();
-    // Its kubelet heartbeats again before the rollout resumes.
+    // Its kubelet came back (Ready again since the restart's blip, a few
+    // seconds ago) and heartbeats before the rollout resumes.
     tmux.wait_until(Duration::from_secs(30), |screen| {
         screen.lines().any(|l| {
+            let mut words = l.split_whitespace();
             l.contains("k3s-vm-fun-bedbug")
-                && l.contains("Ready")
                 && !l.contains("LATE")
                 && !l.contains("EXPIRED")
+                && words.any(|w| w == "Ready")
+                && words
+                    .next()
+                    .and_then(|since| since.strip_suffix('s')?.parse::<u64>().ok())
+                    .is_some_and(|secs| secs < 10)
         })
     })
     .unwrap();

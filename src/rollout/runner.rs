@@ -190,6 +190,9 @@ impl Runner {
         fleet: &mut Fleet,
         now: Timestamp,
     ) -> Result<std::result::Result<(), String>> {
+        // Judged on the cluster as it is now: a renewal seen since the last
+        // tick must not refuse a resume the operator can see is safe.
+        self.observe(fleet, now)?;
         Ok(self
             .controller
             .command(cmd, fleet, now)?
