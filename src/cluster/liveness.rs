@@ -36,6 +36,7 @@ pub fn spawn_all(client: &Client, tx: &UnboundedSender<ClusterEvent>) {
         out: tx.clone(),
         watchers,
         silent: false,
+        failing: false,
     };
     tokio::spawn(async move { check.run().await });
 }
@@ -48,6 +49,8 @@ struct Liveness {
     watchers: Vec<JoinHandle<()>>,
     /// The server was declared silent and has not spoken since.
     silent: bool,
+    /// A watcher failed and none has delivered since.
+    failing: bool,
 }
 
 /// What a `GET /version` on a deadline found.
@@ -69,8 +72,16 @@ impl Liveness {
                     let Some(ev) = ev else { return };
                     heard = Instant::now();
                     // During a silence, the first event means the server is
-                    // back; it and its backlog give way to fresh lists.
-                    let sent = if self.silent { self.recovered() } else { self.out.send(ev).is_ok() };
+                    // back; it and its backlog give way to fresh lists. After
+                    // failures, the watchers' own "ok again" does the same.
+                    let sent = match ev {
+                        _ if self.silent => self.recovered(),
+                        ClusterEvent::ApiOk if self.failing => self.recovered(),
+                        ev => {
+                            self.failing |= matches!(ev, ClusterEvent::ApiError(_));
+                            self.out.send(ev).is_ok()
+                        }
+                    };
                     if !sent {
                         return;
                     }
@@ -115,6 +126,7 @@ impl Liveness {
     /// receiver is gone.
     fn recovered(&mut self) -> bool {
         self.silent = false;
+        self.failing = false;
         for w in self.watchers.drain(..) {
             w.abort();
         }

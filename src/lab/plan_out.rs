@@ -15,6 +15,9 @@ use super::shell::SshEndpoints;
 /// upgrade, caught one renewal later), which the old 30 s wait missed.
 const SOAK: Duration = Duration::from_secs(200);
 const CANARY_SOAK: Duration = Duration::from_secs(240);
+/// The whole cluster watched after the last node, before "done". Shorter
+/// than a real maintenance window's 10 minutes, so that the demo ends.
+const FINAL_SOAK: Duration = Duration::from_secs(120);
 
 fn toml_str(s: &str) -> String {
     // TOML basic strings share JSON's escapes for what paths contain.
@@ -92,9 +95,10 @@ pub fn plan_toml(scenario: &Scenario, ssh: &SshEndpoints) -> String {
     let scale = scenario.time_scale;
     let _ = writeln!(
         out,
-        "\n[timings]\n# Cluster time compressed {scale}x like the lab's.\nsoak = \"{}\"\ncanary_soak = \"{}\"\ndrain_timeout = \"1m\"\ninstall_timeout = \"2m\"\ncommand_timeout = \"1m\"\nversion_timeout = \"2m\"\nready_timeout = \"2m\"",
+        "\n[timings]\n# Cluster time compressed {scale}x like the lab's.\nsoak = \"{}\"\ncanary_soak = \"{}\"\nfinal_soak = \"{}\"\ndrain_timeout = \"1m\"\ninstall_timeout = \"2m\"\ncommand_timeout = \"1m\"\nversion_timeout = \"2m\"\nready_timeout = \"2m\"",
         scaled(SOAK, scale),
-        scaled(CANARY_SOAK, scale)
+        scaled(CANARY_SOAK, scale),
+        scaled(FINAL_SOAK, scale)
     );
     let services: Vec<String> = scenario
         .services

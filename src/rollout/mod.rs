@@ -88,6 +88,10 @@ pub struct UpgradeOptions {
     /// Override the plan's canary soak.
     #[arg(long, value_parser = crate::durations::parse_signed)]
     pub canary_soak: Option<SignedDuration>,
+    /// Override the plan's final stability watch after the last node
+    /// (0s: none).
+    #[arg(long, value_parser = crate::durations::parse_signed)]
+    pub final_soak: Option<SignedDuration>,
     /// Judge only the node being upgraded, like the post-mortem's script.
     /// For comparison only.
     #[arg(long)]
@@ -115,6 +119,7 @@ impl UpgradeOptions {
             rollback: false,
             soak: None,
             canary_soak: None,
+            final_soak: None,
             no_global_gate: false,
             break_lock: false,
             journal: None,
@@ -181,6 +186,9 @@ fn resolve_on(
     }
     if let Some(soak) = opts.canary_soak {
         resolved.timings.canary_soak = soak;
+    }
+    if let Some(soak) = opts.final_soak {
+        resolved.timings.final_soak = soak;
     }
     if opts.no_global_gate {
         resolved.gates.global_gate = false;

@@ -342,6 +342,7 @@ impl App {
             KeyAction::Retry => Some(Request::Engine(Command::Retry)),
             KeyAction::Skip => node.clone().map(|n| Request::Engine(Command::Skip(n))),
             KeyAction::Rollback => Some(Request::Engine(Command::Rollback)),
+            KeyAction::EndFinalWatch => Some(Request::Engine(Command::EndFinalWatch)),
             _ => None,
         };
         let Some(request) = request else {

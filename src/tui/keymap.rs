@@ -29,6 +29,7 @@ pub enum KeyAction {
     Retry,
     Skip,
     Rollback,
+    EndFinalWatch,
 }
 
 pub struct Binding {
@@ -228,6 +229,12 @@ pub const KEYMAP: &[Binding] = &[
         &[KeyCode::Char('B')],
         KeyAction::Rollback,
         "roll back upgraded nodes, newest first",
+    ),
+    guarded(
+        "F",
+        &[KeyCode::Char('F')],
+        KeyAction::EndFinalWatch,
+        "end the final stability watch now and call the rollout done",
     ),
 ];
 

@@ -87,6 +87,10 @@ fn next_step(view: &RolloutView) -> String {
                 .into()
         }
         RolloutState::RollingBack => "rolling back, newest change first · p pause".into(),
+        RolloutState::Verifying => {
+            "every node done; the whole cluster is watched before calling it done · F end now · B roll back"
+                .into()
+        }
         RolloutState::Done => "rollout complete · q quit".into(),
         RolloutState::Aborted => "aborted · B roll back · q quit".into(),
         RolloutState::RolledBack => "rolled back · q quit".into(),
@@ -117,6 +121,13 @@ pub fn render_panel(app: &App, theme: &Theme, frame: &mut Frame, area: Rect) {
             " · {} → {target}: {}",
             node.name,
             phase_text(node)
+        )));
+    }
+    if let Some(watch) = &view.final_watch {
+        first.push(Span::raw(format!(
+            " · final stability watch {} of {}",
+            crate::durations::format_signed(watch.elapsed),
+            crate::durations::format_signed(watch.window)
         )));
     }
     if let Some(note) = &view.note {

@@ -798,7 +798,16 @@ fn help_applies(app: &App, action: super::keymap::KeyAction) -> bool {
     app.rollout.is_some()
         || !matches!(
             action,
-            Start | Canary | AcceptCanary | PauseResume | Step | Abort | Retry | Skip | Rollback
+            Start
+                | Canary
+                | AcceptCanary
+                | PauseResume
+                | Step
+                | Abort
+                | Retry
+                | Skip
+                | Rollback
+                | EndFinalWatch
         )
 }
 

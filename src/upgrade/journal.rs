@@ -33,7 +33,7 @@ pub enum Record {
     Begin {
         at: Timestamp,
         format: u32,
-        config: EngineConfig,
+        config: Box<EngineConfig>,
     },
     /// An input fed to the engine at `at`; replayed on resume.
     Input { at: Timestamp, input: Input },
@@ -169,7 +169,7 @@ pub fn replay(path: &Path) -> Result<(Engine, Vec<String>), JournalError> {
                         path.display()
                     ));
                 } else {
-                    engine = Some(Engine::new(config));
+                    engine = Some(Engine::new(*config));
                 }
             }
             Record::Input { at, input } => match engine.as_mut() {
@@ -227,7 +227,7 @@ impl Recorder {
         journal.append(&Record::Begin {
             at: now,
             format: FORMAT,
-            config: config.clone(),
+            config: Box::new(config.clone()),
         })?;
         Ok(Recorder {
             engine: Engine::new(config),

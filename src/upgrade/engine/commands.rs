@@ -37,13 +37,16 @@ impl Engine {
                     Err("already waiting for the canary to be confirmed".into())
                 }
                 S::Halted(_) => Err("already halted".into()),
+                S::Verifying => {
+                    Err("the final stability watch cannot pause: end it early, or abort".into())
+                }
                 _ => over(),
             },
             Command::Resume => match state {
                 S::Paused | S::Pausing => Ok(()),
                 S::Halted(h) => self.check_resume_after_halt(h),
                 S::Idle => Err("not started: use start, canary or step".into()),
-                S::Running | S::RollingBack => Err("already running".into()),
+                S::Running | S::RollingBack | S::Verifying => Err("already running".into()),
                 S::CanaryAwaitingConfirm => Err("use confirm canary".into()),
                 _ => over(),
             },
@@ -57,6 +60,7 @@ impl Engine {
                 S::Pausing => Err("a pause is already pending".into()),
                 S::Halted(_) => halted(),
                 S::CanaryAwaitingConfirm => Err("confirm the canary first".into()),
+                S::Verifying => Err("every node is done; the final stability watch runs".into()),
                 _ => over(),
             },
             Command::Abort => match state {
@@ -70,6 +74,10 @@ impl Engine {
             },
             Command::Skip(node) => self.check_skip(node),
             Command::Rollback => self.check_rollback(),
+            Command::EndFinalWatch => match state {
+                S::Verifying => Ok(()),
+                _ => Err("no final stability watch is running".into()),
+            },
         }
     }
 
@@ -197,6 +205,7 @@ impl Engine {
                 );
             }
             Command::Abort => {
+                self.final_watch = None;
                 self.state = RolloutState::Aborted;
                 self.stop_after_unit = false;
                 self.note = None;
@@ -223,7 +232,24 @@ impl Engine {
                 self.event(now, EventKind::Info, "retrying the failed phase".into());
             }
             Command::Skip(node) => self.skip(&node, now),
-            Command::Rollback => self.start_rollback(now),
+            Command::Rollback => {
+                self.final_watch = None;
+                self.start_rollback(now);
+            }
+            Command::EndFinalWatch => {
+                if let Some(watch) = self.final_watch.take() {
+                    self.event(
+                        now,
+                        EventKind::Warn,
+                        format!(
+                            "final stability watch ended early by the operator after {} of {}",
+                            format_signed(watch.elapsed(now)),
+                            format_signed(watch.window)
+                        ),
+                    );
+                }
+                self.finish(now);
+            }
         }
     }
 

@@ -15,9 +15,8 @@ impl Engine {
             (Some(false), true) => self.event(now, EventKind::Info, "API reachable again".into()),
             _ => {}
         }
-        if let Some(i) = self.current()
-            && let Some(soak) = self.units[i].soak.as_mut()
-        {
+        let unit_soak = self.current().and_then(|i| self.units[i].soak.as_mut());
+        if let Some(soak) = unit_soak.or(self.final_watch.as_mut()) {
             match (soak.unreachable_since, obs.api_reachable) {
                 (Some(t), true) => {
                     soak.excluded += now.duration_since(t);

@@ -43,7 +43,7 @@ use crate::durations::format_signed;
 use crate::upgrade::version::K3sVersion;
 use jiff::{SignedDuration, Timestamp};
 use std::collections::BTreeSet;
-use unit::Unit;
+use unit::{Soak, Unit};
 
 /// Error and output text from executors is cut to this many characters
 /// before the engine (and therefore the journal) keeps it.
@@ -76,6 +76,8 @@ pub struct Engine {
     not_before: Option<Timestamp>,
     /// Why a running rollout is not moving (waiting for the API, ...).
     note: Option<String>,
+    /// The final stability watch, once every node is done.
+    final_watch: Option<Soak>,
     events: Vec<Event>,
 }
 
@@ -116,6 +118,7 @@ impl Engine {
             stop_after_unit: false,
             not_before: None,
             note: None,
+            final_watch: None,
             events: Vec::new(),
         }
     }
@@ -203,7 +206,10 @@ impl Engine {
     fn is_active(&self) -> bool {
         matches!(
             self.state,
-            RolloutState::Running | RolloutState::Pausing | RolloutState::RollingBack
+            RolloutState::Running
+                | RolloutState::Pausing
+                | RolloutState::RollingBack
+                | RolloutState::Verifying
         )
     }
 

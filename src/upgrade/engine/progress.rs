@@ -85,6 +85,17 @@ impl Engine {
     /// if the API is unreachable right now, the window starts blind.
     fn new_soak(&self, i: usize, now: Timestamp) -> Soak {
         let timings = &self.config.timings;
+        let window = if self.units[i].canary {
+            timings.canary_soak
+        } else {
+            timings.soak
+        };
+        self.soak_from(window, now)
+    }
+
+    /// A soak window starting `now`, with every node's flap count as its
+    /// baseline.
+    fn soak_from(&self, window: SignedDuration, now: Timestamp) -> Soak {
         let obs_reachable = self.obs.as_ref().is_some_and(|o| o.api_reachable);
         let baseline: BTreeMap<String, u32> = self
             .obs
@@ -93,15 +104,61 @@ impl Engine {
             .map(|n| (n.name.clone(), n.ready_transitions))
             .collect();
         Soak {
-            window: if self.units[i].canary {
-                timings.canary_soak
-            } else {
-                timings.soak
-            },
+            window,
             started: now,
             excluded: SignedDuration::ZERO,
             unreachable_since: (!obs_reachable).then_some(now),
             baseline,
+        }
+    }
+
+    /// Every unit is finished. Going forward, the whole cluster is watched
+    /// for `final_soak` before the rollout is called done: the incident's
+    /// kubelets failed minutes after they looked Ready, and the last node
+    /// would otherwise get only its own soak.
+    fn finish_or_watch(&mut self, now: Timestamp) {
+        let window = self.config.timings.final_soak;
+        if self.direction == Direction::Rollback || window <= SignedDuration::ZERO {
+            self.finish(now);
+            return;
+        }
+        if self.final_watch.is_none() {
+            self.final_watch = Some(self.soak_from(window, now));
+            self.state = RolloutState::Verifying;
+            self.stop_after_unit = false;
+            self.note = None;
+            self.event(
+                now,
+                EventKind::Info,
+                format!(
+                    "every node is done: watching the whole cluster for {} before calling it done",
+                    format_signed(window)
+                ),
+            );
+        }
+        self.judge_final_watch(now);
+    }
+
+    /// Halts on any gate problem during the final watch; done once it
+    /// held for the whole window.
+    fn judge_final_watch(&mut self, now: Timestamp) {
+        let (Some(obs), Some(watch)) = (self.reachable_obs(), self.final_watch.as_ref()) else {
+            return;
+        };
+        let problems = self.gate_problems(obs, None, Some(&watch.baseline));
+        let (elapsed, window) = (watch.elapsed(now), watch.window);
+        if !problems.is_empty() {
+            self.final_watch = None;
+            let reason = format!(
+                "final stability watch failed after {} of {}: {}",
+                format_signed(elapsed),
+                format_signed(window),
+                problems.join("; ")
+            );
+            self.halt(None, reason, now);
+        } else if elapsed >= window {
+            self.final_watch = None;
+            self.finish(now);
         }
     }
 
@@ -147,7 +204,7 @@ impl Engine {
                 return;
             }
             let Some(i) = self.seek() else {
-                self.finish(now);
+                self.finish_or_watch(now);
                 return;
             };
             let moved = if self.units[i].begun.is_none() {

@@ -85,6 +85,8 @@ pub enum Command {
     Skip(String),
     /// Reinstall the recorded previous versions, newest change first.
     Rollback,
+    /// End the final stability watch now and call the rollout done.
+    EndFinalWatch,
 }
 
 impl Command {
@@ -100,6 +102,7 @@ impl Command {
             Command::Retry => "retry".into(),
             Command::Skip(n) => format!("skip {n}"),
             Command::Rollback => "rollback".into(),
+            Command::EndFinalWatch => "end the final watch".into(),
         }
     }
 }
@@ -319,6 +322,9 @@ pub enum RolloutState {
     Halted(Halt),
     Aborted,
     RollingBack,
+    /// Every node is done; the whole cluster is watched for
+    /// `final_soak` before the rollout is called done.
+    Verifying,
     Done,
     RolledBack,
 }
@@ -334,6 +340,7 @@ impl RolloutState {
             RolloutState::Halted(_) => "halted",
             RolloutState::Aborted => "aborted",
             RolloutState::RollingBack => "rolling back",
+            RolloutState::Verifying => "verifying",
             RolloutState::Done => "done",
             RolloutState::RolledBack => "rolled back",
         }

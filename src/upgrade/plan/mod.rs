@@ -261,6 +261,10 @@ pub struct Timings {
     /// the node lease duration (the cluster side computes `heartbeat_late`).
     #[serde(with = "humane_opt", skip_serializing_if = "Option::is_none")]
     pub max_heartbeat_age: Option<SignedDuration>,
+    /// After the last node: how long the whole cluster must stay healthy
+    /// before the rollout is done (0s: no final watch).
+    #[serde(with = "humane")]
+    pub final_soak: SignedDuration,
     /// Headless: how long the API server may stay unreachable before the
     /// run gives up (exit 1), so that a script waiting on it gets an answer.
     #[serde(with = "positive")]
@@ -279,6 +283,7 @@ impl Default for Timings {
             canary_soak: SignedDuration::from_mins(10),
             pause_between: SignedDuration::ZERO,
             max_heartbeat_age: None,
+            final_soak: SignedDuration::from_mins(10),
             api_lost_timeout: SignedDuration::from_mins(2),
         }
     }

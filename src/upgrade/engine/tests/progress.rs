@@ -195,3 +195,68 @@ fn a_server_two_minors_behind_its_install_halts_instead_of_skipping() {
     );
     assert!(s.installs().is_empty(), "{:?}", s.installs());
 }
+
+fn with_final_watch() -> EngineConfig {
+    let mut cfg = abc();
+    cfg.timings.final_soak = mins(10);
+    cfg
+}
+
+#[test]
+fn the_last_node_is_followed_by_a_final_watch_of_the_whole_cluster() {
+    let (mut e, mut s) = started(with_final_watch(), &[]);
+    assert!(s.run_until(&mut e, secs(10), mins(60), |e, _| *e.state()
+        == RolloutState::Verifying));
+    let began = s.now;
+    assert!(
+        e.events()
+            .iter()
+            .any(|ev| ev.text.contains("watching the whole cluster for 10m00s")),
+        "{:?}",
+        e.events().last()
+    );
+    // Six minutes later (the incident's kubelets failed 5-10 minutes after
+    // looking Ready) agent B's kubelet stops: the watch halts.
+    s.advance(&mut e, mins(6));
+    assert_eq!(*e.state(), RolloutState::Verifying);
+    s.node("B").heartbeat_late = true;
+    s.observe(&mut e);
+    let halt = halted(&e).expect("halted by the final watch");
+    assert!(
+        halt.reason
+            .starts_with("final stability watch failed after 6m")
+            && halt.reason.contains("node B heartbeat is late"),
+        "{}",
+        halt.reason
+    );
+    assert!(s.now.duration_since(began) < mins(10));
+
+    // Healed and resumed: a full new window, then done.
+    s.node("B").heartbeat_late = false;
+    s.observe(&mut e);
+    s.command(&mut e, Command::Resume);
+    assert_eq!(*e.state(), RolloutState::Verifying);
+    let resumed = s.now;
+    assert!(s.run_until(&mut e, secs(10), mins(30), |e, _| *e.state()
+        == RolloutState::Done));
+    assert!(s.now.duration_since(resumed) >= mins(10));
+}
+
+#[test]
+fn the_operator_can_end_the_final_watch_early() {
+    let (mut e, mut s) = started(with_final_watch(), &[]);
+    assert!(s.run_until(&mut e, secs(10), mins(60), |e, _| *e.state()
+        == RolloutState::Verifying));
+    assert!(e.check_command(&Command::Pause).is_err());
+    s.advance(&mut e, mins(2));
+    s.command(&mut e, Command::EndFinalWatch);
+    assert_eq!(*e.state(), RolloutState::Done);
+    assert!(last_event(&e).text.contains("rollout done"));
+    assert!(
+        e.events()
+            .iter()
+            .any(|ev| ev.text.contains("ended early by the operator after 2m")),
+        "{:?}",
+        e.events()
+    );
+}
