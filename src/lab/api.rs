@@ -18,7 +18,7 @@ use super::audit::AuditLog;
 use super::discovery;
 use super::query::ListQuery;
 use super::schema;
-use super::store::{Kind, Store, WatchError, watch_line};
+use super::store::{Change, Kind, Store, WatchError, WatchStart, watch_line};
 use super::tables;
 
 /// What the HTTP layer shares with the simulation.
@@ -580,92 +580,21 @@ fn gone_line(oldest: u64) -> Bytes {
 /// bookmarks, until `timeoutSeconds` or the client goes away.
 fn watch(state: &Arc<ApiState>, t: &Target, q: ListQuery, table: bool) -> Response {
     let (tx, rx) = mpsc::channel::<Bytes>(256);
-    let state = state.clone();
-    let kind = t.kind;
-    let namespace = t.namespace.clone();
     let from = q
         .resource_version
         .filter(|rv| *rv > 0 && !q.send_initial_events);
+    let watcher = Watcher {
+        state: state.clone(),
+        kind: t.kind,
+        namespace: t.namespace.clone(),
+        q,
+        table,
+        from,
+        tx,
+    };
     tokio::spawn(async move {
-        let keep = |c_kind: Kind, o: &Value| {
-            c_kind == kind
-                && namespace
-                    .as_deref()
-                    .is_none_or(|ns| o["metadata"]["namespace"].as_str() == Some(ns))
-                && q.matches(o)
-        };
-        let encode = |event_type: &str, o: &Value, line: Option<&Bytes>| -> Bytes {
-            match (table, line) {
-                (false, Some(l)) => l.clone(),
-                (false, None) => watch_line(event_type, o),
-                (true, _) => watch_line(event_type, &tables::table(kind, [o], 0)),
-            }
-        };
-        let start = match from {
-            Some(rv) => state.store.watch(rv),
-            None => state.store.watch(state.store.current_rv()),
-        };
-        let mut start = match start {
-            Ok(s) => s,
-            Err(WatchError::Gone { oldest }) => {
-                let _ = tx.send(gone_line(oldest)).await;
-                return;
-            }
-        };
-        let mut last_rv = start.current_rv;
-        if from.is_none() {
-            // No version: synthetic ADDED for the current state, as the API server does.
-            let (rv, items) = state.store.list(kind, namespace.as_deref());
-            for o in items.iter().filter(|o| keep(kind, o)) {
-                if tx.send(encode("ADDED", o, None)).await.is_err() {
-                    return;
-                }
-            }
-            if q.send_initial_events && tx.send(bookmark(kind, rv, true)).await.is_err() {
-                return;
-            }
-            start.backlog.retain(|c| c.rv > rv);
-        }
-        for c in start.backlog.iter().filter(|c| keep(c.kind, &c.object)) {
-            last_rv = last_rv.max(c.rv);
-            if tx
-                .send(encode(c.event_type, &c.object, Some(&c.line)))
-                .await
-                .is_err()
-            {
-                return;
-            }
-        }
-        let deadline = tokio::time::sleep(Duration::from_secs(
-            q.timeout_seconds.unwrap_or(1800).min(3600),
-        ));
-        tokio::pin!(deadline);
-        let mut bookmarks = tokio::time::interval(state.bookmark_every);
-        bookmarks.reset();
-        loop {
-            tokio::select! {
-                _ = &mut deadline => return,
-                _ = bookmarks.tick(), if q.bookmarks => {
-                    if tx.send(bookmark(kind, state.store.current_rv().max(last_rv), false)).await.is_err() { return; }
-                }
-                change = start.live.recv() => match change {
-                    Ok(c) => {
-                        if c.rv <= last_rv && from.is_some() { continue; }
-                        if keep(c.kind, &c.object) {
-                            last_rv = c.rv;
-                            if tx.send(encode(c.event_type, &c.object, Some(&c.line))).await.is_err() { return; }
-                        }
-                    }
-                    Err(broadcast::error::RecvError::Lagged(_)) => {
-                        // The client fell behind the kept window: tell it to relist.
-                        let _ = tx.send(gone_line(state.store.current_rv())).await;
-                        return;
-                    }
-                    Err(broadcast::error::RecvError::Closed) => return,
-                },
-                _ = tx.closed() => return,
-            }
-        }
+        // Err: the client went away, and the stream with it.
+        let _ = watcher.stream().await;
     });
     let stream = tokio_stream::wrappers::ReceiverStream::new(rx);
     let body = Body::from_stream(futures::StreamExt::map(
@@ -683,6 +612,123 @@ fn watch(state: &Arc<ApiState>, t: &Target, q: ListQuery, table: bool) -> Respon
                 "watch response",
             )
         })
+}
+
+/// The client of a watch went away: nothing more to send.
+struct ClientGone;
+
+/// One watch stream: which changes it shows, how it writes them, and the
+/// channel to the response body.
+struct Watcher {
+    state: Arc<ApiState>,
+    kind: Kind,
+    namespace: Option<String>,
+    q: ListQuery,
+    /// Each object as a one-row table (`kubectl get -w`), not as itself.
+    table: bool,
+    /// The version the client watches from; None: from the current state.
+    from: Option<u64>,
+    tx: mpsc::Sender<Bytes>,
+}
+
+impl Watcher {
+    /// Whether an object of `kind` belongs in this watch.
+    fn keep(&self, kind: Kind, o: &Value) -> bool {
+        kind == self.kind
+            && self
+                .namespace
+                .as_deref()
+                .is_none_or(|ns| o["metadata"]["namespace"].as_str() == Some(ns))
+            && self.q.matches(o)
+    }
+
+    /// The watch line for `o`: the store's own `line` where it has one.
+    fn encode(&self, event_type: &str, o: &Value, line: Option<&Bytes>) -> Bytes {
+        match (self.table, line) {
+            (false, Some(l)) => l.clone(),
+            (false, None) => watch_line(event_type, o),
+            (true, _) => watch_line(event_type, &tables::table(self.kind, [o], 0)),
+        }
+    }
+
+    async fn send(&self, line: Bytes) -> Result<(), ClientGone> {
+        self.tx.send(line).await.map_err(|_| ClientGone)
+    }
+
+    async fn stream(&self) -> Result<(), ClientGone> {
+        let store = &self.state.store;
+        let start = store.watch(self.from.unwrap_or_else(|| store.current_rv()));
+        let mut start = match start {
+            Ok(s) => s,
+            Err(WatchError::Gone { oldest }) => return self.send(gone_line(oldest)).await,
+        };
+        if self.from.is_none() {
+            self.send_current_state(&mut start).await?;
+        }
+        let mut last_rv = start.current_rv;
+        for c in start
+            .backlog
+            .iter()
+            .filter(|c| self.keep(c.kind, &c.object))
+        {
+            last_rv = last_rv.max(c.rv);
+            self.send(self.encode(c.event_type, &c.object, Some(&c.line)))
+                .await?;
+        }
+        self.follow(start.live, last_rv).await
+    }
+
+    /// No version: synthetic ADDED for the current state, as the API server
+    /// does; the backlog keeps only what came after it.
+    async fn send_current_state(&self, start: &mut WatchStart) -> Result<(), ClientGone> {
+        let (rv, items) = self.state.store.list(self.kind, self.namespace.as_deref());
+        for o in items.iter().filter(|o| self.keep(self.kind, o)) {
+            self.send(self.encode("ADDED", o, None)).await?;
+        }
+        if self.q.send_initial_events {
+            self.send(bookmark(self.kind, rv, true)).await?;
+        }
+        start.backlog.retain(|c| c.rv > rv);
+        Ok(())
+    }
+
+    /// Live changes after `last_rv`, and bookmarks, until the timeout.
+    async fn follow(
+        &self,
+        mut live: broadcast::Receiver<Arc<Change>>,
+        mut last_rv: u64,
+    ) -> Result<(), ClientGone> {
+        let deadline = tokio::time::sleep(Duration::from_secs(
+            self.q.timeout_seconds.unwrap_or(1800).min(3600),
+        ));
+        tokio::pin!(deadline);
+        let mut bookmarks = tokio::time::interval(self.state.bookmark_every);
+        bookmarks.reset();
+        let store = &self.state.store;
+        loop {
+            tokio::select! {
+                _ = &mut deadline => return Ok(()),
+                _ = bookmarks.tick(), if self.q.bookmarks => {
+                    self.send(bookmark(self.kind, store.current_rv().max(last_rv), false)).await?;
+                }
+                change = live.recv() => match change {
+                    Ok(c) => {
+                        if c.rv <= last_rv && self.from.is_some() { continue; }
+                        if self.keep(c.kind, &c.object) {
+                            last_rv = c.rv;
+                            self.send(self.encode(c.event_type, &c.object, Some(&c.line))).await?;
+                        }
+                    }
+                    Err(broadcast::error::RecvError::Lagged(_)) => {
+                        // The client fell behind the kept window: tell it to relist.
+                        return self.send(gone_line(store.current_rv())).await;
+                    }
+                    Err(broadcast::error::RecvError::Closed) => return Ok(()),
+                },
+                _ = self.tx.closed() => return Ok(()),
+            }
+        }
+    }
 }
 
 #[cfg(test)]

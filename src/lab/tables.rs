@@ -117,6 +117,41 @@ fn address(node: &Value, kind: &str) -> String {
         .map_or("<none>".into(), |x| s(&x["address"]))
 }
 
+/// A service's EXTERNAL-IP: its LoadBalancer addresses, or `<pending>`.
+fn external_ips(svc: &Value) -> String {
+    let ingress: Vec<String> = svc["status"]["loadBalancer"]["ingress"]
+        .as_array()
+        .map(|a| a.iter().map(|i| s(&i["ip"])).collect())
+        .unwrap_or_default();
+    if ingress.is_empty() {
+        "<pending>".into()
+    } else {
+        ingress.join(",")
+    }
+}
+
+/// A service's PORT(S): `80/TCP,443/TCP`.
+fn service_ports(svc: &Value) -> String {
+    let ports: Vec<String> = svc["spec"]["ports"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|p| format!("{}/{}", p["port"], s(&p["protocol"])))
+                .collect()
+        })
+        .unwrap_or_default();
+    ports.join(",")
+}
+
+/// A pod's READY, as if it had one container: the lab's pods do.
+fn pod_ready(pod: &Value) -> &'static str {
+    let ready = pod["status"]["conditions"]
+        .as_array()
+        .and_then(|cs| cs.iter().find(|c| c["type"] == "Ready"))
+        .is_some_and(|c| c["status"] == "True");
+    if ready { "1/1" } else { "0/1" }
+}
+
 fn cells(kind: Kind, o: &Value) -> Vec<Value> {
     let name = s(&o["metadata"]["name"]);
     let created = &o["metadata"]["creationTimestamp"];
@@ -137,46 +172,22 @@ fn cells(kind: Kind, o: &Value) -> Vec<Value> {
             ]
         }
         Kind::Lease => vec![name, s(&o["spec"]["holderIdentity"]), age(created)],
-        Kind::Service => {
-            let ingress: Vec<String> = o["status"]["loadBalancer"]["ingress"]
-                .as_array()
-                .map(|a| a.iter().map(|i| s(&i["ip"])).collect())
-                .unwrap_or_default();
-            let ports: Vec<String> = o["spec"]["ports"]
-                .as_array()
-                .map(|a| {
-                    a.iter()
-                        .map(|p| format!("{}/{}", p["port"], s(&p["protocol"])))
-                        .collect()
-                })
-                .unwrap_or_default();
-            vec![
-                name,
-                s(&o["spec"]["type"]),
-                s(&o["spec"]["clusterIP"]),
-                if ingress.is_empty() {
-                    "<pending>".into()
-                } else {
-                    ingress.join(",")
-                },
-                ports.join(","),
-                age(created),
-            ]
-        }
-        Kind::Pod => {
-            let ready = o["status"]["conditions"]
-                .as_array()
-                .and_then(|cs| cs.iter().find(|c| c["type"] == "Ready"))
-                .is_some_and(|c| c["status"] == "True");
-            vec![
-                name,
-                if ready { "1/1" } else { "0/1" }.into(),
-                s(&o["status"]["phase"]),
-                "0".into(),
-                age(created),
-                s(&o["spec"]["nodeName"]),
-            ]
-        }
+        Kind::Service => vec![
+            name,
+            s(&o["spec"]["type"]),
+            s(&o["spec"]["clusterIP"]),
+            external_ips(o),
+            service_ports(o),
+            age(created),
+        ],
+        Kind::Pod => vec![
+            name,
+            pod_ready(o).into(),
+            s(&o["status"]["phase"]),
+            "0".into(),
+            age(created),
+            s(&o["spec"]["nodeName"]),
+        ],
         Kind::Event => {
             let obj = &o["involvedObject"];
             vec![

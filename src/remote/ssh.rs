@@ -695,82 +695,106 @@ fn verify_host_key(
             ));
         }
     };
-    let host_port = known_hosts_host(&target.host, target.port);
-    let fingerprint = key.fingerprint(HashAlg::Sha256);
-    let known_hosts = target.known_hosts.display();
     match check_known_hosts_path(&target.host, target.port, key, &target.known_hosts) {
         Ok(true) => {
+            let fingerprint = key.fingerprint(HashAlg::Sha256);
             debug!(target: "remote", label = %target.label(), %fingerprint, "host key verified");
             Ok(true)
         }
-        Ok(false) if target.accept_unknown => {
-            learn_known_hosts_path(&target.host, target.port, key, &target.known_hosts).map_err(
-                |e| {
-                    target.err(
-                        RemoteErrorKind::HostKeyUnknown,
-                        format!("cannot record the host key in {known_hosts}: {e}"),
-                    )
-                },
-            )?;
-            warn!(
-                target: "remote",
-                label = %target.label(),
-                "accepted previously unknown host key {} {fingerprint} for {host_port} and added it to {known_hosts}",
-                key.algorithm()
-            );
-            Ok(true)
-        }
-        Ok(false) => {
-            let others: Vec<String> =
-                known_host_keys_path(&target.host, target.port, &target.known_hosts)
-                    .unwrap_or_default()
-                    .into_iter()
-                    .map(|(line, k)| {
-                        format!(
-                            "{} at line {}",
-                            k.algorithm(),
-                            physical_line(&target.known_hosts, line)
-                        )
-                    })
-                    .collect();
-            let others = if others.is_empty() {
-                String::new()
-            } else {
-                format!(
-                    " (known_hosts has other key types for it: {})",
-                    others.join(", ")
-                )
-            };
-            Err(target.err(
-                RemoteErrorKind::HostKeyUnknown,
-                format!(
-                    "host key {} {fingerprint} of {host_port} is not in {known_hosts}{others}; \
-                     refusing to connect. Verify the fingerprint out of band, then add it \
-                     (e.g. `ssh-keyscan -p {} {} >> {known_hosts}`) or allow accepting unknown hosts",
-                    key.algorithm(),
-                    target.port,
-                    target.host,
-                ),
-            ))
-        }
-        Err(russh::keys::Error::KeyChanged { line }) => {
-            let line = physical_line(&target.known_hosts, line);
-            warn!(target: "remote", label = %target.label(), %fingerprint, line, "host key mismatch");
-            Err(target.err(
-                RemoteErrorKind::HostKeyChanged,
-                format!(
-                    "HOST KEY MISMATCH: {host_port} presented {} {fingerprint}, but {known_hosts} line {line} \
-                     records a different key. Someone may be intercepting the connection, or the host was \
-                     reinstalled; refusing to connect. If the change is expected, remove line {line} and add the new key",
-                    key.algorithm()
-                ),
-            ))
-        }
+        Ok(false) if target.accept_unknown => learn_host_key(target, key).map(|()| true),
+        Ok(false) => Err(unknown_host_key(target, key)),
+        Err(russh::keys::Error::KeyChanged { line }) => Err(changed_host_key(target, key, line)),
         Err(e) => Err(target.err(
             RemoteErrorKind::HostKeyUnknown,
-            format!("cannot read known_hosts {known_hosts}: {e}"),
+            format!(
+                "cannot read known_hosts {}: {e}",
+                target.known_hosts.display()
+            ),
         )),
     }
+}
+
+/// Trust on first use (the operator allowed it): record the key, and say so
+/// loudly, with its fingerprint for checking afterwards.
+fn learn_host_key(target: &SshTarget, key: &PublicKey) -> Result<(), RemoteError> {
+    let known_hosts = target.known_hosts.display();
+    learn_known_hosts_path(&target.host, target.port, key, &target.known_hosts).map_err(|e| {
+        target.err(
+            RemoteErrorKind::HostKeyUnknown,
+            format!("cannot record the host key in {known_hosts}: {e}"),
+        )
+    })?;
+    warn!(
+        target: "remote",
+        label = %target.label(),
+        "accepted previously unknown host key {} {} for {} and added it to {known_hosts}",
+        key.algorithm(),
+        key.fingerprint(HashAlg::Sha256),
+        known_hosts_host(&target.host, target.port),
+    );
+    Ok(())
+}
+
+/// A host not in known_hosts: the refusal says how to add it after
+/// checking the fingerprint.
+fn unknown_host_key(target: &SshTarget, key: &PublicKey) -> RemoteError {
+    let known_hosts = target.known_hosts.display();
+    target.err(
+        RemoteErrorKind::HostKeyUnknown,
+        format!(
+            "host key {} {} of {} is not in {known_hosts}{}; \
+             refusing to connect. Verify the fingerprint out of band, then add it \
+             (e.g. `ssh-keyscan -p {} {} >> {known_hosts}`) or allow accepting unknown hosts",
+            key.algorithm(),
+            key.fingerprint(HashAlg::Sha256),
+            known_hosts_host(&target.host, target.port),
+            other_key_types(target),
+            target.port,
+            target.host,
+        ),
+    )
+}
+
+/// ` (known_hosts has other key types for it: …)`, or nothing: a host known
+/// by another key type only is a different case from a host never seen.
+fn other_key_types(target: &SshTarget) -> String {
+    let others: Vec<String> = known_host_keys_path(&target.host, target.port, &target.known_hosts)
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(line, k)| {
+            format!(
+                "{} at line {}",
+                k.algorithm(),
+                physical_line(&target.known_hosts, line)
+            )
+        })
+        .collect();
+    if others.is_empty() {
+        String::new()
+    } else {
+        format!(
+            " (known_hosts has other key types for it: {})",
+            others.join(", ")
+        )
+    }
+}
+
+/// known_hosts records another key for this host at `line` (russh's count).
+fn changed_host_key(target: &SshTarget, key: &PublicKey, line: usize) -> RemoteError {
+    let line = physical_line(&target.known_hosts, line);
+    let fingerprint = key.fingerprint(HashAlg::Sha256);
+    let known_hosts = target.known_hosts.display();
+    warn!(target: "remote", label = %target.label(), %fingerprint, line, "host key mismatch");
+    target.err(
+        RemoteErrorKind::HostKeyChanged,
+        format!(
+            "HOST KEY MISMATCH: {} presented {} {fingerprint}, but {known_hosts} line {line} \
+             records a different key. Someone may be intercepting the connection, or the host was \
+             reinstalled; refusing to connect. If the change is expected, remove line {line} and add the new key",
+            known_hosts_host(&target.host, target.port),
+            key.algorithm()
+        ),
+    )
 }
 
 /// russh numbers known_hosts lines without counting `#` comment lines; map its

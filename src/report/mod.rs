@@ -137,109 +137,12 @@ impl Report {
         let ended_cleanly = entries
             .last()
             .is_some_and(|e| e.kind == EntryKind::SessionEnd);
-
-        let mut down: BTreeMap<(String, String), Timestamp> = BTreeMap::new();
-        let mut windows: BTreeMap<String, Vec<(String, Window)>> = BTreeMap::new();
-        let mut not_ready_open: BTreeMap<String, (String, Timestamp)> = BTreeMap::new();
-        let mut not_ready = Vec::new();
-        let mut moves = Vec::new();
-        let mut versions = Vec::new();
-        let mut phase_open: BTreeMap<Option<String>, usize> = BTreeMap::new();
-        let mut phases: Vec<Phase> = Vec::new();
-        let mut operator = Vec::new();
+        let mut tally = Tally::default();
         for e in entries {
-            match &e.kind {
-                EntryKind::ProbeDown { endpoint, .. } => {
-                    down.entry((e.subject.clone(), endpoint.clone()))
-                        .or_insert(e.at);
-                }
-                EntryKind::ProbeUp {
-                    endpoint,
-                    down_for_ms,
-                } => {
-                    // Without its DOWN line (a torn journal), the UP line
-                    // still says how long the outage was.
-                    let start = down
-                        .remove(&(e.subject.clone(), endpoint.clone()))
-                        .unwrap_or_else(|| {
-                            e.at - jiff::SignedDuration::from_millis(
-                                i64::try_from(*down_for_ms).unwrap_or(i64::MAX),
-                            )
-                        });
-                    windows.entry(e.subject.clone()).or_default().push((
-                        endpoint.clone(),
-                        Window {
-                            start,
-                            end: Some(e.at),
-                        },
-                    ));
-                }
-                EntryKind::NodeNotReady { reason } => {
-                    not_ready_open
-                        .entry(e.subject.clone())
-                        .or_insert((reason.clone(), e.at));
-                }
-                EntryKind::NodeReady | EntryKind::NodeDeleted => {
-                    if let Some((reason, start)) = not_ready_open.remove(&e.subject) {
-                        not_ready.push((
-                            e.subject.clone(),
-                            reason,
-                            Window {
-                                start,
-                                end: Some(e.at),
-                            },
-                        ));
-                    }
-                }
-                EntryKind::AnnouncerMove { from, to } => {
-                    moves.push((e.at, e.subject.clone(), from.clone(), to.clone()));
-                }
-                EntryKind::Version { from, to } => {
-                    versions.push((e.at, e.subject.clone(), from.clone(), to.clone()));
-                }
-                EntryKind::UpgradePhase { node, phase } => {
-                    if let Some(i) = phase_open.remove(node) {
-                        phases[i].window.end = Some(e.at);
-                    }
-                    phase_open.insert(node.clone(), phases.len());
-                    phases.push(Phase {
-                        node: node.clone(),
-                        phase: phase.clone(),
-                        window: Window {
-                            start: e.at,
-                            end: None,
-                        },
-                    });
-                }
-                EntryKind::Operator { action } => {
-                    operator.push((e.at, e.subject.clone(), action.clone()));
-                }
-                _ => {}
-            }
+            tally.read(e);
         }
-        for ((service, endpoint), start) in down {
-            windows
-                .entry(service)
-                .or_default()
-                .push((endpoint, Window { start, end: None }));
-        }
-        for (node, (reason, start)) in not_ready_open {
-            not_ready.push((node, reason, Window { start, end: None }));
-        }
-        not_ready.sort_by_key(|(n, _, w)| (w.start, n.clone()));
-        let journal_end = end.unwrap_or(Timestamp::UNIX_EPOCH);
-        let outages = windows
-            .into_iter()
-            .map(|(service, mut windows)| {
-                windows.sort_by_key(|(ep, w)| (w.start, ep.clone()));
-                let total = union_length(windows.iter().map(|(_, w)| w), journal_end);
-                ServiceOutages {
-                    service,
-                    windows,
-                    total,
-                }
-            })
-            .collect();
+        tally.close_at_journal_end();
+        let outages = outages(tally.windows, end.unwrap_or(Timestamp::UNIX_EPOCH));
         Report {
             journal,
             session,
@@ -247,11 +150,11 @@ impl Report {
             end,
             ended_cleanly,
             outages,
-            not_ready,
-            moves,
-            versions,
-            phases,
-            operator,
+            not_ready: tally.not_ready,
+            moves: tally.moves,
+            versions: tally.versions,
+            phases: tally.phases,
+            operator: tally.operator,
         }
     }
 
@@ -266,6 +169,149 @@ impl Report {
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_else(|| self.journal.path.display().to_string())
     }
+}
+
+/// The report's lists, gathered entry by entry in journal order. A window
+/// (outage, NotReady, phase) opens on one entry and closes on a later one:
+/// until then it waits in an `open` map.
+#[derive(Default)]
+struct Tally {
+    /// Down endpoints: (service, endpoint) → since.
+    down: BTreeMap<(String, String), Timestamp>,
+    /// Outage windows by service: (endpoint, window).
+    windows: BTreeMap<String, Vec<(String, Window)>>,
+    /// NotReady nodes: node → (reason, since).
+    not_ready_open: BTreeMap<String, (String, Timestamp)>,
+    not_ready: Vec<(String, String, Window)>,
+    moves: Vec<(Timestamp, String, String, String)>,
+    versions: Vec<(Timestamp, String, String, String)>,
+    /// The current phase of each node (None: the rollout's own), as an
+    /// index into `phases`.
+    phase_open: BTreeMap<Option<String>, usize>,
+    phases: Vec<Phase>,
+    operator: Vec<(Timestamp, String, String)>,
+}
+
+impl Tally {
+    fn read(&mut self, e: &Entry) {
+        match &e.kind {
+            EntryKind::ProbeDown { endpoint, .. } => {
+                self.down
+                    .entry((e.subject.clone(), endpoint.clone()))
+                    .or_insert(e.at);
+            }
+            EntryKind::ProbeUp {
+                endpoint,
+                down_for_ms,
+            } => self.probe_up(e, endpoint, *down_for_ms),
+            EntryKind::NodeNotReady { reason } => {
+                self.not_ready_open
+                    .entry(e.subject.clone())
+                    .or_insert((reason.clone(), e.at));
+            }
+            EntryKind::NodeReady | EntryKind::NodeDeleted => self.node_back(e),
+            EntryKind::AnnouncerMove { from, to } => {
+                self.moves
+                    .push((e.at, e.subject.clone(), from.clone(), to.clone()));
+            }
+            EntryKind::Version { from, to } => {
+                self.versions
+                    .push((e.at, e.subject.clone(), from.clone(), to.clone()));
+            }
+            EntryKind::UpgradePhase { node, phase } => self.phase(e, node, phase),
+            EntryKind::Operator { action } => {
+                self.operator
+                    .push((e.at, e.subject.clone(), action.clone()));
+            }
+            _ => {}
+        }
+    }
+
+    fn probe_up(&mut self, e: &Entry, endpoint: &str, down_for_ms: u64) {
+        // Without its DOWN line (a torn journal), the UP line still says
+        // how long the outage was.
+        let start = self
+            .down
+            .remove(&(e.subject.clone(), endpoint.to_string()))
+            .unwrap_or_else(|| {
+                e.at - jiff::SignedDuration::from_millis(
+                    i64::try_from(down_for_ms).unwrap_or(i64::MAX),
+                )
+            });
+        self.windows.entry(e.subject.clone()).or_default().push((
+            endpoint.to_string(),
+            Window {
+                start,
+                end: Some(e.at),
+            },
+        ));
+    }
+
+    /// A node Ready again, or gone: its NotReady window, if open, ends.
+    fn node_back(&mut self, e: &Entry) {
+        if let Some((reason, start)) = self.not_ready_open.remove(&e.subject) {
+            self.not_ready.push((
+                e.subject.clone(),
+                reason,
+                Window {
+                    start,
+                    end: Some(e.at),
+                },
+            ));
+        }
+    }
+
+    /// A node's next phase: it ends the node's previous one.
+    fn phase(&mut self, e: &Entry, node: &Option<String>, phase: &str) {
+        if let Some(i) = self.phase_open.remove(node) {
+            self.phases[i].window.end = Some(e.at);
+        }
+        self.phase_open.insert(node.clone(), self.phases.len());
+        self.phases.push(Phase {
+            node: node.clone(),
+            phase: phase.to_string(),
+            window: Window {
+                start: e.at,
+                end: None,
+            },
+        });
+    }
+
+    /// Outages and NotReady windows still open when the journal ends stay
+    /// open (no end), listed with the closed ones.
+    fn close_at_journal_end(&mut self) {
+        for ((service, endpoint), start) in std::mem::take(&mut self.down) {
+            self.windows
+                .entry(service)
+                .or_default()
+                .push((endpoint, Window { start, end: None }));
+        }
+        for (node, (reason, start)) in std::mem::take(&mut self.not_ready_open) {
+            self.not_ready
+                .push((node, reason, Window { start, end: None }));
+        }
+        self.not_ready.sort_by_key(|(n, _, w)| (w.start, n.clone()));
+    }
+}
+
+/// Each service's outage windows by start, with its total downtime
+/// (overlaps counted once; open windows run to `journal_end`).
+fn outages(
+    windows: BTreeMap<String, Vec<(String, Window)>>,
+    journal_end: Timestamp,
+) -> Vec<ServiceOutages> {
+    windows
+        .into_iter()
+        .map(|(service, mut windows)| {
+            windows.sort_by_key(|(ep, w)| (w.start, ep.clone()));
+            let total = union_length(windows.iter().map(|(_, w)| w), journal_end);
+            ServiceOutages {
+                service,
+                windows,
+                total,
+            }
+        })
+        .collect()
 }
 
 fn union_length<'a>(windows: impl Iterator<Item = &'a Window>, journal_end: Timestamp) -> Duration {
@@ -374,8 +420,84 @@ fn window_length(report: &Report, w: &Window) -> String {
 /// The report as Markdown, times in `tz`.
 pub fn markdown(report: &Report, tz: TimeZone) -> String {
     let clock = Clock::new(tz, report);
-    let zone = clock.zone(report.start);
     let mut md = String::new();
+    push_heading(&mut md, report, &clock);
+    push_timeline(&mut md, report, &clock);
+    md.push_str("\n## Summary\n\n");
+    push_outages(&mut md, report, &clock);
+    push_not_ready(&mut md, report, &clock);
+    push_section(
+        &mut md,
+        "Announcer moves",
+        "No announcer moved.",
+        "| Time | Service | From | To |\n|---|---|---|---|\n",
+        report.moves.iter().map(|(at, svc, from, to)| {
+            format!(
+                "| {} | {} | {} | {} |\n",
+                clock.time(*at),
+                cell(svc),
+                cell(from),
+                cell(to)
+            )
+        }),
+    );
+    push_section(
+        &mut md,
+        "Version changes",
+        "No node changed version.",
+        "| Time | Node | From | To |\n|---|---|---|---|\n",
+        report.versions.iter().map(|(at, node, from, to)| {
+            format!(
+                "| {} | {} | {} | {} |\n",
+                clock.time(*at),
+                cell(node),
+                cell(from),
+                cell(to)
+            )
+        }),
+    );
+    push_phases(&mut md, report, &clock);
+    push_section(
+        &mut md,
+        "Operator interventions",
+        "None.",
+        "| Time | Subject | Action |\n|---|---|---|\n",
+        report.operator.iter().map(|(at, subject, action)| {
+            format!(
+                "| {} | {} | {} |\n",
+                clock.time(*at),
+                cell(subject),
+                cell(action)
+            )
+        }),
+    );
+    push_warnings(&mut md, report);
+    md
+}
+
+/// A summary section: its `title`, then its table (`head` and `rows`), or
+/// the sentence that says there is nothing to list.
+fn push_section(
+    md: &mut String,
+    title: &str,
+    none: &str,
+    head: &str,
+    rows: impl Iterator<Item = String>,
+) {
+    md.push_str(&format!("\n### {title}\n\n"));
+    let mut rows = rows.peekable();
+    if rows.peek().is_none() {
+        md.push_str(none);
+        md.push('\n');
+        return;
+    }
+    md.push_str(head);
+    rows.for_each(|row| md.push_str(&row));
+}
+
+/// The title and the session's facts: what ran where, from when to when,
+/// whether it ended, which journal, which zone.
+fn push_heading(md: &mut String, report: &Report, clock: &Clock) {
     let day = report
         .start
         .map(|t| {
@@ -408,7 +530,11 @@ pub fn markdown(report: &Report, tz: TimeZone) -> String {
     }
     md.push_str(&format!("- Journal: `{}`\n", cell(&report.journal_name())));
     md.push_str(&format!("- Times: {}\n\n", clock.zone_name(report.start)));
+}
 
+/// Every journal entry in order, errors in bold.
+fn push_timeline(md: &mut String, report: &Report, clock: &Clock) {
+    let zone = clock.zone(report.start);
     md.push_str("## Timeline\n\n");
     md.push_str(&format!("| Time ({zone}) | Event |\n|---|---|\n"));
     for e in &report.journal.entries {
@@ -420,94 +546,70 @@ pub fn markdown(report: &Report, tz: TimeZone) -> String {
         };
         md.push_str(&format!("| {} | {text} |\n", clock.time(e.at)));
     }
+}
 
-    md.push_str("\n## Summary\n\n### Service outages (measured by probes)\n\n");
+/// Each probe outage, then the downtime per service (overlapping
+/// endpoints' windows counted once).
+fn push_outages(md: &mut String, report: &Report, clock: &Clock) {
+    md.push_str("### Service outages (measured by probes)\n\n");
     if report.outages.is_empty() {
         md.push_str("No probe outage recorded.\n");
-    } else {
-        md.push_str("| Service | Endpoint | Down | Up | Outage |\n|---|---|---|---|---|\n");
-        for s in &report.outages {
-            for (endpoint, w) in &s.windows {
-                md.push_str(&format!(
-                    "| {} | {} | {} | {} | {} |\n",
-                    cell(&s.service),
-                    cell(endpoint),
-                    clock.time(w.start),
-                    window_end(&clock, w),
-                    window_length(report, w)
-                ));
-            }
-        }
-        md.push_str("\nTotal downtime per service:\n\n");
-        for s in &report.outages {
+        return;
+    }
+    md.push_str("| Service | Endpoint | Down | Up | Outage |\n|---|---|---|---|---|\n");
+    for s in &report.outages {
+        for (endpoint, w) in &s.windows {
             md.push_str(&format!(
-                "- {}: {} in {} window{}\n",
+                "| {} | {} | {} | {} | {} |\n",
                 cell(&s.service),
-                precise(s.total),
-                s.windows.len(),
-                if s.windows.len() == 1 { "" } else { "s" }
+                cell(endpoint),
+                clock.time(w.start),
+                window_end(clock, w),
+                window_length(report, w)
             ));
         }
     }
+    md.push_str("\nTotal downtime per service:\n\n");
+    for s in &report.outages {
+        md.push_str(&format!(
+            "- {}: {} in {} window{}\n",
+            cell(&s.service),
+            precise(s.total),
+            s.windows.len(),
+            if s.windows.len() == 1 { "" } else { "s" }
+        ));
+    }
+}
 
-    md.push_str("\n### Nodes NotReady\n\n");
-    if report.not_ready.is_empty() {
-        md.push_str("No node went NotReady.\n");
-    } else {
-        md.push_str(
-            "| Node | NotReady | Ready again | Duration | Reason |\n|---|---|---|---|---|\n",
-        );
-        for (node, reason, w) in &report.not_ready {
-            md.push_str(&format!(
+fn push_not_ready(md: &mut String, report: &Report, clock: &Clock) {
+    push_section(
+        md,
+        "Nodes NotReady",
+        "No node went NotReady.",
+        "| Node | NotReady | Ready again | Duration | Reason |\n|---|---|---|---|---|\n",
+        report.not_ready.iter().map(|(node, reason, w)| {
+            format!(
                 "| {} | {} | {} | {} | {} |\n",
                 cell(node),
                 clock.time(w.start),
-                window_end(&clock, w),
+                window_end(clock, w),
                 window_length(report, w),
                 cell(reason)
-            ));
-        }
-    }
+            )
+        }),
+    );
+}
 
-    md.push_str("\n### Announcer moves\n\n");
-    if report.moves.is_empty() {
-        md.push_str("No announcer moved.\n");
-    } else {
-        md.push_str("| Time | Service | From | To |\n|---|---|---|---|\n");
-        for (at, svc, from, to) in &report.moves {
-            md.push_str(&format!(
-                "| {} | {} | {} | {} |\n",
-                clock.time(*at),
-                cell(svc),
-                cell(from),
-                cell(to)
-            ));
-        }
-    }
-
-    md.push_str("\n### Version changes\n\n");
-    if report.versions.is_empty() {
-        md.push_str("No node changed version.\n");
-    } else {
-        md.push_str("| Time | Node | From | To |\n|---|---|---|---|\n");
-        for (at, node, from, to) in &report.versions {
-            md.push_str(&format!(
-                "| {} | {} | {} | {} |\n",
-                clock.time(*at),
-                cell(node),
-                cell(from),
-                cell(to)
-            ));
-        }
-    }
-
-    md.push_str("\n### Upgrade phases\n\n");
-    if report.phases.is_empty() {
-        md.push_str("No upgrade ran in this session.\n");
-    } else {
-        md.push_str("| Node | Phase | Started | Duration |\n|---|---|---|---|\n");
-        for p in &report.phases {
-            md.push_str(&format!(
+/// Each phase's duration runs to the next phase of its node; the last one
+/// has no end to measure to.
+fn push_phases(md: &mut String, report: &Report, clock: &Clock) {
+    push_section(
+        md,
+        "Upgrade phases",
+        "No upgrade ran in this session.",
+        "| Node | Phase | Started | Duration |\n|---|---|---|---|\n",
+        report.phases.iter().map(|p| {
+            format!(
                 "| {} | {} | {} | {} |\n",
                 cell(p.node.as_deref().unwrap_or("(rollout)")),
                 cell(&p.phase),
@@ -517,32 +619,19 @@ pub fn markdown(report: &Report, tz: TimeZone) -> String {
                 } else {
                     "(last)".into()
                 }
-            ));
-        }
-    }
+            )
+        }),
+    );
+}
 
-    md.push_str("\n### Operator interventions\n\n");
-    if report.operator.is_empty() {
-        md.push_str("None.\n");
-    } else {
-        md.push_str("| Time | Subject | Action |\n|---|---|---|\n");
-        for (at, subject, action) in &report.operator {
-            md.push_str(&format!(
-                "| {} | {} | {} |\n",
-                clock.time(*at),
-                cell(subject),
-                cell(action)
-            ));
-        }
+fn push_warnings(md: &mut String, report: &Report) {
+    if report.journal.warnings.is_empty() {
+        return;
     }
-
-    if !report.journal.warnings.is_empty() {
-        md.push_str("\n## Journal warnings\n\n");
-        for w in &report.journal.warnings {
-            md.push_str(&format!("- {}\n", cell(w)));
-        }
+    md.push_str("\n## Journal warnings\n\n");
+    for w in &report.journal.warnings {
+        md.push_str(&format!("- {}\n", cell(w)));
     }
-    md
 }
 
 /// `json` as text safe on a terminal: serde escapes the C0 controls, but

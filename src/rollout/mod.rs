@@ -15,7 +15,7 @@ pub mod preflight;
 pub mod resume;
 pub mod runner;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
@@ -257,23 +257,10 @@ pub async fn open(
         Ok(p) => Arc::new(p),
         Err(bad) => return Ok(Err(bad)),
     };
-    let journal = opts
-        .journal
-        .clone()
-        .unwrap_or_else(|| Journal::path_for_plan(&opts.plan));
-    let journal_exists = std::fs::metadata(&journal).is_ok_and(|m| m.len() > 0);
-    if opts.resume && !journal_exists {
-        return Ok(Err(BadInput(format!(
-            "--resume: there is no journal at {} to resume",
-            journal.display()
-        ))));
-    }
-    if !opts.resume && journal_exists {
-        return Ok(Err(BadInput(format!(
-            "{} already records a rollout: pass --resume to continue it, or move the file away to start over",
-            journal.display()
-        ))));
-    }
+    let journal = match journal_for(opts) {
+        Ok(journal) => journal,
+        Err(bad) => return Ok(Err(bad)),
+    };
     if opts.resume
         && let Err(bad) = check_resume(&journal, &plan, &live)
     {
@@ -282,25 +269,7 @@ pub async fn open(
     let lock = RolloutLock::acquire(&conn.client, &lock::identity(), opts.break_lock)
         .await
         .map_err(|e| eyre!(e))?;
-    let now = Timestamp::now();
-    let (recorder, pending) = if opts.resume {
-        let (recorder, warnings, actions) = Recorder::resume(&journal, now)
-            .map_err(|e| eyre!("resuming from {}: {e}", journal.display()))?;
-        for w in warnings {
-            tracing::warn!(target: "upgrade", "{}: {w}", journal.display());
-        }
-        if recorder.engine().config().timings != plan.engine_config().timings {
-            tracing::warn!(
-                target: "upgrade",
-                "the plan's timings changed since the journal began; continuing with the journal's"
-            );
-        }
-        (recorder, actions)
-    } else {
-        let recorder = Recorder::create(&journal, plan.engine_config(), now)
-            .wrap_err_with(|| format!("creating the rollout journal {}", journal.display()))?;
-        (recorder, Vec::new())
-    };
+    let (recorder, pending) = open_recorder(opts.resume, &journal, &plan)?;
     let observer = Observer::new(plan.timings.max_heartbeat_age);
     let controller = Controller::new(recorder, observer);
     let mut probes = crate::probe::Selection::from_plan(&plan.gates.probes);
@@ -322,6 +291,57 @@ pub async fn open(
         resumed: opts.resume,
         probes,
     }))
+}
+
+/// The rollout's journal: there must be one to `--resume`, and none to
+/// start afresh (a second rollout must not append to the first's).
+fn journal_for(opts: &UpgradeOptions) -> std::result::Result<PathBuf, BadInput> {
+    let journal = opts
+        .journal
+        .clone()
+        .unwrap_or_else(|| Journal::path_for_plan(&opts.plan));
+    let journal_exists = std::fs::metadata(&journal).is_ok_and(|m| m.len() > 0);
+    if opts.resume && !journal_exists {
+        return Err(BadInput(format!(
+            "--resume: there is no journal at {} to resume",
+            journal.display()
+        )));
+    }
+    if !opts.resume && journal_exists {
+        return Err(BadInput(format!(
+            "{} already records a rollout: pass --resume to continue it, or move the file away to start over",
+            journal.display()
+        )));
+    }
+    Ok(journal)
+}
+
+/// The journal's recorder: replayed on `resume` (with the actions to
+/// re-issue), else new for `plan`.
+fn open_recorder(
+    resume: bool,
+    journal: &Path,
+    plan: &ResolvedPlan,
+) -> Result<(Recorder, Vec<Action>)> {
+    let now = Timestamp::now();
+    if !resume {
+        let recorder = Recorder::create(journal, plan.engine_config(), now)
+            .wrap_err_with(|| format!("creating the rollout journal {}", journal.display()))?;
+        return Ok((recorder, Vec::new()));
+    }
+    let (recorder, warnings, actions) = Recorder::resume(journal, now)
+        .map_err(|e| eyre!("resuming from {}: {e}", journal.display()))?;
+    for w in warnings {
+        tracing::warn!(target: "upgrade", "{}: {w}", journal.display());
+    }
+    // The journal's timings win: the rollout keeps the pace it began with.
+    if recorder.engine().config().timings != plan.engine_config().timings {
+        tracing::warn!(
+            target: "upgrade",
+            "the plan's timings changed since the journal began; continuing with the journal's"
+        );
+    }
+    Ok((recorder, actions))
 }
 
 /// Feeds the first lists into the fleet until every plan node, its lease

@@ -4,7 +4,7 @@
 use std::collections::BTreeSet;
 
 use crate::model::fleet::Fleet;
-use crate::upgrade::{Observation, ResolvedPlan};
+use crate::upgrade::{Observation, ResolvedPlan, ServiceObservation};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -37,6 +37,17 @@ pub fn run(fleet: &Fleet, plan: &ResolvedPlan, now: jiff::Timestamp) -> Vec<Find
 
 pub fn check(fleet: &Fleet, plan: &ResolvedPlan, obs: &Observation) -> Vec<Finding> {
     let mut out = Vec::new();
+    check_api_and_nodes(plan, obs, &mut out);
+    check_speakers(fleet, obs, &mut out);
+    for s in &obs.services {
+        check_service(fleet, plan, s, &mut out);
+    }
+    out
+}
+
+/// The API server answers, every node is Ready with a live heartbeat, and
+/// every node the plan names exists.
+fn check_api_and_nodes(plan: &ResolvedPlan, obs: &Observation, out: &mut Vec<Finding>) {
     if !obs.api_reachable {
         out.push(finding(
             Level::Block,
@@ -64,6 +75,11 @@ pub fn check(fleet: &Fleet, plan: &ResolvedPlan, obs: &Observation) -> Vec<Findi
             ));
         }
     }
+}
+
+/// A ready MetalLB speaker on every node: announcer gates rely on them, and
+/// a node without one cannot announce an address.
+fn check_speakers(fleet: &Fleet, obs: &Observation, out: &mut Vec<Finding>) {
     let speakers: BTreeSet<&str> = fleet
         .pods()
         .filter(|p| p.labels.get("component").is_some_and(|c| c == "speaker") && p.ready)
@@ -75,48 +91,55 @@ pub fn check(fleet: &Fleet, plan: &ResolvedPlan, obs: &Observation) -> Vec<Findi
             "no ready MetalLB speaker pods seen (component=speaker); announcer gates rely on them"
                 .into(),
         ));
-    } else {
-        let missing: Vec<&str> = obs
-            .nodes
-            .iter()
-            .map(|n| n.name.as_str())
-            .filter(|n| !speakers.contains(n))
-            .collect();
-        if !missing.is_empty() {
-            out.push(finding(
-                Level::Warn,
-                format!("no ready MetalLB speaker on {}", missing.join(", ")),
-            ));
-        }
+        return;
     }
-    for s in &obs.services {
-        match (&s.announced_by, s.probe_ok) {
-            (None, _) => out.push(finding(
-                Level::Block,
-                format!("service {} is not announced by any MetalLB speaker", s.name),
-            )),
-            (Some(_), Some(false)) => out.push(finding(
-                Level::Block,
-                format!("service {}: probe failing", s.name),
-            )),
-            (Some(node), _) => out.push(finding(
-                Level::Ok,
-                format!("service {} announced from {node}", s.name),
-            )),
-        }
-        if let Some(node) = single_home(fleet, &s.name)
-            && plan.node(&node).is_some()
-        {
-            out.push(finding(
-                Level::Warn,
-                format!(
-                    "service {}: every ready pod runs on {node}, which will be drained (a single point of failure; consider pod anti-affinity and 2 replicas)",
-                    s.name
-                ),
-            ));
-        }
+    let missing: Vec<&str> = obs
+        .nodes
+        .iter()
+        .map(|n| n.name.as_str())
+        .filter(|n| !speakers.contains(n))
+        .collect();
+    if !missing.is_empty() {
+        out.push(finding(
+            Level::Warn,
+            format!("no ready MetalLB speaker on {}", missing.join(", ")),
+        ));
     }
-    out
+}
+
+/// A gated service is announced and answers its probe, and does not live
+/// on a single node the plan will drain.
+fn check_service(
+    fleet: &Fleet,
+    plan: &ResolvedPlan,
+    s: &ServiceObservation,
+    out: &mut Vec<Finding>,
+) {
+    match (&s.announced_by, s.probe_ok) {
+        (None, _) => out.push(finding(
+            Level::Block,
+            format!("service {} is not announced by any MetalLB speaker", s.name),
+        )),
+        (Some(_), Some(false)) => out.push(finding(
+            Level::Block,
+            format!("service {}: probe failing", s.name),
+        )),
+        (Some(node), _) => out.push(finding(
+            Level::Ok,
+            format!("service {} announced from {node}", s.name),
+        )),
+    }
+    if let Some(node) = single_home(fleet, &s.name)
+        && plan.node(&node).is_some()
+    {
+        out.push(finding(
+            Level::Warn,
+            format!(
+                "service {}: every ready pod runs on {node}, which will be drained (a single point of failure; consider pod anti-affinity and 2 replicas)",
+                s.name
+            ),
+        ));
+    }
 }
 
 /// The one node hosting all ready pods of a service, if exactly one does.
