@@ -12,6 +12,8 @@ use crate::upgrade::{ClusterNode, K3sVersion, ResolvedPlan, RolloutView};
 
 /// The plan as it is now: its version path and its nodes in order.
 pub struct PlanNow<'a> {
+    pub target: &'a K3sVersion,
+    /// Empty when every node already runs the target.
     pub path: &'a [K3sVersion],
     pub nodes: Vec<&'a str>,
 }
@@ -19,6 +21,7 @@ pub struct PlanNow<'a> {
 impl<'a> From<&'a ResolvedPlan> for PlanNow<'a> {
     fn from(plan: &'a ResolvedPlan) -> Self {
         PlanNow {
+            target: &plan.target,
             path: &plan.path,
             nodes: plan.nodes.iter().map(|n| n.name.as_str()).collect(),
         }
@@ -34,9 +37,20 @@ fn chain(path: &[K3sVersion]) -> String {
 /// target, the same hops still ahead, the same nodes in the same order.
 fn plan_differences(journal: &RolloutView, plan: &PlanNow) -> Vec<String> {
     let mut out = Vec::new();
+    if journal.path.last() != Some(plan.target) {
+        out.push(format!(
+            "the plan's target is now {}; the journal's rollout goes to {}",
+            plan.target,
+            journal
+                .path
+                .last()
+                .map_or("nowhere".to_string(), ToString::to_string)
+        ));
+    }
     // The live plan's path starts at the cluster's lowest version, so it
-    // may be shorter than the journal's; it must be the journal's tail.
-    if !journal.path.ends_with(plan.path) || plan.path.is_empty() && !journal.path.is_empty() {
+    // may be shorter than the journal's (empty once every node runs the
+    // target); it must be the journal's tail.
+    if !journal.path.ends_with(plan.path) {
         out.push(format!(
             "the plan's version path is now {}; the journal's rollout follows {}",
             chain(plan.path),
@@ -146,6 +160,7 @@ mod tests {
 
     fn plan_now(path: &[K3sVersion]) -> PlanNow<'_> {
         PlanNow {
+            target: path.last().unwrap(),
             path,
             nodes: vec!["A", "B"],
         }
@@ -186,10 +201,11 @@ mod tests {
         let mut plan = plan_now(&edited);
         plan.nodes = vec!["B", "A"];
         let found = differences(&e.view(t0()), &plan, &live(&[("A", HOPS[0]), ("B", FROM)]));
-        assert_eq!(found.len(), 2, "{found:?}");
-        assert!(found[0].contains("version path"), "{found:?}");
+        assert_eq!(found.len(), 3, "{found:?}");
+        assert!(found[0].contains("target is now v1.36.0+k3s1"), "{found:?}");
+        assert!(found[1].contains("version path"), "{found:?}");
         assert!(
-            found[1].contains("the plan's nodes are now B, A"),
+            found[2].contains("the plan's nodes are now B, A"),
             "{found:?}"
         );
     }
@@ -199,5 +215,13 @@ mod tests {
         let e = a_done_once();
         let tail = vec![v(HOPS[1])];
         assert!(plan_differences(&e.view(t0()), &plan_now(&tail)).is_empty());
+        // Every node on the target (a halt in the last soak): nothing ahead.
+        let target = v(HOPS[1]);
+        let done = PlanNow {
+            target: &target,
+            path: &[],
+            nodes: vec!["A", "B"],
+        };
+        assert!(plan_differences(&e.view(t0()), &done).is_empty());
     }
 }
