@@ -188,9 +188,7 @@ pub async fn run(s: Session, opts: &UpgradeOptions) -> Result<ExitCode> {
     let (mut runner, front) = match Runner::start(s, "upgrade").await? {
         Ok(started) => started,
         Err(refused) => {
-            for f in &refused.findings {
-                emit(json!({"type": "preflight", "level": f.level, "text": f.text}));
-            }
+            print_findings(&refused.findings);
             emit(
                 json!({"type": "exit", "code": 1, "reason": "preflight failed; nothing was changed"}),
             );
@@ -207,9 +205,7 @@ pub async fn run(s: Session, opts: &UpgradeOptions) -> Result<ExitCode> {
     if let Some(w) = warning {
         emit(json!({"type": "warning", "text": w}));
     }
-    for f in &findings {
-        emit(json!({"type": "preflight", "level": f.level, "text": f.text}));
-    }
+    print_findings(&findings);
     let mut printer = Printer {
         printed: runner.engine().events().len(),
         last_state: None,
@@ -217,55 +213,7 @@ pub async fn run(s: Session, opts: &UpgradeOptions) -> Result<ExitCode> {
     if let Some(cmd) = first_command(runner.engine().state(), opts) {
         send(&mut runner, &mut fleet, cmd)?;
     }
-    let mut rollback_sent = false;
-    let mut tick = tokio::time::interval(TICK);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut term = signal(SignalKind::terminate()).ok();
-    let deadline = runner.plan().timings.api_lost_timeout;
-    let outcome = loop {
-        for a in runner.dispatch() {
-            emit(action_json(runner.plan(), &a));
-        }
-        printer.print(runner.engine(), Timestamp::now());
-        let idle = runner.engine().in_flight().is_none();
-        if let Some(why) = api_lost(&fleet, deadline, Timestamp::now()) {
-            break Err(Stop::ApiLost(why));
-        }
-        match decide(runner.engine().state(), idle, opts, rollback_sent) {
-            Decision::Exit(code) => break Ok(code),
-            Decision::Send(cmd) => {
-                let rollback = cmd == Command::Rollback;
-                rollback_sent |= rollback;
-                // A refused rollback falls through to the halt's exit; any
-                // other refused decision would be asked again forever.
-                if !send(&mut runner, &mut fleet, cmd)? && !rollback {
-                    break Ok(1);
-                }
-                continue;
-            }
-            Decision::Wait => {}
-        }
-        tokio::select! {
-            ev = events.recv() => {
-                let Some(ev) = ev else { break Err(Stop::FeedClosed) };
-                let now = Timestamp::now();
-                let mut news = engine_sees(&ev);
-                fleet.apply(ev, now);
-                while let Ok(ev) = events.try_recv() {
-                    news |= engine_sees(&ev);
-                    fleet.apply(ev, now);
-                }
-                if news {
-                    runner.observe(&mut fleet, now)?;
-                }
-            }
-            Some(done) = runner.next() => {
-                runner.on_done(done, &mut fleet, Timestamp::now())?;
-            }
-            _ = tick.tick() => runner.tick(&mut fleet, Timestamp::now())?,
-            name = signalled(&mut term) => break Err(Stop::Signal(name)),
-        }
-    };
+    let outcome = drive(&mut runner, &mut fleet, &mut events, &mut printer, opts).await?;
     let (code, reason) = match outcome {
         Ok(code) => (code, runner.engine().state().to_string()),
         Err(Stop::Signal(name)) => {
@@ -284,4 +232,81 @@ pub async fn run(s: Session, opts: &UpgradeOptions) -> Result<ExitCode> {
     let finished = runner.finish(Timestamp::now()).await;
     emit(exit_json(code, &reason, &finished));
     Ok(ExitCode::from(code))
+}
+
+fn print_findings(findings: &[super::preflight::Finding]) {
+    for f in findings {
+        emit(json!({"type": "preflight", "level": f.level, "text": f.text}));
+    }
+}
+
+/// Runs the rollout until the flags say it is over (the exit code) or
+/// something stops it from outside.
+async fn drive(
+    runner: &mut Runner,
+    fleet: &mut Fleet,
+    events: &mut tokio::sync::mpsc::UnboundedReceiver<crate::model::ClusterEvent>,
+    printer: &mut Printer,
+    opts: &UpgradeOptions,
+) -> Result<std::result::Result<u8, Stop>> {
+    let mut rollback_sent = false;
+    let mut tick = tokio::time::interval(TICK);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut term = signal(SignalKind::terminate()).ok();
+    let deadline = runner.plan().timings.api_lost_timeout;
+    loop {
+        for a in runner.dispatch() {
+            emit(action_json(runner.plan(), &a));
+        }
+        printer.print(runner.engine(), Timestamp::now());
+        if let Some(why) = api_lost(fleet, deadline, Timestamp::now()) {
+            return Ok(Err(Stop::ApiLost(why)));
+        }
+        let idle = runner.engine().in_flight().is_none();
+        match decide(runner.engine().state(), idle, opts, rollback_sent) {
+            Decision::Exit(code) => return Ok(Ok(code)),
+            Decision::Send(cmd) => {
+                let rollback = cmd == Command::Rollback;
+                rollback_sent |= rollback;
+                // A refused rollback falls through to the halt's exit; any
+                // other refused decision would be asked again forever.
+                if !send(runner, fleet, cmd)? && !rollback {
+                    return Ok(Ok(1));
+                }
+                continue;
+            }
+            Decision::Wait => {}
+        }
+        tokio::select! {
+            ev = events.recv() => {
+                let Some(ev) = ev else { return Ok(Err(Stop::FeedClosed)) };
+                apply_batch(runner, fleet, events, ev)?;
+            }
+            Some(done) = runner.next() => {
+                runner.on_done(done, fleet, Timestamp::now())?;
+            }
+            _ = tick.tick() => runner.tick(fleet, Timestamp::now())?,
+            name = signalled(&mut term) => return Ok(Err(Stop::Signal(name))),
+        }
+    }
+}
+
+/// Applies `first` and whatever else has arrived; the engine looks once.
+fn apply_batch(
+    runner: &mut Runner,
+    fleet: &mut Fleet,
+    events: &mut tokio::sync::mpsc::UnboundedReceiver<crate::model::ClusterEvent>,
+    first: crate::model::ClusterEvent,
+) -> Result<()> {
+    let now = Timestamp::now();
+    let mut news = engine_sees(&first);
+    fleet.apply(first, now);
+    while let Ok(ev) = events.try_recv() {
+        news |= engine_sees(&ev);
+        fleet.apply(ev, now);
+    }
+    if news {
+        runner.observe(fleet, now)?;
+    }
+    Ok(())
 }

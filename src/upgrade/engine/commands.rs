@@ -204,28 +204,7 @@ impl Engine {
                     "step: one more node, then pause".into(),
                 );
             }
-            Command::Abort => {
-                self.final_watch = None;
-                self.state = RolloutState::Aborted;
-                self.stop_after_unit = false;
-                self.note = None;
-                let mut text = "ABORTED by the operator".to_string();
-                if let Some((id, node, phase)) = self.in_flight() {
-                    text.push_str(&format!(
-                        "; {phase} of {node} (action #{id}) is still running"
-                    ));
-                }
-                let cordoned: Vec<String> = self
-                    .units
-                    .iter()
-                    .filter(|u| u.cordoned && !u.finished())
-                    .map(|u| u.node.clone())
-                    .collect();
-                if !cordoned.is_empty() {
-                    text.push_str(&format!("; left cordoned: {}", cordoned.join(", ")));
-                }
-                self.event(now, EventKind::Warn, text);
-            }
+            Command::Abort => self.abort(now),
             Command::Retry => {
                 self.state = self.active_state();
                 self.rewind_for_retry();
@@ -236,21 +215,46 @@ impl Engine {
                 self.final_watch = None;
                 self.start_rollback(now);
             }
-            Command::EndFinalWatch => {
-                if let Some(watch) = self.final_watch.take() {
-                    self.event(
-                        now,
-                        EventKind::Warn,
-                        format!(
-                            "final stability watch ended early by the operator after {} of {}",
-                            format_signed(watch.elapsed(now)),
-                            format_signed(watch.window)
-                        ),
-                    );
-                }
-                self.finish(now);
-            }
+            Command::EndFinalWatch => self.end_final_watch(now),
         }
+    }
+
+    fn abort(&mut self, now: Timestamp) {
+        self.final_watch = None;
+        self.state = RolloutState::Aborted;
+        self.stop_after_unit = false;
+        self.note = None;
+        let mut text = "ABORTED by the operator".to_string();
+        if let Some((id, node, phase)) = self.in_flight() {
+            text.push_str(&format!(
+                "; {phase} of {node} (action #{id}) is still running"
+            ));
+        }
+        let cordoned: Vec<String> = self
+            .units
+            .iter()
+            .filter(|u| u.cordoned && !u.finished())
+            .map(|u| u.node.clone())
+            .collect();
+        if !cordoned.is_empty() {
+            text.push_str(&format!("; left cordoned: {}", cordoned.join(", ")));
+        }
+        self.event(now, EventKind::Warn, text);
+    }
+
+    fn end_final_watch(&mut self, now: Timestamp) {
+        if let Some(watch) = self.final_watch.take() {
+            self.event(
+                now,
+                EventKind::Warn,
+                format!(
+                    "final stability watch ended early by the operator after {} of {}",
+                    format_signed(watch.elapsed(now)),
+                    format_signed(watch.window)
+                ),
+            );
+        }
+        self.finish(now);
     }
 
     /// Retry resumes from the earliest phase that re-verifies: a failed
