@@ -110,6 +110,9 @@ pub struct Report {
     pub end: Option<Timestamp>,
     pub ended_cleanly: bool,
     pub outages: Vec<ServiceOutages>,
+    /// Per service: probe failures that did not reach DOWN (a success came
+    /// first, or the journal ended), by service name.
+    pub flaps: Vec<(String, u32)>,
     /// (node, reason, window), by start.
     pub not_ready: Vec<(String, String, Window)>,
     /// (at, service, from, to).
@@ -147,11 +150,30 @@ impl Report {
         let mut phase_open: BTreeMap<Option<String>, usize> = BTreeMap::new();
         let mut phases: Vec<Phase> = Vec::new();
         let mut operator = Vec::new();
+        // Failures of the current run per endpoint, not (yet) an outage.
+        let mut failing: BTreeMap<(String, String), u32> = BTreeMap::new();
+        let mut flaps: BTreeMap<String, u32> = BTreeMap::new();
         for e in entries {
             match &e.kind {
-                EntryKind::ProbeDown { endpoint, .. } => {
+                EntryKind::ProbeFailed {
+                    endpoint, streak, ..
+                } => {
+                    let run = failing
+                        .entry((e.subject.clone(), endpoint.clone()))
+                        .or_default();
+                    // A new run: the last one recovered short of DOWN.
+                    if *streak <= 1 && *run > 0 {
+                        *flaps.entry(e.subject.clone()).or_default() += std::mem::take(run);
+                    }
+                    *run += 1;
+                }
+                EntryKind::ProbeDown {
+                    endpoint, since, ..
+                } => {
+                    // The run's failures were the outage's beginning.
+                    failing.remove(&(e.subject.clone(), endpoint.clone()));
                     down.entry((e.subject.clone(), endpoint.clone()))
-                        .or_insert(e.at);
+                        .or_insert(since.unwrap_or(e.at));
                 }
                 EntryKind::ProbeUp {
                     endpoint,
@@ -217,6 +239,10 @@ impl Report {
                 _ => {}
             }
         }
+        for ((service, _), run) in failing {
+            *flaps.entry(service).or_default() += run;
+        }
+        let flaps: Vec<(String, u32)> = flaps.into_iter().filter(|(_, n)| *n > 0).collect();
         for ((service, endpoint), start) in down {
             windows
                 .entry(service)
@@ -247,6 +273,7 @@ impl Report {
             end,
             ended_cleanly,
             outages,
+            flaps,
             not_ready,
             moves,
             versions,
@@ -450,6 +477,17 @@ pub fn markdown(report: &Report, tz: TimeZone) -> String {
         }
     }
 
+    if !report.flaps.is_empty() {
+        md.push_str("\nProbe flaps (failures that did not reach DOWN):\n\n");
+        for (service, n) in &report.flaps {
+            md.push_str(&format!(
+                "- {}: {n} failed probe{}\n",
+                cell(service),
+                if *n == 1 { "" } else { "s" }
+            ));
+        }
+    }
+
     md.push_str("\n### Nodes NotReady\n\n");
     if report.not_ready.is_empty() {
         md.push_str("No node went NotReady.\n");
@@ -607,6 +645,9 @@ pub fn json(report: &Report, tz: TimeZone) -> Value {
                 v
             }).collect::<Vec<_>>(),
         })).collect::<Vec<_>>(),
+        "probe_flaps": report.flaps.iter().map(|(service, n)| json!({
+            "service": service, "failed_probes": n,
+        })).collect::<Vec<_>>(),
         "not_ready": report.not_ready.iter().map(|(node, reason, w)| {
             let mut v = window(w);
             v["node"] = json!(node);
@@ -688,6 +729,7 @@ mod tests {
             EntryKind::ProbeDown {
                 endpoint: "e".into(),
                 error: "refused".into(),
+                since: None,
             },
             "down",
         );
@@ -756,5 +798,63 @@ mod tests {
         std::fs::write(&path, format!("{up}\n")).unwrap();
         let report = Report::build(read_journal(&path).unwrap());
         assert_eq!(report.outages[0].total, Duration::from_millis(4_500));
+    }
+
+    /// A flap (one failure, then success), then a run of three that went
+    /// DOWN: one flap counted, and the outage starts at the run's first
+    /// failure, not at the entry that declared it.
+    #[test]
+    fn failures_short_of_down_are_flaps_and_an_outage_starts_at_its_first_failure() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.jsonl");
+        let failed = |at, streak| {
+            entry(
+                at,
+                "f/f",
+                EntryKind::ProbeFailed {
+                    endpoint: "e".into(),
+                    error: "no answer within 800ms".into(),
+                    streak,
+                    of: 3,
+                },
+                &format!("probe failed ({streak}/3)"),
+            )
+        };
+        let since = Timestamp::from_second(1_769_376_780 + 20).unwrap();
+        let lines = [
+            failed(5, 1),
+            failed(20, 1),
+            failed(21, 2),
+            entry(
+                22,
+                "f/f",
+                EntryKind::ProbeDown {
+                    endpoint: "e".into(),
+                    error: "refused".into(),
+                    since: Some(since),
+                },
+                "probe DOWN after 3 failures in a row",
+            ),
+            entry(
+                30,
+                "f/f",
+                EntryKind::ProbeUp {
+                    endpoint: "e".into(),
+                    down_for_ms: 10_000,
+                },
+                "up",
+            ),
+            failed(40, 1),
+            failed(41, 2),
+        ];
+        std::fs::write(&path, lines.join("\n") + "\n").unwrap();
+        let report = Report::build(read_journal(&path).unwrap());
+        assert_eq!(report.outages[0].windows[0].1.start, since);
+        assert_eq!(report.outages[0].total, Duration::from_secs(10));
+        // One lone failure, and the run of two still short at the end.
+        assert_eq!(report.flaps, vec![("f/f".to_string(), 3)]);
+        let md = markdown(&report, TimeZone::UTC);
+        assert!(md.contains("- f/f: 3 failed probes"), "{md}");
+        assert!(md.contains("probe failed (1/3)"), "{md}");
     }
 }

@@ -178,6 +178,9 @@ pub enum ClusterEvent {
     ApiOk,
     /// A service probe's result (from [`crate::probe`]).
     Probe(ProbeResult),
+    /// How many probe failures in a row turn an endpoint DOWN; the probe
+    /// edge sends it before its first result (see [`crate::probe::Prober`]).
+    ProbeFailures(u32),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -238,12 +241,19 @@ pub struct ServiceState {
 }
 
 impl ServiceState {
-    /// None when not probed (yet); false when any endpoint is down.
+    /// None when not probed (yet); false when any endpoint is DOWN (a
+    /// failure short of the threshold is not).
     pub fn probe_ok(&self) -> Option<bool> {
         if self.probes.is_empty() {
             return None;
         }
         Some(self.probes.values().all(|p| p.up))
+    }
+
+    /// Probe failures that did not reach DOWN (a success came first), over
+    /// every endpoint: what the services panel shows as flaps.
+    pub fn flaps(&self) -> u32 {
+        self.probes.values().map(|p| p.flaps).sum()
     }
 }
 
@@ -274,6 +284,8 @@ pub struct Fleet {
     pub announce_source: AnnounceSource,
     pub leases_readable: bool,
     pub api: ApiStatus,
+    /// Probe failures in a row that turn an endpoint DOWN.
+    pub probe_failures: u32,
     pub timeline: Timeline,
     resync: HashMap<&'static str, HashSet<String>>,
     /// Service name per node for the pods of LoadBalancer services.
@@ -297,6 +309,7 @@ impl Fleet {
             announce_source: AnnounceSource::L2Status,
             leases_readable: true,
             api: ApiStatus::Connecting,
+            probe_failures: super::probe::DEFAULT_FAILURES,
             timeline: Timeline::default(),
             resync: HashMap::new(),
             service_pods: HashMap::new(),
@@ -361,6 +374,17 @@ impl Fleet {
             ClusterEvent::ApiSilent(why) => self.api_silent(why, now),
             ClusterEvent::ApiOk => self.api_ok(now),
             ClusterEvent::Probe(result) => self.apply_probe(result),
+            ClusterEvent::ProbeFailures(n) => {
+                self.probe_failures = n.max(1);
+                for p in self
+                    .services
+                    .values_mut()
+                    .flat_map(|s| s.probes.values_mut())
+                {
+                    p.set_threshold(n);
+                }
+                false
+            }
         }
     }
 
@@ -526,29 +550,58 @@ impl Fleet {
         }
     }
 
-    /// One probe result: state, sparkline history, and a timeline entry when
-    /// the endpoint goes down or comes back (with the outage's length). The
-    /// entry is stamped with the probe's own instant, not the tick's.
+    /// One probe result: state, sparkline history, and a timeline entry
+    /// for each failure short of DOWN (at Warn), when the endpoint goes DOWN
+    /// and when it comes back (with the outage's length, from the first
+    /// failure of the run). Entries are stamped with the probe's own
+    /// instant, not the tick's.
     fn apply_probe(&mut self, r: ProbeResult) -> bool {
         let Some(svc) = self.services.get_mut(&r.service) else {
             return false;
         };
+        let down_after = self.probe_failures;
         let state = svc
             .probes
             .entry(r.endpoint.clone())
-            .or_insert_with(|| ProbeState::new(&r.check));
+            .or_insert_with(|| ProbeState::with_threshold(&r.check, down_after));
         let label = format!("{}/{}", r.service.0, r.service.1);
         match state.record(&r) {
-            Some(ProbeTransition::Down { error }) => self.timeline.push_kind(
+            Some(ProbeTransition::Failed { error, streak, of }) => self.timeline.push_kind(
                 r.at,
-                Severity::Error,
+                Severity::Warn,
                 &label,
-                EntryKind::ProbeDown {
+                EntryKind::ProbeFailed {
                     endpoint: r.endpoint.clone(),
                     error: error.clone(),
+                    streak,
+                    of,
                 },
-                format!("probe DOWN ({} {}): {error}", r.check, r.endpoint),
+                format!(
+                    "probe failed ({streak}/{of}) ({} {}): {error}",
+                    r.check, r.endpoint
+                ),
             ),
+            Some(ProbeTransition::Down {
+                error,
+                since,
+                failures,
+            }) => {
+                let mut text = format!("probe DOWN ({} {}): {error}", r.check, r.endpoint);
+                if failures > 1 {
+                    text.push_str(&format!(" ({failures} failures in a row)"));
+                }
+                self.timeline.push_kind(
+                    r.at,
+                    Severity::Error,
+                    &label,
+                    EntryKind::ProbeDown {
+                        endpoint: r.endpoint.clone(),
+                        error: error.clone(),
+                        since: (since != r.at).then_some(since),
+                    },
+                    text,
+                );
+            }
             Some(ProbeTransition::Up { down_for }) => self.timeline.push_kind(
                 r.at,
                 Severity::Info,

@@ -37,7 +37,7 @@ fn probe(at: i64, ok: bool) -> ClusterEvent {
 }
 
 #[test]
-fn probe_outage_is_two_typed_entries_stamped_with_the_probe_instants() {
+fn probe_outage_after_three_failures_is_typed_entries_stamped_with_the_probe_instants() {
     let now = Timestamp::from_second(1_900_000_000).unwrap();
     let mut fleet = Fleet::new();
     // A result for an unknown service is ignored.
@@ -47,37 +47,130 @@ fn probe_outage_is_two_typed_entries_stamped_with_the_probe_instants() {
         fleet.services[&("frigate".into(), "frigate".into())].probe_ok(),
         None
     );
-    for (at, ok) in [(0, true), (1, false), (2, false), (3, false), (4, true)] {
+    for (at, ok) in [(0, true), (1, false), (2, false)] {
+        assert!(fleet.apply(probe(at, ok), now));
+    }
+    let svc = &fleet.services[&("frigate".into(), "frigate".into())];
+    assert_eq!(svc.probe_ok(), Some(true), "two failures are not an outage");
+    for (at, ok) in [(3, false), (4, true)] {
         assert!(fleet.apply(probe(at, ok), now));
     }
     let svc = &fleet.services[&("frigate".into(), "frigate".into())];
     assert_eq!(svc.probe_ok(), Some(true));
+    assert_eq!(svc.flaps(), 0, "the failures were an outage, not flaps");
     let probes: Vec<_> = fleet
         .timeline
         .entries()
         .filter(|e| {
             matches!(
                 e.kind,
-                EntryKind::ProbeDown { .. } | EntryKind::ProbeUp { .. }
+                EntryKind::ProbeFailed { .. }
+                    | EntryKind::ProbeDown { .. }
+                    | EntryKind::ProbeUp { .. }
             )
         })
         .collect();
-    assert_eq!(probes.len(), 2);
-    assert_eq!(probes[0].at, Timestamp::from_second(1_800_000_001).unwrap());
+    assert_eq!(probes.len(), 4);
     assert_eq!(
         probes[0].text,
-        "probe DOWN (tcp 127.77.0.10:5000): connection refused"
+        "probe failed (1/3) (tcp 127.77.0.10:5000): connection refused"
     );
+    assert_eq!(probes[0].severity, Severity::Warn);
     assert_eq!(
         probes[1].kind,
+        EntryKind::ProbeFailed {
+            endpoint: "127.77.0.10:5000".into(),
+            error: "connection refused".into(),
+            streak: 2,
+            of: 3
+        }
+    );
+    assert_eq!(probes[2].at, Timestamp::from_second(1_800_000_003).unwrap());
+    assert_eq!(probes[2].severity, Severity::Error);
+    assert_eq!(
+        probes[2].kind,
+        EntryKind::ProbeDown {
+            endpoint: "127.77.0.10:5000".into(),
+            error: "connection refused".into(),
+            since: Some(Timestamp::from_second(1_800_000_001).unwrap()),
+        }
+    );
+    assert_eq!(
+        probes[2].text,
+        "probe DOWN (tcp 127.77.0.10:5000): connection refused (3 failures in a row)"
+    );
+    // The outage is measured from the first failure of the run.
+    assert_eq!(
+        probes[3].kind,
         EntryKind::ProbeUp {
             endpoint: "127.77.0.10:5000".into(),
             down_for_ms: 3000
         }
     );
     assert_eq!(
-        probes[1].text,
+        probes[3].text,
         "probe up again after 3s (tcp 127.77.0.10:5000)"
+    );
+}
+
+/// The probe edge's threshold reaches the model: with 1, a single failure
+/// is DOWN at once (and says so as before).
+#[test]
+fn the_probe_edge_sets_the_threshold_and_one_means_every_failure_is_down() {
+    let now = Timestamp::from_second(1_900_000_000).unwrap();
+    let mut fleet = Fleet::new();
+    fleet.apply(ClusterEvent::ProbeFailures(1), now);
+    fleet.apply(service(), now);
+    fleet.apply(probe(0, true), now);
+    fleet.apply(probe(1, false), now);
+    let svc = &fleet.services[&("frigate".into(), "frigate".into())];
+    assert_eq!(svc.probe_ok(), Some(false));
+    let last = fleet.timeline.entries().last().unwrap();
+    assert_eq!(
+        last.text,
+        "probe DOWN (tcp 127.77.0.10:5000): connection refused"
+    );
+    assert!(matches!(
+        last.kind,
+        EntryKind::ProbeDown { since: None, .. }
+    ));
+}
+
+/// Wi-Fi: one probe in ten times out for ten minutes. Never DOWN, every
+/// failure a Warn entry, and all of them flaps on the services panel.
+#[test]
+fn one_failure_in_ten_is_never_down_and_counts_as_flaps() {
+    let now = Timestamp::from_second(1_900_000_000).unwrap();
+    let mut fleet = Fleet::new();
+    fleet.apply(service(), now);
+    for i in 0..600 {
+        fleet.apply(probe(i, i % 10 != 3), now);
+        let svc = &fleet.services[&("frigate".into(), "frigate".into())];
+        assert_eq!(svc.probe_ok(), Some(true), "DOWN at {i}");
+    }
+    let svc = &fleet.services[&("frigate".into(), "frigate".into())];
+    assert_eq!(svc.flaps(), 60);
+    let failed = fleet
+        .timeline
+        .entries()
+        .filter(|e| {
+            matches!(
+                e.kind,
+                EntryKind::ProbeFailed {
+                    streak: 1,
+                    of: 3,
+                    ..
+                }
+            )
+        })
+        .inspect(|e| assert_eq!(e.severity, Severity::Warn))
+        .count();
+    assert_eq!(failed, 60);
+    assert!(
+        !fleet
+            .timeline
+            .entries()
+            .any(|e| matches!(e.kind, EntryKind::ProbeDown { .. }))
     );
 }
 
