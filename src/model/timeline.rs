@@ -111,8 +111,14 @@ pub enum EntryKind {
     Operator {
         action: String,
     },
-    /// The API server went away or came back.
-    Api,
+    /// The API server went away or came back. `failure` names how it
+    /// failed (`unreachable`, `silent`, `unauthorized`, `forbidden`,
+    /// `server_error`, `error`); absent on the entry of its return, and in
+    /// journals written before failures were told apart.
+    Api {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        failure: Option<String>,
+    },
     Other,
 }
 

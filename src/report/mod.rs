@@ -113,6 +113,9 @@ pub struct Report {
     /// Per service: probe failures that did not reach DOWN (a success came
     /// first, or the journal ended), by service name.
     pub flaps: Vec<(String, u32)>,
+    /// API server outages: only unreachable or silent (a 401, 403 or 5xx
+    /// is the server answering), by start.
+    pub api_outages: Vec<Window>,
     /// (node, reason, window), by start.
     pub not_ready: Vec<(String, String, Window)>,
     /// (at, service, from, to).
@@ -153,8 +156,26 @@ impl Report {
         // Failures of the current run per endpoint, not (yet) an outage.
         let mut failing: BTreeMap<(String, String), u32> = BTreeMap::new();
         let mut flaps: BTreeMap<String, u32> = BTreeMap::new();
+        let mut api_open: Option<Timestamp> = None;
+        let mut api_outages = Vec::new();
         for e in entries {
             match &e.kind {
+                EntryKind::Api { failure } => {
+                    // Journals from before failures were named have none on
+                    // the failure either: an Error entry was an outage.
+                    let outage = match failure.as_deref() {
+                        Some(kind) => kind == "unreachable" || kind == "silent",
+                        None => e.severity == Severity::Error,
+                    };
+                    if outage {
+                        api_open.get_or_insert(e.at);
+                    } else if let Some(start) = api_open.take() {
+                        api_outages.push(Window {
+                            start,
+                            end: Some(e.at),
+                        });
+                    }
+                }
                 EntryKind::ProbeFailed {
                     endpoint, streak, ..
                 } => {
@@ -239,6 +260,9 @@ impl Report {
                 _ => {}
             }
         }
+        if let Some(start) = api_open {
+            api_outages.push(Window { start, end: None });
+        }
         for ((service, _), run) in failing {
             *flaps.entry(service).or_default() += run;
         }
@@ -274,6 +298,7 @@ impl Report {
             ended_cleanly,
             outages,
             flaps,
+            api_outages,
             not_ready,
             moves,
             versions,
@@ -488,6 +513,19 @@ pub fn markdown(report: &Report, tz: TimeZone) -> String {
         }
     }
 
+    if !report.api_outages.is_empty() {
+        md.push_str("\n### API server outages (unreachable or silent)\n\n");
+        md.push_str("| Down | Back | Outage |\n|---|---|---|\n");
+        for w in &report.api_outages {
+            md.push_str(&format!(
+                "| {} | {} | {} |\n",
+                clock.time(w.start),
+                window_end(&clock, w),
+                window_length(report, w)
+            ));
+        }
+    }
+
     md.push_str("\n### Nodes NotReady\n\n");
     if report.not_ready.is_empty() {
         md.push_str("No node went NotReady.\n");
@@ -645,6 +683,7 @@ pub fn json(report: &Report, tz: TimeZone) -> Value {
                 v
             }).collect::<Vec<_>>(),
         })).collect::<Vec<_>>(),
+        "api_outages": report.api_outages.iter().map(window).collect::<Vec<_>>(),
         "probe_flaps": report.flaps.iter().map(|(service, n)| json!({
             "service": service, "failed_probes": n,
         })).collect::<Vec<_>>(),
@@ -856,5 +895,52 @@ mod tests {
         let md = markdown(&report, TimeZone::UTC);
         assert!(md.contains("- f/f: 3 failed probes"), "{md}");
         assert!(md.contains("probe failed (1/3)"), "{md}");
+    }
+
+    /// A 401 and a 403 are not outages; an unreachable spell and a silent
+    /// one are, each until the next non-outage entry; an old journal's
+    /// unnamed Error entry still counts.
+    #[test]
+    fn api_outage_windows_count_only_unreachable_and_silent() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.jsonl");
+        let api = |at, failure: Option<&str>, severity| {
+            let mut e: Entry = serde_json::from_str(&entry(
+                at,
+                "api",
+                EntryKind::Api {
+                    failure: failure.map(str::to_string),
+                },
+                "api",
+            ))
+            .unwrap();
+            e.severity = severity;
+            serde_json::to_string(&e).unwrap()
+        };
+        let lines = [
+            api(0, Some("unauthorized"), Severity::Error),
+            api(10, None, Severity::Info),
+            api(20, Some("unreachable"), Severity::Error),
+            api(25, Some("forbidden"), Severity::Error),
+            api(30, Some("silent"), Severity::Error),
+            api(34, None, Severity::Info),
+            api(40, Some("server_error"), Severity::Error),
+            api(41, None, Severity::Info),
+            api(50, None, Severity::Error),
+            api(53, None, Severity::Info),
+        ];
+        std::fs::write(&path, lines.join("\n") + "\n").unwrap();
+        let report = Report::build(read_journal(&path).unwrap());
+        let lengths: Vec<_> = report
+            .api_outages
+            .iter()
+            .map(|w| w.length(report.journal_end()).as_secs())
+            .collect();
+        assert_eq!(lengths, [5, 4, 3]);
+        let md = markdown(&report, TimeZone::UTC);
+        assert!(
+            md.contains("### API server outages (unreachable or silent)"),
+            "{md}"
+        );
     }
 }

@@ -84,7 +84,10 @@ impl Observer {
         Observation {
             nodes,
             services,
-            api_reachable: fleet.api == ApiStatus::Up,
+            // Only an outage (unreachable, silent) pauses the engine's
+            // judgements; a 401, 403 or 5xx is the server saying no, and
+            // the rollout must not carry on as if blind time were soak.
+            api_reachable: !fleet.api.is_outage() && fleet.api != ApiStatus::Connecting,
         }
     }
 }
@@ -240,5 +243,26 @@ mod tests {
         let healed = o.observe(&f, &gated, t(3));
         assert!(healed.nodes[0].ready);
         assert_eq!(healed.nodes[0].ready_transitions, 1);
+    }
+
+    /// Only an unreachable or silent server pauses the engine's judgements:
+    /// a 401 or 403 is the server answering.
+    #[test]
+    fn api_reachable_is_false_only_for_an_outage() {
+        use crate::model::fleet::{ApiFailure, ApiFailureKind};
+        let mut o = Observer::new(None);
+        let reachable = |kind| {
+            let mut f = fleet();
+            f.apply(ClusterEvent::ApiError(ApiFailure::new(kind, "x")), t(1));
+            Observer::new(None).observe(&f, &[], t(1)).api_reachable
+        };
+        assert!(!reachable(ApiFailureKind::Unreachable));
+        assert!(reachable(ApiFailureKind::Unauthorized));
+        assert!(reachable(ApiFailureKind::Forbidden));
+        assert!(reachable(ApiFailureKind::ServerError));
+        assert!(reachable(ApiFailureKind::Resync));
+        let mut f = fleet();
+        f.apply(ClusterEvent::ApiSilent("no answer".into()), t(1));
+        assert!(!o.observe(&f, &[], t(1)).api_reachable);
     }
 }

@@ -244,6 +244,7 @@ fn banner_line<'a>(app: &App, theme: &Theme) -> Option<Paragraph<'a>> {
         error,
         failures,
         silent,
+        .. // k3s-cockpit#13: `kind`; ApiStatus::describe() replaces this fn
     } = &app.fleet.api
     else {
         return None;

@@ -437,8 +437,8 @@ fn other_unavailable_resources_change_nothing() {
 fn api_outage_counts_failures_logs_once_and_reports_its_length() {
     let mut fleet = Fleet::new();
     assert_eq!(fleet.api, ApiStatus::Connecting);
-    assert!(fleet.apply(ClusterEvent::ApiError("connection refused".into()), t(0)));
-    assert!(fleet.apply(ClusterEvent::ApiError("timed out".into()), t(2)));
+    assert!(fleet.apply(unreachable("connection refused"), t(0)));
+    assert!(fleet.apply(unreachable("timed out"), t(2)));
     assert_eq!(
         fleet.api,
         ApiStatus::Down {
@@ -446,8 +446,11 @@ fn api_outage_counts_failures_logs_once_and_reports_its_length() {
             error: "timed out".into(),
             failures: 2,
             silent: false,
+            kind: ApiFailureKind::Unreachable,
         }
     );
+    assert!(fleet.api.is_outage());
+    assert_eq!(fleet.api.label(), "● API DOWN");
     assert_eq!(
         texts(&fleet),
         ["API server unreachable: connection refused"]
@@ -467,4 +470,134 @@ fn first_data_after_connecting_is_up_without_a_timeline_entry() {
     assert!(fleet.apply(ClusterEvent::ApiOk, t(0)));
     assert_eq!(fleet.api, ApiStatus::Up);
     assert_eq!(fleet.timeline.entries().count(), 0);
+}
+
+fn unreachable(text: &str) -> ClusterEvent {
+    ClusterEvent::ApiError(ApiFailure::new(ApiFailureKind::Unreachable, text))
+}
+
+fn api_entries(fleet: &Fleet) -> Vec<(EntryKind, String)> {
+    fleet
+        .timeline
+        .entries()
+        .filter(|e| matches!(e.kind, EntryKind::Api { .. }))
+        .map(|e| (e.kind.clone(), e.text.clone()))
+        .collect()
+}
+
+/// A 401 is not "unreachable": the timeline, the banner and the status bar
+/// say the credentials were rejected and how to renew them, and it is not
+/// an outage.
+#[test]
+fn a_401_says_credentials_expired_or_rejected_and_how_to_renew() {
+    let mut fleet = Fleet::new();
+    fleet.apply(ClusterEvent::ApiOk, t(0));
+    let failure = ApiFailure::new(
+        ApiFailureKind::Unauthorized,
+        "credentials expired or rejected",
+    );
+    assert!(fleet.apply(ClusterEvent::ApiError(failure.clone()), t(1)));
+    assert!(fleet.apply(ClusterEvent::ApiError(failure), t(3)));
+    let entries = api_entries(&fleet);
+    assert_eq!(entries.len(), 1, "{entries:?}");
+    assert_eq!(
+        entries[0].0,
+        EntryKind::Api {
+            failure: Some("unauthorized".into())
+        }
+    );
+    assert!(
+        entries[0]
+            .1
+            .starts_with("API credentials expired or rejected (401)"),
+        "{}",
+        entries[0].1
+    );
+    assert!(
+        entries[0]
+            .1
+            .contains("kubectl create token NAME --duration=24h")
+    );
+    assert!(!entries[0].1.contains("unreachable"));
+    assert!(!fleet.api.is_outage());
+    assert_eq!(fleet.api.label(), "● UNAUTHORIZED");
+    let banner = fleet.api.describe(t(61)).unwrap();
+    assert!(
+        banner.starts_with("API credentials expired or rejected for 1m00s (401)"),
+        "{banner}"
+    );
+    assert!(banner.contains("a fresh kubeconfig"), "{banner}");
+    fleet.apply(ClusterEvent::ApiOk, t(70));
+    assert_eq!(
+        api_entries(&fleet)[1].1,
+        "API requests succeed again after 1m09s (unauthorized)"
+    );
+}
+
+/// A 403 names what was refused; it is not an outage either.
+#[test]
+fn a_403_names_the_verb_and_resource() {
+    let mut fleet = Fleet::new();
+    fleet.apply(ClusterEvent::ApiOk, t(0));
+    fleet.apply(
+        ClusterEvent::ApiError(ApiFailure::new(
+            ApiFailureKind::Forbidden,
+            "forbidden: list nodes",
+        )),
+        t(1),
+    );
+    assert_eq!(api_entries(&fleet)[0].1, "API forbidden: list nodes (403)");
+    assert_eq!(fleet.api.label(), "● FORBIDDEN");
+    assert!(!fleet.api.is_outage());
+    let banner = fleet.api.describe(t(2)).unwrap();
+    assert!(
+        banner.starts_with("API forbidden: list nodes for 1s (403)"),
+        "{banner}"
+    );
+}
+
+/// A 410 Gone is a watcher relisting: the status stays Up, no entry.
+#[test]
+fn a_410_gone_leaves_the_status_up_and_the_timeline_alone() {
+    let mut fleet = Fleet::new();
+    fleet.apply(ClusterEvent::ApiOk, t(0));
+    let gone = ApiFailure::new(
+        ApiFailureKind::Resync,
+        "too old resource version: listing afresh",
+    );
+    assert!(!fleet.apply(ClusterEvent::ApiError(gone), t(1)));
+    assert_eq!(fleet.api, ApiStatus::Up);
+    assert_eq!(fleet.api.describe(t(2)), None);
+    assert!(api_entries(&fleet).is_empty());
+}
+
+/// The kind of an outage changes: each new kind is an entry naming it.
+#[test]
+fn a_change_of_failure_kind_is_a_new_entry_and_silent_keeps_its_flag() {
+    let mut fleet = Fleet::new();
+    fleet.apply(ClusterEvent::ApiOk, t(0));
+    fleet.apply(
+        ClusterEvent::ApiError(ApiFailure::new(
+            ApiFailureKind::ServerError,
+            "503 etcd leader changed",
+        )),
+        t(1),
+    );
+    fleet.apply(unreachable("connection refused"), t(2));
+    let entries = api_entries(&fleet);
+    assert_eq!(entries[0].1, "API server error: 503 etcd leader changed");
+    assert_eq!(entries[1].1, "API server unreachable: connection refused");
+    assert!(matches!(fleet.api, ApiStatus::Down { since, failures: 2, .. } if since == t(1)));
+    fleet.apply(ClusterEvent::ApiOk, t(3));
+    fleet.apply(ClusterEvent::ApiSilent("no answer".into()), t(4));
+    assert!(matches!(
+        fleet.api,
+        ApiStatus::Down {
+            silent: true,
+            kind: ApiFailureKind::Silent,
+            ..
+        }
+    ));
+    assert_eq!(fleet.api.label(), "● API SILENT");
+    assert!(fleet.api.is_outage());
 }
