@@ -263,11 +263,13 @@ fn incident_session_report_matches_the_lab_outage() {
     );
     let state = dir.path().join("state");
     let cmd = format!(
-        "XDG_STATE_HOME={} {BIN} --log-file {}/cockpit.log watch --kubeconfig {} --probe-all=http; echo EXIT=$?; sleep 30",
+        "XDG_STATE_HOME={} {BIN} --log-file {}/cockpit.log watch --kubeconfig {} --probe-all=http --probe-failures 1; echo EXIT=$?; sleep 30",
         state.display(),
         dir.path().display(),
         lab.kubeconfig.display()
     );
+    // The lab's outage lasts about 2 s (time runs four-fold), and its
+    // loopback sockets never flap: every failure is the outage.
     let tmux = Tmux::start("report", 120, 40, &cmd);
     let screen = tmux
         .wait_for("k3s-vm-still-fawn", Duration::from_secs(20))

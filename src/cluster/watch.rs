@@ -20,7 +20,7 @@ use super::convert;
 use super::lenient::{Lenient, Undecodable};
 use super::node_lease::NodeLease;
 use super::node_view::NodeView;
-use crate::model::fleet::{ClusterEvent, ResourceKind};
+use crate::model::fleet::{ApiFailure, ApiFailureKind, ClusterEvent, ResourceKind};
 
 /// How long the lease watcher lets renewals gather before it reads them.
 /// Every node renews every 10 s, so at 5,000 nodes 500 renewals a second
@@ -197,13 +197,18 @@ fn forward<K>(
             }
         }
         Err(e) => {
-            *healthy = false;
             if let Some(reason) = unavailable(&e, kind) {
+                *healthy = false;
                 // Nothing to retry: the resource is not there for us.
                 let _ = tx.send(ClusterEvent::Unavailable(kind, reason));
                 return false;
             }
-            Some(ClusterEvent::ApiError(short_error(&e)))
+            let failure = classify(&e, kind);
+            // A 410 is the watcher relisting: the connection is fine.
+            if failure.kind != ApiFailureKind::Resync {
+                *healthy = false;
+            }
+            Some(ClusterEvent::ApiError(failure))
         }
     };
     msg.is_none_or(|msg| tx.send(msg).is_ok())
@@ -238,6 +243,97 @@ fn unavailable(e: &watcher::Error, kind: ResourceKind) -> Option<String> {
         404 => Some("resource not served (CRD missing)".into()),
         _ => None,
     }
+}
+
+/// What a watcher error means for the operator: the server unreachable
+/// (nothing answered), credentials rejected (401), a permission missing
+/// (403, naming verb and resource), a resync (410 Gone: not an outage), a
+/// server error (5xx), or something else.
+pub(crate) fn classify(e: &watcher::Error, kind: ResourceKind) -> ApiFailure {
+    use ApiFailureKind::*;
+    let (verb, client) = match e {
+        watcher::Error::InitialListFailed(c) => ("list", Some(c)),
+        watcher::Error::WatchStartFailed(c) | watcher::Error::WatchFailed(c) => ("watch", Some(c)),
+        watcher::Error::WatchError(status) => return from_status(status, "watch", kind),
+        watcher::Error::NoResourceVersion => ("watch", None),
+    };
+    match client {
+        Some(kube::Error::Api(status)) => from_status(status, verb, kind),
+        Some(kube::Error::Auth(_)) => ApiFailure::new(Unauthorized, short_error(e)),
+        Some(
+            kube::Error::HyperError(_)
+            | kube::Error::Service(_)
+            | kube::Error::ReadEvents(_)
+            | kube::Error::RustlsTls(_),
+        ) => ApiFailure::new(Unreachable, network_reason(e)),
+        _ => ApiFailure::new(Other, short_error(e)),
+    }
+}
+
+fn from_status(status: &kube::core::Status, verb: &str, kind: ResourceKind) -> ApiFailure {
+    use ApiFailureKind::*;
+    match status.code {
+        401 => ApiFailure::new(Unauthorized, "credentials expired or rejected"),
+        403 => ApiFailure::new(Forbidden, forbidden(status, verb, kind)),
+        410 => ApiFailure::new(Resync, format!("{}: listing afresh", status_text(status))),
+        500..=599 => ApiFailure::new(
+            ServerError,
+            format!("{} {}", status.code, status_text(status)),
+        ),
+        _ => ApiFailure::new(Other, format!("{} {}", status.code, status_text(status))),
+    }
+}
+
+fn status_text(status: &kube::core::Status) -> String {
+    let text = if status.message.is_empty() {
+        status.reason.as_str()
+    } else {
+        status.message.as_str()
+    };
+    text.chars().take(160).collect()
+}
+
+/// `forbidden: list nodes`: from the server's message (`... cannot list
+/// resource "nodes" ...`) when it has one, else from what was asked.
+fn forbidden(status: &kube::core::Status, verb: &str, kind: ResourceKind) -> String {
+    let parsed = status.message.split_once("cannot ").and_then(|(_, rest)| {
+        let (verb, rest) = rest.split_once(" resource \"")?;
+        let resource = rest.split('"').next()?;
+        Some(format!("forbidden: {verb} {resource}"))
+    });
+    parsed.unwrap_or_else(|| format!("forbidden: {verb} {}", resource_name(kind)))
+}
+
+fn resource_name(kind: ResourceKind) -> &'static str {
+    match kind {
+        ResourceKind::Nodes => "nodes",
+        ResourceKind::Leases => "leases",
+        ResourceKind::Services => "services",
+        ResourceKind::Pods => "pods",
+        ResourceKind::Events => "events",
+        ResourceKind::L2Statuses => "servicel2statuses",
+    }
+}
+
+/// The innermost cause of a network failure (`connection refused`,
+/// `dns error: ...`), which is what tells an operator where to look.
+fn network_reason(e: &watcher::Error) -> String {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    let mut last = e.to_string();
+    while let Some(s) = source {
+        if let Some(io) = s.downcast_ref::<std::io::Error>() {
+            use std::io::ErrorKind::*;
+            match io.kind() {
+                ConnectionRefused => return "connection refused".into(),
+                ConnectionReset => return "connection reset".into(),
+                TimedOut => return "timed out".into(),
+                _ => {}
+            }
+        }
+        last = s.to_string();
+        source = s.source();
+    }
+    last.chars().take(160).collect()
 }
 
 fn short_error(e: &watcher::Error) -> String {
@@ -350,5 +446,166 @@ mod tests {
         })
         .await;
         assert_eq!(seen, 5);
+    }
+
+    fn status(code: u16, reason: &str, message: &str) -> Box<kube::core::Status> {
+        Box::new(kube::core::Status {
+            code,
+            reason: reason.into(),
+            message: message.into(),
+            ..Default::default()
+        })
+    }
+
+    fn list_failed(e: kube::Error) -> watcher::Error {
+        watcher::Error::InitialListFailed(e)
+    }
+
+    /// Real kube errors, as the watchers get them, each to its kind.
+    #[test]
+    fn watcher_errors_are_told_apart_by_status_code_and_cause() {
+        let c = |e: &watcher::Error| classify(e, ResourceKind::Nodes);
+
+        let e = list_failed(kube::Error::Api(status(
+            401,
+            "Unauthorized",
+            "Unauthorized",
+        )));
+        assert_eq!(
+            c(&e),
+            ApiFailure::new(
+                ApiFailureKind::Unauthorized,
+                "credentials expired or rejected"
+            )
+        );
+
+        // The server's message names verb and resource.
+        let e = list_failed(kube::Error::Api(status(
+            403,
+            "Forbidden",
+            r#"nodes is forbidden: User "system:serviceaccount:kube-system:k3s-cockpit-watch" cannot list resource "nodes" in API group "" at the cluster scope"#,
+        )));
+        assert_eq!(
+            c(&e),
+            ApiFailure::new(ApiFailureKind::Forbidden, "forbidden: list nodes")
+        );
+        // Without one, what was asked: watching pods.
+        let e = watcher::Error::WatchStartFailed(kube::Error::Api(status(403, "Forbidden", "")));
+        assert_eq!(
+            classify(&e, ResourceKind::Pods),
+            ApiFailure::new(ApiFailureKind::Forbidden, "forbidden: watch pods")
+        );
+
+        // 410 Gone, as a watch event or a failed call: a resync.
+        let e =
+            watcher::Error::WatchError(status(410, "Expired", "too old resource version: 5 (77)"));
+        assert_eq!(c(&e).kind, ApiFailureKind::Resync);
+        let e = watcher::Error::WatchFailed(kube::Error::Api(status(410, "Gone", "")));
+        assert_eq!(c(&e).kind, ApiFailureKind::Resync);
+
+        let e = list_failed(kube::Error::Api(status(
+            500,
+            "InternalError",
+            "etcdserver: leader changed",
+        )));
+        assert_eq!(
+            c(&e),
+            ApiFailure::new(
+                ApiFailureKind::ServerError,
+                "500 etcdserver: leader changed"
+            )
+        );
+        let e = list_failed(kube::Error::Api(status(503, "ServiceUnavailable", "")));
+        assert_eq!(
+            c(&e),
+            ApiFailure::new(ApiFailureKind::ServerError, "503 ServiceUnavailable")
+        );
+
+        // Network: connection refused deep in the service stack, a reset
+        // while reading the watch stream.
+        let refused =
+            std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "tcp connect error");
+        let e = list_failed(kube::Error::Service(Box::new(refused)));
+        assert_eq!(
+            c(&e),
+            ApiFailure::new(ApiFailureKind::Unreachable, "connection refused")
+        );
+        let reset = std::io::Error::new(std::io::ErrorKind::ConnectionReset, "reset by peer");
+        let e = watcher::Error::WatchFailed(kube::Error::ReadEvents(reset));
+        assert_eq!(
+            c(&e),
+            ApiFailure::new(ApiFailureKind::Unreachable, "connection reset")
+        );
+        let dns = std::io::Error::other("dns error: failed to lookup address information");
+        let e = list_failed(kube::Error::Service(Box::new(dns)));
+        assert_eq!(c(&e).kind, ApiFailureKind::Unreachable);
+        assert!(c(&e).text.contains("dns error"), "{:?}", c(&e));
+
+        // An undecodable answer is neither.
+        let bad = serde_json::from_str::<u8>("x").unwrap_err();
+        let e = list_failed(kube::Error::SerdeError(bad));
+        assert_eq!(c(&e).kind, ApiFailureKind::Other);
+    }
+
+    /// A connection refused by a real closed port, through a real kube
+    /// client and watcher.
+    #[tokio::test]
+    async fn a_closed_port_is_unreachable_through_a_real_client() {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let config = kube::Config::new(format!("http://127.0.0.1:{port}").parse().unwrap());
+        let client = kube::Client::try_from(config).unwrap();
+        let api: Api<Lenient<NodeView>> = Api::all(client);
+        let mut stream = watcher::watcher(api, watcher::Config::default()).boxed();
+        let e = loop {
+            match tokio::time::timeout(Duration::from_secs(5), stream.next()).await {
+                Ok(Some(Err(e))) => break e,
+                Ok(Some(Ok(_))) => continue,
+                other => panic!("expected an error, got {other:?}"),
+            }
+        };
+        let failure = classify(&e, ResourceKind::Nodes);
+        assert_eq!(failure.kind, ApiFailureKind::Unreachable, "{e:?}");
+    }
+
+    /// A 410 through `forward` does not mark the watch unhealthy, so no
+    /// ApiOk follows it.
+    #[test]
+    fn forward_sends_the_kind_and_a_410_keeps_the_watch_healthy() {
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let on_apply = |n: &NodeView| Some(ClusterEvent::Node(convert::node(n)));
+        let on_delete = |n: &NodeView| Some(ClusterEvent::NodeDeleted(n.name_any()));
+        let mut healthy = true;
+        let gone = watcher::Error::WatchError(status(410, "Expired", "too old"));
+        assert!(forward(
+            Err(gone),
+            ResourceKind::Nodes,
+            on_apply,
+            on_delete,
+            &mut healthy,
+            &tx
+        ));
+        assert!(healthy);
+        let Ok(ClusterEvent::ApiError(f)) = rx.try_recv() else {
+            panic!("no ApiError")
+        };
+        assert_eq!(f.kind, ApiFailureKind::Resync);
+        let denied = list_failed(kube::Error::Api(status(401, "Unauthorized", "")));
+        assert!(forward(
+            Err(denied),
+            ResourceKind::Nodes,
+            on_apply,
+            on_delete,
+            &mut healthy,
+            &tx
+        ));
+        assert!(!healthy);
+        let Ok(ClusterEvent::ApiError(f)) = rx.try_recv() else {
+            panic!("no ApiError")
+        };
+        assert_eq!(f.kind, ApiFailureKind::Unauthorized);
     }
 }

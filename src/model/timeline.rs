@@ -74,10 +74,24 @@ pub enum EntryKind {
         node: String,
         after_ms: u64,
     },
-    /// A probe of `endpoint` (`ip:port`) failed after succeeding (or first).
+    /// A probe of `endpoint` failed, short of the failures in a row that
+    /// make it DOWN: the `streak`-th of `of`. A success before `of` makes
+    /// these flaps, not an outage.
+    ProbeFailed {
+        endpoint: String,
+        error: String,
+        streak: u32,
+        of: u32,
+    },
+    /// A probe of `endpoint` (`ip:port`) failed enough times in a row to
+    /// count as an outage. `since` is the first failure of that run (the
+    /// outage's start; absent in journals written before flap tolerance,
+    /// where the entry's own instant is the start).
     ProbeDown {
         endpoint: String,
         error: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        since: Option<Timestamp>,
     },
     /// The probe of `endpoint` succeeds again after `down_for_ms`.
     ProbeUp {
@@ -97,8 +111,14 @@ pub enum EntryKind {
     Operator {
         action: String,
     },
-    /// The API server went away or came back.
-    Api,
+    /// The API server went away or came back. `failure` names how it
+    /// failed (`unreachable`, `silent`, `unauthorized`, `forbidden`,
+    /// `server_error`, `error`); absent on the entry of its return, and in
+    /// journals written before failures were told apart.
+    Api {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        failure: Option<String>,
+    },
     Other,
 }
 

@@ -24,7 +24,7 @@ use tokio::task::JoinHandle;
 
 use crate::durations::format_duration;
 use crate::model::fleet::{ClusterEvent, ResourceKind, ServiceInfo};
-use crate::model::probe::ProbeResult;
+use crate::model::probe::{DEFAULT_FAILURES, ProbeResult};
 
 /// One probe per endpoint per interval.
 pub const INTERVAL: Duration = Duration::from_secs(1);
@@ -150,12 +150,25 @@ impl FromStr for ProbeSpec {
 }
 
 /// Which services to probe, and how.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Selection {
     pub specs: Vec<ProbeSpec>,
     /// Probe every LoadBalancer service not named in `specs`, on each of
     /// its TCP ports, with this check.
     pub all: Option<Check>,
+    /// Failures in a row that turn an endpoint DOWN (one failed probe over
+    /// Wi-Fi is not an outage).
+    pub failures: u32,
+}
+
+impl Default for Selection {
+    fn default() -> Self {
+        Selection {
+            specs: Vec::new(),
+            all: None,
+            failures: DEFAULT_FAILURES,
+        }
+    }
 }
 
 impl Selection {
@@ -183,7 +196,11 @@ impl Selection {
                 })
             })
             .collect();
-        Selection { specs, all: None }
+        Selection {
+            specs,
+            all: None,
+            failures: DEFAULT_FAILURES,
+        }
     }
 
     /// (port, check) pairs wanted for one Service.
@@ -234,6 +251,16 @@ pub struct ProbeArgs {
         value_parser = ["tcp", "http"]
     )]
     pub probe_all: Option<String>,
+    /// A probed endpoint turns DOWN (and fails the rollout's gate) only
+    /// after this many failures in a row; each failure before that is a
+    /// timeline warning, and a success resets the count (a flap).
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = DEFAULT_FAILURES,
+        value_parser = clap::value_parser!(u32).range(1..=100)
+    )]
+    pub probe_failures: u32,
 }
 
 impl ProbeArgs {
@@ -244,6 +271,7 @@ impl ProbeArgs {
                 "http" => Check::http(),
                 _ => Check::Tcp,
             }),
+            failures: self.probe_failures,
         }
     }
 }
@@ -271,7 +299,10 @@ pub struct Prober {
 }
 
 impl Prober {
+    /// Sends the selection's failure threshold on `tx` at once, so the
+    /// model knows it before the first result.
     pub fn new(selection: Selection, tx: UnboundedSender<ClusterEvent>) -> Prober {
+        let _ = tx.send(ClusterEvent::ProbeFailures(selection.failures));
         Prober {
             selection,
             tx,
@@ -516,6 +547,7 @@ mod tests {
         let all = Selection {
             specs: vec![],
             all: Some(Check::Tcp),
+            ..Selection::default()
         };
         assert_eq!(
             all.wanted(&info(&[80, 443])),
@@ -524,6 +556,7 @@ mod tests {
         let named = Selection {
             specs: vec!["frigate/frigate=http:80".parse().unwrap()],
             all: Some(Check::Tcp),
+            ..Selection::default()
         };
         assert_eq!(named.wanted(&info(&[80, 443])), vec![(80, Check::http())]);
     }
@@ -591,6 +624,7 @@ mod tests {
             Selection {
                 specs: vec![],
                 all: Some(Check::Tcp),
+                failures: 5,
             },
             tx,
         );
@@ -600,6 +634,11 @@ mod tests {
             prober.endpoints(),
             vec![format!("frigate/frigate 127.0.0.1:{port} tcp")]
         );
+        // The threshold first, so the model knows it before any result.
+        assert!(matches!(
+            rx.recv().await,
+            Some(ClusterEvent::ProbeFailures(5))
+        ));
         let Some(ClusterEvent::Probe(r)) = rx.recv().await else {
             panic!("no probe result")
         };
@@ -611,5 +650,23 @@ mod tests {
         gone.ips.clear();
         prober.observe(&ClusterEvent::Service(gone));
         assert!(prober.endpoints().is_empty());
+    }
+
+    #[test]
+    fn probe_failures_option_defaults_to_three_and_reaches_the_selection() {
+        use clap::Parser;
+        #[derive(Parser)]
+        struct Cli {
+            #[command(flatten)]
+            probes: ProbeArgs,
+        }
+        let parse = |args: &[&str]| {
+            Cli::try_parse_from(std::iter::once("x").chain(args.iter().copied()))
+                .map(|c| c.probes.selection().failures)
+        };
+        assert_eq!(parse(&["--probe-all"]).unwrap(), DEFAULT_FAILURES);
+        assert_eq!(parse(&["--probe-failures", "5"]).unwrap(), 5);
+        assert_eq!(parse(&["--probe-failures", "1"]).unwrap(), 1);
+        assert!(parse(&["--probe-failures", "0"]).is_err());
     }
 }

@@ -110,6 +110,12 @@ pub struct Report {
     pub end: Option<Timestamp>,
     pub ended_cleanly: bool,
     pub outages: Vec<ServiceOutages>,
+    /// Per service: probe failures that did not reach DOWN (a success came
+    /// first, or the journal ended), by service name.
+    pub flaps: Vec<(String, u32)>,
+    /// API server outages: only unreachable or silent (a 401, 403 or 5xx
+    /// is the server answering), by start.
+    pub api_outages: Vec<Window>,
     /// (node, reason, window), by start.
     pub not_ready: Vec<(String, String, Window)>,
     /// (at, service, from, to).
@@ -142,6 +148,7 @@ impl Report {
             tally.read(e);
         }
         tally.close_at_journal_end();
+        let flaps = tally.flaps();
         let outages = outages(tally.windows, end.unwrap_or(Timestamp::UNIX_EPOCH));
         Report {
             journal,
@@ -150,6 +157,8 @@ impl Report {
             end,
             ended_cleanly,
             outages,
+            flaps,
+            api_outages: tally.api_outages,
             not_ready: tally.not_ready,
             moves: tally.moves,
             versions: tally.versions,
@@ -190,15 +199,30 @@ struct Tally {
     phase_open: BTreeMap<Option<String>, usize>,
     phases: Vec<Phase>,
     operator: Vec<(Timestamp, String, String)>,
+    /// Failures of the current run per endpoint, not (yet) an outage.
+    failing: BTreeMap<(String, String), u32>,
+    /// Failures that recovered short of DOWN, per service.
+    flaps: BTreeMap<String, u32>,
+    /// Since when the API server has been out, if it is.
+    api_open: Option<Timestamp>,
+    api_outages: Vec<Window>,
 }
 
 impl Tally {
     fn read(&mut self, e: &Entry) {
         match &e.kind {
-            EntryKind::ProbeDown { endpoint, .. } => {
+            EntryKind::Api { failure } => self.api(e, failure.as_deref()),
+            EntryKind::ProbeFailed {
+                endpoint, streak, ..
+            } => self.probe_failed(e, endpoint, *streak),
+            EntryKind::ProbeDown {
+                endpoint, since, ..
+            } => {
+                // The run's failures were the outage's beginning.
+                self.failing.remove(&(e.subject.clone(), endpoint.clone()));
                 self.down
                     .entry((e.subject.clone(), endpoint.clone()))
-                    .or_insert(e.at);
+                    .or_insert(since.unwrap_or(e.at));
             }
             EntryKind::ProbeUp {
                 endpoint,
@@ -225,6 +249,46 @@ impl Tally {
             }
             _ => {}
         }
+    }
+
+    /// Only an unreachable or silent server is an outage; journals from
+    /// before failures were named say so by severity.
+    fn api(&mut self, e: &Entry, failure: Option<&str>) {
+        let outage = match failure {
+            Some(kind) => kind == "unreachable" || kind == "silent",
+            None => e.severity == Severity::Error,
+        };
+        if outage {
+            self.api_open.get_or_insert(e.at);
+        } else if let Some(start) = self.api_open.take() {
+            self.api_outages.push(Window {
+                start,
+                end: Some(e.at),
+            });
+        }
+    }
+
+    fn probe_failed(&mut self, e: &Entry, endpoint: &str, streak: u32) {
+        let run = self
+            .failing
+            .entry((e.subject.clone(), endpoint.to_string()))
+            .or_default();
+        // A new run: the last one recovered short of DOWN.
+        if streak <= 1 && *run > 0 {
+            *self.flaps.entry(e.subject.clone()).or_default() += std::mem::take(run);
+        }
+        *run += 1;
+    }
+
+    /// Services with failures that never became an outage, and how many.
+    fn flaps(&mut self) -> Vec<(String, u32)> {
+        for ((service, _), run) in std::mem::take(&mut self.failing) {
+            *self.flaps.entry(service).or_default() += run;
+        }
+        std::mem::take(&mut self.flaps)
+            .into_iter()
+            .filter(|(_, n)| *n > 0)
+            .collect()
     }
 
     fn probe_up(&mut self, e: &Entry, endpoint: &str, down_for_ms: u64) {
@@ -280,6 +344,9 @@ impl Tally {
     /// Outages and NotReady windows still open when the journal ends stay
     /// open (no end), listed with the closed ones.
     fn close_at_journal_end(&mut self) {
+        if let Some(start) = self.api_open.take() {
+            self.api_outages.push(Window { start, end: None });
+        }
         for ((service, endpoint), start) in std::mem::take(&mut self.down) {
             self.windows
                 .entry(service)
@@ -425,6 +492,8 @@ pub fn markdown(report: &Report, tz: TimeZone) -> String {
     push_timeline(&mut md, report, &clock);
     md.push_str("\n## Summary\n\n");
     push_outages(&mut md, report, &clock);
+    push_flaps(&mut md, report);
+    push_api_outages(&mut md, report, &clock);
     push_not_ready(&mut md, report, &clock);
     push_section(
         &mut md,
@@ -581,6 +650,39 @@ fn push_outages(md: &mut String, report: &Report, clock: &Clock) {
     }
 }
 
+/// Services whose probes failed without reaching DOWN.
+fn push_flaps(md: &mut String, report: &Report) {
+    if report.flaps.is_empty() {
+        return;
+    }
+    md.push_str("\nProbe flaps (failures that did not reach DOWN):\n\n");
+    for (service, n) in &report.flaps {
+        md.push_str(&format!(
+            "- {}: {n} failed probe{}\n",
+            cell(service),
+            if *n == 1 { "" } else { "s" }
+        ));
+    }
+}
+
+/// Windows when the API server was unreachable or silent (credentials or
+/// permissions refused are not outages).
+fn push_api_outages(md: &mut String, report: &Report, clock: &Clock) {
+    if report.api_outages.is_empty() {
+        return;
+    }
+    md.push_str("\n### API server outages (unreachable or silent)\n\n");
+    md.push_str("| Down | Back | Outage |\n|---|---|---|\n");
+    for w in &report.api_outages {
+        md.push_str(&format!(
+            "| {} | {} | {} |\n",
+            clock.time(w.start),
+            window_end(clock, w),
+            window_length(report, w)
+        ));
+    }
+}
+
 fn push_not_ready(md: &mut String, report: &Report, clock: &Clock) {
     push_section(
         md,
@@ -696,6 +798,10 @@ pub fn json(report: &Report, tz: TimeZone) -> Value {
                 v
             }).collect::<Vec<_>>(),
         })).collect::<Vec<_>>(),
+        "api_outages": report.api_outages.iter().map(window).collect::<Vec<_>>(),
+        "probe_flaps": report.flaps.iter().map(|(service, n)| json!({
+            "service": service, "failed_probes": n,
+        })).collect::<Vec<_>>(),
         "not_ready": report.not_ready.iter().map(|(node, reason, w)| {
             let mut v = window(w);
             v["node"] = json!(node);
@@ -777,6 +883,7 @@ mod tests {
             EntryKind::ProbeDown {
                 endpoint: "e".into(),
                 error: "refused".into(),
+                since: None,
             },
             "down",
         );
@@ -845,5 +952,110 @@ mod tests {
         std::fs::write(&path, format!("{up}\n")).unwrap();
         let report = Report::build(read_journal(&path).unwrap());
         assert_eq!(report.outages[0].total, Duration::from_millis(4_500));
+    }
+
+    /// A flap (one failure, then success), then a run of three that went
+    /// DOWN: one flap counted, and the outage starts at the run's first
+    /// failure, not at the entry that declared it.
+    #[test]
+    fn failures_short_of_down_are_flaps_and_an_outage_starts_at_its_first_failure() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.jsonl");
+        let failed = |at, streak| {
+            entry(
+                at,
+                "f/f",
+                EntryKind::ProbeFailed {
+                    endpoint: "e".into(),
+                    error: "no answer within 800ms".into(),
+                    streak,
+                    of: 3,
+                },
+                &format!("probe failed ({streak}/3)"),
+            )
+        };
+        let since = Timestamp::from_second(1_769_376_780 + 20).unwrap();
+        let lines = [
+            failed(5, 1),
+            failed(20, 1),
+            failed(21, 2),
+            entry(
+                22,
+                "f/f",
+                EntryKind::ProbeDown {
+                    endpoint: "e".into(),
+                    error: "refused".into(),
+                    since: Some(since),
+                },
+                "probe DOWN after 3 failures in a row",
+            ),
+            entry(
+                30,
+                "f/f",
+                EntryKind::ProbeUp {
+                    endpoint: "e".into(),
+                    down_for_ms: 10_000,
+                },
+                "up",
+            ),
+            failed(40, 1),
+            failed(41, 2),
+        ];
+        std::fs::write(&path, lines.join("\n") + "\n").unwrap();
+        let report = Report::build(read_journal(&path).unwrap());
+        assert_eq!(report.outages[0].windows[0].1.start, since);
+        assert_eq!(report.outages[0].total, Duration::from_secs(10));
+        // One lone failure, and the run of two still short at the end.
+        assert_eq!(report.flaps, vec![("f/f".to_string(), 3)]);
+        let md = markdown(&report, TimeZone::UTC);
+        assert!(md.contains("- f/f: 3 failed probes"), "{md}");
+        assert!(md.contains("probe failed (1/3)"), "{md}");
+    }
+
+    /// A 401 and a 403 are not outages; an unreachable spell and a silent
+    /// one are, each until the next non-outage entry; an old journal's
+    /// unnamed Error entry still counts.
+    #[test]
+    fn api_outage_windows_count_only_unreachable_and_silent() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.jsonl");
+        let api = |at, failure: Option<&str>, severity| {
+            let mut e: Entry = serde_json::from_str(&entry(
+                at,
+                "api",
+                EntryKind::Api {
+                    failure: failure.map(str::to_string),
+                },
+                "api",
+            ))
+            .unwrap();
+            e.severity = severity;
+            serde_json::to_string(&e).unwrap()
+        };
+        let lines = [
+            api(0, Some("unauthorized"), Severity::Error),
+            api(10, None, Severity::Info),
+            api(20, Some("unreachable"), Severity::Error),
+            api(25, Some("forbidden"), Severity::Error),
+            api(30, Some("silent"), Severity::Error),
+            api(34, None, Severity::Info),
+            api(40, Some("server_error"), Severity::Error),
+            api(41, None, Severity::Info),
+            api(50, None, Severity::Error),
+            api(53, None, Severity::Info),
+        ];
+        std::fs::write(&path, lines.join("\n") + "\n").unwrap();
+        let report = Report::build(read_journal(&path).unwrap());
+        let lengths: Vec<_> = report
+            .api_outages
+            .iter()
+            .map(|w| w.length(report.journal_end()).as_secs())
+            .collect();
+        assert_eq!(lengths, [5, 4, 3]);
+        let md = markdown(&report, TimeZone::UTC);
+        assert!(
+            md.contains("### API server outages (unreachable or silent)"),
+            "{md}"
+        );
     }
 }

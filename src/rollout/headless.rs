@@ -86,12 +86,10 @@ enum Stop {
 /// without the API.
 fn api_lost(fleet: &Fleet, deadline: SignedDuration, now: Timestamp) -> Option<String> {
     match &fleet.api {
-        ApiStatus::Down { since, error, .. } if now.duration_since(*since) >= deadline => {
+        ApiStatus::Down { since, .. } if now.duration_since(*since) >= deadline => {
+            let why = fleet.api.describe(now).unwrap_or_default();
             Some(format!(
-                "the API server has been unreachable for {} ({error}); the rollout is left as it is: resume with --resume",
-                crate::durations::format_duration(
-                    std::time::Duration::try_from(now.duration_since(*since)).unwrap_or_default()
-                )
+                "{why}; the rollout is left as it is: resume with --resume"
             ))
         }
         _ => None,

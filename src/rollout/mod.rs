@@ -275,6 +275,7 @@ pub async fn open(
     let mut probes = crate::probe::Selection::from_plan(&plan.gates.probes);
     probes.specs.extend(extra_probes.specs);
     probes.all = extra_probes.all;
+    probes.failures = plan.gates.probe_failures;
     let mut events = crate::probe::attach(probes.clone(), events);
     let mut fleet = Fleet::new();
     sync(&mut fleet, &mut events, &plan).await;

@@ -84,6 +84,13 @@ impl Observer {
         Observation {
             nodes,
             services,
+            // Only an outage (unreachable, silent) pauses the engine's
+            // judgements; a 401, 403 or 5xx is the server saying no, and
+            // the rollout must not carry on as if blind time were soak.
+            // Any failure leaves the engine blind: a 401 or 403 is the server
+            // answering, but what the watchers would have seen is missing,
+            // and judging stale data would halt for nothing. Only an
+            // unreachable or silent server counts as an outage elsewhere.
             api_reachable: fleet.api == ApiStatus::Up,
         }
     }
@@ -155,6 +162,59 @@ mod tests {
         f
     }
 
+    fn probe(at: i64, ok: bool) -> ClusterEvent {
+        ClusterEvent::Probe(crate::model::probe::ProbeResult {
+            service: ("frigate".into(), "frigate".into()),
+            endpoint: "127.77.0.12:5000".into(),
+            check: "tcp".into(),
+            ok,
+            latency: Duration::from_millis(3),
+            error: (!ok).then(|| "no answer within 800ms".into()),
+            at: t(at),
+        })
+    }
+
+    /// Over Wi-Fi one probe in ten times out: the gate's input never says
+    /// the service is failing, and the panel counts the flaps.
+    #[test]
+    fn a_probe_failing_once_in_ten_keeps_probe_ok_and_counts_flaps() {
+        let mut f = fleet();
+        let mut o = Observer::new(None);
+        let gated = ["frigate/frigate".to_string()];
+        for i in 1..=100 {
+            f.apply(probe(i, i % 10 != 5), t(i));
+            let obs = o.observe(&f, &gated, t(i));
+            assert_eq!(obs.services[0].probe_ok, Some(true), "halt-worthy at {i}");
+            assert!(obs.api_reachable);
+        }
+        let svc = &f.services[&("frigate".to_string(), "frigate".to_string())];
+        assert_eq!(svc.flaps(), 10);
+    }
+
+    /// Three failures in a row: the service is failing for the gate, and the
+    /// timeline says so.
+    #[test]
+    fn three_failures_in_a_row_fail_the_probe_and_reach_the_timeline() {
+        let mut f = fleet();
+        let mut o = Observer::new(None);
+        let gated = ["frigate/frigate".to_string()];
+        f.apply(probe(1, true), t(1));
+        for i in 2..=3 {
+            f.apply(probe(i, false), t(i));
+            assert_eq!(o.observe(&f, &gated, t(i)).services[0].probe_ok, Some(true));
+        }
+        f.apply(probe(4, false), t(4));
+        assert_eq!(
+            o.observe(&f, &gated, t(4)).services[0].probe_ok,
+            Some(false)
+        );
+        let last = f.timeline.entries().last().unwrap();
+        assert_eq!(
+            last.text,
+            "probe DOWN (tcp 127.77.0.12:5000): no answer within 800ms (3 failures in a row)"
+        );
+    }
+
     #[test]
     fn heartbeat_turns_late_after_a_missed_renewal_of_the_lease() {
         let f = fleet();
@@ -170,18 +230,9 @@ mod tests {
     fn a_flap_between_two_looks_is_counted_and_services_carry_announcer_and_probe() {
         let mut f = fleet();
         let mut o = Observer::new(None);
-        f.apply(
-            ClusterEvent::Probe(crate::model::probe::ProbeResult {
-                service: ("frigate".into(), "frigate".into()),
-                endpoint: "127.77.0.12:5000".into(),
-                check: "tcp".into(),
-                ok: false,
-                latency: Duration::from_millis(3),
-                error: Some("connection refused".into()),
-                at: t(1),
-            }),
-            t(1),
-        );
+        for at in [-1, 0, 1] {
+            f.apply(probe(at, false), t(1));
+        }
         let gated = ["frigate/frigate".to_string(), "x/missing".to_string()];
         let first = o.observe(&f, &gated, t(1));
         assert_eq!(first.nodes[0].ready_transitions, 0);
@@ -196,5 +247,26 @@ mod tests {
         let healed = o.observe(&f, &gated, t(3));
         assert!(healed.nodes[0].ready);
         assert_eq!(healed.nodes[0].ready_transitions, 1);
+    }
+
+    /// Every failure pauses the engine's judgements (its data is stale);
+    /// a 410 is a resync, not a failure.
+    #[test]
+    fn any_api_failure_pauses_judgement_but_a_resync_does_not() {
+        use crate::model::fleet::{ApiFailure, ApiFailureKind};
+        let mut o = Observer::new(None);
+        let reachable = |kind| {
+            let mut f = fleet();
+            f.apply(ClusterEvent::ApiError(ApiFailure::new(kind, "x")), t(1));
+            Observer::new(None).observe(&f, &[], t(1)).api_reachable
+        };
+        assert!(!reachable(ApiFailureKind::Unreachable));
+        assert!(!reachable(ApiFailureKind::Unauthorized));
+        assert!(!reachable(ApiFailureKind::Forbidden));
+        assert!(!reachable(ApiFailureKind::ServerError));
+        assert!(reachable(ApiFailureKind::Resync));
+        let mut f = fleet();
+        f.apply(ClusterEvent::ApiSilent("no answer".into()), t(1));
+        assert!(!o.observe(&f, &[], t(1)).api_reachable);
     }
 }

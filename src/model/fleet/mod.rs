@@ -169,8 +169,9 @@ pub enum ClusterEvent {
     L2Deleted(String),
     /// The resource cannot be watched (403 or CRD missing): degrade, say so.
     Unavailable(ResourceKind, String),
-    /// A watch call failed; the watcher retries with backoff.
-    ApiError(String),
+    /// A watch call failed, classified (see [`crate::cluster::watch`]); the
+    /// watcher retries with backoff.
+    ApiError(ApiFailure),
     /// The server holds its connections but answers nothing (see
     /// [`crate::cluster::liveness`]).
     ApiSilent(String),
@@ -178,6 +179,9 @@ pub enum ClusterEvent {
     ApiOk,
     /// A service probe's result (from [`crate::probe`]).
     Probe(ProbeResult),
+    /// How many probe failures in a row turn an endpoint DOWN; the probe
+    /// edge sends it before its first result (see [`crate::probe::Prober`]).
+    ProbeFailures(u32),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -238,14 +242,89 @@ pub struct ServiceState {
 }
 
 impl ServiceState {
-    /// None when not probed (yet); false when any endpoint is down.
+    /// None when not probed (yet); false when any endpoint is DOWN (a
+    /// failure short of the threshold is not).
     pub fn probe_ok(&self) -> Option<bool> {
         if self.probes.is_empty() {
             return None;
         }
         Some(self.probes.values().all(|p| p.up))
     }
+
+    /// Probe failures that did not reach DOWN (a success came first), over
+    /// every endpoint: what the services panel shows as flaps.
+    pub fn flaps(&self) -> u32 {
+        self.probes.values().map(|p| p.flaps).sum()
+    }
 }
+
+/// How a call to the API server failed. Only [`Unreachable`] and
+/// [`Silent`] are outages of the server (the rollout engine pauses its
+/// judgements, the report counts them); the others are the server
+/// answering "no", and [`Resync`] is routine.
+///
+/// [`Unreachable`]: ApiFailureKind::Unreachable
+/// [`Silent`]: ApiFailureKind::Silent
+/// [`Resync`]: ApiFailureKind::Resync
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ApiFailureKind {
+    /// Connection refused, reset or timed out, DNS: nothing answered.
+    Unreachable,
+    /// Connected but no answer (see [`crate::cluster::liveness`]).
+    Silent,
+    /// 401: the credentials expired or were rejected.
+    Unauthorized,
+    /// 403: the identity may not do this (`text` names verb and resource).
+    Forbidden,
+    /// 410 Gone: the watch's resourceVersion is too old and the watcher
+    /// lists afresh. Not an outage: no banner, no Down.
+    Resync,
+    /// 5xx: the server answered with an error.
+    ServerError,
+    /// Anything else (an undecodable answer, another 4xx).
+    Other,
+}
+
+impl ApiFailureKind {
+    /// Stable name, as journaled (`unreachable`, `unauthorized`, ...).
+    pub fn name(self) -> &'static str {
+        match self {
+            ApiFailureKind::Unreachable => "unreachable",
+            ApiFailureKind::Silent => "silent",
+            ApiFailureKind::Unauthorized => "unauthorized",
+            ApiFailureKind::Forbidden => "forbidden",
+            ApiFailureKind::Resync => "resync",
+            ApiFailureKind::ServerError => "server_error",
+            ApiFailureKind::Other => "error",
+        }
+    }
+
+    /// The server itself is gone or hung: heartbeats cannot be judged and
+    /// the time counts as an API outage.
+    pub fn is_outage(self) -> bool {
+        matches!(self, ApiFailureKind::Unreachable | ApiFailureKind::Silent)
+    }
+}
+
+/// A classified API failure: its kind and a short text for people.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiFailure {
+    pub kind: ApiFailureKind,
+    pub text: String,
+}
+
+impl ApiFailure {
+    pub fn new(kind: ApiFailureKind, text: impl Into<String>) -> Self {
+        ApiFailure {
+            kind,
+            text: text.into(),
+        }
+    }
+}
+
+/// What to do about a 401, said wherever it is shown.
+pub const RENEW_CREDENTIALS: &str =
+    "renew them: a token from `kubectl create token NAME --duration=24h`, or a fresh kubeconfig";
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ApiStatus {
@@ -256,9 +335,74 @@ pub enum ApiStatus {
         error: String,
         failures: u32,
         /// Connected but not answering (a hung server), as opposed to
-        /// refusing or failing requests.
+        /// refusing or failing requests; the same as `kind == Silent`.
         silent: bool,
+        /// How it failed (the latest failure's kind).
+        kind: ApiFailureKind,
     },
+}
+
+impl ApiStatus {
+    /// True while the server is unreachable or silent: an outage, during
+    /// which the rollout engine pauses its judgements.
+    pub fn is_outage(&self) -> bool {
+        matches!(self, ApiStatus::Down { kind, .. } if kind.is_outage())
+    }
+
+    /// The status bar's connection state: `● connected`, `● API DOWN`,
+    /// `● API SILENT`, `● UNAUTHORIZED`, `● FORBIDDEN`, `● API ERROR`.
+    pub fn label(&self) -> &'static str {
+        match self {
+            ApiStatus::Connecting => "● connecting",
+            ApiStatus::Up => "● connected",
+            ApiStatus::Down { kind, .. } => match kind {
+                ApiFailureKind::Unreachable => "● API DOWN",
+                ApiFailureKind::Silent => "● API SILENT",
+                ApiFailureKind::Unauthorized => "● UNAUTHORIZED",
+                ApiFailureKind::Forbidden => "● FORBIDDEN",
+                ApiFailureKind::ServerError | ApiFailureKind::Resync | ApiFailureKind::Other => {
+                    "● API ERROR"
+                }
+            },
+        }
+    }
+
+    /// The banner while Down, with how long at `now`; None otherwise.
+    pub fn describe(&self, now: Timestamp) -> Option<String> {
+        let ApiStatus::Down {
+            since,
+            error,
+            failures,
+            kind,
+            ..
+        } = self
+        else {
+            return None;
+        };
+        let down = crate::durations::format_duration(health::age(*since, now));
+        Some(match kind {
+            ApiFailureKind::Silent => format!(
+                "API server silent for {down}: {error} — heartbeats are not judged until it answers"
+            ),
+            ApiFailureKind::Unreachable => format!(
+                "API server unreachable for {down} ({failures} failed attempts, retrying with backoff): {error} — ages keep counting"
+            ),
+            ApiFailureKind::Unauthorized => {
+                format!("API credentials expired or rejected for {down} (401): {RENEW_CREDENTIALS}")
+            }
+            ApiFailureKind::Forbidden => format!(
+                "API {error} for {down} (403): the cockpit's identity lacks this permission (assets/rbac/read-only.yaml grants it)"
+            ),
+            ApiFailureKind::ServerError => format!(
+                "API server answering with errors for {down} ({failures} failed attempts, retrying): {error}"
+            ),
+            ApiFailureKind::Resync | ApiFailureKind::Other => {
+                format!(
+                    "API requests failing for {down} ({failures} failed attempts, retrying): {error}"
+                )
+            }
+        })
+    }
 }
 
 const NODE_EVENTS_KEPT: usize = 20;
@@ -274,6 +418,8 @@ pub struct Fleet {
     pub announce_source: AnnounceSource,
     pub leases_readable: bool,
     pub api: ApiStatus,
+    /// Probe failures in a row that turn an endpoint DOWN.
+    pub probe_failures: u32,
     pub timeline: Timeline,
     resync: HashMap<&'static str, HashSet<String>>,
     /// Service name per node for the pods of LoadBalancer services.
@@ -297,6 +443,7 @@ impl Fleet {
             announce_source: AnnounceSource::L2Status,
             leases_readable: true,
             api: ApiStatus::Connecting,
+            probe_failures: super::probe::DEFAULT_FAILURES,
             timeline: Timeline::default(),
             resync: HashMap::new(),
             service_pods: HashMap::new(),
@@ -361,6 +508,17 @@ impl Fleet {
             ClusterEvent::ApiSilent(why) => self.api_silent(why, now),
             ClusterEvent::ApiOk => self.api_ok(now),
             ClusterEvent::Probe(result) => self.apply_probe(result),
+            ClusterEvent::ProbeFailures(n) => {
+                self.probe_failures = n.max(1);
+                for p in self
+                    .services
+                    .values_mut()
+                    .flat_map(|s| s.probes.values_mut())
+                {
+                    p.set_threshold(n);
+                }
+                false
+            }
         }
     }
 
@@ -454,28 +612,49 @@ impl Fleet {
         self.set_announcer(&l2.service, still, now)
     }
 
-    /// The first failure of an outage is logged; later ones only count.
-    fn api_error(&mut self, error: String, now: Timestamp) -> bool {
-        let (since, failures) = match &self.api {
+    /// The first failure of each kind is logged (named by its kind); later
+    /// ones only count. A 410 Gone is the watcher listing afresh: nothing.
+    fn api_error(&mut self, failure: ApiFailure, now: Timestamp) -> bool {
+        let ApiFailure { kind, text: error } = failure;
+        if kind == ApiFailureKind::Resync {
+            tracing::debug!("watch resync (410 Gone): {error}");
+            return false;
+        }
+        let (since, failures, was) = match &self.api {
             ApiStatus::Down {
-                since, failures, ..
-            } => (*since, failures + 1),
-            _ => {
-                self.timeline.push_kind(
-                    now,
-                    Severity::Error,
-                    "api",
-                    EntryKind::Api,
-                    format!("API server unreachable: {error}"),
-                );
-                (now, 1)
-            }
+                since,
+                failures,
+                kind,
+                ..
+            } => (*since, failures + 1, Some(*kind)),
+            _ => (now, 1, None),
         };
+        if was != Some(kind) {
+            let text = match kind {
+                ApiFailureKind::Unreachable => format!("API server unreachable: {error}"),
+                ApiFailureKind::Unauthorized => format!(
+                    "API credentials expired or rejected (401): {error}; {RENEW_CREDENTIALS}"
+                ),
+                ApiFailureKind::Forbidden => format!("API {error} (403)"),
+                ApiFailureKind::ServerError => format!("API server error: {error}"),
+                _ => format!("API request failed: {error}"),
+            };
+            self.timeline.push_kind(
+                now,
+                Severity::Error,
+                "api",
+                EntryKind::Api {
+                    failure: Some(kind.name().into()),
+                },
+                text,
+            );
+        }
         self.api = ApiStatus::Down {
             since,
             error,
             failures,
             silent: false,
+            kind,
         };
         true
     }
@@ -489,7 +668,9 @@ impl Fleet {
             now,
             Severity::Error,
             "api",
-            EntryKind::Api,
+            EntryKind::Api {
+                failure: Some(ApiFailureKind::Silent.name().into()),
+            },
             format!("API server silent: {why}; heartbeat judgements paused"),
         );
         self.api = ApiStatus::Down {
@@ -497,6 +678,7 @@ impl Fleet {
             error: why,
             failures: 1,
             silent: true,
+            kind: ApiFailureKind::Silent,
         };
         true
     }
@@ -504,17 +686,19 @@ impl Fleet {
     fn api_ok(&mut self, now: Timestamp) -> bool {
         match &self.api {
             ApiStatus::Up => false,
-            ApiStatus::Down { since, .. } => {
-                let down = health::age(*since, now);
+            ApiStatus::Down { since, kind, .. } => {
+                let down = crate::durations::format_duration(health::age(*since, now));
+                let text = if kind.is_outage() {
+                    format!("API server reachable again after {down}")
+                } else {
+                    format!("API requests succeed again after {down} ({})", kind.name())
+                };
                 self.timeline.push_kind(
                     now,
                     Severity::Info,
                     "api",
-                    EntryKind::Api,
-                    format!(
-                        "API server reachable again after {}",
-                        crate::durations::format_duration(down)
-                    ),
+                    EntryKind::Api { failure: None },
+                    text,
                 );
                 self.api = ApiStatus::Up;
                 true
@@ -526,29 +710,58 @@ impl Fleet {
         }
     }
 
-    /// One probe result: state, sparkline history, and a timeline entry when
-    /// the endpoint goes down or comes back (with the outage's length). The
-    /// entry is stamped with the probe's own instant, not the tick's.
+    /// One probe result: state, sparkline history, and a timeline entry
+    /// for each failure short of DOWN (at Warn), when the endpoint goes DOWN
+    /// and when it comes back (with the outage's length, from the first
+    /// failure of the run). Entries are stamped with the probe's own
+    /// instant, not the tick's.
     fn apply_probe(&mut self, r: ProbeResult) -> bool {
         let Some(svc) = self.services.get_mut(&r.service) else {
             return false;
         };
+        let down_after = self.probe_failures;
         let state = svc
             .probes
             .entry(r.endpoint.clone())
-            .or_insert_with(|| ProbeState::new(&r.check));
+            .or_insert_with(|| ProbeState::with_threshold(&r.check, down_after));
         let label = format!("{}/{}", r.service.0, r.service.1);
         match state.record(&r) {
-            Some(ProbeTransition::Down { error }) => self.timeline.push_kind(
+            Some(ProbeTransition::Failed { error, streak, of }) => self.timeline.push_kind(
                 r.at,
-                Severity::Error,
+                Severity::Warn,
                 &label,
-                EntryKind::ProbeDown {
+                EntryKind::ProbeFailed {
                     endpoint: r.endpoint.clone(),
                     error: error.clone(),
+                    streak,
+                    of,
                 },
-                format!("probe DOWN ({} {}): {error}", r.check, r.endpoint),
+                format!(
+                    "probe failed ({streak}/{of}) ({} {}): {error}",
+                    r.check, r.endpoint
+                ),
             ),
+            Some(ProbeTransition::Down {
+                error,
+                since,
+                failures,
+            }) => {
+                let mut text = format!("probe DOWN ({} {}): {error}", r.check, r.endpoint);
+                if failures > 1 {
+                    text.push_str(&format!(" ({failures} failures in a row)"));
+                }
+                self.timeline.push_kind(
+                    r.at,
+                    Severity::Error,
+                    &label,
+                    EntryKind::ProbeDown {
+                        endpoint: r.endpoint.clone(),
+                        error: error.clone(),
+                        since: (since != r.at).then_some(since),
+                    },
+                    text,
+                );
+            }
             Some(ProbeTransition::Up { down_for }) => self.timeline.push_kind(
                 r.at,
                 Severity::Info,

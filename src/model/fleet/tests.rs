@@ -37,7 +37,7 @@ fn probe(at: i64, ok: bool) -> ClusterEvent {
 }
 
 #[test]
-fn probe_outage_is_two_typed_entries_stamped_with_the_probe_instants() {
+fn probe_outage_after_three_failures_is_typed_entries_stamped_with_the_probe_instants() {
     let now = Timestamp::from_second(1_900_000_000).unwrap();
     let mut fleet = Fleet::new();
     // A result for an unknown service is ignored.
@@ -47,37 +47,130 @@ fn probe_outage_is_two_typed_entries_stamped_with_the_probe_instants() {
         fleet.services[&("frigate".into(), "frigate".into())].probe_ok(),
         None
     );
-    for (at, ok) in [(0, true), (1, false), (2, false), (3, false), (4, true)] {
+    for (at, ok) in [(0, true), (1, false), (2, false)] {
+        assert!(fleet.apply(probe(at, ok), now));
+    }
+    let svc = &fleet.services[&("frigate".into(), "frigate".into())];
+    assert_eq!(svc.probe_ok(), Some(true), "two failures are not an outage");
+    for (at, ok) in [(3, false), (4, true)] {
         assert!(fleet.apply(probe(at, ok), now));
     }
     let svc = &fleet.services[&("frigate".into(), "frigate".into())];
     assert_eq!(svc.probe_ok(), Some(true));
+    assert_eq!(svc.flaps(), 0, "the failures were an outage, not flaps");
     let probes: Vec<_> = fleet
         .timeline
         .entries()
         .filter(|e| {
             matches!(
                 e.kind,
-                EntryKind::ProbeDown { .. } | EntryKind::ProbeUp { .. }
+                EntryKind::ProbeFailed { .. }
+                    | EntryKind::ProbeDown { .. }
+                    | EntryKind::ProbeUp { .. }
             )
         })
         .collect();
-    assert_eq!(probes.len(), 2);
-    assert_eq!(probes[0].at, Timestamp::from_second(1_800_000_001).unwrap());
+    assert_eq!(probes.len(), 4);
     assert_eq!(
         probes[0].text,
-        "probe DOWN (tcp 127.77.0.10:5000): connection refused"
+        "probe failed (1/3) (tcp 127.77.0.10:5000): connection refused"
     );
+    assert_eq!(probes[0].severity, Severity::Warn);
     assert_eq!(
         probes[1].kind,
+        EntryKind::ProbeFailed {
+            endpoint: "127.77.0.10:5000".into(),
+            error: "connection refused".into(),
+            streak: 2,
+            of: 3
+        }
+    );
+    assert_eq!(probes[2].at, Timestamp::from_second(1_800_000_003).unwrap());
+    assert_eq!(probes[2].severity, Severity::Error);
+    assert_eq!(
+        probes[2].kind,
+        EntryKind::ProbeDown {
+            endpoint: "127.77.0.10:5000".into(),
+            error: "connection refused".into(),
+            since: Some(Timestamp::from_second(1_800_000_001).unwrap()),
+        }
+    );
+    assert_eq!(
+        probes[2].text,
+        "probe DOWN (tcp 127.77.0.10:5000): connection refused (3 failures in a row)"
+    );
+    // The outage is measured from the first failure of the run.
+    assert_eq!(
+        probes[3].kind,
         EntryKind::ProbeUp {
             endpoint: "127.77.0.10:5000".into(),
             down_for_ms: 3000
         }
     );
     assert_eq!(
-        probes[1].text,
+        probes[3].text,
         "probe up again after 3s (tcp 127.77.0.10:5000)"
+    );
+}
+
+/// The probe edge's threshold reaches the model: with 1, a single failure
+/// is DOWN at once (and says so as before).
+#[test]
+fn the_probe_edge_sets_the_threshold_and_one_means_every_failure_is_down() {
+    let now = Timestamp::from_second(1_900_000_000).unwrap();
+    let mut fleet = Fleet::new();
+    fleet.apply(ClusterEvent::ProbeFailures(1), now);
+    fleet.apply(service(), now);
+    fleet.apply(probe(0, true), now);
+    fleet.apply(probe(1, false), now);
+    let svc = &fleet.services[&("frigate".into(), "frigate".into())];
+    assert_eq!(svc.probe_ok(), Some(false));
+    let last = fleet.timeline.entries().last().unwrap();
+    assert_eq!(
+        last.text,
+        "probe DOWN (tcp 127.77.0.10:5000): connection refused"
+    );
+    assert!(matches!(
+        last.kind,
+        EntryKind::ProbeDown { since: None, .. }
+    ));
+}
+
+/// Wi-Fi: one probe in ten times out for ten minutes. Never DOWN, every
+/// failure a Warn entry, and all of them flaps on the services panel.
+#[test]
+fn one_failure_in_ten_is_never_down_and_counts_as_flaps() {
+    let now = Timestamp::from_second(1_900_000_000).unwrap();
+    let mut fleet = Fleet::new();
+    fleet.apply(service(), now);
+    for i in 0..600 {
+        fleet.apply(probe(i, i % 10 != 3), now);
+        let svc = &fleet.services[&("frigate".into(), "frigate".into())];
+        assert_eq!(svc.probe_ok(), Some(true), "DOWN at {i}");
+    }
+    let svc = &fleet.services[&("frigate".into(), "frigate".into())];
+    assert_eq!(svc.flaps(), 60);
+    let failed = fleet
+        .timeline
+        .entries()
+        .filter(|e| {
+            matches!(
+                e.kind,
+                EntryKind::ProbeFailed {
+                    streak: 1,
+                    of: 3,
+                    ..
+                }
+            )
+        })
+        .inspect(|e| assert_eq!(e.severity, Severity::Warn))
+        .count();
+    assert_eq!(failed, 60);
+    assert!(
+        !fleet
+            .timeline
+            .entries()
+            .any(|e| matches!(e.kind, EntryKind::ProbeDown { .. }))
     );
 }
 
@@ -344,8 +437,8 @@ fn other_unavailable_resources_change_nothing() {
 fn api_outage_counts_failures_logs_once_and_reports_its_length() {
     let mut fleet = Fleet::new();
     assert_eq!(fleet.api, ApiStatus::Connecting);
-    assert!(fleet.apply(ClusterEvent::ApiError("connection refused".into()), t(0)));
-    assert!(fleet.apply(ClusterEvent::ApiError("timed out".into()), t(2)));
+    assert!(fleet.apply(unreachable("connection refused"), t(0)));
+    assert!(fleet.apply(unreachable("timed out"), t(2)));
     assert_eq!(
         fleet.api,
         ApiStatus::Down {
@@ -353,8 +446,11 @@ fn api_outage_counts_failures_logs_once_and_reports_its_length() {
             error: "timed out".into(),
             failures: 2,
             silent: false,
+            kind: ApiFailureKind::Unreachable,
         }
     );
+    assert!(fleet.api.is_outage());
+    assert_eq!(fleet.api.label(), "● API DOWN");
     assert_eq!(
         texts(&fleet),
         ["API server unreachable: connection refused"]
@@ -374,4 +470,134 @@ fn first_data_after_connecting_is_up_without_a_timeline_entry() {
     assert!(fleet.apply(ClusterEvent::ApiOk, t(0)));
     assert_eq!(fleet.api, ApiStatus::Up);
     assert_eq!(fleet.timeline.entries().count(), 0);
+}
+
+fn unreachable(text: &str) -> ClusterEvent {
+    ClusterEvent::ApiError(ApiFailure::new(ApiFailureKind::Unreachable, text))
+}
+
+fn api_entries(fleet: &Fleet) -> Vec<(EntryKind, String)> {
+    fleet
+        .timeline
+        .entries()
+        .filter(|e| matches!(e.kind, EntryKind::Api { .. }))
+        .map(|e| (e.kind.clone(), e.text.clone()))
+        .collect()
+}
+
+/// A 401 is not "unreachable": the timeline, the banner and the status bar
+/// say the credentials were rejected and how to renew them, and it is not
+/// an outage.
+#[test]
+fn a_401_says_credentials_expired_or_rejected_and_how_to_renew() {
+    let mut fleet = Fleet::new();
+    fleet.apply(ClusterEvent::ApiOk, t(0));
+    let failure = ApiFailure::new(
+        ApiFailureKind::Unauthorized,
+        "credentials expired or rejected",
+    );
+    assert!(fleet.apply(ClusterEvent::ApiError(failure.clone()), t(1)));
+    assert!(fleet.apply(ClusterEvent::ApiError(failure), t(3)));
+    let entries = api_entries(&fleet);
+    assert_eq!(entries.len(), 1, "{entries:?}");
+    assert_eq!(
+        entries[0].0,
+        EntryKind::Api {
+            failure: Some("unauthorized".into())
+        }
+    );
+    assert!(
+        entries[0]
+            .1
+            .starts_with("API credentials expired or rejected (401)"),
+        "{}",
+        entries[0].1
+    );
+    assert!(
+        entries[0]
+            .1
+            .contains("kubectl create token NAME --duration=24h")
+    );
+    assert!(!entries[0].1.contains("unreachable"));
+    assert!(!fleet.api.is_outage());
+    assert_eq!(fleet.api.label(), "● UNAUTHORIZED");
+    let banner = fleet.api.describe(t(61)).unwrap();
+    assert!(
+        banner.starts_with("API credentials expired or rejected for 1m00s (401)"),
+        "{banner}"
+    );
+    assert!(banner.contains("a fresh kubeconfig"), "{banner}");
+    fleet.apply(ClusterEvent::ApiOk, t(70));
+    assert_eq!(
+        api_entries(&fleet)[1].1,
+        "API requests succeed again after 1m09s (unauthorized)"
+    );
+}
+
+/// A 403 names what was refused; it is not an outage either.
+#[test]
+fn a_403_names_the_verb_and_resource() {
+    let mut fleet = Fleet::new();
+    fleet.apply(ClusterEvent::ApiOk, t(0));
+    fleet.apply(
+        ClusterEvent::ApiError(ApiFailure::new(
+            ApiFailureKind::Forbidden,
+            "forbidden: list nodes",
+        )),
+        t(1),
+    );
+    assert_eq!(api_entries(&fleet)[0].1, "API forbidden: list nodes (403)");
+    assert_eq!(fleet.api.label(), "● FORBIDDEN");
+    assert!(!fleet.api.is_outage());
+    let banner = fleet.api.describe(t(2)).unwrap();
+    assert!(
+        banner.starts_with("API forbidden: list nodes for 1s (403)"),
+        "{banner}"
+    );
+}
+
+/// A 410 Gone is a watcher relisting: the status stays Up, no entry.
+#[test]
+fn a_410_gone_leaves_the_status_up_and_the_timeline_alone() {
+    let mut fleet = Fleet::new();
+    fleet.apply(ClusterEvent::ApiOk, t(0));
+    let gone = ApiFailure::new(
+        ApiFailureKind::Resync,
+        "too old resource version: listing afresh",
+    );
+    assert!(!fleet.apply(ClusterEvent::ApiError(gone), t(1)));
+    assert_eq!(fleet.api, ApiStatus::Up);
+    assert_eq!(fleet.api.describe(t(2)), None);
+    assert!(api_entries(&fleet).is_empty());
+}
+
+/// The kind of an outage changes: each new kind is an entry naming it.
+#[test]
+fn a_change_of_failure_kind_is_a_new_entry_and_silent_keeps_its_flag() {
+    let mut fleet = Fleet::new();
+    fleet.apply(ClusterEvent::ApiOk, t(0));
+    fleet.apply(
+        ClusterEvent::ApiError(ApiFailure::new(
+            ApiFailureKind::ServerError,
+            "503 etcd leader changed",
+        )),
+        t(1),
+    );
+    fleet.apply(unreachable("connection refused"), t(2));
+    let entries = api_entries(&fleet);
+    assert_eq!(entries[0].1, "API server error: 503 etcd leader changed");
+    assert_eq!(entries[1].1, "API server unreachable: connection refused");
+    assert!(matches!(fleet.api, ApiStatus::Down { since, failures: 2, .. } if since == t(1)));
+    fleet.apply(ClusterEvent::ApiOk, t(3));
+    fleet.apply(ClusterEvent::ApiSilent("no answer".into()), t(4));
+    assert!(matches!(
+        fleet.api,
+        ApiStatus::Down {
+            silent: true,
+            kind: ApiFailureKind::Silent,
+            ..
+        }
+    ));
+    assert_eq!(fleet.api.label(), "● API SILENT");
+    assert!(fleet.api.is_outage());
 }

@@ -5,18 +5,16 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::Paragraph;
 
 use super::Theme;
-use crate::durations::format_duration;
 use crate::model::fleet::ApiStatus;
-use crate::model::health;
 use crate::tui::app::App;
 
 pub(super) fn status_bar<'a>(app: &'a App, theme: &Theme) -> Line<'a> {
-    let (conn, style) = match &app.fleet.api {
-        ApiStatus::Connecting => ("● connecting".to_string(), theme.warn()),
-        ApiStatus::Up => ("● connected".to_string(), theme.good()),
-        ApiStatus::Down { silent: true, .. } => ("● API SILENT".to_string(), theme.bad()),
-        ApiStatus::Down { .. } => ("● API DOWN".to_string(), theme.bad()),
+    let style = match &app.fleet.api {
+        ApiStatus::Connecting => theme.warn(),
+        ApiStatus::Up => theme.good(),
+        ApiStatus::Down { .. } => theme.bad(),
     };
+    let conn = app.fleet.api.label();
     let clock = app
         .now
         .to_zoned(app.tz.clone())
@@ -41,27 +39,9 @@ pub(super) fn status_bar<'a>(app: &'a App, theme: &Theme) -> Line<'a> {
 }
 
 pub(super) fn banner_line<'a>(app: &App, theme: &Theme) -> Option<Paragraph<'a>> {
-    let ApiStatus::Down {
-        since,
-        error,
-        failures,
-        silent,
-    } = &app.fleet.api
-    else {
-        return None;
-    };
-    let down = format_duration(health::age(*since, app.now));
-    let text = if *silent {
-        format!(
-            " API server silent for {down}: {error} — heartbeats are not judged until it answers "
-        )
-    } else {
-        format!(
-            " API server unreachable for {down} ({failures} failed attempts, retrying with backoff): {error} — ages keep counting "
-        )
-    };
+    let text = app.fleet.api.describe(app.now)?;
     Some(Paragraph::new(Line::styled(
-        text,
+        format!(" {text} "),
         theme.bad().add_modifier(Modifier::REVERSED),
     )))
 }

@@ -355,6 +355,10 @@ pub struct GatesSpec {
     pub probes: Vec<ProbeSpec>,
     #[serde(default = "yes")]
     pub global_gate: bool,
+    /// Probe failures in a row before a probed endpoint counts as DOWN
+    /// (default 3): one failed probe is not an outage.
+    #[serde(default)]
+    pub probe_failures: Option<Spanned<u32>>,
 }
 
 impl Default for GatesSpec {
@@ -363,6 +367,7 @@ impl Default for GatesSpec {
             services: Vec::new(),
             probes: Vec::new(),
             global_gate: true,
+            probe_failures: None,
         }
     }
 }
@@ -481,6 +486,11 @@ impl Plan {
         }
         for service in &self.gates.services {
             self.check_service(service)?;
+        }
+        if let Some(n) = &self.gates.probe_failures
+            && !(1..=100).contains(n.get_ref())
+        {
+            return Err(self.error_at(Some(n.span()), "probe_failures must be between 1 and 100"));
         }
         for probe in &self.gates.probes {
             self.check_service(&probe.service)?;
@@ -609,6 +619,8 @@ pub struct ResolvedGates {
     pub services: Vec<String>,
     pub probes: Vec<Probe>,
     pub global_gate: bool,
+    /// Probe failures in a row before an endpoint counts as DOWN.
+    pub probe_failures: u32,
 }
 
 /// The plan combined with the cluster: what `check-plan` prints and what the

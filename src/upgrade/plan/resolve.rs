@@ -257,6 +257,11 @@ fn resolve_gates(plan: &Plan) -> ResolvedGates {
         services,
         probes,
         global_gate: plan.gates.global_gate,
+        probe_failures: plan
+            .gates
+            .probe_failures
+            .as_ref()
+            .map_or(crate::model::probe::DEFAULT_FAILURES, |n| *n.get_ref()),
     }
 }
 

@@ -273,3 +273,15 @@ fn line_col_counts_characters() {
     assert_eq!(line_col(s, 5), (2, 2));
     assert_eq!(line_col(s, 100), (3, 2));
 }
+
+#[test]
+fn probe_failures_defaults_to_three_is_read_from_gates_and_zero_is_refused() {
+    let head = "target = \"v1.35.0+k3s1\"\nhops = [\"v1.34.3+k3s1\"]\n";
+    let plan = Plan::from_str(head, "p").unwrap();
+    assert_eq!(resolve(&plan, &cluster()).unwrap().gates.probe_failures, 3);
+    let plan = Plan::from_str(&format!("{head}[gates]\nprobe_failures = 5\n"), "p").unwrap();
+    assert_eq!(resolve(&plan, &cluster()).unwrap().gates.probe_failures, 5);
+    let e = err(&format!("{head}[gates]\nprobe_failures = 0\n"));
+    assert_eq!(e.location, Some((4, 18)), "{e}");
+    assert!(e.message.contains("between 1 and 100"), "{e}");
+}
