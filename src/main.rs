@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 use color_eyre::eyre::{Result, WrapErr};
 
 use k3s_cockpit::cli;
@@ -59,10 +59,42 @@ enum Command {
     /// a Markdown table of events plus outage windows, NotReady windows,
     /// announcer moves, upgrade phases and operator actions.
     Report(k3s_cockpit::report::command::ReportArgs),
+    /// Print a shell completion script to stdout, e.g.
+    /// `k3s-cockpit completions bash > ~/.local/share/bash-completion/completions/k3s-cockpit`.
+    Completions {
+        /// bash, zsh, fish, elvish or powershell.
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff) to stdout, e.g. `k3s-cockpit man | man -l -`.
+    Man,
+}
+
+/// Commands that only print: no runtime, no logging, no terminal.
+fn print_only(command: &Command) -> Option<std::io::Result<()>> {
+    let mut out = std::io::stdout().lock();
+    match command {
+        Command::Completions { shell } => {
+            clap_complete::generate(*shell, &mut Cli::command(), "k3s-cockpit", &mut out);
+            Some(Ok(()))
+        }
+        Command::Man => Some(clap_mangen::Man::new(Cli::command()).render(&mut out)),
+        _ => None,
+    }
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Some(printed) = print_only(&cli.command) {
+        return match printed {
+            Ok(()) => ExitCode::SUCCESS,
+            // A closed pipe (`| head`) is not an error worth a message.
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("k3s-cockpit: {e}");
+                ExitCode::from(1)
+            }
+        };
+    }
     if let Err(e) = color_eyre::install() {
         eprintln!("k3s-cockpit: {e}");
     }
@@ -140,5 +172,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             let log = k3s_cockpit::logging::init_tui_logging(cli.log_file, true)?;
             cli::run_demo(&scenario, watch, log).await
         }
+        // Handled in main, before the runtime starts.
+        Command::Completions { .. } | Command::Man => Ok(ExitCode::SUCCESS),
     }
 }
