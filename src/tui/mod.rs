@@ -13,6 +13,7 @@ pub mod log_panel;
 pub mod redraw;
 pub mod rollout_view;
 pub mod terminal;
+pub mod title;
 pub mod view;
 
 use std::time::Duration;
@@ -157,6 +158,7 @@ pub(crate) async fn run_loop(
     let wake = tokio::time::sleep(Duration::ZERO);
     tokio::pin!(wake);
     let mut armed: Option<jiff::Timestamp> = None;
+    let mut pane_title = title::Title::default();
     loop {
         if let Some(d) = driver.as_deref_mut() {
             d.dispatch();
@@ -168,6 +170,10 @@ pub(crate) async fn run_loop(
             tui_logger::move_events();
             shown = screen.draw(app, &mut frames, reason)?;
             dirty = false;
+            let status = title::status(app);
+            if let Some(seq) = pane_title.update(&status.text) {
+                screen.signal(&seq)?;
+            }
         }
         // The next heartbeat to turn LATE or EXPIRED, to the millisecond
         // (the timer is re-armed only when that instant changes).
