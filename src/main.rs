@@ -18,6 +18,11 @@ struct Cli {
     /// Log file (the screen belongs to the TUI). Default: $XDG_STATE_HOME/k3s-cockpit/k3s-cockpit.log
     #[arg(long, global = true, env = "K3S_COCKPIT_LOG")]
     log_file: Option<PathBuf>,
+    /// Never ring the terminal bell (the cockpit rings when a heartbeat
+    /// turns LATE or EXPIRED, a probe goes DOWN, the rollout halts or a
+    /// canary waits for confirmation).
+    #[arg(long, global = true, env = "K3S_COCKPIT_NO_BELL")]
+    no_bell: bool,
     #[command(subcommand)]
     command: Command,
 }
@@ -94,6 +99,9 @@ fn main() -> ExitCode {
                 ExitCode::from(1)
             }
         };
+    }
+    if cli.no_bell {
+        k3s_cockpit::tui::bell::disable();
     }
     if let Err(e) = color_eyre::install() {
         eprintln!("k3s-cockpit: {e}");

@@ -27,7 +27,13 @@ fn bash_completions_are_valid_bash_and_know_the_subcommands() {
         return;
     }
     let script = run(&["completions", "bash"]);
-    for word in ["upgrade", "watch", "check-plan", "--kubeconfig"] {
+    for word in [
+        "upgrade",
+        "watch",
+        "check-plan",
+        "--kubeconfig",
+        "--no-bell",
+    ] {
         assert!(script.contains(word), "{word} missing from the bash script");
     }
     let dir = tempfile::tempdir().unwrap();

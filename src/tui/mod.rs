@@ -5,6 +5,7 @@
 //! never busy-loops.
 
 pub mod app;
+pub mod bell;
 pub mod control;
 pub mod frame_log;
 pub mod keymap;
@@ -159,6 +160,7 @@ pub(crate) async fn run_loop(
     tokio::pin!(wake);
     let mut armed: Option<jiff::Timestamp> = None;
     let mut pane_title = title::Title::default();
+    let mut bell = bell::Bell::new(app, bell::enabled());
     loop {
         if let Some(d) = driver.as_deref_mut() {
             d.dispatch();
@@ -170,9 +172,14 @@ pub(crate) async fn run_loop(
             tui_logger::move_events();
             shown = screen.draw(app, &mut frames, reason)?;
             dirty = false;
+            // Between frames: the title when it changed, the bell on news.
             let status = title::status(app);
-            if let Some(seq) = pane_title.update(&status.text) {
-                screen.signal(&seq)?;
+            let mut signal = pane_title.update(&status.text).unwrap_or_default();
+            if bell.frame(app) {
+                signal.push('\x07');
+            }
+            if !signal.is_empty() {
+                screen.signal(&signal)?;
             }
         }
         // The next heartbeat to turn LATE or EXPIRED, to the millisecond
