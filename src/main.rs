@@ -21,7 +21,13 @@ struct Cli {
     /// Never ring the terminal bell (the cockpit rings when a heartbeat
     /// turns LATE or EXPIRED, a probe goes DOWN, the rollout halts or a
     /// canary waits for confirmation).
-    #[arg(long, global = true, env = "K3S_COCKPIT_NO_BELL")]
+    /// (`K3S_COCKPIT_NO_BELL=1`; `0`, `false`, `no` or empty keep the bell.)
+    #[arg(
+        long,
+        global = true,
+        env = "K3S_COCKPIT_NO_BELL",
+        value_parser = clap::builder::FalseyValueParser::new()
+    )]
     no_bell: bool,
     #[command(subcommand)]
     command: Command,
@@ -72,6 +78,10 @@ enum Command {
     },
     /// Print the man page (roff) to stdout, e.g. `k3s-cockpit man | man -l -`.
     Man,
+    /// One line for tmux's status bar (`#(k3s-cockpit status)`): the running
+    /// cockpit's state, as in its pane title. Reads a small file the
+    /// cockpit keeps, never the cluster; prints nothing when none runs.
+    Status(k3s_cockpit::status_file::StatusArgs),
 }
 
 /// Commands that only print: no runtime, no logging, no terminal.
@@ -83,6 +93,7 @@ fn print_only(command: &Command) -> Option<std::io::Result<()>> {
             Some(Ok(()))
         }
         Command::Man => Some(clap_mangen::Man::new(Cli::command()).render(&mut out)),
+        Command::Status(args) => Some(k3s_cockpit::status_file::print(args, &mut out)),
         _ => None,
     }
 }
@@ -181,6 +192,6 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             cli::run_demo(&scenario, watch, log).await
         }
         // Handled in main, before the runtime starts.
-        Command::Completions { .. } | Command::Man => Ok(ExitCode::SUCCESS),
+        Command::Completions { .. } | Command::Man | Command::Status(_) => Ok(ExitCode::SUCCESS),
     }
 }

@@ -67,6 +67,7 @@ fn zsh_and_fish_completions_name_the_subcommands() {
         let script = run(&["completions", shell]);
         assert!(!script.trim().is_empty(), "{shell}: empty");
         assert!(script.contains("upgrade"), "{shell}: no upgrade:\n{script}");
+        assert!(script.contains("status"), "{shell}: no status");
     }
     let bad = Command::new(BIN)
         .args(["completions", "cmd.exe"])

@@ -161,6 +161,9 @@ pub(crate) async fn run_loop(
     let mut armed: Option<jiff::Timestamp> = None;
     let mut pane_title = title::Title::default();
     let mut bell = bell::Bell::new(app, bell::enabled());
+    // Removed when the loop ends, however it ends.
+    let mut status_file = crate::status_file::StatusFile::new(&crate::paths::status_dir());
+    let mut status_failed = false;
     loop {
         if let Some(d) = driver.as_deref_mut() {
             d.dispatch();
@@ -180,6 +183,16 @@ pub(crate) async fn run_loop(
             }
             if !signal.is_empty() {
                 screen.signal(&signal)?;
+            }
+            // `k3s-cockpit status` reads it; a failure costs that, not the
+            // cockpit (said once, in the log).
+            if let Err(e) = status_file.update(status.state, &status.text, jiff::Timestamp::now())
+                && !std::mem::replace(&mut status_failed, true)
+            {
+                tracing::warn!(
+                    "cannot write the status file {}: {e}",
+                    status_file.path().display()
+                );
             }
         }
         // The next heartbeat to turn LATE or EXPIRED, to the millisecond
