@@ -14,6 +14,7 @@ pub mod probe;
 pub mod remote;
 pub mod report;
 pub mod rollout;
+pub mod status_file;
 pub mod text;
 pub mod tui;
 pub mod upgrade;

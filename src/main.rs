@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 use color_eyre::eyre::{Result, WrapErr};
 
 use k3s_cockpit::cli;
@@ -18,6 +18,17 @@ struct Cli {
     /// Log file (the screen belongs to the TUI). Default: $XDG_STATE_HOME/k3s-cockpit/k3s-cockpit.log
     #[arg(long, global = true, env = "K3S_COCKPIT_LOG")]
     log_file: Option<PathBuf>,
+    /// Never ring the terminal bell (the cockpit rings when a heartbeat
+    /// turns LATE or EXPIRED, a probe goes DOWN, the rollout halts or a
+    /// canary waits for confirmation).
+    /// (`K3S_COCKPIT_NO_BELL=1`; `0`, `false`, `no` or empty keep the bell.)
+    #[arg(
+        long,
+        global = true,
+        env = "K3S_COCKPIT_NO_BELL",
+        value_parser = clap::builder::FalseyValueParser::new()
+    )]
+    no_bell: bool,
     #[command(subcommand)]
     command: Command,
 }
@@ -59,10 +70,50 @@ enum Command {
     /// a Markdown table of events plus outage windows, NotReady windows,
     /// announcer moves, upgrade phases and operator actions.
     Report(k3s_cockpit::report::command::ReportArgs),
+    /// Print a shell completion script to stdout, e.g.
+    /// `k3s-cockpit completions bash > ~/.local/share/bash-completion/completions/k3s-cockpit`.
+    Completions {
+        /// bash, zsh, fish, elvish or powershell.
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff) to stdout, e.g. `k3s-cockpit man | man -l -`.
+    Man,
+    /// One line for tmux's status bar (`#(k3s-cockpit status)`): the running
+    /// cockpit's state, as in its pane title. Reads a small file the
+    /// cockpit keeps, never the cluster; prints nothing when none runs.
+    Status(k3s_cockpit::status_file::StatusArgs),
+}
+
+/// Commands that only print: no runtime, no logging, no terminal.
+fn print_only(command: &Command) -> Option<std::io::Result<()>> {
+    let mut out = std::io::stdout().lock();
+    match command {
+        Command::Completions { shell } => {
+            clap_complete::generate(*shell, &mut Cli::command(), "k3s-cockpit", &mut out);
+            Some(Ok(()))
+        }
+        Command::Man => Some(clap_mangen::Man::new(Cli::command()).render(&mut out)),
+        Command::Status(args) => Some(k3s_cockpit::status_file::print(args, &mut out)),
+        _ => None,
+    }
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Some(printed) = print_only(&cli.command) {
+        return match printed {
+            Ok(()) => ExitCode::SUCCESS,
+            // A closed pipe (`| head`) is not an error worth a message.
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("k3s-cockpit: {e}");
+                ExitCode::from(1)
+            }
+        };
+    }
+    if cli.no_bell {
+        k3s_cockpit::tui::bell::disable();
+    }
     if let Err(e) = color_eyre::install() {
         eprintln!("k3s-cockpit: {e}");
     }
@@ -140,5 +191,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             let log = k3s_cockpit::logging::init_tui_logging(cli.log_file, true)?;
             cli::run_demo(&scenario, watch, log).await
         }
+        // Handled in main, before the runtime starts.
+        Command::Completions { .. } | Command::Man | Command::Status(_) => Ok(ExitCode::SUCCESS),
     }
 }

@@ -11,3 +11,8 @@ pub fn state_dir() -> PathBuf {
         .unwrap_or_else(std::env::temp_dir);
     base.join("k3s-cockpit")
 }
+
+/// Where running cockpits keep their state for `k3s-cockpit status`.
+pub fn status_dir() -> PathBuf {
+    state_dir().join("status")
+}

@@ -5,6 +5,7 @@
 //! never busy-loops.
 
 pub mod app;
+pub mod bell;
 pub mod control;
 pub mod frame_log;
 pub mod keymap;
@@ -13,6 +14,7 @@ pub mod log_panel;
 pub mod redraw;
 pub mod rollout_view;
 pub mod terminal;
+pub mod title;
 pub mod view;
 
 use std::time::Duration;
@@ -157,6 +159,11 @@ pub(crate) async fn run_loop(
     let wake = tokio::time::sleep(Duration::ZERO);
     tokio::pin!(wake);
     let mut armed: Option<jiff::Timestamp> = None;
+    let mut pane_title = title::Title::default();
+    let mut bell = bell::Bell::new(app, bell::enabled());
+    // Removed when the loop ends, however it ends.
+    let mut status_file = crate::status_file::StatusFile::new(&crate::paths::status_dir());
+    let mut status_failed = false;
     loop {
         if let Some(d) = driver.as_deref_mut() {
             d.dispatch();
@@ -168,6 +175,25 @@ pub(crate) async fn run_loop(
             tui_logger::move_events();
             shown = screen.draw(app, &mut frames, reason)?;
             dirty = false;
+            // Between frames: the title when it changed, the bell on news.
+            let status = title::status(app);
+            let mut signal = pane_title.update(&status.text).unwrap_or_default();
+            if bell.frame(app) {
+                signal.push('\x07');
+            }
+            if !signal.is_empty() {
+                screen.signal(&signal)?;
+            }
+            // `k3s-cockpit status` reads it; a failure costs that, not the
+            // cockpit (said once, in the log).
+            if let Err(e) = status_file.update(status.state, &status.text, jiff::Timestamp::now())
+                && !std::mem::replace(&mut status_failed, true)
+            {
+                tracing::warn!(
+                    "cannot write the status file {}: {e}",
+                    status_file.path().display()
+                );
+            }
         }
         // The next heartbeat to turn LATE or EXPIRED, to the millisecond
         // (the timer is re-armed only when that instant changes).

@@ -17,7 +17,7 @@ use color_eyre::eyre::{Result, WrapErr};
 use ratatui::layout::Rect;
 
 use super::app::App;
-use super::{frame_log, redraw, view};
+use super::{frame_log, redraw, title, view};
 
 /// crossterm writing through a buffer that ratatui flushes once per frame:
 /// stdout's own line buffer takes its lock for every escape sequence, looks
@@ -26,13 +26,24 @@ use super::{frame_log, redraw, view};
 type Part = ratatui::Terminal<ratatui::backend::CrosstermBackend<BufWriter<Stdout>>>;
 
 /// Restores the terminal however the loop ends (the panic hook set in
-/// [`Screen::init`] covers panics).
+/// [`Screen::init`] covers panics): the screen, and the title saved when
+/// the cockpit started.
 pub(crate) struct Guard;
 
 impl Drop for Guard {
     fn drop(&mut self) {
         ratatui::restore();
+        pop_title();
     }
+}
+
+/// Puts back the title [`Screen::init`] saved (a terminal without a title
+/// stack ignores it).
+fn pop_title() {
+    use std::io::Write;
+    let mut out = std::io::stdout();
+    let _ = out.write_all(title::POP_TITLE.as_bytes());
+    let _ = out.flush();
 }
 
 pub(crate) struct Screen {
@@ -63,7 +74,9 @@ impl Screen {
         crossterm::execute!(
             std::io::stdout(),
             crossterm::terminal::EnterAlternateScreen,
-            crossterm::terminal::Clear(crossterm::terminal::ClearType::All)
+            crossterm::terminal::Clear(crossterm::terminal::ClearType::All),
+            // Saved here, restored by the guard and the panic hook.
+            crossterm::style::Print(title::PUSH_TITLE)
         )?;
         let (width, height) = crossterm::terminal::size()?;
         let none = Rect::new(0, 0, width, 0);
@@ -108,6 +121,16 @@ impl Screen {
         Ok(())
     }
 
+    /// Writes the pane title or a bell, between frames: every band has
+    /// flushed, so the bytes cannot land inside another escape sequence.
+    pub(crate) fn signal(&mut self, bytes: &str) -> Result<()> {
+        use std::io::Write;
+        let mut out = std::io::stdout().lock();
+        out.write_all(bytes.as_bytes())
+            .and_then(|()| out.flush())
+            .wrap_err("writing the title")
+    }
+
     /// Draws one frame, band by band from the top (timed into the frame
     /// log when it is on); returns the nodes it shows.
     pub(crate) fn draw(
@@ -142,6 +165,7 @@ fn restore_on_panic() {
     let report = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {
         ratatui::restore();
+        pop_title();
         report(info);
     }));
 }

@@ -228,6 +228,26 @@ impl Tmux {
         c
     }
 
+    /// Runs any tmux command on this server (`display -p -t :0
+    /// '#{pane_title}'`, `set -g monitor-bell on`, `new-window ...`) and
+    /// returns its stdout without the final newline; panics if it fails.
+    pub fn run(&self, args: &[&str]) -> String {
+        let out = self.cmd().args(args).output().unwrap();
+        assert!(
+            out.status.success(),
+            "tmux {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let text = String::from_utf8_lossy(&out.stdout);
+        text.strip_suffix('\n').unwrap_or(&text).to_string()
+    }
+
+    /// A format (`#{pane_title}`, `#{window_bell_flag}`) for `target`
+    /// (`:0` is window 0).
+    pub fn show(&self, target: &str, format: &str) -> String {
+        self.run(&["display-message", "-p", "-t", target, format])
+    }
+
     pub fn screen(&self) -> String {
         let out = self.cmd().args(["capture-pane", "-p"]).output().unwrap();
         String::from_utf8_lossy(&out.stdout).into_owned()
