@@ -134,6 +134,7 @@ mod tests {
     fn rollout(state: RolloutState) -> Option<crate::upgrade::RolloutView> {
         Some(crate::upgrade::RolloutView {
             state,
+            final_watch: None,
             direction: Direction::Forward,
             current: None,
             path: Vec::new(),
@@ -184,6 +185,7 @@ mod tests {
             EntryKind::ProbeDown {
                 endpoint: "127.77.0.10:5000".into(),
                 error: "refused".into(),
+                since: None,
             },
             "probe DOWN".into(),
         );

@@ -298,6 +298,7 @@ mod tests {
         };
         RolloutView {
             state,
+            final_watch: None,
             direction: Direction::Forward,
             current: current.map(String::from),
             path: vec!["v1.34.3+k3s1".parse().unwrap()],
@@ -370,6 +371,7 @@ mod tests {
             error: "refused".into(),
             failures: 3,
             silent: false,
+            kind: crate::model::fleet::ApiFailureKind::Unreachable,
         };
         assert_eq!(status(&app).text, "k3s-cockpit watch API down");
         assert_eq!(status(&app).state, "api-down");
