@@ -136,16 +136,9 @@ pub(crate) async fn run_loop(
     events: &mut UnboundedReceiver<ClusterEvent>,
     mut driver: Option<&mut Runner>,
 ) -> Result<()> {
-    use std::io::IsTerminal;
-    if !std::io::stdout().is_terminal() {
-        color_eyre::eyre::bail!("stdout is not a terminal: the cockpit cannot draw");
-    }
     // Declared first, dropped last: the terminals flush what they still
     // buffer before the screen is restored (and a failed start is undone).
-    let _guard = terminal::Guard;
-    let mut screen =
-        terminal::Screen::init().wrap_err("cannot initialise the terminal (is this a TTY?)")?;
-    tracing::debug!("terminal initialised");
+    let (_guard, mut screen) = open_terminal()?;
     let mut keys = keys_task();
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -159,11 +152,7 @@ pub(crate) async fn run_loop(
     let wake = tokio::time::sleep(Duration::ZERO);
     tokio::pin!(wake);
     let mut armed: Option<jiff::Timestamp> = None;
-    let mut pane_title = title::Title::default();
-    let mut bell = bell::Bell::new(app, bell::enabled());
-    // Removed when the loop ends, however it ends.
-    let mut status_file = crate::status_file::StatusFile::new(&crate::paths::status_dir());
-    let mut status_failed = false;
+    let mut outside = Outside::new(app);
     loop {
         if let Some(d) = driver.as_deref_mut() {
             d.dispatch();
@@ -175,79 +164,27 @@ pub(crate) async fn run_loop(
             tui_logger::move_events();
             shown = screen.draw(app, &mut frames, reason)?;
             dirty = false;
-            // Between frames: the title when it changed, the bell on news.
-            let status = title::status(app);
-            let mut signal = pane_title.update(&status.text).unwrap_or_default();
-            if bell.frame(app) {
-                signal.push('\x07');
-            }
-            if !signal.is_empty() {
-                screen.signal(&signal)?;
-            }
-            // `k3s-cockpit status` reads it; a failure costs that, not the
-            // cockpit (said once, in the log).
-            if let Err(e) = status_file.update(status.state, &status.text, jiff::Timestamp::now())
-                && !std::mem::replace(&mut status_failed, true)
-            {
-                tracing::warn!(
-                    "cannot write the status file {}: {e}",
-                    status_file.path().display()
-                );
-            }
+            outside.after_frame(app, &mut screen)?;
         }
-        // The next heartbeat to turn LATE or EXPIRED, to the millisecond
-        // (the timer is re-armed only when that instant changes).
-        let next = deadlines.next_due();
-        if next != armed {
-            armed = next;
-            if let Some(due) = next {
-                let wait = Duration::try_from(due.duration_since(jiff::Timestamp::now()))
-                    .unwrap_or_default();
-                wake.as_mut().reset(tokio::time::Instant::now() + wait);
-            }
-        }
+        rearm(&mut deadlines, &mut armed, wake.as_mut());
         tokio::select! {
-            key = keys.rx.recv() => match key {
-                Some(Ok(Event::Key(k))) if k.kind == KeyEventKind::Press => {
-                    dirty |= app.on_key(k);
-                    dirty |= carry_out(app, driver.as_deref_mut())?;
-                    reason = "key";
-                }
-                Some(Ok(Event::Resize(width, height))) => {
-                    screen.resize(width, height)?;
+            key = keys.rx.recv() => match on_terminal(app, &mut screen, driver.as_deref_mut(), key)? {
+                Flow::Redraw(why) => {
                     dirty = true;
-                    reason = "resize";
+                    reason = why;
                 }
-                Some(Ok(_)) => {}
-                Some(Err(e)) => return Err(e).wrap_err("reading the terminal"),
-                None => return Ok(()),
+                Flow::Same => {}
+                Flow::Stop => return Ok(()),
             },
             msg = events.recv(), if feed_open => {
                 // A closed feed must not spin the loop: stop polling it.
                 let Some(msg) = msg else { feed_open = false; continue };
-                // Timeline entries get the instant the event arrived.
-                app.now = jiff::Timestamp::now();
-                deadlines.note(&msg);
-                let mut news = crate::rollout::controller::engine_sees(&msg);
-                dirty |= redraw::apply(app, msg, &shown);
-                // Drain what is queued, then draw once.
-                while let Ok(m) = events.try_recv() {
-                    deadlines.note(&m);
-                    news |= crate::rollout::controller::engine_sees(&m);
-                    dirty |= redraw::apply(app, m, &shown);
-                }
-                if news && let Some(d) = driver.as_deref_mut() {
-                    dirty |= d.observe(&mut app.fleet, jiff::Timestamp::now())?;
-                }
+                let batch = Batch { shown: &shown, deadlines: &mut deadlines };
+                dirty |= batch.apply(app, events, msg, driver.as_deref_mut())?;
                 reason = "cluster";
             }
             Some(done) = next_done(&mut driver) => {
-                if let Some(d) = driver.as_deref_mut() {
-                    let now = jiff::Timestamp::now();
-                    if let Some(text) = d.on_done(done, &mut app.fleet, now)? {
-                        app.flash = Some((text, now));
-                    }
-                }
+                on_done(app, driver.as_deref_mut(), done)?;
                 dirty = true;
                 reason = "rollout";
             }
@@ -271,6 +208,162 @@ pub(crate) async fn run_loop(
         if app.quit {
             return Ok(());
         }
+    }
+}
+
+/// Takes over the terminal; the guard restores it when dropped.
+fn open_terminal() -> Result<(terminal::Guard, terminal::Screen)> {
+    use std::io::IsTerminal;
+    if !std::io::stdout().is_terminal() {
+        color_eyre::eyre::bail!("stdout is not a terminal: the cockpit cannot draw");
+    }
+    let guard = terminal::Guard;
+    let screen =
+        terminal::Screen::init().wrap_err("cannot initialise the terminal (is this a TTY?)")?;
+    tracing::debug!("terminal initialised");
+    Ok((guard, screen))
+}
+
+/// A rollout task finished; a manual operation's outcome is flashed.
+fn on_done(app: &mut App, driver: Option<&mut Runner>, done: Done) -> Result<()> {
+    if let Some(d) = driver {
+        let now = jiff::Timestamp::now();
+        if let Some(text) = d.on_done(done, &mut app.fleet, now)? {
+            app.flash = Some((text, now));
+        }
+    }
+    Ok(())
+}
+
+/// Arms the timer for the next heartbeat to turn LATE or EXPIRED, to the
+/// millisecond; only when that instant changes.
+fn rearm(
+    deadlines: &mut redraw::Deadlines,
+    armed: &mut Option<jiff::Timestamp>,
+    wake: std::pin::Pin<&mut tokio::time::Sleep>,
+) {
+    let next = deadlines.next_due();
+    if next == *armed {
+        return;
+    }
+    *armed = next;
+    if let Some(due) = next {
+        let wait =
+            Duration::try_from(due.duration_since(jiff::Timestamp::now())).unwrap_or_default();
+        wake.reset(tokio::time::Instant::now() + wait);
+    }
+}
+
+/// What the loop does after a terminal event.
+enum Flow {
+    Redraw(&'static str),
+    Same,
+    Stop,
+}
+
+/// A key (and what it asks for) or a resize.
+fn on_terminal(
+    app: &mut App,
+    screen: &mut terminal::Screen,
+    driver: Option<&mut Runner>,
+    event: Option<std::io::Result<Event>>,
+) -> Result<Flow> {
+    match event {
+        Some(Ok(Event::Key(k))) if k.kind == KeyEventKind::Press => {
+            let changed = app.on_key(k) | carry_out(app, driver)?;
+            Ok(if changed {
+                Flow::Redraw("key")
+            } else {
+                Flow::Same
+            })
+        }
+        Some(Ok(Event::Resize(width, height))) => {
+            screen.resize(width, height)?;
+            Ok(Flow::Redraw("resize"))
+        }
+        Some(Ok(_)) => Ok(Flow::Same),
+        Some(Err(e)) => Err(e).wrap_err("reading the terminal"),
+        None => Ok(Flow::Stop),
+    }
+}
+
+/// What a batch of cluster events updates besides the app.
+struct Batch<'a> {
+    shown: &'a redraw::Shown,
+    deadlines: &'a mut redraw::Deadlines,
+}
+
+impl Batch<'_> {
+    /// Applies `first` and whatever else is queued, so that one frame
+    /// shows them all; the engine looks once. True if the screen changed.
+    fn apply(
+        self,
+        app: &mut App,
+        events: &mut UnboundedReceiver<ClusterEvent>,
+        first: ClusterEvent,
+        driver: Option<&mut Runner>,
+    ) -> Result<bool> {
+        // Timeline entries get the instant the event arrived.
+        app.now = jiff::Timestamp::now();
+        let mut dirty = false;
+        let mut news = false;
+        let mut next = Some(first);
+        while let Some(msg) = next {
+            self.deadlines.note(&msg);
+            news |= crate::rollout::controller::engine_sees(&msg);
+            dirty |= redraw::apply(app, msg, self.shown);
+            next = events.try_recv().ok();
+        }
+        if news && let Some(d) = driver {
+            dirty |= d.observe(&mut app.fleet, jiff::Timestamp::now())?;
+        }
+        Ok(dirty)
+    }
+}
+
+/// What the cockpit tells the world outside its screen after a frame: the
+/// pane title when it changed, the bell on news, and the status file that
+/// `k3s-cockpit status` reads (removed when the loop ends, however it ends).
+struct Outside {
+    title: title::Title,
+    bell: bell::Bell,
+    status_file: crate::status_file::StatusFile,
+    status_failed: bool,
+}
+
+impl Outside {
+    fn new(app: &App) -> Outside {
+        Outside {
+            title: title::Title::default(),
+            bell: bell::Bell::new(app, bell::enabled()),
+            status_file: crate::status_file::StatusFile::new(&crate::paths::status_dir()),
+            status_failed: false,
+        }
+    }
+
+    fn after_frame(&mut self, app: &App, screen: &mut terminal::Screen) -> Result<()> {
+        let status = title::status(app);
+        let mut signal = self.title.update(&status.text).unwrap_or_default();
+        if self.bell.frame(app) {
+            signal.push('\x07');
+        }
+        if !signal.is_empty() {
+            screen.signal(&signal)?;
+        }
+        // A status file that cannot be written costs `status`, not the
+        // cockpit (said once, in the log).
+        let written = self
+            .status_file
+            .update(status.state, &status.text, jiff::Timestamp::now());
+        if let Err(e) = written
+            && !std::mem::replace(&mut self.status_failed, true)
+        {
+            tracing::warn!(
+                "cannot write the status file {}: {e}",
+                self.status_file.path().display()
+            );
+        }
+        Ok(())
     }
 }
 
