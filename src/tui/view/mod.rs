@@ -5,6 +5,7 @@
 //! is drawn by a module of its own.
 
 mod cells;
+mod compact;
 mod detail;
 mod help;
 mod log;
@@ -111,7 +112,11 @@ fn node_window(app: &App, count: usize, area: Rect) -> Range<usize> {
 /// redraws for a change to one of these, and not for the others).
 pub fn shown_nodes(app: &App, layout: &FrameLayout) -> Vec<String> {
     let names = app.visible_nodes();
-    let window = node_window(app, names.len(), layout.panels[4]);
+    let window = if compact::applies(layout.full) {
+        compact::shown(app, layout.full)
+    } else {
+        node_window(app, names.len(), layout.panels[4])
+    };
     names
         .get(window)
         .unwrap_or_default()
@@ -157,7 +162,7 @@ pub fn render(app: &App, frame: &mut Frame) {
 pub fn band_rows(app: &App, layout: &FrameLayout) -> [u16; BANDS + 1] {
     let full = layout.full;
     let bottom = full.bottom();
-    if app.page != Page::Nodes {
+    if app.page != Page::Nodes || compact::applies(full) {
         return [full.y, bottom, bottom, bottom];
     }
     let [.., svc, log, _] = layout.panels;
@@ -184,6 +189,10 @@ pub fn render_band(app: &App, frame: &mut Frame, layout: &FrameLayout, band: usi
 fn render_live(app: &App, theme: &Theme, frame: &mut Frame, layout: &FrameLayout) {
     if app.page == Page::Log {
         render_full_log(app, theme, frame, layout.full);
+        return;
+    }
+    if app.page == Page::Nodes && compact::applies(layout.full) {
+        compact::render(app, theme, frame, layout.full);
         return;
     }
     let [status, banner_area, hint_area, rollout, nodes, ..] = layout.panels;
@@ -350,6 +359,24 @@ mod tests {
     #[test]
     fn watch_view_80x24_shows_the_incident() {
         insta::assert_snapshot!(incident_app(80, 24).backend());
+    }
+
+    /// A tmux split: the worst state first, every node with its Ready
+    /// state and heartbeat, and what the full view needs.
+    #[test]
+    fn a_40x10_pane_shows_the_compact_layout() {
+        let terminal = incident_app(40, 10);
+        let text = format!("{}", terminal.backend());
+        assert!(text.contains("EXPIRED"), "{text}");
+        assert!(text.contains("full view needs 60×16"), "{text}");
+        insta::assert_snapshot!(terminal.backend());
+    }
+
+    #[test]
+    fn a_20x5_pane_says_the_size_it_needs() {
+        let text = format!("{}", incident_app(20, 5).backend());
+        assert!(text.contains("pane too small: need"), "{text}");
+        insta::assert_snapshot!(incident_app(20, 5).backend());
     }
 
     #[test]

@@ -13,7 +13,12 @@ use crate::model::health::{self, Heartbeat};
 use crate::tui::app::App;
 use crate::tui::rollout_view;
 
-fn ready_cell(state: &NodeState, app: &App, theme: &Theme, width: usize) -> Cell<'static> {
+pub(super) fn ready_cell(
+    state: &NodeState,
+    app: &App,
+    theme: &Theme,
+    width: usize,
+) -> Cell<'static> {
     let Some(ready) = state.info.as_ref().and_then(|i| i.ready()) else {
         return Cell::from("?");
     };
@@ -29,7 +34,12 @@ fn ready_cell(state: &NodeState, app: &App, theme: &Theme, width: usize) -> Cell
     Cell::from(ellipsize(&format!("{word} {since}"), width)).style(style)
 }
 
-fn heartbeat_cell(state: &NodeState, app: &App, theme: &Theme, width: usize) -> Cell<'static> {
+pub(super) fn heartbeat_cell(
+    state: &NodeState,
+    app: &App,
+    theme: &Theme,
+    width: usize,
+) -> Cell<'static> {
     let at = state.heartbeat_at();
     let hb = health::classify(at, state.lease_duration(), app.now);
     let age = at
