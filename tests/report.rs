@@ -391,3 +391,19 @@ fn incident_session_report_matches_the_lab_outage() {
     );
     assert!(pos("frigate/frigate: probe DOWN") < pos("frigate/frigate: probe up again"));
 }
+
+/// A file that is no journal and never ends (`/dev/zero`) is read up to
+/// one over-long line and reported, not read into memory without bound.
+#[test]
+fn an_endless_file_is_refused_within_a_bounded_read() {
+    let out = std::process::Command::new(common::BIN)
+        .args(["report", "/dev/zero"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("longer than 1024 KiB")
+            || String::from_utf8_lossy(&out.stdout).contains("longer than 1024 KiB"),
+        "{err}"
+    );
+}

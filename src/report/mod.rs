@@ -32,30 +32,53 @@ pub struct Journal {
     pub warnings: Vec<String>,
 }
 
-/// Reads a session journal, skipping (and reporting) lines that do not
-/// parse. Only an unreadable file is an error.
+/// The longest line a session journal holds: one timeline entry. A longer
+/// one means the file is not a journal (or is `/dev/zero`), and reading
+/// stops there rather than growing without bound.
+const MAX_LINE: u64 = 1 << 20;
+
+/// Reads a session journal line by line, skipping (and reporting) lines
+/// that do not parse. Only an unreadable file is an error.
 pub fn read_journal(path: &Path) -> Result<Journal> {
-    let bytes = std::fs::read(path)
+    use std::io::{BufRead, Read};
+    let file = std::fs::File::open(path)
         .wrap_err_with(|| format!("cannot read the session journal {}", path.display()))?;
-    let ends_clean = bytes.last().is_none_or(|b| *b == b'\n');
-    let lines: Vec<&[u8]> = bytes.split(|b| *b == b'\n').collect();
-    let last = lines.len().saturating_sub(1);
+    let mut reader = std::io::BufReader::new(file);
     let mut entries = Vec::new();
     let mut warnings = Vec::new();
-    for (i, raw) in lines.iter().enumerate() {
-        let text = String::from_utf8_lossy(raw);
+    let mut line = Vec::new();
+    for lineno in 1.. {
+        line.clear();
+        let read = (&mut reader)
+            .take(MAX_LINE + 1)
+            .read_until(b'\n', &mut line)
+            .wrap_err_with(|| format!("cannot read the session journal {}", path.display()))?;
+        if read == 0 {
+            break;
+        }
+        let complete = line.last() == Some(&b'\n');
+        if !complete && read as u64 > MAX_LINE {
+            warnings.push(format!(
+                "{}:{lineno}: a line longer than {} KiB: not a session journal from here on; stopped reading",
+                path.display(),
+                MAX_LINE / 1024
+            ));
+            break;
+        }
+        let text = String::from_utf8_lossy(&line);
         if text.trim().is_empty() {
             continue;
         }
         match serde_json::from_str::<Entry>(&text) {
             Ok(e) => entries.push(e),
             Err(e) => {
-                let why = if i == last && !ends_clean {
-                    "truncated last line skipped".to_string()
-                } else {
+                // Only the last line can lack its newline: a crash cut it.
+                let why = if complete {
                     format!("skipped: {e}")
+                } else {
+                    "truncated last line skipped".to_string()
                 };
-                warnings.push(format!("{}:{}: {why}", path.display(), i + 1));
+                warnings.push(format!("{}:{lineno}: {why}", path.display()));
             }
         }
     }
