@@ -159,8 +159,8 @@ impl Rollout {
         assert!(result.success(), "{command} on {node}: {result:?}");
     }
 
-    /// Each node's kubelet version, from the API.
-    fn versions(&self) -> Vec<(String, String)> {
+    /// Every node as the API shows it now.
+    fn nodes(&self) -> Vec<k3s_cockpit::model::fleet::NodeInfo> {
         let rt = tokio::runtime::Runtime::new().unwrap();
         rt.block_on(async {
             let target = k3s_cockpit::cluster::ClusterTarget {
@@ -170,18 +170,20 @@ impl Rollout {
             let conn = k3s_cockpit::cluster::connect(&target, true).await.unwrap();
             let nodes: kube::Api<k3s_cockpit::cluster::node_view::NodeView> =
                 kube::Api::all(conn.client);
-            nodes
-                .list(&Default::default())
-                .await
-                .unwrap()
-                .items
+            let list = nodes.list(&Default::default()).await.unwrap();
+            list.items
                 .iter()
-                .map(|n| {
-                    let info = k3s_cockpit::cluster::convert::node(n);
-                    (info.name, info.version)
-                })
+                .map(k3s_cockpit::cluster::convert::node)
                 .collect()
         })
+    }
+
+    /// Each node's kubelet version, from the API.
+    fn versions(&self) -> Vec<(String, String)> {
+        self.nodes()
+            .into_iter()
+            .map(|n| (n.name, n.version))
+            .collect()
     }
 
     /// Every API request that was not a read, from the lab's audit log.
@@ -238,31 +240,16 @@ impl Rollout {
 
     /// Ready condition status of each node, from the API.
     fn readiness(&self) -> Vec<(String, String)> {
-        let rt = tokio::runtime::Runtime::new().unwrap();
-        rt.block_on(async {
-            let target = k3s_cockpit::cluster::ClusterTarget {
-                kubeconfig: Some(self.kubeconfig.clone()),
-                context: None,
-            };
-            let conn = k3s_cockpit::cluster::connect(&target, true).await.unwrap();
-            let nodes: kube::Api<k3s_cockpit::cluster::node_view::NodeView> =
-                kube::Api::all(conn.client);
-            nodes
-                .list(&Default::default())
-                .await
-                .unwrap()
-                .items
-                .iter()
-                .map(|n| {
-                    let info = k3s_cockpit::cluster::convert::node(n);
-                    let ready = info
-                        .ready()
-                        .map(|c| format!("{:?}", c.status))
-                        .unwrap_or_default();
-                    (info.name, ready)
-                })
-                .collect()
-        })
+        self.nodes()
+            .into_iter()
+            .map(|n| {
+                let ready = n
+                    .ready()
+                    .map(|c| format!("{:?}", c.status))
+                    .unwrap_or_default();
+                (n.name, ready)
+            })
+            .collect()
     }
 }
 

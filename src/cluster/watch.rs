@@ -301,18 +301,7 @@ fn forbidden(status: &kube::core::Status, verb: &str, kind: ResourceKind) -> Str
         let resource = rest.split('"').next()?;
         Some(format!("forbidden: {verb} {resource}"))
     });
-    parsed.unwrap_or_else(|| format!("forbidden: {verb} {}", resource_name(kind)))
-}
-
-fn resource_name(kind: ResourceKind) -> &'static str {
-    match kind {
-        ResourceKind::Nodes => "nodes",
-        ResourceKind::Leases => "leases",
-        ResourceKind::Services => "services",
-        ResourceKind::Pods => "pods",
-        ResourceKind::Events => "events",
-        ResourceKind::L2Statuses => "servicel2statuses",
-    }
+    parsed.unwrap_or_else(|| format!("forbidden: {verb} {}", kind.resource()))
 }
 
 /// The innermost cause of a network failure (`connection refused`,

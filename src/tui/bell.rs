@@ -105,19 +105,13 @@ mod tests {
     use crate::model::timeline::Severity;
     use crate::upgrade::engine::{Direction, Halt};
     use jiff::Timestamp;
-    use std::time::Duration;
 
     fn t(s: i64) -> Timestamp {
         Timestamp::from_second(1_800_000_000 + s).unwrap()
     }
 
     fn lease(node: &str, renewed: Timestamp) -> ClusterEvent {
-        ClusterEvent::Lease(LeaseInfo {
-            node: node.into(),
-            holder: node.into(),
-            renewed: Some(renewed),
-            duration: Duration::from_secs(40),
-        })
+        ClusterEvent::Lease(LeaseInfo::renewed_at(node, renewed))
     }
 
     fn app() -> App {

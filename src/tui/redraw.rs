@@ -175,19 +175,13 @@ impl Deadlines {
 mod tests {
     use super::*;
     use crate::model::fleet::{LeaseInfo, NodeInfo, ResourceKind};
-    use std::time::Duration;
 
     fn t(ms: i64) -> Timestamp {
         Timestamp::from_millisecond(1_800_000_000_000 + ms).unwrap()
     }
 
     fn lease(node: &str, renewed: Timestamp) -> ClusterEvent {
-        ClusterEvent::Lease(LeaseInfo {
-            node: node.into(),
-            holder: node.into(),
-            renewed: Some(renewed),
-            duration: Duration::from_secs(40),
-        })
+        ClusterEvent::Lease(LeaseInfo::renewed_at(node, renewed))
     }
 
     fn app(nodes: &[&str]) -> App {

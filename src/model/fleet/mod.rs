@@ -103,6 +103,19 @@ pub struct LeaseInfo {
     pub duration: Duration,
 }
 
+impl LeaseInfo {
+    /// A kubelet's lease renewed at `renewed`, with Kubernetes' default
+    /// 40 s duration (tests build on it).
+    pub fn renewed_at(node: &str, renewed: Timestamp) -> LeaseInfo {
+        LeaseInfo {
+            node: node.to_string(),
+            holder: node.to_string(),
+            renewed: Some(renewed),
+            duration: Duration::from_secs(40),
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ServiceInfo {
     pub namespace: String,
@@ -150,6 +163,20 @@ pub enum ResourceKind {
     Pods,
     Events,
     L2Statuses,
+}
+
+impl ResourceKind {
+    /// The resource's plural name, as the API server spells it.
+    pub fn resource(self) -> &'static str {
+        match self {
+            ResourceKind::Nodes => "nodes",
+            ResourceKind::Leases => "leases",
+            ResourceKind::Services => "services",
+            ResourceKind::Pods => "pods",
+            ResourceKind::Events => "events",
+            ResourceKind::L2Statuses => "servicel2statuses",
+        }
+    }
 }
 
 /// What the watchers report.
@@ -328,7 +355,7 @@ impl Fleet {
     pub fn apply(&mut self, event: ClusterEvent, now: Timestamp) -> bool {
         match event {
             ClusterEvent::ResyncStart(kind) => {
-                self.resync.insert(resync_key(kind), HashSet::new());
+                self.resync.insert(kind.resource(), HashSet::new());
                 false
             }
             ClusterEvent::ResyncDone(kind) => self.finish_resync(kind, now),
@@ -442,7 +469,7 @@ impl Fleet {
         }
         self.pods.insert(key, pod);
         // During a relist the map is rebuilt once at the end.
-        if !self.resync.contains_key(resync_key(ResourceKind::Pods)) {
+        if !self.resync.contains_key(ResourceKind::Pods.resource()) {
             self.rebuild_service_pods();
         }
         true
@@ -687,13 +714,13 @@ impl Fleet {
     }
 
     fn seen(&mut self, kind: ResourceKind, key: &str) {
-        if let Some(set) = self.resync.get_mut(resync_key(kind)) {
+        if let Some(set) = self.resync.get_mut(kind.resource()) {
             set.insert(key.to_string());
         }
     }
 
     fn finish_resync(&mut self, kind: ResourceKind, now: Timestamp) -> bool {
-        let Some(seen) = self.resync.remove(resync_key(kind)) else {
+        let Some(seen) = self.resync.remove(kind.resource()) else {
             return false;
         };
         match kind {
@@ -951,17 +978,6 @@ impl Fleet {
             }
         }
         self.service_pods = map;
-    }
-}
-
-fn resync_key(kind: ResourceKind) -> &'static str {
-    match kind {
-        ResourceKind::Nodes => "nodes",
-        ResourceKind::Leases => "leases",
-        ResourceKind::Services => "services",
-        ResourceKind::Pods => "pods",
-        ResourceKind::Events => "events",
-        ResourceKind::L2Statuses => "l2",
     }
 }
 

@@ -206,12 +206,7 @@ fn node(name: &str) -> ClusterEvent {
 }
 
 fn lease(node: &str, renewed: Timestamp) -> ClusterEvent {
-    ClusterEvent::Lease(LeaseInfo {
-        node: node.into(),
-        holder: node.into(),
-        renewed: Some(renewed),
-        duration: Duration::from_secs(40),
-    })
+    ClusterEvent::Lease(LeaseInfo::renewed_at(node, renewed))
 }
 
 fn pod(name: &str, node: &str) -> ClusterEvent {
