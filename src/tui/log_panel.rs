@@ -24,10 +24,15 @@ use crate::model::timeline::Severity;
 /// Records kept: more than any terminal shows.
 const KEPT: usize = 1_000;
 
-/// One logged record, formatted as `HH:MM:SS:LEVEL:message`.
+/// One logged record as a timeline line: `HH:MM:SS`, a severity mark
+/// (`!` a warning, `!!` an error, blank otherwise), then the message
+/// (`subject: event`); `×N` when it came N times in a row.
 struct Record {
     text: String,
     severity: Severity,
+    /// The line without its time and count, to fold repeats.
+    body: String,
+    repeats: u32,
     /// One line of printable ASCII (nearly every record): its screen lines
     /// are counted by arithmetic and its cells written one byte each.
     plain: bool,
@@ -77,16 +82,34 @@ pub struct PanelStyles {
 impl PanelLog {
     /// Appends one record logged at `at` (a clock's hours, minutes, seconds).
     pub fn push(&self, (h, m, s): (i8, i8, i8), level: &Level, message: &str) {
-        let (word, severity) = level_word(level.as_str());
-        let text = format!("{h:02}:{m:02}:{s:02}:{word}:{message}");
-        let plain = text.bytes().all(|b| (b' '..=b'~').contains(&b));
+        let (_, severity) = level_word(level.as_str());
+        let mark = match severity {
+            Severity::Error => "!!",
+            Severity::Warn => "! ",
+            Severity::Info => "  ",
+        };
+        let body = format!("{mark} {message}");
+        let time = format!("{h:02}:{m:02}:{s:02}");
         let mut ring = self.lock();
+        // The same line again: one line with the latest time and a count.
+        if let Some(last) = ring.records.back_mut()
+            && last.body == body
+        {
+            last.repeats += 1;
+            last.text = format!("{time} {body} ×{}", last.repeats);
+            last.plain = false;
+            return;
+        }
         if ring.records.len() >= KEPT {
             ring.records.pop_front();
         }
+        let text = format!("{time} {body}");
+        let plain = text.bytes().all(|b| (b' '..=b'~').contains(&b));
         ring.records.push_back(Record {
             text,
             severity,
+            body,
+            repeats: 1,
             plain,
         });
     }
@@ -237,7 +260,7 @@ mod tests {
         log.push((22, 4, 5), &Level::INFO, "node-a: Ready");
         assert_eq!(
             screen(&log, 30, 3),
-            vec!["22:04:05:INFO :node-a: Ready", "", ""]
+            vec!["22:04:05    node-a: Ready", "", ""]
         );
         log.push(
             (22, 4, 6),
@@ -250,9 +273,27 @@ mod tests {
         assert_eq!(
             screen(&log, 30, 3),
             vec![
-                "         y (KubeletNotReady)",
-                "22:04:07:WARN :web/web: announ",
-                "         cer moved a → b",
+                "         KubeletNotReady)",
+                "22:04:07 !  web/web: announcer",
+                "          moved a → b",
+            ]
+        );
+    }
+
+    #[test]
+    fn errors_and_warnings_are_marked_and_repeats_fold() {
+        let log = PanelLog::default();
+        log.push((22, 4, 5), &Level::WARN, "node-a: heartbeat LATE");
+        log.push((22, 4, 6), &Level::ERROR, "upgrade: HALTED: soak failed");
+        for s in 7..10 {
+            log.push((22, 4, s), &Level::INFO, "frigate/frigate: probe failed");
+        }
+        assert_eq!(
+            screen(&log, 50, 3),
+            vec![
+                "22:04:05 !  node-a: heartbeat LATE",
+                "22:04:06 !! upgrade: HALTED: soak failed",
+                "22:04:09    frigate/frigate: probe failed ×3",
             ]
         );
     }
