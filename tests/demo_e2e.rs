@@ -43,6 +43,9 @@ fn demo_canary_halts_restart_heals_resume_completes() {
         scenario.display()
     );
     let tmux = Tmux::start("demo", 130, 42, &cmd);
+    // The operator looks at another window: tmux flags a bell only there.
+    tmux.run(&["set", "-g", "monitor-bell", "on"]);
+    tmux.run(&["new-window", "sleep 600"]);
     let screen = tmux.wait_for(" IDLE ", Duration::from_secs(30)).unwrap();
     assert!(screen.contains("v1.35.0+k3s1"), "{screen}");
     assert!(!screen.contains("READ-ONLY"), "control mode:\n{screen}");
@@ -53,12 +56,29 @@ fn demo_canary_halts_restart_heals_resume_completes() {
     tmux.keys("y");
     tmux.wait_for(" RUNNING ", Duration::from_secs(10)).unwrap();
 
-    // The kubelet dies inside the canary soak: halted, cause named.
+    // The kubelet dies inside the canary soak: halted, cause named, on
+    // the screen, in the pane title and in `k3s-cockpit status`.
     let screen = tmux.wait_for(" HALTED ", Duration::from_secs(60)).unwrap();
     assert!(
         screen.contains("HALTED: soak of k3s-vm-fun-bedbug"),
         "{screen}"
     );
+    assert_eq!(
+        tmux.show(":0", "#{window_bell_flag}"),
+        "1",
+        "the halt rings"
+    );
+    let title = tmux.show(":0", "#{pane_title}");
+    assert!(
+        title.starts_with("k3s-cockpit HALTED k3s-vm-fun-bedbug"),
+        "{title}"
+    );
+    let status = std::process::Command::new(BIN)
+        .arg("status")
+        .env("XDG_STATE_HOME", dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&status.stdout).trim(), title);
 
     // fun-bedbug is the first row, selected: restart K3s on it.
     tmux.keys("R");

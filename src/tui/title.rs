@@ -24,8 +24,8 @@ use crate::upgrade::{RolloutState, RolloutView};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Status {
     /// `ok`, `connecting`, `api-down`, `expired`, `late`, `not-ready`,
-    /// `probe-down`, `halted`, `canary`, `running`, `paused`, `idle`,
-    /// `rolling-back`, `done`, `aborted`, `rolled-back`.
+    /// `probe-down`, `halted`, `canary`, `running`, `verifying`, `paused`,
+    /// `idle`, `rolling-back`, `done`, `aborted`, `rolled-back`.
     pub state: &'static str,
     pub text: String,
 }
@@ -86,6 +86,16 @@ fn rollout(app: &App, view: &RolloutView) -> (&'static str, String) {
                 _ => ("running", ""),
             };
             (state, format!("{word}{}", progress(view)))
+        }
+        RolloutState::Verifying => {
+            let watch = view.final_watch.as_ref().map_or(String::new(), |w| {
+                format!(
+                    " {}/{}",
+                    crate::durations::format_signed(w.elapsed),
+                    crate::durations::format_signed(w.window)
+                )
+            });
+            ("verifying", format!("final watch{watch}"))
         }
         RolloutState::Paused => fleet(app, "paused ")
             .unwrap_or_else(|| ("paused", format!("paused {}", progress(view)))),
@@ -314,6 +324,22 @@ mod tests {
             restore_command: None,
             events: Vec::new(),
         }
+    }
+
+    #[test]
+    fn the_final_watch_shows_its_progress() {
+        let mut app = app();
+        let mut v = view(RolloutState::Verifying, None);
+        v.final_watch = Some(SoakView {
+            elapsed: SignedDuration::from_secs(180),
+            window: SignedDuration::from_mins(10),
+        });
+        app.rollout = Some(v);
+        let s = status(&app);
+        assert_eq!(
+            (s.state, s.text.as_str()),
+            ("verifying", "k3s-cockpit final watch 3m00s/10m00s")
+        );
     }
 
     #[test]

@@ -248,13 +248,23 @@ impl Tmux {
         self.run(&["display-message", "-p", "-t", target, format])
     }
 
+    /// Window 0's screen: the program under test, whichever window the
+    /// operator is looking at.
     pub fn screen(&self) -> String {
-        let out = self.cmd().args(["capture-pane", "-p"]).output().unwrap();
+        let out = self
+            .cmd()
+            .args(["capture-pane", "-p", "-t", ":0"])
+            .output()
+            .unwrap();
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
+    /// Types into window 0.
     pub fn keys(&self, keys: &str) {
-        self.cmd().args(["send-keys", keys]).status().unwrap();
+        self.cmd()
+            .args(["send-keys", "-t", ":0", keys])
+            .status()
+            .unwrap();
     }
 
     /// Waits until the screen contains `text`; returns the last screen.

@@ -62,7 +62,7 @@ pub fn render(app: &App, theme: &Theme, frame: &mut Frame, area: Rect) {
     let text = line.text.strip_prefix("k3s-cockpit ").unwrap_or(&line.text);
     let text = ellipsize(text, usize::from(area.width));
     let style = match line.state {
-        "ok" | "done" | "idle" | "running" | "paused" => theme.good(),
+        "ok" | "done" | "idle" | "running" | "verifying" | "paused" => theme.good(),
         "connecting" | "late" | "canary" | "rolling-back" => theme.warn(),
         _ => theme.bad(),
     };
