@@ -15,7 +15,7 @@
 
 use super::app::App;
 use crate::durations::format_duration;
-use crate::model::fleet::{ApiStatus, Tri};
+use crate::model::fleet::{ApiFailureKind, ApiStatus, Tri};
 use crate::model::health::Heartbeat;
 use crate::upgrade::engine::Phase;
 use crate::upgrade::{RolloutState, RolloutView};
@@ -160,8 +160,12 @@ fn healthy(app: &App) -> String {
 /// The fleet's problems, worst first, or None when there are none.
 fn fleet(app: &App, word: &str) -> Option<(&'static str, String)> {
     match &app.fleet.api {
-        ApiStatus::Down { silent, .. } => {
-            let how = if *silent { "silent" } else { "down" };
+        ApiStatus::Down { kind, .. } => {
+            let how = if *kind == ApiFailureKind::Silent {
+                "silent"
+            } else {
+                "down"
+            };
             return Some(("api-down", format!("{word}API {how}")));
         }
         ApiStatus::Connecting => return Some(("connecting", format!("{word}connecting"))),
@@ -390,8 +394,7 @@ mod tests {
             since: t(2),
             error: "refused".into(),
             failures: 3,
-            silent: false,
-            kind: crate::model::fleet::ApiFailureKind::Unreachable,
+            kind: ApiFailureKind::Unreachable,
         };
         assert_eq!(status(&app).text, "k3s-cockpit watch API down");
         assert_eq!(status(&app).state, "api-down");

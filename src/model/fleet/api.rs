@@ -82,9 +82,6 @@ pub enum ApiStatus {
         since: Timestamp,
         error: String,
         failures: u32,
-        /// Connected but not answering (a hung server), as opposed to
-        /// refusing or failing requests; the same as `kind == Silent`.
-        silent: bool,
         /// How it failed (the latest failure's kind).
         kind: ApiFailureKind,
     },

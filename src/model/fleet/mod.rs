@@ -536,7 +536,6 @@ impl Fleet {
             since,
             error,
             failures,
-            silent: false,
             kind,
         };
         true
@@ -560,7 +559,6 @@ impl Fleet {
             since: now,
             error: why,
             failures: 1,
-            silent: true,
             kind: ApiFailureKind::Silent,
         };
         true

@@ -440,7 +440,6 @@ fn api_outage_counts_failures_logs_once_and_reports_its_length() {
             since: t(0),
             error: "timed out".into(),
             failures: 2,
-            silent: false,
             kind: ApiFailureKind::Unreachable,
         }
     );
@@ -588,7 +587,6 @@ fn a_change_of_failure_kind_is_a_new_entry_and_silent_keeps_its_flag() {
     assert!(matches!(
         fleet.api,
         ApiStatus::Down {
-            silent: true,
             kind: ApiFailureKind::Silent,
             ..
         }
