@@ -152,7 +152,7 @@ pub async fn run_watch(
     crate::cluster::liveness::spawn_all(&conn.client, &tx);
     let selection = probes.selection();
     let rx = crate::probe::attach(selection.clone(), rx);
-    let mut app = App::new(&conn.context, &conn.server, true, jiff::Timestamp::now())
+    let mut app = App::new(&conn.context, &conn.server, true, crate::clock::now())
         .with_look(Look::from_env());
     app.log_panel = log.log_panel();
     crate::tui::run(app, rx, "watch", &selection).await?;
@@ -192,7 +192,7 @@ pub async fn run_demo(scenario: &str, watch: bool, log: LogGuard) -> Result<Exit
             &format!("demo: {}", lab.scenario.name),
             &conn.server,
             true,
-            jiff::Timestamp::now(),
+            crate::clock::now(),
         )
         .with_look(Look::from_env());
         app.log_panel = log.log_panel();

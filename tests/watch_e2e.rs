@@ -188,3 +188,73 @@ fn a_silent_api_server_is_named_and_no_kubelet_is_blamed() {
     });
     assert!(fresh.is_ok(), "{fresh:?}");
 }
+
+/// A kubelet whose clock runs 30 s behind stamps every renewal 30 s in the
+/// past. Judged by renewTime it would be EXPIRED at once (4 s leases here);
+/// judged by when the cockpit sees each renewal it is fresh, and the node
+/// detail names the skew. A kubelet that stops is LATE as before.
+#[test]
+fn a_node_clock_30s_behind_is_not_late_and_its_skew_is_shown() {
+    if !common::require(
+        "a_node_clock_30s_behind_is_not_late_and_its_skew_is_shown",
+        &["tmux"],
+    ) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let victim = first_announcer();
+    let names = ["node-a", "node-b", "node-c"];
+    let (row, skewed) = names
+        .iter()
+        .enumerate()
+        .find(|(_, n)| **n != victim)
+        .unwrap();
+    let scenario = fast_scenario(victim, "6s").replace(
+        &format!("name = \"{skewed}\"\n"),
+        &format!("name = \"{skewed}\"\nclock_offset = \"-30s\"\n"),
+    );
+    assert!(scenario.contains("clock_offset"), "{scenario}");
+    let lab = start_lab(dir.path(), &scenario, &[]);
+    let cmd = format!(
+        "XDG_STATE_HOME={0}/state {BIN} --log-file {0}/cockpit.log watch --kubeconfig {1}; echo EXIT=$?; sleep 30",
+        dir.path().display(),
+        lab.kubeconfig.display()
+    );
+    let tmux = Tmux::start("skew", 160, 32, &cmd);
+    tmux.wait_for("node-c", Duration::from_secs(20)).unwrap();
+
+    // Until the victim's kubelet stops and turns LATE, the skewed node's
+    // row never says LATE or EXPIRED.
+    let late = tmux.wait_until(Duration::from_secs(30), |screen| {
+        let skewed_row = screen
+            .lines()
+            .find(|l| l.contains(skewed) && l.contains("Ready"))
+            .unwrap_or_default();
+        assert!(
+            !skewed_row.contains("LATE") && !skewed_row.contains("EXPIRED"),
+            "{skewed} judged by its own clock:\n{screen}"
+        );
+        screen
+            .lines()
+            .any(|l| l.contains(victim) && (l.contains("LATE") || l.contains("EXPIRED")))
+    });
+    assert!(
+        late.is_ok(),
+        "the stopped kubelet was not flagged: {late:?}"
+    );
+
+    for _ in 0..row {
+        tmux.keys("j");
+    }
+    tmux.keys("Enter");
+    let screen = tmux
+        .wait_until(Duration::from_secs(10), |s| s.contains("clock skew"))
+        .unwrap_or_else(|e| panic!("skew not shown in {skewed}'s detail: {e}"));
+    let line = screen.lines().find(|l| l.contains("clock skew")).unwrap();
+    assert!(line.contains("node clock 3"), "{line}");
+    assert!(line.contains("s behind"), "{line}");
+    assert!(screen.contains(skewed), "{screen}");
+    tmux.keys("Escape");
+    tmux.keys("q");
+    tmux.wait_for("EXIT=0", Duration::from_secs(10)).unwrap();
+}

@@ -131,6 +131,24 @@ pub struct NodeSpec {
     pub version: String,
     /// VM id on the simulated Proxmox host, if the node is reached that way.
     pub vmid: Option<u32>,
+    /// How far the node's clock is off ("-30s": 30 s behind). Its kubelet
+    /// stamps lease renewals with it, as a real kubelet stamps them with
+    /// its own clock.
+    #[serde(default, with = "clock_offset")]
+    pub clock_offset: jiff::SignedDuration,
+}
+
+/// A signed duration such as "-30s" or "2s".
+mod clock_offset {
+    use jiff::SignedDuration;
+    use serde::{Deserialize, Deserializer};
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<SignedDuration, D::Error> {
+        let text = String::deserialize(d)?;
+        text.trim().parse().map_err(|e| {
+            serde::de::Error::custom(format!("clock_offset {text:?}: {e} (try \"-30s\")"))
+        })
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -257,6 +275,7 @@ impl Scenario {
                 },
                 version: version.clone(),
                 vmid: None,
+                clock_offset: jiff::SignedDuration::ZERO,
             })
             .collect();
         let first = self

@@ -21,7 +21,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use color_eyre::eyre::{Result, WrapErr, eyre};
-use jiff::{SignedDuration, Timestamp};
+use jiff::SignedDuration;
 use tokio::sync::mpsc::{self, UnboundedReceiver, UnboundedSender};
 
 use self::controller::Controller;
@@ -206,7 +206,7 @@ fn check_resume(
 ) -> std::result::Result<(), BadInput> {
     let (engine, _) = crate::upgrade::journal::replay(journal)
         .map_err(|e| BadInput(format!("resuming from {}: {e}", journal.display())))?;
-    let found = resume::differences(&engine.view(Timestamp::now()), &plan.into(), live);
+    let found = resume::differences(&engine.view(crate::clock::now()), &plan.into(), live);
     if found.is_empty() {
         return Ok(());
     }
@@ -270,7 +270,7 @@ pub async fn open(
         .await
         .map_err(|e| eyre!(e))?;
     let (recorder, pending) = open_recorder(opts.resume, &journal, &plan)?;
-    let observer = Observer::new(plan.timings.max_heartbeat_age);
+    let observer = Observer::new(plan.timings.max_heartbeat_age, plan.gates.missed_renewals);
     let controller = Controller::new(recorder, observer);
     let mut probes = crate::probe::Selection::from_plan(&plan.gates.probes);
     probes.specs.extend(extra_probes.specs);
@@ -324,7 +324,7 @@ fn open_recorder(
     journal: &Path,
     plan: &ResolvedPlan,
 ) -> Result<(Recorder, Vec<Action>)> {
-    let now = Timestamp::now();
+    let now = crate::clock::now();
     if !resume {
         let recorder = Recorder::create(journal, plan.engine_config(), now)
             .wrap_err_with(|| format!("creating the rollout journal {}", journal.display()))?;
@@ -375,7 +375,7 @@ async fn sync(
     while !complete(fleet) {
         match tokio::time::timeout_at(deadline, events.recv()).await {
             Ok(Some(ev)) => {
-                let now = Timestamp::now();
+                let now = crate::clock::now();
                 fleet.apply(ev, now);
                 while let Ok(ev) = events.try_recv() {
                     fleet.apply(ev, now);
@@ -384,7 +384,7 @@ async fn sync(
             Ok(None) | Err(_) => break,
         }
     }
-    fleet.tick(Timestamp::now());
+    fleet.tick(crate::clock::now());
 }
 
 /// Starts each action on its own task; its result comes back on `results`.
@@ -411,7 +411,7 @@ pub async fn run_dry(opts: &UpgradeOptions) -> Result<ExitCode> {
         }
     };
     print!("{plan}");
-    for line in dry_run::simulate(&plan, Timestamp::now()) {
+    for line in dry_run::simulate(&plan, crate::clock::now()) {
         println!("{line}");
     }
     Ok(ExitCode::SUCCESS)

@@ -107,7 +107,7 @@ impl Runner {
             resumed,
             probes,
         } = s;
-        let now = Timestamp::now();
+        let now = crate::clock::now();
         let (session_log, warning) = match crate::report::session::start_for(
             &mut fleet,
             &conn.context,

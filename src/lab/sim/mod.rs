@@ -52,6 +52,8 @@ pub struct SimNode {
     boots: usize,
     pub restarts: u32,
     last_renew: Instant,
+    /// The node's clock minus true time: stamps its lease renewals.
+    clock_offset: jiff::SignedDuration,
     posted_ready: bool,
     nlc_unknown: bool,
     /// Version upgrades that arm faults: version -> instant first run.
@@ -333,6 +335,7 @@ impl Sim {
             boots: i,
             restarts: 0,
             last_renew: now,
+            clock_offset: spec.clock_offset,
             posted_ready: true,
             nlc_unknown: false,
             first_ran: HashMap::from([(spec.version.clone(), now)]),
@@ -512,9 +515,10 @@ impl Sim {
     fn renew_lease(&mut self, node: usize, now: Instant) {
         self.nodes[node].last_renew = now;
         let name = self.nodes[node].name.clone();
+        let stamp = renew_stamp(self.nodes[node].clock_offset);
         self.store
             .update(Kind::Lease, LEASE_NAMESPACE, &name, |lease| {
-                lease["spec"]["renewTime"] = json!(now_rfc3339_micro());
+                lease["spec"]["renewTime"] = json!(stamp);
             });
     }
 
@@ -866,6 +870,18 @@ fn suffix(n: u64) -> String {
             c
         })
         .collect()
+}
+
+/// A renewTime as a kubelet whose clock is `offset` off writes it (RFC 3339
+/// with microseconds, like the kubelet's MicroTime).
+fn renew_stamp(offset: jiff::SignedDuration) -> String {
+    if offset.is_zero() {
+        return now_rfc3339_micro();
+    }
+    let at = jiff::Timestamp::now()
+        .checked_add(offset)
+        .unwrap_or_else(|_| jiff::Timestamp::now());
+    at.strftime("%Y-%m-%dT%H:%M:%S%.6fZ").to_string()
 }
 
 #[cfg(test)]

@@ -8,6 +8,7 @@ use std::time::Duration;
 use jiff::Timestamp;
 
 use super::health::{self, Heartbeat};
+use super::heartbeat_seen::HeartbeatSeen;
 use super::probe::{ProbeResult, ProbeState, ProbeTransition};
 use super::timeline::{EntryKind, Severity, Timeline};
 
@@ -237,17 +238,43 @@ pub struct NodeState {
     pub lease: Option<LeaseInfo>,
     /// Last classification, to log transitions once.
     pub heartbeat: Option<Heartbeat>,
+    /// When the heartbeat was seen to renew, and the node clock's skew.
+    pub seen: HeartbeatSeen,
     pub events: VecDeque<EventInfo>,
 }
 
 impl NodeState {
-    /// Heartbeat instant: the lease's renewTime, or where leases cannot be
-    /// read, the Ready condition's lastHeartbeatTime (coarse: ~5 min).
+    /// When the cockpit saw the heartbeat renew (its own clock): what ages
+    /// and lateness count from, so a node's clock skew cannot make it late.
     pub fn heartbeat_at(&self) -> Option<Timestamp> {
+        self.seen.at()
+    }
+
+    /// The heartbeat instant as the node wrote it: the lease's renewTime,
+    /// or where leases cannot be read, the Ready condition's
+    /// lastHeartbeatTime (coarse: ~5 min).
+    pub fn reported_heartbeat(&self) -> Option<Timestamp> {
         match &self.lease {
             Some(l) => l.renewed,
             None => self.info.as_ref()?.ready()?.last_heartbeat,
         }
+    }
+
+    /// The lease is gone: the heartbeat falls back to the Ready condition's,
+    /// observed afresh. Returns whether there was a lease.
+    fn forget_lease(&mut self, now: Timestamp) -> bool {
+        let had = self.lease.take().is_some();
+        if had {
+            self.seen = HeartbeatSeen::default();
+            self.observe_heartbeat(now);
+        }
+        had
+    }
+
+    /// Notes the heartbeat the node reports now.
+    fn observe_heartbeat(&mut self, now: Timestamp) {
+        let reported = self.reported_heartbeat();
+        self.seen.report(reported, now);
     }
 
     pub fn lease_duration(&self) -> Duration {
@@ -364,11 +391,11 @@ impl Fleet {
                 self.apply_node(info, now)
             }
             ClusterEvent::NodeDeleted(name) => self.node_deleted(name, now),
-            ClusterEvent::Lease(lease) => self.apply_lease(lease),
+            ClusterEvent::Lease(lease) => self.apply_lease(lease, now),
             ClusterEvent::LeaseDeleted(name) => self
                 .nodes
                 .get_mut(&name)
-                .is_some_and(|n| n.lease.take().is_some()),
+                .is_some_and(|n| n.forget_lease(now)),
             ClusterEvent::Service(info) => self.apply_service(info, now),
             ClusterEvent::ServiceDeleted(ns, name) => {
                 let removed = self.services.remove(&(ns, name)).is_some();
@@ -416,7 +443,7 @@ impl Fleet {
         self.nodes.remove(&name).is_some()
     }
 
-    fn apply_lease(&mut self, lease: LeaseInfo) -> bool {
+    fn apply_lease(&mut self, lease: LeaseInfo, now: Timestamp) -> bool {
         self.seen(ResourceKind::Leases, &lease.node);
         // A renewal finds its node: no key to allocate.
         let state = match self.nodes.get_mut(&lease.node) {
@@ -425,6 +452,7 @@ impl Fleet {
         };
         let changed = state.lease.as_ref() != Some(&lease);
         state.lease = Some(lease);
+        state.observe_heartbeat(now);
         changed
     }
 
@@ -728,7 +756,7 @@ impl Fleet {
             ResourceKind::Leases => {
                 for (n, s) in &mut self.nodes {
                     if !seen.contains(n) {
-                        s.lease = None;
+                        s.forget_lease(now);
                     }
                 }
             }
@@ -822,6 +850,7 @@ impl Fleet {
             }
         }
         state.info = Some(info);
+        state.observe_heartbeat(now);
         for (sev, kind, text) in notes {
             self.timeline.push_kind(now, sev, &name, kind, text);
         }

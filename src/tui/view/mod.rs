@@ -306,6 +306,7 @@ mod tests {
             ("k3s-vm-pumped-piglet-gpu", -3),
             ("k3s-vm-still-fawn", -14),
         ] {
+            app.now = t(renewed);
             app.on_cluster(ClusterEvent::Lease(LeaseInfo {
                 node: n.into(),
                 holder: n.into(),

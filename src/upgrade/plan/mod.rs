@@ -359,6 +359,11 @@ pub struct GatesSpec {
     /// (default 3): one failed probe is not an outage.
     #[serde(default)]
     pub probe_failures: Option<Spanned<u32>>,
+    /// Kubelet lease renewals missed in a row before the gate halts
+    /// (default 2); one missed renewal is an alert, and an expired lease
+    /// always halts.
+    #[serde(default)]
+    pub missed_renewals: Option<Spanned<u32>>,
 }
 
 impl Default for GatesSpec {
@@ -368,6 +373,7 @@ impl Default for GatesSpec {
             probes: Vec::new(),
             global_gate: true,
             probe_failures: None,
+            missed_renewals: None,
         }
     }
 }
@@ -491,6 +497,12 @@ impl Plan {
             && !(1..=100).contains(n.get_ref())
         {
             return Err(self.error_at(Some(n.span()), "probe_failures must be between 1 and 100"));
+        }
+        if let Some(n) = &self.gates.missed_renewals
+            && !(1..=3).contains(n.get_ref())
+        {
+            // A fourth missed renewal is past the lease: EXPIRED halts anyway.
+            return Err(self.error_at(Some(n.span()), "missed_renewals must be between 1 and 3"));
         }
         for probe in &self.gates.probes {
             self.check_service(&probe.service)?;
@@ -621,6 +633,8 @@ pub struct ResolvedGates {
     pub global_gate: bool,
     /// Probe failures in a row before an endpoint counts as DOWN.
     pub probe_failures: u32,
+    /// Lease renewals missed in a row before the gate halts.
+    pub missed_renewals: u32,
 }
 
 /// The plan combined with the cluster: what `check-plan` prints and what the

@@ -262,6 +262,13 @@ fn resolve_gates(plan: &Plan) -> ResolvedGates {
             .probe_failures
             .as_ref()
             .map_or(crate::model::probe::DEFAULT_FAILURES, |n| *n.get_ref()),
+        missed_renewals: plan
+            .gates
+            .missed_renewals
+            .as_ref()
+            .map_or(crate::model::health::DEFAULT_MISSED_RENEWALS, |n| {
+                *n.get_ref()
+            }),
     }
 }
 
