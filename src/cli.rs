@@ -54,6 +54,16 @@ pub struct LabOptions {
     /// listener on the service IP) to FILE as JSON lines.
     #[arg(long, value_name = "FILE")]
     pub outage_log: Option<PathBuf>,
+    /// Ask clients for a bearer token (written into the kubeconfig) that
+    /// expires after DURATION ("10s", "1h"): open watches end then, and
+    /// every request after it is answered 401, as with an expired
+    /// service-account token.
+    #[arg(long, value_name = "DURATION", value_parser = crate::durations::parse_duration)]
+    pub token_ttl: Option<std::time::Duration>,
+    /// Answer 403 for every request on RESOURCE (a plural name such as
+    /// "leases"), as a role without it would; repeatable.
+    #[arg(long, value_name = "RESOURCE")]
+    pub forbid: Vec<String>,
 }
 
 fn load_scenario(name: &str, nodes: Option<usize>, time_scale: Option<f64>) -> Result<Scenario> {
@@ -70,6 +80,20 @@ fn load_scenario(name: &str, nodes: Option<usize>, time_scale: Option<f64>) -> R
     Ok(scenario)
 }
 
+/// The lab's auth from its flags: a token only when it is to expire.
+fn lab_auth(ttl: Option<std::time::Duration>, forbid: Vec<String>) -> crate::lab::auth::Auth {
+    let auth = crate::lab::auth::Auth::default().forbidding(forbid);
+    match ttl {
+        Some(ttl) => {
+            let token: String = (0..32)
+                .map(|_| char::from(b"0123456789abcdef"[rand::random_range(0..16)]))
+                .collect();
+            auth.with_token(token, Some(ttl))
+        }
+        None => auth,
+    }
+}
+
 pub async fn run_lab(opts: LabOptions) -> Result<()> {
     let scenario = load_scenario(&opts.scenario, opts.nodes, opts.time_scale)?;
     let mut config = LabConfig::new(scenario);
@@ -79,6 +103,7 @@ pub async fn run_lab(opts: LabOptions) -> Result<()> {
     config.replay = !opts.no_replay && opts.plan_out.is_none();
     config.outage_log = opts.outage_log;
     config.commit_log = opts.commit_log;
+    config.auth = lab_auth(opts.token_ttl, opts.forbid);
     let lab = Lab::start(config).await?;
     let key_dir = opts
         .kubeconfig_out

@@ -258,3 +258,69 @@ fn a_node_clock_30s_behind_is_not_late_and_its_skew_is_shown() {
     tmux.keys("q");
     tmux.wait_for("EXIT=0", Duration::from_secs(10)).unwrap();
 }
+
+/// A token that expires mid-watch is not an outage: the banner says the
+/// credentials expired and how to renew them, never that the server is
+/// unreachable. A role without `nodes` gets a 403 that names the verb and
+/// the resource.
+#[test]
+fn expired_credentials_and_a_forbidden_resource_are_named_not_called_outages() {
+    if !common::require(
+        "expired_credentials_and_a_forbidden_resource_are_named_not_called_outages",
+        &["tmux"],
+    ) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let lab = start_lab(
+        dir.path(),
+        &fast_scenario("node-c", "1h"),
+        &["--token-ttl", "6s"],
+    );
+    let kubeconfig = std::fs::read_to_string(&lab.kubeconfig).unwrap();
+    assert!(kubeconfig.contains("token: "), "{kubeconfig}");
+    let cmd = format!(
+        "XDG_STATE_HOME={0}/state {BIN} --log-file {0}/cockpit.log watch --kubeconfig {1}; echo EXIT=$?; sleep 30",
+        dir.path().display(),
+        lab.kubeconfig.display()
+    );
+    let tmux = Tmux::start("expired", 160, 32, &cmd);
+    tmux.wait_for("● connected", Duration::from_secs(20))
+        .unwrap();
+    let screen = tmux
+        .wait_for("● UNAUTHORIZED", Duration::from_secs(30))
+        .unwrap();
+    assert!(
+        screen.contains("credentials expired or rejected"),
+        "{screen}"
+    );
+    assert!(screen.contains("kubectl create token"), "{screen}");
+    for outage in ["unreachable", "API DOWN", "API SILENT"] {
+        assert!(!screen.contains(outage), "{outage}:\n{screen}");
+    }
+    tmux.keys("q");
+    tmux.wait_for("EXIT=0", Duration::from_secs(10)).unwrap();
+    drop(tmux);
+    drop(lab);
+
+    let dir = tempfile::tempdir().unwrap();
+    let lab = start_lab(
+        dir.path(),
+        &fast_scenario("node-c", "1h"),
+        &["--forbid", "nodes"],
+    );
+    let cmd = format!(
+        "XDG_STATE_HOME={0}/state {BIN} --log-file {0}/cockpit.log watch --kubeconfig {1}; echo EXIT=$?; sleep 30",
+        dir.path().display(),
+        lab.kubeconfig.display()
+    );
+    let tmux = Tmux::start("forbidden", 160, 32, &cmd);
+    let screen = tmux
+        .wait_for("● FORBIDDEN", Duration::from_secs(20))
+        .unwrap();
+    assert!(screen.contains("nodes"), "the resource is named:\n{screen}");
+    assert!(screen.contains("(403)"), "{screen}");
+    assert!(!screen.contains("unreachable"), "{screen}");
+    tmux.keys("q");
+    tmux.wait_for("EXIT=0", Duration::from_secs(10)).unwrap();
+}

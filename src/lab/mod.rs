@@ -4,6 +4,7 @@
 
 pub mod api;
 pub mod audit;
+pub mod auth;
 pub mod commit_log;
 pub mod discovery;
 pub mod objects;
@@ -47,6 +48,9 @@ pub struct LabConfig {
     pub replay: bool,
     /// Append the lab's own service outage windows here (JSON lines).
     pub outage_log: Option<PathBuf>,
+    /// A bearer token that expires (the kubeconfig carries it) and
+    /// resources the client may not touch.
+    pub auth: auth::Auth,
 }
 
 impl LabConfig {
@@ -59,6 +63,7 @@ impl LabConfig {
             commit_log: None,
             replay: true,
             outage_log: None,
+            auth: auth::Auth::default(),
         }
     }
 }
@@ -70,6 +75,8 @@ pub struct Lab {
     pub store: Arc<Store>,
     pub sim: SimHandle,
     pub scenario: Scenario,
+    /// The bearer token clients must present, if the lab asks for one.
+    pub token: Option<String>,
 }
 
 impl Lab {
@@ -115,6 +122,7 @@ impl Lab {
             audit,
             pod_removed: pod_tx,
             bookmark_every: Duration::from_secs(60).div_f64(config.scenario.time_scale),
+            auth: config.auth.clone(),
         });
         let app = api::router(state);
         // Like the API server (Go sets TCP_NODELAY on every connection): a
@@ -150,6 +158,7 @@ impl Lab {
             store,
             sim,
             scenario: config.scenario,
+            token: config.auth.token().map(str::to_string),
         })
     }
 
@@ -159,7 +168,7 @@ impl Lab {
 
     /// Writes a kubeconfig for plain HTTP on loopback with no credentials.
     pub fn write_kubeconfig(&self, path: &Path) -> Result<()> {
-        let text = kubeconfig_yaml(&self.server_url(), "k3s-lab");
+        let text = kubeconfig_yaml(&self.server_url(), "k3s-lab", self.token.as_deref());
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir)
                 .wrap_err_with(|| format!("cannot create {}", dir.display()))?;
@@ -169,10 +178,11 @@ impl Lab {
     }
 }
 
-pub fn kubeconfig_yaml(server: &str, context: &str) -> String {
+pub fn kubeconfig_yaml(server: &str, context: &str, token: Option<&str>) -> String {
+    let user = token.map_or("{}".to_string(), |t| format!("\n    token: {t}"));
     format!(
         "apiVersion: v1\nkind: Config\nclusters:\n- name: {context}\n  cluster:\n    server: {server}\n\
-         users:\n- name: {context}\n  user: {{}}\ncontexts:\n- name: {context}\n  context:\n    cluster: {context}\n    user: {context}\n\
+         users:\n- name: {context}\n  user: {user}\ncontexts:\n- name: {context}\n  context:\n    cluster: {context}\n    user: {context}\n\
          current-context: {context}\n"
     )
 }
