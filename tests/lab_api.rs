@@ -567,3 +567,74 @@ fn kubectl_get_nodes_watch_prints_changed_rows() {
         "the watch did not print node-c NotReady: {seen:?}"
     );
 }
+
+/// `systemctl restart k3s` returns only once K3s has started (the unit has
+/// no start timeout). A restart that outlives the plan's `restart_timeout`
+/// fails; retried while the unit is still `activating`, it waits for that
+/// start instead of restarting K3s a second time.
+#[tokio::test]
+async fn a_retried_restart_waits_for_the_unit_that_is_still_starting() {
+    use k3s_cockpit::rollout::executor::Executor;
+    use k3s_cockpit::upgrade::{Action, Input, Plan};
+    let scenario = common::fast_scenario("node-c", "1h")
+        .replace("restart_down = \"500ms\"", "restart_down = \"4s\"");
+    let (lab, client, dir) = lab(&scenario).await;
+    let ssh = k3s_cockpit::lab::shell::start_ssh(&lab.sim, dir.path(), false)
+        .await
+        .unwrap();
+    let text = k3s_cockpit::lab::plan_out::plan_toml(&lab.scenario, &ssh)
+        .replace("restart_timeout = \"2m\"", "restart_timeout = \"3s\"");
+    assert!(text.contains("restart_timeout = \"3s\""), "{text}");
+    let plan = Plan::from_str(&text, "lab-plan.toml").unwrap();
+    let conn = k3s_cockpit::cluster::Connection {
+        client: client.clone(),
+        context: "lab".into(),
+        server: lab.server_url(),
+    };
+    let nodes = k3s_cockpit::rollout::cluster_nodes(&conn).await.unwrap();
+    let resolved = k3s_cockpit::upgrade::resolve(&plan, &nodes).unwrap();
+    let executor = Executor::new(client, std::sync::Arc::new(resolved));
+    let restarts = || {
+        let sim = lab.sim.lock();
+        sim.nodes
+            .iter()
+            .find(|n| n.name == "node-b")
+            .unwrap()
+            .restarts
+    };
+    let restart = |id| Action::Restart {
+        id,
+        node: "node-b".into(),
+    };
+
+    let started = std::time::Instant::now();
+    let Input::ActionFinished { result, .. } = executor.run(restart(1)).await else {
+        panic!("not a finished action")
+    };
+    let err = result.unwrap_err();
+    assert!(err.contains("timed out"), "{err}");
+    assert_eq!(restarts(), 1);
+
+    let Input::ActionFinished { result, .. } = executor.run(restart(2)).await else {
+        panic!("not a finished action")
+    };
+    result.unwrap();
+    assert_eq!(restarts(), 1, "the retry restarted K3s again");
+    // It returned once the first start finished (4 s), not at once.
+    assert!(
+        started.elapsed() >= Duration::from_millis(3500),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(
+        lab.sim.kubelet_state("node-b").unwrap(),
+        k3s_cockpit::lab::sim::Kubelet::Running
+    );
+
+    // Once K3s runs, a restart restarts it again.
+    let Input::ActionFinished { result, .. } = executor.run(restart(3)).await else {
+        panic!("not a finished action")
+    };
+    assert!(result.is_err(), "4 s start, 3 s timeout");
+    assert_eq!(restarts(), 2);
+}

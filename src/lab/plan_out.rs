@@ -95,7 +95,7 @@ pub fn plan_toml(scenario: &Scenario, ssh: &SshEndpoints) -> String {
     let scale = scenario.time_scale;
     let _ = writeln!(
         out,
-        "\n[timings]\n# Cluster time compressed {scale}x like the lab's.\nsoak = \"{}\"\ncanary_soak = \"{}\"\nfinal_soak = \"{}\"\ndrain_timeout = \"1m\"\ninstall_timeout = \"2m\"\ncommand_timeout = \"1m\"\nversion_timeout = \"2m\"\nready_timeout = \"2m\"",
+        "\n[timings]\n# Cluster time compressed {scale}x like the lab's.\nsoak = \"{}\"\ncanary_soak = \"{}\"\nfinal_soak = \"{}\"\ndrain_timeout = \"1m\"\ninstall_timeout = \"2m\"\ncommand_timeout = \"1m\"\nrestart_timeout = \"2m\"\nversion_timeout = \"2m\"\nready_timeout = \"2m\"",
         scaled(SOAK, scale),
         scaled(CANARY_SOAK, scale),
         scaled(FINAL_SOAK, scale)

@@ -93,7 +93,11 @@ pub async fn run_on_node(sim: &SimHandle, node: &str, command: &str) -> CommandO
         return CommandOutcome::ok(format!("Snapshot {name} saved.\n"));
     }
     if command.contains("systemctl restart k3s") {
-        return match sim.restart(node) {
+        let restarted = match sim.restart(node) {
+            Ok(()) => sim.started(node).await,
+            Err(e) => Err(e),
+        };
+        return match restarted {
             Ok(()) => CommandOutcome::ok(""),
             Err(e) => CommandOutcome::fail(1, e),
         };

@@ -77,6 +77,9 @@ pub fn transport(t: &plan::Transport) -> remote::Transport {
     }
 }
 
+/// How often a unit that is starting is asked whether it has started.
+const UNIT_POLL: Duration = Duration::from_secs(1);
+
 fn std_duration(d: SignedDuration) -> Duration {
     Duration::try_from(d).unwrap_or(Duration::ZERO)
 }
@@ -206,16 +209,76 @@ impl Executor {
         Input::ActionFinished { id, result, output }
     }
 
+    /// Restarts the node's K3s unit and waits for it to start, within the
+    /// plan's `restart_timeout`. A unit still `activating` from an earlier
+    /// restart (one that outlived its timeout) is waited for, not restarted
+    /// again: a second restart would throw that start's progress away.
     async fn restart(&self, node: &str) -> Result<(), String> {
         let (n, _) = self.node(node)?;
-        self.remote(
-            node,
-            "restart K3s",
-            &n.restart_command(),
-            self.plan.timings.command_timeout,
-        )
-        .await
-        .map(|_| ())
+        let timeout = self.plan.timings.restart_timeout;
+        if self
+            .unit_state(node, &n.unit_state_command())
+            .await
+            .as_deref()
+            == Some("activating")
+        {
+            tracing::info!(
+                target: "upgrade",
+                "{node}: {} is still starting from the last restart: waiting for it, not restarting again",
+                n.role.service()
+            );
+            return self
+                .wait_started(node, &n.unit_state_command(), timeout)
+                .await;
+        }
+        self.remote(node, "restart K3s", &n.restart_command(), timeout)
+            .await
+            .map(|_| ())
+    }
+
+    /// The unit's state as `systemctl is-active` prints it (`active`,
+    /// `activating`, `failed`, ...); None when it cannot be asked.
+    async fn unit_state(&self, node: &str, command: &str) -> Option<String> {
+        let (_, transport) = self.node(node).ok()?;
+        let out = transport
+            .exec(
+                command,
+                std_duration(self.plan.timings.command_timeout),
+                |_| {},
+            )
+            .await
+            .ok()?;
+        Some(out.stdout.lines().next()?.trim().to_string())
+    }
+
+    /// Polls the unit until it is no longer `activating`, within `timeout`.
+    async fn wait_started(
+        &self,
+        node: &str,
+        command: &str,
+        timeout: SignedDuration,
+    ) -> Result<(), String> {
+        let deadline = tokio::time::Instant::now() + std_duration(timeout);
+        let mut poll = tokio::time::interval(UNIT_POLL);
+        loop {
+            poll.tick().await;
+            let state = self.unit_state(node, command).await;
+            match state.as_deref() {
+                Some("active") => return Ok(()),
+                Some("activating") | None if tokio::time::Instant::now() < deadline => {}
+                Some("activating") | None => {
+                    return Err(format!(
+                        "restart K3s on {node}: still starting after {}; the unit may still come up (retry waits for it)",
+                        crate::durations::format_signed(timeout)
+                    ));
+                }
+                Some(other) => {
+                    return Err(format!(
+                        "restart K3s on {node}: the unit is {other} after starting (see `journalctl -u k3s` on the node)"
+                    ));
+                }
+            }
+        }
     }
 
     /// An operator's manual action on one node, outside the engine.

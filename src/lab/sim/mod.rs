@@ -211,6 +211,21 @@ impl SimHandle {
         Ok(())
     }
 
+    /// Waits until `node`'s K3s has started (left [`Kubelet::Down`]), as
+    /// `systemctl restart k3s` does: the unit is `Type=notify` with
+    /// `TimeoutStartSec=0` (k3s-io/k3s install.sh, the unit it writes), so
+    /// systemctl returns only once K3s reports ready, however long that
+    /// takes. The lab's clock is tokio's, so a paused-clock test can run it.
+    pub async fn started(&self, node: &str) -> Result<(), String> {
+        let mut tick = tokio::time::interval(Duration::from_millis(50));
+        loop {
+            tick.tick().await;
+            if self.kubelet_state(node)? != Kubelet::Down {
+                return Ok(());
+            }
+        }
+    }
+
     pub fn installed_version(&self, node: &str) -> Result<String, String> {
         let sim = self.lock();
         let idx = sim.index(node)?;

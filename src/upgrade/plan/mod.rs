@@ -242,6 +242,10 @@ pub struct Timings {
     /// Longest cordon, uncordon, restart and etcd snapshot may take.
     #[serde(with = "positive")]
     pub command_timeout: SignedDuration,
+    /// Longest `systemctl restart` of K3s may take: the unit has no start
+    /// timeout, and a server restarting its datastore can take minutes.
+    #[serde(with = "positive")]
+    pub restart_timeout: SignedDuration,
     /// Longest to wait for the kubelet to report the new version.
     #[serde(with = "positive")]
     pub version_timeout: SignedDuration,
@@ -277,6 +281,7 @@ impl Default for Timings {
             drain_timeout: SignedDuration::from_mins(5),
             install_timeout: SignedDuration::from_mins(10),
             command_timeout: SignedDuration::from_mins(3),
+            restart_timeout: SignedDuration::from_mins(10),
             version_timeout: SignedDuration::from_mins(10),
             ready_timeout: SignedDuration::from_mins(5),
             soak: SignedDuration::from_mins(5),
@@ -611,6 +616,11 @@ impl ResolvedNode {
 
     pub fn restart_command(&self) -> String {
         self.commands.restart.clone()
+    }
+
+    /// `systemctl is-active` of the role's unit: `activating` while it starts.
+    pub fn unit_state_command(&self) -> String {
+        format!("systemctl is-active {}", self.role.service())
     }
 
     pub fn version_command(&self) -> String {
