@@ -64,6 +64,12 @@ pub struct LabOptions {
     /// "leases"), as a role without it would; repeatable.
     #[arg(long, value_name = "RESOURCE")]
     pub forbid: Vec<String>,
+    /// Serve the API on each server node's own loopback address
+    /// (127.78.0.N, same port), stopped while that node's K3s restarts, and
+    /// point the kubeconfig at the first server, like a kubeconfig copied
+    /// from /etc/rancher/k3s/k3s.yaml.
+    #[arg(long)]
+    pub api_per_server: bool,
 }
 
 fn load_scenario(name: &str, nodes: Option<usize>, time_scale: Option<f64>) -> Result<Scenario> {
@@ -104,6 +110,7 @@ pub async fn run_lab(opts: LabOptions) -> Result<()> {
     config.outage_log = opts.outage_log;
     config.commit_log = opts.commit_log;
     config.auth = lab_auth(opts.token_ttl, opts.forbid);
+    config.api_per_server = opts.api_per_server;
     let lab = Lab::start(config).await?;
     let key_dir = opts
         .kubeconfig_out
@@ -175,6 +182,7 @@ pub async fn run_watch(
     crate::cluster::check_reachable(&conn).await?;
     let (tx, rx) = mpsc::unbounded_channel();
     crate::cluster::liveness::spawn_all(&conn.client, &tx);
+    conn.follow_endpoints(&tx);
     let selection = probes.selection();
     let rx = crate::probe::attach(selection.clone(), rx);
     let mut app = App::new(&conn.context, &conn.server, true, crate::clock::now())
@@ -212,6 +220,7 @@ pub async fn run_demo(scenario: &str, watch: bool, log: LogGuard) -> Result<Exit
         let conn = crate::cluster::connect(&target, true).await?;
         let (tx, rx) = mpsc::unbounded_channel();
         crate::cluster::liveness::spawn_all(&conn.client, &tx);
+        conn.follow_endpoints(&tx);
         let rx = crate::probe::attach(selection.clone(), rx);
         let mut app = App::new(
             &format!("demo: {}", lab.scenario.name),

@@ -31,6 +31,7 @@ pub struct ApiState {
     pub pod_removed: mpsc::UnboundedSender<Value>,
     pub bookmark_every: Duration,
     pub auth: Auth,
+    pub api_servers: Option<Arc<super::api_servers::ApiServers>>,
 }
 
 pub fn router(state: Arc<ApiState>) -> axum::Router {
@@ -46,6 +47,11 @@ pub fn router(state: Arc<ApiState>) -> axum::Router {
 fn status(code: StatusCode, reason: &str, message: impl Into<String>) -> Response {
     status_response(code, &status_body(code, reason, message))
 }
+
+/// The API servers' own EndpointSlice, served only when the lab runs one
+/// API endpoint per server.
+const KUBERNETES_SLICE: &str =
+    "/apis/discovery.k8s.io/v1/namespaces/default/endpointslices/kubernetes";
 
 fn refusal((code, reason, message): Refusal) -> Response {
     status(code, reason, message)
@@ -194,6 +200,12 @@ fn dispatch(
 ) -> (Response, &'static str) {
     if let Err(refused) = state.auth.authenticate(headers) {
         return (refusal(refused), verb(method, None, false));
+    }
+    if path == KUBERNETES_SLICE
+        && method == Method::GET
+        && let Some(servers) = &state.api_servers
+    {
+        return (json_response(&servers.endpoint_slice()), "get");
     }
     let route = match route(path) {
         Ok(r) => r,

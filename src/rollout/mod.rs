@@ -252,6 +252,7 @@ pub async fn open(
     // The watchers' first lists load while the plan is resolved.
     let (tx, events) = mpsc::unbounded_channel();
     crate::cluster::liveness::spawn_all(&conn.client, &tx);
+    conn.follow_endpoints(&tx);
     let live = cluster_nodes(&conn).await?;
     let plan = match resolve_on(opts, &live) {
         Ok(p) => Arc::new(p),

@@ -208,6 +208,13 @@ pub enum ClusterEvent {
     ApiSilent(String),
     /// A watch delivered data again.
     ApiOk,
+    /// The client moved to another API server: `left` went away (`why`),
+    /// `url` is used from now on (see [`crate::cluster::endpoints`]).
+    ApiEndpoint {
+        url: String,
+        left: String,
+        why: String,
+    },
     /// A service probe's result (from [`crate::probe`]).
     Probe(ProbeResult),
     /// How many probe failures in a row turn an endpoint DOWN; the probe
@@ -328,6 +335,9 @@ pub struct Fleet {
     pub announce_source: AnnounceSource,
     pub leases_readable: bool,
     pub api: ApiStatus,
+    /// The API endpoint in use, once the client has moved off the
+    /// kubeconfig's.
+    pub api_endpoint: Option<String>,
     /// Probe failures in a row that turn an endpoint DOWN.
     pub probe_failures: u32,
     pub timeline: Timeline,
@@ -353,6 +363,7 @@ impl Fleet {
             announce_source: AnnounceSource::L2Status,
             leases_readable: true,
             api: ApiStatus::Connecting,
+            api_endpoint: None,
             probe_failures: super::probe::DEFAULT_FAILURES,
             timeline: Timeline::default(),
             resync: HashMap::new(),
@@ -417,6 +428,17 @@ impl Fleet {
             ClusterEvent::ApiError(error) => self.api_error(error, now),
             ClusterEvent::ApiSilent(why) => self.api_silent(why, now),
             ClusterEvent::ApiOk => self.api_ok(now),
+            ClusterEvent::ApiEndpoint { url, left, why } => {
+                self.timeline.push_kind(
+                    now,
+                    Severity::Warn,
+                    "api",
+                    EntryKind::ApiEndpoint { url: url.clone() },
+                    format!("API endpoint {left} went away ({why}); now using {url}"),
+                );
+                self.api_endpoint = Some(url);
+                true
+            }
             ClusterEvent::Probe(result) => self.apply_probe(result),
             ClusterEvent::ProbeFailures(n) => {
                 self.probe_failures = n.max(1);
