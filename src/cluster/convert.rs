@@ -64,6 +64,12 @@ pub fn node(n: &NodeView) -> NodeInfo {
             .and_then(|s| s.node_info.as_ref())
             .map(|i| i.boot_id.clone())
             .unwrap_or_default(),
+        internal_ip: status.and_then(|s| {
+            s.addresses
+                .iter()
+                .find(|a| a.type_ == "InternalIP")
+                .map(|a| a.address.clone())
+        }),
     }
 }
 

@@ -1,10 +1,10 @@
 //! The Node as the node watcher decodes it: labels (roles), cordon and
-//! taints, conditions, kubelet version and boot ID. A real node's status
-//! also carries its image list (often tens of kilobytes), addresses,
+//! taints, conditions, kubelet version, boot ID and addresses. A real
+//! node's status also carries its image list (often tens of kilobytes),
 //! capacity and managed fields; every Ready flip or heartbeat-condition
 //! update resends all of it, and none of it is on screen.
 
-use k8s_openapi::api::core::v1::{Node, NodeCondition, Taint};
+use k8s_openapi::api::core::v1::{Node, NodeAddress, NodeCondition, Taint};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde::Deserialize;
 
@@ -31,6 +31,9 @@ pub struct NodeViewSpec {
 pub struct NodeViewStatus {
     pub conditions: Option<Vec<NodeCondition>>,
     pub node_info: Option<KubeletInfo>,
+    /// Where a server's API is served (InternalIP), for moving off it.
+    #[serde(default)]
+    pub addresses: Vec<NodeAddress>,
 }
 
 #[derive(Clone, Debug, Default, Deserialize)]

@@ -253,7 +253,7 @@ async fn drive(
     let mut term = signal(SignalKind::terminate()).ok();
     let deadline = runner.plan().timings.api_lost_timeout;
     loop {
-        for a in runner.dispatch() {
+        for a in runner.dispatch(fleet) {
             emit(action_json(runner.plan(), &a));
         }
         printer.print(runner.engine(), crate::clock::now());

@@ -137,6 +137,7 @@ mod tests {
                 last_heartbeat: Some(t(0)),
             }],
             boot_id: "b".into(),
+            internal_ip: None,
         })
     }
 

@@ -155,7 +155,7 @@ pub(crate) async fn run_loop(
     let mut outside = Outside::new(app);
     loop {
         if let Some(d) = driver.as_deref_mut() {
-            d.dispatch();
+            d.dispatch(&app.fleet);
         }
         if dirty {
             if let Some(d) = driver.as_deref() {

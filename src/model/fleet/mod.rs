@@ -69,6 +69,8 @@ pub struct NodeInfo {
     pub taints: Vec<Taint>,
     pub conditions: Vec<Condition>,
     pub boot_id: String,
+    /// The node's InternalIP: where a K3s server serves its API.
+    pub internal_ip: Option<String>,
 }
 
 impl NodeInfo {
@@ -82,6 +84,7 @@ impl NodeInfo {
             taints: vec![],
             conditions: vec![],
             boot_id: String::new(),
+            internal_ip: None,
         }
     }
 
@@ -434,7 +437,7 @@ impl Fleet {
                     Severity::Warn,
                     "api",
                     EntryKind::ApiEndpoint { url: url.clone() },
-                    format!("API endpoint {left} went away ({why}); now using {url}"),
+                    format!("API endpoint now {url}; left {left} ({why})"),
                 );
                 self.api_endpoint = Some(url);
                 true

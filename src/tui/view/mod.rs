@@ -279,6 +279,7 @@ mod tests {
                 last_heartbeat: Some(t(since)),
             }],
             boot_id: "b".into(),
+            internal_ip: None,
         })
     }
 
