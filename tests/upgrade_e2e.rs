@@ -701,3 +701,45 @@ fn sigterm_gives_an_exit_line_and_releases_the_lock() {
     assert_eq!(resumed.code, 0, "{}\n{}", resumed.stderr, resumed.explain());
     assert_eq!(resumed.last_state()["state"], "done");
 }
+
+/// The incident's kubelets failed minutes after looking Ready. Here the
+/// last node's kubelet stops about six minutes of cluster time (the fast
+/// lab runs ten times faster than Kubernetes' defaults) after its own soak
+/// passed: the final stability watch catches it and the rollout halts
+/// instead of calling itself done.
+#[test]
+fn a_failure_minutes_after_the_last_soak_is_caught_by_the_final_watch() {
+    let scenario = format!(
+        "{}\n[[faults]]\nnode = \"node-c\"\nkind = \"kubelet-stop\"\nafter_upgrade_to = \"v1.34.3+k3s1\"\ndelay = \"39s\"\n\n[replay]\nstart = \"1h\"\nversions = [\"v1.34.3+k3s1\"]\nsettle = \"30s\"\n",
+        common::fast_scenario("node-c", "1h")
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let plan = dir.path().join("plan.toml");
+    let lab = start_lab(
+        dir.path(),
+        &scenario,
+        &["--plan-out", plan.to_str().unwrap()],
+    );
+    let r = Rollout {
+        kubeconfig: lab.kubeconfig.clone(),
+        lab,
+        dir,
+        plan,
+    };
+    let run = r.upgrade(
+        &["--soak", "3s", "--final-soak", "60s"],
+        Duration::from_secs(180),
+    );
+    assert_eq!(run.code, 1, "{}", run.explain());
+    let last = run.last_state();
+    assert_eq!(last["state"], "halted", "{}", run.explain());
+    let reason = last["reason"].as_str().unwrap_or_default().to_string();
+    assert!(
+        reason.starts_with("final stability watch failed after") && reason.contains("node-c"),
+        "{reason}\n{}",
+        run.explain()
+    );
+    // Every node was upgraded before the watch began.
+    let upgraded: Vec<String> = run.installs().into_iter().map(|(n, _)| n).collect();
+    assert_eq!(upgraded, ["node-a", "node-b", "node-c"]);
+}
