@@ -8,6 +8,16 @@ use std::time::Duration;
 
 use common::*;
 
+/// `watch` on `kubeconfig` in a shell that prints its exit status, with
+/// the session journal and the log in `dir`, not the tester's state dir.
+fn watch_command(dir: &std::path::Path, kubeconfig: &std::path::Path) -> String {
+    format!(
+        "XDG_STATE_HOME={0}/state {BIN} --log-file {0}/cockpit.log watch --kubeconfig {1}; echo EXIT=$?; sleep 30",
+        dir.display(),
+        kubeconfig.display()
+    )
+}
+
 #[test]
 fn watch_shows_heartbeats_failure_and_announcer_move_and_only_reads() {
     if !common::require(
@@ -24,12 +34,7 @@ fn watch_shows_heartbeats_failure_and_announcer_move_and_only_reads() {
         &fast_scenario(victim, "8s"),
         &["--audit-log", audit.to_str().unwrap()],
     );
-    // The session journal goes to the temp dir, not the tester's state dir.
-    let cmd = format!(
-        "XDG_STATE_HOME={0}/state {BIN} --log-file {0}/cockpit.log watch --kubeconfig {1}; echo EXIT=$?; sleep 30",
-        dir.path().display(),
-        lab.kubeconfig.display()
-    );
+    let cmd = watch_command(dir.path(), &lab.kubeconfig);
     let tmux = Tmux::start("watch", 120, 32, &cmd);
 
     let screen = tmux.wait_for("node-c", Duration::from_secs(20)).unwrap();
@@ -131,11 +136,7 @@ fn a_silent_api_server_is_named_and_no_kubelet_is_blamed() {
         .replace("renew_interval = \"1s\"", "renew_interval = \"10s\"")
         .replace("grace_period = \"6s\"", "grace_period = \"40s\"");
     let lab = start_lab(dir.path(), &scenario, &[]);
-    let cmd = format!(
-        "XDG_STATE_HOME={0}/state {BIN} --log-file {0}/cockpit.log watch --kubeconfig {1}; echo EXIT=$?; sleep 30",
-        dir.path().display(),
-        lab.kubeconfig.display()
-    );
+    let cmd = watch_command(dir.path(), &lab.kubeconfig);
     let tmux = Tmux::start("silent", 120, 32, &cmd);
     tmux.wait_for("● connected", Duration::from_secs(20))
         .unwrap();
@@ -215,11 +216,7 @@ fn a_node_clock_30s_behind_is_not_late_and_its_skew_is_shown() {
     );
     assert!(scenario.contains("clock_offset"), "{scenario}");
     let lab = start_lab(dir.path(), &scenario, &[]);
-    let cmd = format!(
-        "XDG_STATE_HOME={0}/state {BIN} --log-file {0}/cockpit.log watch --kubeconfig {1}; echo EXIT=$?; sleep 30",
-        dir.path().display(),
-        lab.kubeconfig.display()
-    );
+    let cmd = watch_command(dir.path(), &lab.kubeconfig);
     let tmux = Tmux::start("skew", 160, 32, &cmd);
     tmux.wait_for("node-c", Duration::from_secs(20)).unwrap();
 
@@ -279,11 +276,7 @@ fn expired_credentials_and_a_forbidden_resource_are_named_not_called_outages() {
     );
     let kubeconfig = std::fs::read_to_string(&lab.kubeconfig).unwrap();
     assert!(kubeconfig.contains("token: "), "{kubeconfig}");
-    let cmd = format!(
-        "XDG_STATE_HOME={0}/state {BIN} --log-file {0}/cockpit.log watch --kubeconfig {1}; echo EXIT=$?; sleep 30",
-        dir.path().display(),
-        lab.kubeconfig.display()
-    );
+    let cmd = watch_command(dir.path(), &lab.kubeconfig);
     let tmux = Tmux::start("expired", 160, 32, &cmd);
     tmux.wait_for("● connected", Duration::from_secs(20))
         .unwrap();
@@ -309,11 +302,7 @@ fn expired_credentials_and_a_forbidden_resource_are_named_not_called_outages() {
         &fast_scenario("node-c", "1h"),
         &["--forbid", "nodes"],
     );
-    let cmd = format!(
-        "XDG_STATE_HOME={0}/state {BIN} --log-file {0}/cockpit.log watch --kubeconfig {1}; echo EXIT=$?; sleep 30",
-        dir.path().display(),
-        lab.kubeconfig.display()
-    );
+    let cmd = watch_command(dir.path(), &lab.kubeconfig);
     let tmux = Tmux::start("forbidden", 160, 32, &cmd);
     let screen = tmux
         .wait_for("● FORBIDDEN", Duration::from_secs(20))
