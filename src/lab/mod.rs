@@ -13,6 +13,12 @@ pub mod replay;
 pub mod scenario;
 pub mod schema;
 pub mod serve;
+pub mod host;
+mod node_exec;
+mod node_upgrade;
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod node_tests;
 pub mod shell;
 pub mod sim;
 pub mod ssh;

@@ -77,6 +77,20 @@ pub fn transport(t: &plan::Transport) -> remote::Transport {
     }
 }
 
+/// Lists the node's etcd snapshots, one per line, the name first.
+const SNAPSHOT_LIST: &str = "k3s etcd-snapshot ls";
+
+/// The snapshot name in K3s's `Snapshot NAME saved.` log line (logrus on
+/// stderr: `time="..." level=info msg="Snapshot NAME saved."`; k3s-io/k3s
+/// pkg/cli/etcdsnapshot).
+fn saved_snapshot(log: &str) -> Option<String> {
+    log.lines().rev().find_map(|l| {
+        let rest = &l[l.find("Snapshot ")? + "Snapshot ".len()..];
+        let name = rest.split(" saved.").next()?;
+        (!name.is_empty() && !name.contains(' ')).then(|| name.to_string())
+    })
+}
+
 fn std_duration(d: SignedDuration) -> Duration {
     Duration::try_from(d).unwrap_or(Duration::ZERO)
 }
@@ -106,14 +120,14 @@ impl Executor {
     }
 
     /// Runs a command on a node, streaming its output to the log panel.
-    /// Returns stdout's tail on exit status 0.
+    /// Returns stdout and stderr on exit status 0.
     async fn remote(
         &self,
         node: &str,
         purpose: &str,
         command: &str,
         timeout: SignedDuration,
-    ) -> Result<String, String> {
+    ) -> Result<(String, String), String> {
         let (_, transport) = self.node(node)?;
         tracing::info!(
             target: "upgrade",
@@ -133,7 +147,7 @@ impl Executor {
             .await
             .map_err(|e| format!("{purpose} on {node}: {e}"))?;
         if result.success() {
-            return Ok(result.stdout);
+            return Ok((result.stdout, result.stderr));
         }
         let how = match (&result.exit_status, &result.signal) {
             (Some(code), _) => format!("exited with status {code}"),
@@ -190,20 +204,38 @@ impl Executor {
                 }
             },
             Action::Restart { node, .. } => self.restart(node).await,
-            Action::EtcdSnapshot { node, name, .. } => match self.node(node) {
-                Err(e) => Err(e),
-                Ok((n, _)) => {
-                    let cmd = n.snapshot_command(name);
-                    self.remote(node, "etcd snapshot", &cmd, t.command_timeout)
-                        .await
-                        .map(|out| output = Some(out))
-                }
-            },
+            Action::EtcdSnapshot { node, name, .. } => self
+                .snapshot(node, name)
+                .await
+                .map(|saved| output = Some(saved)),
         };
         if let Err(e) = &result {
             tracing::error!(target: "upgrade", "{e}");
         }
         Input::ActionFinished { id, result, output }
+    }
+
+    /// Takes the snapshot and checks that K3s lists it; returns the name
+    /// K3s gave it (it appends the node name and a timestamp).
+    async fn snapshot(&self, node: &str, name: &str) -> Result<String, String> {
+        let (n, _) = self.node(node)?;
+        let timeout = self.plan.timings.command_timeout;
+        let cmd = n.snapshot_command(name);
+        let (stdout, stderr) = self.remote(node, "etcd snapshot", &cmd, timeout).await?;
+        let saved = saved_snapshot(&stderr)
+            .or_else(|| saved_snapshot(&stdout))
+            .ok_or_else(|| {
+                format!("etcd snapshot on {node}: K3s did not print \"Snapshot NAME saved.\" on either stream")
+            })?;
+        let (listing, _) = self
+            .remote(node, "etcd snapshot check", SNAPSHOT_LIST, timeout)
+            .await?;
+        if !listing.split_whitespace().any(|w| w == saved) {
+            return Err(format!(
+                "etcd snapshot {saved} on {node} is not in `{SNAPSHOT_LIST}`: not touching any server without it"
+            ));
+        }
+        Ok(saved)
     }
 
     async fn restart(&self, node: &str) -> Result<(), String> {
@@ -235,5 +267,19 @@ impl Executor {
             }
             Manual::RestartK3s => self.restart(node).await,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::saved_snapshot;
+
+    #[test]
+    fn snapshot_name_from_k3s_log_line() {
+        let log = "time=\"2026-11-29T12:00:00Z\" level=info msg=\"Saving etcd snapshot to /var/lib/rancher/k3s/server/db/snapshots/pre-n1-1\"\n\
+                   time=\"2026-11-29T12:00:01Z\" level=info msg=\"Snapshot pre-n1-1 saved.\"\n";
+        assert_eq!(saved_snapshot(log).as_deref(), Some("pre-n1-1"));
+        assert_eq!(saved_snapshot("Snapshot x saved.\n").as_deref(), Some("x"));
+        assert_eq!(saved_snapshot("nothing\n"), None);
     }
 }
