@@ -156,6 +156,7 @@ pub async fn cluster_nodes(conn: &Connection) -> Result<Vec<ClusterNode>> {
             name: info.name,
             role,
             version,
+            node_args: info.node_args,
         });
     }
     Ok(cluster)

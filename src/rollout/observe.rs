@@ -112,6 +112,7 @@ mod tests {
         ClusterEvent::Node(NodeInfo {
             name: name.into(),
             roles: vec![],
+            node_args: None,
             version: "v1.34.3+k3s1".into(),
             unschedulable: false,
             taints: vec![],

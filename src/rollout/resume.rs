@@ -134,6 +134,7 @@ mod tests {
                 name: n.to_string(),
                 role: Role::Server,
                 version: v(ver),
+                node_args: None,
             })
             .collect()
     }

@@ -11,6 +11,7 @@
 
 use crate::upgrade::duration::{humane, humane_opt};
 use crate::upgrade::engine::{EngineConfig, GateConfig, NodeConfig};
+pub use crate::upgrade::method::Method;
 use crate::upgrade::template;
 use crate::upgrade::version::{K3sVersion, PathError, version_path};
 use jiff::SignedDuration;
@@ -26,17 +27,6 @@ mod summary;
 
 pub use resolve::resolve;
 
-/// Default install command. The K3s install script is run so that a dropped
-/// SSH connection cannot kill it half-way (`nohup`, output to a log file on
-/// the node, stdin closed) while the command still runs in the foreground,
-/// so its exit status is the install's. The script is downloaded to a file
-/// first because `curl | sh` reports success when the download fails. The
-/// node's existing service environment file is sourced so that an agent
-/// keeps its `K3S_URL`/`K3S_TOKEN` (the script rewrites that file from the
-/// environment), and the role is passed explicitly so a joined server does
-/// not turn into an agent. Flags given on the original install's command
-/// line (rather than in /etc/rancher/k3s/config.yaml) must be added here.
-pub const DEFAULT_INSTALL: &str = "nohup sh -c 'set -a; f=/etc/systemd/system/{service}.service.env; if [ -r \"$f\" ]; then . \"$f\"; fi; set +a; curl -sfL https://get.k3s.io -o /tmp/k3s-cockpit-install.sh && INSTALL_K3S_VERSION=\"{version}\" sh /tmp/k3s-cockpit-install.sh {role}' >>/var/log/k3s-cockpit-install.log 2>&1 </dev/null";
 /// Always restart after install: the post-mortem's fix for kubelets that
 /// went NotReady minutes after an install that restarted K3s on its own.
 pub const DEFAULT_RESTART: &str = "systemctl restart {service}";
@@ -389,6 +379,12 @@ pub struct Plan {
     pub order: Option<Spanned<Order>>,
     #[serde(default)]
     pub datastore: Datastore,
+    /// How nodes get the new K3s.
+    #[serde(default)]
+    pub method: Method,
+    /// Binary method: the release URL (`.../releases/download`), or a
+    /// directory on every node laid out the same way.
+    pub release: Option<Spanned<String>>,
     #[serde(default)]
     pub transport: TransportSpec,
     #[serde(default)]
@@ -567,6 +563,8 @@ pub struct ClusterNode {
     pub role: Role,
     /// The kubelet's reported version, parsed.
     pub version: K3sVersion,
+    /// `k3s.io/node-args`, when the node has it.
+    pub node_args: Option<Vec<String>>,
 }
 
 /// Command templates for one node with the node's own placeholders filled.
@@ -634,6 +632,7 @@ pub struct ResolvedPlan {
     pub path: Vec<K3sVersion>,
     pub order: Order,
     pub datastore: Datastore,
+    pub method: Method,
     /// Nodes in rollout order (within each hop).
     pub nodes: Vec<ResolvedNode>,
     /// Cluster nodes the plan leaves alone (still watched by the gate).

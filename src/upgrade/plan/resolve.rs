@@ -3,6 +3,7 @@
 //! each node's transport and commands, and the gates.
 
 use super::*;
+use crate::upgrade::method;
 
 /// Combines a plan with the cluster's nodes: which nodes, in which order,
 /// through which versions, with which commands and transports.
@@ -32,6 +33,7 @@ pub fn resolve(plan: &Plan, cluster_nodes: &[ClusterNode]) -> Result<ResolvedPla
         path,
         order,
         datastore: plan.datastore,
+        method: plan.method,
         nodes,
         excluded,
         timings: plan.timings.clone(),
@@ -212,7 +214,9 @@ fn resolve_node(
     };
     let span = plan.node.get(&n.name).map(|o| o.span());
     let transport = resolve_transport(plan, &n.name, &spec, span)?;
-    let commands = resolve_commands(&plan.commands, over.and_then(|o| o.commands.as_ref()), n);
+    let over_commands = over.and_then(|o| o.commands.as_ref());
+    let install = resolve_install(plan, over_commands, n)?;
+    let commands = resolve_commands(&plan.commands, over_commands, n, install);
     let hops = path.iter().filter(|h| n.version < **h).cloned().collect();
     Ok(ResolvedNode {
         name: n.name.clone(),
@@ -304,10 +308,49 @@ fn resolve_transport(
     }
 }
 
+/// The install template: the operator's own, or the plan's method. The
+/// install-script method needs the node's arguments to give them back.
+fn resolve_install(
+    plan: &Plan,
+    over: Option<&CommandsSpec>,
+    node: &ClusterNode,
+) -> Result<Option<String>, PlanError> {
+    if over.and_then(|o| o.install.as_ref()).is_some() || plan.commands.install.is_some() {
+        return Ok(None);
+    }
+    match plan.method {
+        Method::Binary => {
+            let release = plan
+                .release
+                .as_ref()
+                .map_or(method::GITHUB_RELEASES, |r| r.get_ref().as_str());
+            Ok(Some(method::binary_script(release, method::K3S_BIN)))
+        }
+        Method::InstallScript => {
+            let why = match &node.node_args {
+                None => Some("it has no k3s.io/node-args annotation to rebuild its arguments from".to_string()),
+                Some(args) => method::unrebuildable(args),
+            };
+            match (why, &node.node_args) {
+                (None, Some(args)) => Ok(Some(method::install_script_command(node.role.service(), args))),
+                (why, _) => Err(plan.error_at(
+                    None,
+                    format!(
+                        "method = \"install-script\" cannot keep node {}'s configuration: {}; use method = \"binary\" (the default), which never touches the unit",
+                        node.name,
+                        why.unwrap_or_default()
+                    ),
+                )),
+            }
+        }
+    }
+}
+
 fn resolve_commands(
     defaults: &CommandsSpec,
     over: Option<&CommandsSpec>,
     node: &ClusterNode,
+    method_install: Option<String>,
 ) -> NodeCommands {
     let pick = |get: fn(&CommandsSpec) -> &Option<Spanned<String>>, fallback: &str| -> String {
         let text = over
@@ -324,7 +367,10 @@ fn resolve_commands(
         )
     };
     NodeCommands {
-        install: pick(|c| &c.install, DEFAULT_INSTALL),
+        install: match method_install {
+            Some(generated) => generated,
+            None => pick(|c| &c.install, ""),
+        },
         restart: pick(|c| &c.restart, DEFAULT_RESTART),
         version: pick(|c| &c.version, DEFAULT_VERSION),
         etcd_snapshot: pick(|c| &c.etcd_snapshot, DEFAULT_ETCD_SNAPSHOT),

@@ -10,16 +10,19 @@ fn cluster() -> Vec<ClusterNode> {
             name: "still-fawn".into(),
             role: Role::Agent,
             version: v("v1.33.6+k3s1"),
+            node_args: None,
         },
         ClusterNode {
             name: "pumped-piglet".into(),
             role: Role::Server,
             version: v("v1.33.6+k3s1"),
+            node_args: None,
         },
         ClusterNode {
             name: "fun-bedbug".into(),
             role: Role::Agent,
             version: v("v1.33.6+k3s1"),
+            node_args: None,
         },
     ]
 }
@@ -57,20 +60,12 @@ fn minimal_plan_gets_documented_defaults() {
         r.node("still-fawn").unwrap().restart_command(),
         "systemctl restart k3s-agent"
     );
+    // The default method swaps the binary and leaves the unit alone.
+    assert_eq!(r.method, Method::Binary);
     let install = server.install_command(&v("v1.34.3+k3s1"));
-    assert!(install.starts_with("nohup sh -c '"), "{install}");
-    assert!(
-        install.contains("INSTALL_K3S_VERSION=\"v1.34.3+k3s1\""),
-        "{install}"
-    );
-    assert!(
-        install.contains("k3s-cockpit-install.sh server'"),
-        "{install}"
-    );
-    assert!(
-        install.contains("/etc/systemd/system/k3s.service.env"),
-        "{install}"
-    );
+    assert!(install.starts_with(crate::upgrade::method::BINARY_MARKER), "{install}");
+    assert!(install.contains("\nversion=v1.34.3+k3s1\n"), "{install}");
+    assert!(!install.contains("install.sh"), "{install}");
     assert_eq!(
         server.transport,
         Transport::Ssh(SshTarget {
@@ -284,4 +279,42 @@ fn probe_failures_defaults_to_three_is_read_from_gates_and_zero_is_refused() {
     let e = err(&format!("{head}[gates]\nprobe_failures = 0\n"));
     assert_eq!(e.location, Some((4, 18)), "{e}");
     assert!(e.message.contains("between 1 and 100"), "{e}");
+}
+
+fn with_args(args: Option<&[&str]>) -> Vec<ClusterNode> {
+    let mut nodes = cluster();
+    for n in &mut nodes {
+        n.node_args = args.map(|a| a.iter().map(|s| s.to_string()).collect());
+    }
+    nodes
+}
+
+#[test]
+fn install_script_method_gives_each_node_its_own_arguments_back() {
+    let plan = Plan::from_str(
+        "target = \"v1.34.3+k3s1\"\nmethod = \"install-script\"\n",
+        "p",
+    )
+    .unwrap();
+    let args = ["server", "--disable", "servicelb", "--tls-san", "k3s.home.lan"];
+    let r = resolve(&plan, &with_args(Some(&args))).unwrap();
+    let install = r
+        .node("pumped-piglet")
+        .unwrap()
+        .install_command(&v("v1.34.3+k3s1"));
+    assert!(
+        install.contains("INSTALL_K3S_SKIP_START=true"),
+        "{install}"
+    );
+    assert!(
+        install.contains("k3s-cockpit-install.sh server --disable servicelb --tls-san k3s.home.lan"),
+        "{install}"
+    );
+    let err = resolve(&plan, &with_args(None)).unwrap_err().to_string();
+    assert!(err.contains("no k3s.io/node-args"), "{err}");
+    assert!(err.contains("method = \"binary\""), "{err}");
+    let err = resolve(&plan, &with_args(Some(&["agent", "--token", "********"])))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("redacted secrets (--token)"), "{err}");
 }
