@@ -488,10 +488,8 @@ fn dry_run_prints_the_commands_and_changes_nothing() {
     );
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("qm guest exec 107"), "{text}");
-    assert!(
-        text.contains("INSTALL_K3S_VERSION=\"v1.35.0+k3s1\""),
-        "{text}"
-    );
+    // The binary method's script, with the version it installs.
+    assert!(text.contains("version=v1.35.0+k3s1"), "{text}");
     assert!(text.contains("final state: done"), "{text}");
     assert!(!Path::new(&format!("{}.journal.jsonl", r.plan.display())).exists());
     // Not one request that could change the cluster reached the API.
@@ -595,6 +593,49 @@ fn a_resume_on_a_node_reset_behind_the_journal_is_refused() {
 }
 
 impl Rollout {
+    /// Sets `KEY = VALUE` at `table` (`""` for the top level) in the plan.
+    fn set_plan(&self, table: &[&str], key: &str, value: &str) {
+        let mut plan: toml::Table =
+            toml::from_str(&std::fs::read_to_string(&self.plan).unwrap()).unwrap();
+        let mut t = &mut plan;
+        for name in table {
+            t = t
+                .entry(*name)
+                .or_insert_with(|| toml::Value::Table(Default::default()))
+                .as_table_mut()
+                .unwrap();
+        }
+        t.insert(key.into(), toml::Value::String(value.into()));
+        std::fs::write(&self.plan, toml::to_string(&plan).unwrap()).unwrap();
+    }
+
+    /// `(node, k3s.io/node-args)` of every node, from the API.
+    fn node_args(&self) -> Vec<(String, Option<Vec<String>>)> {
+        self.nodes()
+            .into_iter()
+            .map(|n| (n.name, n.node_args))
+            .collect()
+    }
+
+    /// Messages of K3s's service LB taking a LoadBalancer service.
+    fn servicelb_events(&self) -> Vec<String> {
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        rt.block_on(async {
+            let target = k3s_cockpit::cluster::ClusterTarget {
+                kubeconfig: Some(self.kubeconfig.clone()),
+                context: None,
+            };
+            let conn = k3s_cockpit::cluster::connect(&target, true).await.unwrap();
+            let events: kube::Api<k8s_openapi::api::core::v1::Event> = kube::Api::all(conn.client);
+            let list = events.list(&Default::default()).await.unwrap();
+            list.items
+                .into_iter()
+                .filter(|e| e.reason.as_deref() == Some("AppliedDaemonSet"))
+                .filter_map(|e| e.message)
+                .collect()
+        })
+    }
+
     /// Sets `[timings] KEY = VALUE` in the plan.
     fn set_timing(&self, key: &str, value: &str) {
         let mut plan: toml::Table =
@@ -700,4 +741,57 @@ fn sigterm_gives_an_exit_line_and_releases_the_lock() {
     let resumed = r.upgrade(&["--resume", "--soak", "1s"], Duration::from_secs(180));
     assert_eq!(resumed.code, 0, "{}\n{}", resumed.stderr, resumed.explain());
     assert_eq!(resumed.last_state()["state"], "done");
+}
+
+/// The post-mortem's cluster, healthy, with short soaks: every node's
+/// unit arguments must come through two hops unchanged.
+fn upgrade_keeping_flags(r: &Rollout) {
+    let before = r.node_args();
+    assert!(
+        before.iter().all(|(_, a)| a
+            .as_ref()
+            .is_some_and(|a| a.windows(2).any(|w| w == ["--disable", "servicelb"]))),
+        "{before:?}"
+    );
+    let run = r.upgrade(&["--soak", "1s", "--final-soak", "1s"], Duration::from_secs(180));
+    assert_eq!(run.code, 0, "{}", run.explain());
+    assert_eq!(run.installs().len(), 6, "{}", run.explain());
+    assert_eq!(r.node_args(), before);
+    assert_eq!(r.servicelb_events(), Vec::<String>::new());
+}
+
+#[test]
+fn the_default_binary_method_keeps_every_nodes_arguments() {
+    let r = lab_with_plan(&healthy_two_hops());
+    upgrade_keeping_flags(&r);
+}
+
+#[test]
+fn the_install_script_method_with_rebuilt_arguments_keeps_them() {
+    let r = lab_with_plan(&healthy_two_hops());
+    r.set_plan(&[], "method", "install-script");
+    upgrade_keeping_flags(&r);
+}
+
+#[test]
+fn the_role_only_install_command_halts_after_the_first_node_naming_the_lost_flags() {
+    let r = lab_with_plan(&healthy_two_hops());
+    r.set_plan(
+        &["commands"],
+        "install",
+        "nohup sh -c 'curl -sfL https://get.k3s.io -o /tmp/k3s-cockpit-install.sh && INSTALL_K3S_VERSION=\"{version}\" sh /tmp/k3s-cockpit-install.sh {role}' >>/var/log/k3s-cockpit-install.log 2>&1 </dev/null",
+    );
+    let run = r.upgrade(&["--soak", "1s"], Duration::from_secs(120));
+    assert_eq!(run.code, 1, "{}", run.explain());
+    let halt = run.last_state();
+    assert_eq!(halt["state"], "halted", "{halt}");
+    assert_eq!(halt["node"], fun_bedbug(), "{halt}");
+    let reason = halt["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("lost --server https://10.0.0.105:6443, --disable servicelb, --disable traefik, --tls-san k3s.home.lan"),
+        "{reason}"
+    );
+    assert_eq!(run.installs().len(), 1, "{}", run.explain());
+    // What the lost flag did: K3s's own service LB took the services.
+    assert!(!r.servicelb_events().is_empty());
 }

@@ -66,6 +66,7 @@ impl Observer {
                 heartbeat_late,
                 unschedulable: info.unschedulable,
                 ready_transitions: entry.1,
+                node_args: info.node_args.clone(),
             });
         }
         let services = services

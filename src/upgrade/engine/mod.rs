@@ -24,6 +24,7 @@
 //! and headless output read). `types` holds the public vocabulary.
 
 mod commands;
+mod flags;
 mod gates;
 mod inputs;
 mod progress;

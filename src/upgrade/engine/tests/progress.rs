@@ -260,3 +260,47 @@ fn the_operator_can_end_the_final_watch_early() {
         e.events()
     );
 }
+
+fn args(v: &[&str]) -> Vec<String> {
+    v.iter().map(|s| s.to_string()).collect()
+}
+
+#[test]
+fn a_node_that_comes_back_with_other_arguments_halts_naming_the_lost_flags() {
+    let (mut e, mut s) = started(abc(), &[]);
+    let metallb = args(&["server", "--disable", "servicelb", "--tls-san", "k3s.lan"]);
+    for n in ["A", "B", "C"] {
+        s.node(n).node_args = Some(metallb.clone());
+    }
+    s.observe(&mut e);
+    s.relaunch_args.insert("A".into(), args(&["server"]));
+    assert!(s.run_until(&mut e, secs(10), mins(30), |e, _| matches!(
+        e.state(),
+        RolloutState::Halted(_)
+    )));
+    let RolloutState::Halted(h) = e.state().clone() else {
+        unreachable!()
+    };
+    assert_eq!(h.node.as_deref(), Some("A"));
+    assert_eq!(h.phase, Some(Phase::WaitReady));
+    assert!(
+        h.reason.contains("lost --disable servicelb, --tls-san k3s.lan"),
+        "{}",
+        h.reason
+    );
+    // A is still cordoned and nothing else was touched.
+    assert!(!s.kinds_for("A").contains(&"uncordon"));
+    assert!(s.kinds_for("B").is_empty());
+}
+
+#[test]
+fn same_arguments_after_the_restart_pass_the_flag_check() {
+    let (mut e, mut s) = started(abc(), &[]);
+    let metallb = args(&["server", "--disable", "servicelb"]);
+    for n in ["A", "B", "C"] {
+        s.node(n).node_args = Some(metallb.clone());
+        s.relaunch_args.insert(n.into(), metallb.clone());
+    }
+    assert!(s.run_until(&mut e, secs(10), mins(60), |e, _| *e.state()
+        == RolloutState::Done));
+}
