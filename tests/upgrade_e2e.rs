@@ -609,6 +609,32 @@ impl Rollout {
         std::fs::write(&self.plan, toml::to_string(&plan).unwrap()).unwrap();
     }
 
+    /// Sets `KEY = VALUE` (any TOML value) at `table` in the plan.
+    fn set_plan_value(&self, table: &[&str], key: &str, value: toml::Value) {
+        let mut plan: toml::Table =
+            toml::from_str(&std::fs::read_to_string(&self.plan).unwrap()).unwrap();
+        let mut t = &mut plan;
+        for name in table {
+            t = t
+                .entry(*name)
+                .or_insert_with(|| toml::Value::Table(Default::default()))
+                .as_table_mut()
+                .unwrap();
+        }
+        t.insert(key.into(), value);
+        std::fs::write(&self.plan, toml::to_string(&plan).unwrap()).unwrap();
+    }
+
+    /// Runs the upgrade expecting the node checks to refuse it: exit 2,
+    /// nothing written to the cluster; returns the reason.
+    fn refused(&self) -> String {
+        let run = self.upgrade(&[], Duration::from_secs(60));
+        assert_eq!(run.code, 2, "{}", run.explain());
+        let writes = self.writes();
+        assert!(writes.is_empty(), "refused, yet wrote: {writes:#?}");
+        run.of("exit")[0]["reason"].as_str().unwrap().to_string()
+    }
+
     /// `(node, k3s.io/node-args)` of every node, from the API.
     fn node_args(&self) -> Vec<(String, Option<Vec<String>>)> {
         self.nodes()
@@ -794,4 +820,74 @@ fn the_role_only_install_command_halts_after_the_first_node_naming_the_lost_flag
     assert_eq!(run.installs().len(), 1, "{}", run.explain());
     // What the lost flag did: K3s's own service LB took the services.
     assert!(!r.servicelb_events().is_empty());
+}
+
+/// The healthy incident cluster with `node_extra` on every node and
+/// `top` at the scenario's top level.
+fn healthy_with(node_extra: &str, top: &str) -> String {
+    healthy_two_hops()
+        .replace(
+            "version = \"v1.33.6+k3s1\"\n",
+            &format!("version = \"v1.33.6+k3s1\"\n{node_extra}\n"),
+        )
+        .replace("proxmox_host = true\n", &format!("proxmox_host = true\n{top}\n"))
+}
+
+#[test]
+fn sudo_nodes_upgrade_with_become_and_without_it_the_check_says_what_to_set() {
+    let r = lab_with_plan(&healthy_with("root_login = false", ""));
+    r.set_plan(&["transport"], "user", "ops");
+    let why = r.refused();
+    assert!(
+        why.contains("node k3s-vm-fun-bedbug: privilege: logged in as ops, not root, and no become is set: set become = \"sudo -n\""),
+        "{why}"
+    );
+    r.set_plan(&["transport"], "become", "sudo -n");
+    let run = r.upgrade(&["--soak", "1s", "--final-soak", "1s"], Duration::from_secs(180));
+    assert_eq!(run.code, 0, "{}", run.explain());
+    assert_eq!(run.installs().len(), 6);
+}
+
+#[test]
+fn unknown_host_keys_dead_ssh_and_missing_artifacts_are_refused_before_any_cordon() {
+    let r = lab_with_plan(&healthy_two_hops());
+    let plan = std::fs::read_to_string(&r.plan).unwrap();
+    let empty = r.dir.path().join("empty_known_hosts");
+    std::fs::write(&empty, "").unwrap();
+    r.set_plan(&["transport"], "known_hosts", empty.to_str().unwrap());
+    let why = r.refused();
+    assert!(why.contains("node k3s-vm-fun-bedbug: ssh:"), "{why}");
+    assert!(why.to_lowercase().contains("host key"), "{why}");
+
+    std::fs::write(&r.plan, &plan).unwrap();
+    let closed = free_port();
+    r.set_plan_value(&["node", fun_bedbug(), "transport"], "port", toml::Value::Integer(closed.into()));
+    let why = r.refused();
+    assert!(why.contains("node k3s-vm-fun-bedbug: ssh:"), "{why}");
+    assert!(!why.contains("node k3s-vm-pumped-piglet-gpu"), "{why}");
+
+    std::fs::write(&r.plan, &plan).unwrap();
+    r.set_plan(&[], "release", "/var/lib/k3s-cockpit/artifacts");
+    let why = r.refused();
+    assert!(why.contains("node k3s-vm-fun-bedbug: target binary:"), "{why}");
+    assert!(
+        why.contains("cat: /var/lib/k3s-cockpit/artifacts/v1.34.3+k3s1/sha256sum-amd64.txt: No such file"),
+        "{why}"
+    );
+}
+
+#[test]
+fn airgapped_nodes_and_sudo_with_a_password_are_refused_before_any_cordon() {
+    let r = lab_with_plan(&healthy_with("sudo = \"password\"", "airgap = true"));
+    let why = r.refused();
+    assert!(
+        why.contains("node k3s-vm-fun-bedbug: target binary: the node cannot download https://github.com/k3s-io/k3s/releases/download/v1.34.3+k3s1/sha256sum-amd64.txt"),
+        "{why}"
+    );
+    r.set_plan(&["transport"], "user", "ops");
+    r.set_plan(&["transport"], "become", "sudo -n");
+    let why = r.refused();
+    assert!(why.contains("node k3s-vm-fun-bedbug: privilege: `sudo -n true` as ops failed"), "{why}");
+    assert!(why.contains("sudo: a password is required"), "{why}");
+    assert!(why.contains("NOPASSWD"), "{why}");
 }

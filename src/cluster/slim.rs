@@ -30,10 +30,13 @@ pub(super) fn slim_meta<'de, D: Deserializer<'de>>(d: D) -> Result<ObjectMeta, D
         namespace: m.namespace,
         resource_version: m.resource_version,
         labels: m.labels,
-        annotations: m.annotations.map(|mut a| {
-            a.retain(|k, _| k == NODE_ARGS);
-            a
-        }),
+        annotations: m
+            .annotations
+            .map(|mut a| {
+                a.retain(|k, _| k == NODE_ARGS);
+                a
+            })
+            .filter(|a| !a.is_empty()),
         ..ObjectMeta::default()
     })
 }

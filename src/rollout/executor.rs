@@ -109,7 +109,11 @@ impl Executor {
         }
     }
 
-    fn node(&self, name: &str) -> Result<(&ResolvedNode, &remote::Transport), String> {
+    pub(super) fn plan(&self) -> &ResolvedPlan {
+        &self.plan
+    }
+
+    pub(super) fn node(&self, name: &str) -> Result<(&ResolvedNode, &remote::Transport), String> {
         match (self.plan.node(name), self.transports.get(name)) {
             (Some(n), Some(t)) => Ok((n, t)),
             _ => Err(format!(
@@ -121,7 +125,20 @@ impl Executor {
 
     /// Runs a command on a node, streaming its output to the log panel.
     /// Returns stdout and stderr on exit status 0.
-    async fn remote(
+    pub(super) async fn remote(
+        &self,
+        node: &str,
+        purpose: &str,
+        command: &str,
+        timeout: SignedDuration,
+    ) -> Result<(String, String), String> {
+        let (n, _) = self.node(node)?;
+        self.exec_as(node, purpose, &n.privileged(command), timeout)
+            .await
+    }
+
+    /// Runs `command` exactly as given, as the login user.
+    pub(super) async fn exec_as(
         &self,
         node: &str,
         purpose: &str,
@@ -172,9 +189,10 @@ impl Executor {
         let id = action.id();
         let mut output = None;
         let result = match &action {
-            Action::Cordon { node, .. } => {
-                node_ops::set_unschedulable(&self.client, node, true).await
-            }
+            Action::Cordon { node, .. } => match self.check_before_cordon(node).await {
+                Ok(()) => node_ops::set_unschedulable(&self.client, node, true).await,
+                Err(e) => Err(e),
+            },
             Action::Uncordon { node, .. } => {
                 node_ops::set_unschedulable(&self.client, node, false).await
             }
@@ -213,6 +231,21 @@ impl Executor {
             tracing::error!(target: "upgrade", "{e}");
         }
         Input::ActionFinished { id, result, output }
+    }
+
+    /// The node checks again, right before the node is cordoned, against
+    /// the version its kubelet reports now.
+    async fn check_before_cordon(&self, node: &str) -> Result<(), String> {
+        let nodes: kube::Api<crate::cluster::node_view::NodeView> =
+            kube::Api::all(self.client.clone());
+        let seen = nodes
+            .get(node)
+            .await
+            .map_err(|e| format!("reading node {node} before cordoning it: {e}"))?;
+        let kubelet = crate::cluster::convert::node(&seen).version;
+        self.check_node(node, &kubelet)
+            .await
+            .map_err(|e| format!("not cordoned: {e}"))
     }
 
     /// Takes the snapshot and checks that K3s lists it; returns the name

@@ -41,6 +41,17 @@ impl Method {
     }
 }
 
+/// `uname -m` → (the release's arch name, the binary's asset name), as
+/// install.sh maps them (k3s-io/k3s install.sh, setup_verify_arch).
+pub fn release_asset(uname_m: &str) -> Option<(&'static str, &'static str)> {
+    match uname_m {
+        "x86_64" | "amd64" => Some(("amd64", "k3s")),
+        "aarch64" | "arm64" => Some(("arm64", "k3s-arm64")),
+        m if m.starts_with("arm") => Some(("arm", "k3s-armhf")),
+        _ => None,
+    }
+}
+
 /// The binary method's script for one node. `release` is the URL of the
 /// releases (`.../download`) or a directory on the node laid out the same
 /// way (`DIR/VERSION/k3s`, `DIR/VERSION/sha256sum-amd64.txt`).

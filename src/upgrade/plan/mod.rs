@@ -130,6 +130,10 @@ pub struct TransportSpec {
     pub known_hosts: Option<PathBuf>,
     pub accept_unknown_host_keys: Option<bool>,
     pub vmid: Option<Spanned<u32>>,
+    /// How a user other than root runs the node's commands as root:
+    /// `"sudo -n"` (never asks for a password).
+    #[serde(rename = "become")]
+    pub escalate: Option<Spanned<String>>,
 }
 
 impl TransportSpec {
@@ -148,6 +152,7 @@ impl TransportSpec {
                 .accept_unknown_host_keys
                 .or(self.accept_unknown_host_keys),
             vmid: over.vmid.clone().or_else(|| self.vmid.clone()),
+            escalate: over.escalate.clone().or_else(|| self.escalate.clone()),
         }
     }
 }
@@ -586,10 +591,31 @@ pub struct ResolvedNode {
     /// The versions this node will install, in order (hops it is below).
     pub hops: Vec<K3sVersion>,
     pub transport: Transport,
+    /// `become`: every command runs as `BECOME sh -c 'COMMAND'`.
+    #[serde(rename = "become", skip_serializing_if = "Option::is_none")]
+    pub escalate: Option<String>,
     pub commands: NodeCommands,
 }
 
 impl ResolvedNode {
+    /// `command` as the node runs it: as one privileged `sh -c` (with its
+    /// redirections and environment) when the plan sets `become`.
+    pub fn privileged(&self, command: &str) -> String {
+        match &self.escalate {
+            Some(b) => format!("{b} sh -c {}", crate::remote::quote::shell_quote(command)),
+            None => command.to_string(),
+        }
+    }
+
+    /// The login user, when commands reach the node over SSH (the guest
+    /// agent of a Proxmox VM runs them as root).
+    pub fn login_user(&self) -> Option<&str> {
+        match &self.transport {
+            Transport::Ssh(t) => Some(&t.user),
+            Transport::Proxmox { .. } => None,
+        }
+    }
+
     /// The install command for `version` on this node.
     pub fn install_command(&self, version: &K3sVersion) -> String {
         template::render(&self.commands.install, &[("version", &version.to_string())])
@@ -633,6 +659,8 @@ pub struct ResolvedPlan {
     pub order: Order,
     pub datastore: Datastore,
     pub method: Method,
+    /// Binary method: the release URL or a directory on the nodes.
+    pub release: String,
     /// Nodes in rollout order (within each hop).
     pub nodes: Vec<ResolvedNode>,
     /// Cluster nodes the plan leaves alone (still watched by the gate).

@@ -34,6 +34,10 @@ pub fn resolve(plan: &Plan, cluster_nodes: &[ClusterNode]) -> Result<ResolvedPla
         order,
         datastore: plan.datastore,
         method: plan.method,
+        release: plan
+            .release
+            .as_ref()
+            .map_or(method::GITHUB_RELEASES.to_string(), |r| r.get_ref().clone()),
         nodes,
         excluded,
         timings: plan.timings.clone(),
@@ -218,7 +222,9 @@ fn resolve_node(
     let install = resolve_install(plan, over_commands, n)?;
     let commands = resolve_commands(&plan.commands, over_commands, n, install);
     let hops = path.iter().filter(|h| n.version < **h).cloned().collect();
+    let escalate = resolve_become(plan, &spec)?;
     Ok(ResolvedNode {
+        escalate,
         name: n.name.clone(),
         role: n.role,
         version: n.version.clone(),
@@ -226,6 +232,22 @@ fn resolve_node(
         transport,
         commands,
     })
+}
+
+/// `become` must not wait for a password: there is no terminal to type it.
+fn resolve_become(plan: &Plan, spec: &TransportSpec) -> Result<Option<String>, PlanError> {
+    let Some(b) = &spec.escalate else {
+        return Ok(None);
+    };
+    let words: Vec<&str> = b.get_ref().split_whitespace().collect();
+    match words.as_slice() {
+        [] => Err(plan.error_at(Some(b.span()), "become must not be empty (e.g. \"sudo -n\")")),
+        ["sudo", rest @ ..] if !rest.contains(&"-n") => Err(plan.error_at(
+            Some(b.span()),
+            "become = \"sudo\" would wait for a password no one can type: use \"sudo -n\" with NOPASSWD for this user",
+        )),
+        _ => Ok(Some(words.join(" "))),
+    }
 }
 
 /// Gated services: the listed ones, then any service probed but not listed.
