@@ -29,6 +29,9 @@ pub async fn run_script(sim: &SimHandle, node: &str, script: &str, root: bool) -
     // `. "$f"` of the unit's env file keeps K3S_URL/K3S_TOKEN for install.sh.
     let sources_env = script.contains(".service.env") && script.contains(". \"$f\"");
     for segment in segments(script) {
+        if let Some(done) = piped_install(sim, node, &segment, root).await {
+            return done;
+        }
         let Ok(words) = shell_split(&segment) else {
             return fail_with(out, 2, format!("sh: 1: Syntax error: {segment}\n"));
         };
@@ -52,6 +55,31 @@ fn fail_with(mut out: CommandOutcome, status: u32, stderr: String) -> CommandOut
     out.stderr.push_str(&stderr);
     out.exit_status = status;
     out
+}
+
+/// `curl -sfL https://get.k3s.io | [ENV] sh -s - ARGS`: the install script
+/// read from a pipe. A failed download leaves `sh` an empty script, which
+/// succeeds: the pipe's status is the shell's.
+async fn piped_install(sim: &SimHandle, node: &str, segment: &str, root: bool) -> Option<CommandOutcome> {
+    let (left, right) = segment.split_once(" | ")?;
+    if !left.starts_with("curl ") || !left.contains("https://get.k3s.io") {
+        return None;
+    }
+    let mut cmd = simple(shell_split(right).ok()?);
+    if cmd.words.first().map(String::as_str) != Some("sh") {
+        return None;
+    }
+    let args: Vec<String> = cmd.words.iter().skip(1).skip_while(|w| *w == "-s" || *w == "-").cloned().collect();
+    if sim.with_host(node, |h| h.airgap).unwrap_or(false) {
+        return Some(CommandOutcome {
+            stdout: String::new(),
+            stderr: "curl: (6) Could not resolve host: get.k3s.io\n".into(),
+            exit_status: 0,
+        });
+    }
+    cmd.words = ["sh".to_string(), "-".to_string()].into_iter().chain(args).collect();
+    let sources_env = segment.contains(".service.env");
+    Some(super::node_upgrade::install_script(sim, node, &cmd, sources_env, root).await)
 }
 
 /// `sh /tmp/...install.sh ARGS` (the K3s install script, saved to a file).

@@ -105,7 +105,8 @@ pub async fn install_script(
     if !root {
         return CommandOutcome::fail(1, "sudo: a password is required\n");
     }
-    if sim.with_host(node, |h| !h.files.contains_key(&cmd.words[1])).unwrap_or(true) {
+    let from_pipe = cmd.words[1] == "-";
+    if !from_pipe && sim.with_host(node, |h| !h.files.contains_key(&cmd.words[1])).unwrap_or(true) {
         return CommandOutcome::fail(2, format!("sh: 0: cannot open {}: No such file\n", cmd.words[1]));
     }
     let Some(version) = cmd.env.get("INSTALL_K3S_VERSION").cloned() else {
