@@ -266,6 +266,7 @@ etcd_snapshot = "k3s etcd-snapshot save --name {snapshot} --node-name={node}"
         role: Role::Server,
         version: "v1.33.6+k3s1".parse().unwrap(),
         node_args: None,
+        etcd: true,
     }];
     let resolved = plan::resolve(&plan, &cluster).unwrap();
     let node = resolved.node(&name).unwrap();

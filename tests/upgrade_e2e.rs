@@ -891,3 +891,74 @@ fn airgapped_nodes_and_sudo_with_a_password_are_refused_before_any_cordon() {
     assert!(why.contains("sudo: a password is required"), "{why}");
     assert!(why.contains("NOPASSWD"), "{why}");
 }
+
+/// One SQLite server and an agent two minors behind it; one hop to v1.34.
+const SQLITE_WITH_AGENT: &str = r#"
+name = "sqlite-with-agent"
+time_scale = 1.0
+sqlite = true
+[timing]
+install = "20s"
+restart_down = "4s"
+kubelet_startup = "6s"
+[[nodes]]
+name = "k3s-server"
+role = "server"
+version = "v1.33.6+k3s1"
+args = ["--disable", "servicelb", "--disable", "traefik"]
+[[nodes]]
+name = "k3s-agent-old"
+role = "agent"
+version = "v1.31.9+k3s1"
+args = ["--server", "https://10.0.0.105:6443", "--node-ip", "10.0.0.120"]
+env = { K3S_URL = "https://10.0.0.105:6443", K3S_TOKEN = "K10lab::node:sqlite" }
+[[services]]
+namespace = "home"
+name = "home-assistant"
+ip = "127.77.0.31"
+port = 8123
+pod_node = "k3s-server"
+[replay]
+start = "20s"
+versions = ["v1.34.3+k3s1"]
+settle = "30s"
+"#;
+
+#[test]
+fn sqlite_server_then_an_old_agent_straight_to_the_target_with_no_snapshot() {
+    let r = lab_with_plan(SQLITE_WITH_AGENT);
+    r.set_plan(&[], "datastore", "etcd");
+    let run = r.upgrade(&[], Duration::from_secs(60));
+    assert_eq!(run.code, 2, "{}", run.explain());
+    let why = run.of("exit")[0]["reason"].as_str().unwrap().to_string();
+    assert!(
+        why.contains("datastore = \"etcd\" but the cluster's datastore is sqlite: the only server, k3s-server, is no etcd member"),
+        "{why}"
+    );
+    let plan: String = std::fs::read_to_string(&r.plan)
+        .unwrap()
+        .lines()
+        .filter(|l| !l.starts_with("datastore"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    std::fs::write(&r.plan, plan).unwrap();
+    let before = r.node_args();
+    let run = r.upgrade(&["--soak", "1s", "--final-soak", "1s"], Duration::from_secs(120));
+    assert_eq!(run.code, 0, "{}", run.explain());
+    assert_eq!(
+        run.installs(),
+        [
+            ("k3s-server".to_string(), "v1.34.3+k3s1".to_string()),
+            ("k3s-agent-old".to_string(), "v1.34.3+k3s1".to_string())
+        ]
+    );
+    assert!(run.of("action").iter().all(|a| a["action"]["action"] != "etcd_snapshot"));
+    let agent_restart = run
+        .of("action")
+        .into_iter()
+        .find(|a| a["action"]["action"] == "restart" && a["action"]["node"] == "k3s-agent-old")
+        .unwrap()
+        .clone();
+    assert_eq!(agent_restart["command"], "systemctl restart k3s-agent");
+    assert_eq!(r.node_args(), before);
+}

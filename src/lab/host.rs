@@ -33,6 +33,8 @@ pub struct Host {
     pub files: BTreeMap<String, Vec<u8>>,
     /// Downloads fail (no route to GitHub).
     pub airgap: bool,
+    /// An embedded etcd member (servers, unless the cluster uses SQLite).
+    pub etcd: bool,
     /// etcd snapshots saved on this node.
     pub snapshots: Vec<String>,
     /// Whether K3s's service LB ran when the lab started (a scenario
@@ -44,7 +46,7 @@ pub struct Host {
 pub type Failure = (u32, String);
 
 impl Host {
-    pub fn new(spec: &NodeSpec, airgap: bool) -> Host {
+    pub fn new(spec: &NodeSpec, airgap: bool, sqlite: bool) -> Host {
         let role = match spec.role {
             Role::Server => "server",
             Role::Agent => "agent",
@@ -64,6 +66,7 @@ impl Host {
             sudo: spec.sudo,
             files,
             airgap,
+            etcd: spec.role == Role::Server && !sqlite,
             snapshots: Vec::new(),
             servicelb_at_start: false,
         };
@@ -216,7 +219,7 @@ mod tests {
             args
         ))
         .unwrap();
-        Host::new(&spec, false)
+        Host::new(&spec, false, false)
     }
 
     #[test]

@@ -187,6 +187,9 @@ pub fn etcd_snapshot(sim: &SimHandle, node: &str, args: &[&str], root: bool) -> 
         if h.exec.first().is_none_or(|c| c != "server") {
             return CommandOutcome::fail(1, log("fatal", "etcd-snapshot: this node runs no K3s server"));
         }
+        if !h.etcd {
+            return CommandOutcome::fail(1, log("fatal", "etcd datastore disabled"));
+        }
         match args {
             ["save", rest @ ..] => {
                 let base = rest.windows(2).find(|w| w[0] == "--name").map_or("on-demand", |w| w[1]);

@@ -47,6 +47,10 @@ pub struct Scenario {
     /// No node reaches the internet: downloads from GitHub fail.
     #[serde(default)]
     pub airgap: bool,
+    /// The single server keeps its state in SQLite: no etcd role label,
+    /// no etcd snapshots.
+    #[serde(default)]
+    pub sqlite: bool,
 }
 
 fn one() -> f64 {

@@ -157,6 +157,7 @@ pub async fn cluster_nodes(conn: &Connection) -> Result<Vec<ClusterNode>> {
             name: info.name,
             role,
             version,
+            etcd: info.roles.iter().any(|r| r == "etcd"),
             node_args: info.node_args,
         });
     }

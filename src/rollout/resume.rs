@@ -135,6 +135,7 @@ mod tests {
                 role: Role::Server,
                 version: v(ver),
                 node_args: None,
+                etcd: true,
             })
             .collect()
     }

@@ -9,8 +9,12 @@ impl Sim {
     pub(super) fn publish_node_config(&mut self, node: usize) {
         let name = self.nodes[node].name.clone();
         let args = self.nodes[node].host.node_args();
+        let etcd = self.nodes[node].host.etcd;
         self.store.update(Kind::Node, "", &name, |n| {
             n["metadata"]["annotations"]["k3s.io/node-args"] = json!(args);
+            if !etcd && let Some(labels) = n["metadata"]["labels"].as_object_mut() {
+                labels.remove("node-role.kubernetes.io/etcd");
+            }
         });
         let host = &self.nodes[node].host;
         if !host.servicelb_enabled() || host.servicelb_at_start {

@@ -160,6 +160,7 @@ pub struct Sim {
     /// Closed outage windows are appended here as JSON lines.
     outage_log: Option<std::fs::File>,
     airgap: bool,
+    sqlite: bool,
     /// LoadBalancer services K3s's own service LB took over (`ns/name`).
     pub servicelb_applied: Vec<String>,
 }
@@ -287,6 +288,7 @@ impl Sim {
             outages: Vec::new(),
             outage_log: None,
             airgap: scenario.airgap,
+            sqlite: scenario.sqlite,
             servicelb_applied: Vec::new(),
             timing,
             time_scale: scenario.time_scale,
@@ -332,7 +334,7 @@ impl Sim {
             role: spec.role,
             vmid: spec.vmid,
             version: spec.version.clone(),
-            host: Host::new(spec, self.airgap),
+            host: Host::new(spec, self.airgap, self.sqlite),
             kubelet: Kubelet::Running,
             generation: 0,
             speaker_alive: true,

@@ -382,8 +382,8 @@ pub struct Plan {
     pub hops: Vec<Spanned<K3sVersion>>,
     pub nodes: Option<Vec<Spanned<String>>>,
     pub order: Option<Spanned<Order>>,
-    #[serde(default)]
-    pub datastore: Datastore,
+    /// Checked against what the cluster shows; detected when absent.
+    pub datastore: Option<Spanned<Datastore>>,
     /// How nodes get the new K3s.
     #[serde(default)]
     pub method: Method,
@@ -570,6 +570,8 @@ pub struct ClusterNode {
     pub version: K3sVersion,
     /// `k3s.io/node-args`, when the node has it.
     pub node_args: Option<Vec<String>>,
+    /// Carries the `node-role.kubernetes.io/etcd` label: an embedded etcd member.
+    pub etcd: bool,
 }
 
 /// Command templates for one node with the node's own placeholders filled.

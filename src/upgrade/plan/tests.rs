@@ -11,18 +11,21 @@ fn cluster() -> Vec<ClusterNode> {
             role: Role::Agent,
             version: v("v1.33.6+k3s1"),
             node_args: None,
+            etcd: false,
         },
         ClusterNode {
             name: "pumped-piglet".into(),
             role: Role::Server,
             version: v("v1.33.6+k3s1"),
             node_args: None,
+            etcd: true,
         },
         ClusterNode {
             name: "fun-bedbug".into(),
             role: Role::Agent,
             version: v("v1.33.6+k3s1"),
             node_args: None,
+            etcd: false,
         },
     ]
 }
@@ -317,4 +320,59 @@ fn install_script_method_gives_each_node_its_own_arguments_back() {
         .unwrap_err()
         .to_string();
     assert!(err.contains("redacted secrets (--token)"), "{err}");
+}
+
+#[test]
+fn agents_follow_the_kubelet_skew_policy_straight_to_the_target() {
+    let plan = Plan::from_str("target = \"v1.34.3+k3s1\"\n", "p").unwrap();
+    let mut nodes = cluster();
+    // Two minors behind the servers: a kubelet may be three behind.
+    nodes[0].version = v("v1.31.9+k3s1");
+    let r = resolve(&plan, &nodes).unwrap();
+    assert_eq!(r.path, vec![v("v1.34.3+k3s1")]);
+    let agent = r.node("still-fawn").unwrap();
+    assert_eq!(agent.hops, vec![v("v1.34.3+k3s1")]);
+    assert_eq!(agent.restart_command(), "systemctl restart k3s-agent");
+    // Servers first, then agents.
+    assert_eq!(r.nodes[0].role, Role::Server);
+    let plan = Plan::from_str("target = \"v1.35.0+k3s1\"\nhops = [\"v1.34.3+k3s1\"]\n", "p").unwrap();
+    let err = resolve(&plan, &nodes).unwrap_err().to_string();
+    assert!(
+        err.contains("agent still-fawn runs v1.31.9+k3s1: its kubelet would be more than 3 minor versions older"),
+        "{err}"
+    );
+}
+
+#[test]
+fn etcd_only_servers_are_servers() {
+    let mut info = crate::model::fleet::NodeInfo::bare("n", "v1.33.6+k3s1");
+    info.roles = vec!["etcd".into()];
+    assert!(info.is_server());
+    info.roles.clear();
+    info.node_args = Some(vec!["server".into(), "--disable-apiserver".into()]);
+    assert!(info.is_server());
+    info.node_args = Some(vec!["agent".into()]);
+    assert!(!info.is_server());
+}
+
+#[test]
+fn the_datastore_is_detected_and_a_plan_saying_otherwise_is_refused() {
+    let mut nodes = cluster();
+    nodes[1].etcd = false;
+    let plan = Plan::from_str("target = \"v1.34.3+k3s1\"\n", "p").unwrap();
+    let r = resolve(&plan, &nodes).unwrap();
+    assert_eq!(r.datastore, Datastore::Sqlite);
+    assert!(r.snapshot_node().is_none());
+    let plan = Plan::from_str("target = \"v1.34.3+k3s1\"\ndatastore = \"etcd\"\n", "p").unwrap();
+    let err = resolve(&plan, &nodes).unwrap_err().to_string();
+    assert!(
+        err.contains("datastore = \"etcd\" but the cluster's datastore is sqlite: the only server, pumped-piglet, is no etcd member"),
+        "{err}"
+    );
+    nodes[1].node_args = Some(vec!["server".into(), "--datastore-endpoint".into(), "postgres://db".into()]);
+    let err = resolve(&plan, &nodes).unwrap_err().to_string();
+    assert!(err.contains("is external: server pumped-piglet runs with --datastore-endpoint"), "{err}");
+    nodes[1].etcd = true;
+    nodes[1].node_args = None;
+    assert_eq!(resolve(&plan, &nodes).unwrap().datastore, Datastore::Etcd);
 }
