@@ -26,9 +26,14 @@ pub fn node(n: &NodeView) -> NodeInfo {
     roles.sort();
     let spec = n.spec.as_ref();
     let status = n.status.as_ref();
+    let node_args = n
+        .annotations()
+        .get(super::slim::NODE_ARGS)
+        .and_then(|a| serde_json::from_str::<Vec<String>>(a).ok());
     NodeInfo {
         name: n.name_any(),
         roles,
+        node_args,
         version: status
             .and_then(|s| s.node_info.as_ref())
             .map(|i| i.kubelet_version.clone())

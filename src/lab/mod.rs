@@ -8,6 +8,12 @@ pub mod audit;
 pub mod auth;
 pub mod commit_log;
 pub mod discovery;
+pub mod host;
+mod node_exec;
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod node_tests;
+mod node_upgrade;
 pub mod objects;
 pub mod plan_out;
 pub mod query;

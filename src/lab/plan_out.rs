@@ -60,7 +60,8 @@ pub fn plan_toml(scenario: &Scenario, ssh: &SshEndpoints) -> String {
     let _ = writeln!(out, "target = {}", toml_str(&target));
     let hops: Vec<String> = hops.iter().map(|h| toml_str(h)).collect();
     let _ = writeln!(out, "hops = [{}]", hops.join(", "));
-    let _ = writeln!(out, "order = \"servers-first\"\ndatastore = \"etcd\"\n");
+    // No datastore line: check-plan detects it from the nodes.
+    let _ = writeln!(out, "order = \"servers-first\"\n");
     let _ = writeln!(
         out,
         "[transport]\nkind = \"ssh\"\nhost = \"127.0.0.1\"\nuser = \"root\""

@@ -44,6 +44,13 @@ pub struct Scenario {
     /// Simulated Proxmox host reachable over SSH (for `qm guest exec`).
     #[serde(default)]
     pub proxmox_host: bool,
+    /// No node reaches the internet: downloads from GitHub fail.
+    #[serde(default)]
+    pub airgap: bool,
+    /// The single server keeps its state in SQLite: no etcd role label,
+    /// no etcd snapshots.
+    #[serde(default)]
+    pub sqlite: bool,
 }
 
 fn one() -> f64 {
@@ -136,6 +143,48 @@ pub struct NodeSpec {
     /// its own clock.
     #[serde(default, with = "clock_offset")]
     pub clock_offset: jiff::SignedDuration,
+    /// The arguments of the unit's `ExecStart` after `k3s server`/`k3s agent`
+    /// (what the first install was given on its command line).
+    #[serde(default)]
+    pub args: Vec<String>,
+    /// `uname -m`: x86_64, aarch64 or armv7l.
+    #[serde(default = "x86_64")]
+    pub arch: String,
+    /// Free space in /usr/local/bin, in MiB.
+    #[serde(default = "twenty_gib")]
+    pub free_disk_mib: u64,
+    /// Whether SSH accepts the user root (many images refuse it).
+    #[serde(default = "yes")]
+    pub root_login: bool,
+    /// What `sudo -n` does for a user other than root.
+    #[serde(default)]
+    pub sudo: SudoPolicy,
+    /// `K3S_*` variables in the unit's environment file.
+    #[serde(default)]
+    pub env: std::collections::BTreeMap<String, String>,
+    /// /etc/rancher/k3s/config.yaml.
+    #[serde(default)]
+    pub config_yaml: String,
+}
+
+fn x86_64() -> String {
+    "x86_64".into()
+}
+
+fn twenty_gib() -> u64 {
+    20 * 1024
+}
+
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum SudoPolicy {
+    /// `user ALL=(ALL) NOPASSWD: ALL`.
+    #[default]
+    Nopasswd,
+    /// sudo asks for a password: `sudo -n` refuses.
+    Password,
+    /// The user is not in sudoers (or sudo is not installed).
+    None,
 }
 
 /// A signed duration such as "-30s" or "2s".
@@ -276,6 +325,13 @@ impl Scenario {
                 version: version.clone(),
                 vmid: None,
                 clock_offset: jiff::SignedDuration::ZERO,
+                args: Vec::new(),
+                arch: x86_64(),
+                free_disk_mib: twenty_gib(),
+                root_login: true,
+                sudo: SudoPolicy::default(),
+                env: Default::default(),
+                config_yaml: String::new(),
             })
             .collect();
         let first = self

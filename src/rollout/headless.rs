@@ -51,7 +51,7 @@ fn action_json(plan: &ResolvedPlan, action: &Action) -> Value {
             _ => None,
         };
         if let Some(cmd) = cmd {
-            v["command"] = json!(redact_command(&cmd));
+            v["command"] = json!(redact_command(&n.privileged(&cmd)));
         }
     }
     v

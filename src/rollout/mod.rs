@@ -9,6 +9,7 @@ pub mod dry_run;
 pub mod executor;
 pub mod headless;
 pub mod lock;
+pub mod node_check;
 pub mod node_ops;
 pub mod observe;
 pub mod preflight;
@@ -156,6 +157,8 @@ pub async fn cluster_nodes(conn: &Connection) -> Result<Vec<ClusterNode>> {
             name: info.name,
             role,
             version,
+            etcd: info.roles.iter().any(|r| r == "etcd"),
+            node_args: info.node_args,
         });
     }
     Ok(cluster)
@@ -267,6 +270,12 @@ pub async fn open(
     {
         return Ok(Err(bad));
     }
+    // Every node checked before anything changes, the lock included.
+    if !opts.resume
+        && let Err(bad) = check_nodes(&conn, &plan, &live).await
+    {
+        return Ok(Err(bad));
+    }
     let lock = RolloutLock::acquire(&conn.client, &lock::identity(), opts.break_lock)
         .await
         .map_err(|e| eyre!(e))?;
@@ -293,6 +302,32 @@ pub async fn open(
         resumed: opts.resume,
         probes,
     }))
+}
+
+/// The node checks on every node of the plan, all of them reported.
+async fn check_nodes(
+    conn: &Connection,
+    plan: &Arc<ResolvedPlan>,
+    live: &[ClusterNode],
+) -> std::result::Result<(), BadInput> {
+    let executor = Executor::new(conn.client.clone(), plan.clone());
+    let mut failures = Vec::new();
+    for n in &plan.nodes {
+        let kubelet = live
+            .iter()
+            .find(|c| c.name == n.name)
+            .map_or(n.version.to_string(), |c| c.version.to_string());
+        if let Err(e) = executor.check_node(&n.name, &kubelet).await {
+            failures.push(e);
+        }
+    }
+    if failures.is_empty() {
+        return Ok(());
+    }
+    Err(BadInput(format!(
+        "node checks failed; nothing was changed (no node cordoned):\n  {}",
+        failures.join("\n  ")
+    )))
 }
 
 /// The rollout's journal: there must be one to `--resume`, and none to

@@ -79,6 +79,7 @@ impl Observer {
                 heartbeat_late,
                 unschedulable: info.unschedulable,
                 ready_transitions: entry.1,
+                node_args: info.node_args.clone(),
             });
         }
         let services = services
@@ -125,6 +126,7 @@ mod tests {
         ClusterEvent::Node(NodeInfo {
             name: name.into(),
             roles: vec![],
+            node_args: None,
             version: "v1.34.3+k3s1".into(),
             unschedulable: false,
             taints: vec![],

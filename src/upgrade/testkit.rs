@@ -122,6 +122,8 @@ pub struct FakeCluster {
     pub log: Vec<(Timestamp, Action)>,
     /// With a journal: a checkpoint after every journaled input.
     pub checkpoints: Vec<Checkpoint>,
+    /// The node-args a node's K3s comes back with after a restart.
+    pub relaunch_args: BTreeMap<String, Vec<String>>,
 }
 
 impl FakeCluster {
@@ -163,6 +165,7 @@ impl FakeCluster {
             fail: BTreeMap::new(),
             log: Vec::new(),
             checkpoints: Vec::new(),
+            relaunch_args: BTreeMap::new(),
         }
     }
 
@@ -225,7 +228,11 @@ impl FakeCluster {
             }
             Action::Restart { node, .. } => {
                 let installed = self.installed.get(node).cloned();
+                let args = self.relaunch_args.get(node).cloned();
                 let n = self.node(node);
+                if args.is_some() {
+                    n.node_args = args;
+                }
                 if let Some(ver) = installed {
                     n.version = ver;
                 }

@@ -64,6 +64,8 @@ impl Taint {
 pub struct NodeInfo {
     pub name: String,
     pub roles: Vec<String>,
+    /// K3s's `k3s.io/node-args`: the arguments the node's K3s runs with.
+    pub node_args: Option<Vec<String>>,
     pub version: String,
     pub unschedulable: bool,
     pub taints: Vec<Taint>,
@@ -79,6 +81,7 @@ impl NodeInfo {
         NodeInfo {
             name: name.to_string(),
             roles: vec![],
+            node_args: None,
             version: version.to_string(),
             unschedulable: false,
             taints: vec![],
@@ -92,10 +95,18 @@ impl NodeInfo {
         self.conditions.iter().find(|c| c.kind == "Ready")
     }
 
+    /// A K3s server: any of the roles K3s labels servers with (an
+    /// etcd-only server, `--disable-apiserver`, has only `etcd`), or
+    /// node-args that start with `server`.
     pub fn is_server(&self) -> bool {
         self.roles
             .iter()
-            .any(|r| r == "control-plane" || r == "master")
+            .any(|r| r == "control-plane" || r == "master" || r == "etcd")
+            || self
+                .node_args
+                .as_ref()
+                .and_then(|a| a.first())
+                .is_some_and(|c| c == "server")
     }
 }
 

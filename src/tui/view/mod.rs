@@ -261,6 +261,7 @@ mod tests {
         ClusterEvent::Node(NodeInfo {
             name: name.into(),
             roles: vec!["control-plane".into(), "etcd".into(), "master".into()],
+            node_args: None,
             version: "v1.35.0+k3s1".into(),
             unschedulable: false,
             taints: taints

@@ -48,6 +48,8 @@ pub(super) struct Unit {
     pub(super) reverify: bool,
     pub(super) canary: bool,
     pub(super) error: Option<String>,
+    /// The node's `k3s.io/node-args` when its install began.
+    pub(super) args_before: Option<Vec<String>>,
 }
 
 impl Unit {
@@ -67,6 +69,7 @@ impl Unit {
             reverify: false,
             canary: false,
             error: None,
+            args_before: None,
         }
     }
 

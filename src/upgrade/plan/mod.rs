@@ -11,6 +11,7 @@
 
 use crate::upgrade::duration::{humane, humane_opt};
 use crate::upgrade::engine::{EngineConfig, GateConfig, NodeConfig};
+pub use crate::upgrade::method::Method;
 use crate::upgrade::template;
 use crate::upgrade::version::{K3sVersion, PathError, version_path};
 use jiff::SignedDuration;
@@ -26,17 +27,6 @@ mod summary;
 
 pub use resolve::resolve;
 
-/// Default install command. The K3s install script is run so that a dropped
-/// SSH connection cannot kill it half-way (`nohup`, output to a log file on
-/// the node, stdin closed) while the command still runs in the foreground,
-/// so its exit status is the install's. The script is downloaded to a file
-/// first because `curl | sh` reports success when the download fails. The
-/// node's existing service environment file is sourced so that an agent
-/// keeps its `K3S_URL`/`K3S_TOKEN` (the script rewrites that file from the
-/// environment), and the role is passed explicitly so a joined server does
-/// not turn into an agent. Flags given on the original install's command
-/// line (rather than in /etc/rancher/k3s/config.yaml) must be added here.
-pub const DEFAULT_INSTALL: &str = "nohup sh -c 'set -a; f=/etc/systemd/system/{service}.service.env; if [ -r \"$f\" ]; then . \"$f\"; fi; set +a; curl -sfL https://get.k3s.io -o /tmp/k3s-cockpit-install.sh && INSTALL_K3S_VERSION=\"{version}\" sh /tmp/k3s-cockpit-install.sh {role}' >>/var/log/k3s-cockpit-install.log 2>&1 </dev/null";
 /// Always restart after install: the post-mortem's fix for kubelets that
 /// went NotReady minutes after an install that restarted K3s on its own.
 pub const DEFAULT_RESTART: &str = "systemctl restart {service}";
@@ -140,6 +130,10 @@ pub struct TransportSpec {
     pub known_hosts: Option<PathBuf>,
     pub accept_unknown_host_keys: Option<bool>,
     pub vmid: Option<Spanned<u32>>,
+    /// How a user other than root runs the node's commands as root:
+    /// `"sudo -n"` (never asks for a password).
+    #[serde(rename = "become")]
+    pub escalate: Option<Spanned<String>>,
 }
 
 impl TransportSpec {
@@ -158,6 +152,7 @@ impl TransportSpec {
                 .accept_unknown_host_keys
                 .or(self.accept_unknown_host_keys),
             vmid: over.vmid.clone().or_else(|| self.vmid.clone()),
+            escalate: over.escalate.clone().or_else(|| self.escalate.clone()),
         }
     }
 }
@@ -398,8 +393,14 @@ pub struct Plan {
     pub hops: Vec<Spanned<K3sVersion>>,
     pub nodes: Option<Vec<Spanned<String>>>,
     pub order: Option<Spanned<Order>>,
+    /// Checked against what the cluster shows; detected when absent.
+    pub datastore: Option<Spanned<Datastore>>,
+    /// How nodes get the new K3s.
     #[serde(default)]
-    pub datastore: Datastore,
+    pub method: Method,
+    /// Binary method: the release URL (`.../releases/download`), or a
+    /// directory on every node laid out the same way.
+    pub release: Option<Spanned<String>>,
     #[serde(default)]
     pub transport: TransportSpec,
     #[serde(default)]
@@ -584,6 +585,10 @@ pub struct ClusterNode {
     pub role: Role,
     /// The kubelet's reported version, parsed.
     pub version: K3sVersion,
+    /// `k3s.io/node-args`, when the node has it.
+    pub node_args: Option<Vec<String>>,
+    /// Carries the `node-role.kubernetes.io/etcd` label: an embedded etcd member.
+    pub etcd: bool,
 }
 
 /// Command templates for one node with the node's own placeholders filled.
@@ -605,10 +610,31 @@ pub struct ResolvedNode {
     /// The versions this node will install, in order (hops it is below).
     pub hops: Vec<K3sVersion>,
     pub transport: Transport,
+    /// `become`: every command runs as `BECOME sh -c 'COMMAND'`.
+    #[serde(rename = "become", skip_serializing_if = "Option::is_none")]
+    pub escalate: Option<String>,
     pub commands: NodeCommands,
 }
 
 impl ResolvedNode {
+    /// `command` as the node runs it: as one privileged `sh -c` (with its
+    /// redirections and environment) when the plan sets `become`.
+    pub fn privileged(&self, command: &str) -> String {
+        match &self.escalate {
+            Some(b) => format!("{b} sh -c {}", crate::remote::quote::shell_quote(command)),
+            None => command.to_string(),
+        }
+    }
+
+    /// The login user, when commands reach the node over SSH (the guest
+    /// agent of a Proxmox VM runs them as root).
+    pub fn login_user(&self) -> Option<&str> {
+        match &self.transport {
+            Transport::Ssh(t) => Some(&t.user),
+            Transport::Proxmox { .. } => None,
+        }
+    }
+
     /// The install command for `version` on this node.
     pub fn install_command(&self, version: &K3sVersion) -> String {
         template::render(&self.commands.install, &[("version", &version.to_string())])
@@ -658,6 +684,9 @@ pub struct ResolvedPlan {
     pub path: Vec<K3sVersion>,
     pub order: Order,
     pub datastore: Datastore,
+    pub method: Method,
+    /// Binary method: the release URL or a directory on the nodes.
+    pub release: String,
     /// Nodes in rollout order (within each hop).
     pub nodes: Vec<ResolvedNode>,
     /// Cluster nodes the plan leaves alone (still watched by the gate).
