@@ -4,6 +4,7 @@
 
 pub mod fleet;
 pub mod health;
+pub mod metallb;
 pub mod probe;
 pub mod timeline;
 
