@@ -17,11 +17,17 @@ pub const IGNORE_FLAG: &str = "--ignore-exclude-lb";
 /// `(major, minor, patch)` of a speaker image tag such as `v0.14.9` or
 /// `quay.io/metallb/speaker:v0.15.2`; None when the tag is not a version.
 pub fn version_of(image_or_tag: &str) -> Option<(u32, u32, u32)> {
-    let tag = image_or_tag.rsplit_once(':').map_or(image_or_tag, |(_, t)| t);
+    let tag = image_or_tag
+        .rsplit_once(':')
+        .map_or(image_or_tag, |(_, t)| t);
     let tag = tag.strip_prefix('v').unwrap_or(tag);
     let core = tag.split(['-', '+']).next()?;
     let mut parts = core.split('.').map(|p| p.parse::<u32>().ok());
-    Some((parts.next()??, parts.next()??, parts.next().flatten().unwrap_or(0)))
+    Some((
+        parts.next()??,
+        parts.next()??,
+        parts.next().flatten().unwrap_or(0),
+    ))
 }
 
 /// Whether a speaker of this version honours the label (flag aside).

@@ -190,6 +190,12 @@ impl Executor {
                 }
             },
             Action::Restart { node, .. } => self.restart(node).await,
+            Action::Label { node, .. } => {
+                node_ops::set_exclude_label(&self.client, node, true).await
+            }
+            Action::Unlabel { node, .. } => {
+                node_ops::set_exclude_label(&self.client, node, false).await
+            }
             Action::EtcdSnapshot { node, name, .. } => match self.node(node) {
                 Err(e) => Err(e),
                 Ok((n, _)) => {

@@ -33,6 +33,27 @@ pub async fn set_unschedulable(
         })
 }
 
+/// Sets or removes MetalLB's exclude label on `node` (a merge patch; a
+/// removal of an absent label succeeds).
+pub async fn set_exclude_label(client: &Client, node: &str, on: bool) -> Result<(), String> {
+    let nodes: Api<Node> = Api::all(client.clone());
+    let value = if on {
+        json!("true")
+    } else {
+        serde_json::Value::Null
+    };
+    let label = crate::model::metallb::EXCLUDE_LABEL;
+    let patch = json!({"metadata": {"labels": {label: value}}});
+    nodes
+        .patch(node, &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .map(|_| ())
+        .map_err(|e| {
+            let verb = if on { "label" } else { "unlabel" };
+            format!("{verb} {node} ({label}): {e}")
+        })
+}
+
 /// Pods a drain leaves alone: DaemonSet pods (they would come straight
 /// back), mirror pods (owned by the kubelet) and finished pods.
 fn skipped_by_drain(pod: &Pod) -> bool {

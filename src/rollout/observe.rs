@@ -28,8 +28,9 @@ impl Observer {
     }
 
     /// The observation of every node the cluster reports (the global gate
-    /// judges nodes outside the plan too) and of the gated `services`
-    /// (`namespace/name`), with each service's latest probe result.
+    /// judges nodes outside the plan too), of the gated `services`
+    /// (`namespace/name`) first, then of every other announced service
+    /// (the handoff moves them too), each with its latest probe result.
     pub fn observe(&mut self, fleet: &Fleet, services: &[String], now: Timestamp) -> Observation {
         let mut nodes = Vec::with_capacity(fleet.nodes.len());
         for (name, state) in &fleet.nodes {
@@ -68,7 +69,7 @@ impl Observer {
                 ready_transitions: entry.1,
             });
         }
-        let services = services
+        let mut services: Vec<ServiceObservation> = services
             .iter()
             .map(|key| {
                 let state = key
@@ -81,6 +82,17 @@ impl Observer {
                 }
             })
             .collect();
+        // Announced services outside the gate still need a handoff.
+        for ((ns, name), state) in &fleet.services {
+            let key = format!("{ns}/{name}");
+            if state.announcer.is_some() && !services.iter().any(|s| s.name == key) {
+                services.push(ServiceObservation {
+                    name: key,
+                    announced_by: state.announcer.clone(),
+                    probe_ok: state.probe_ok(),
+                });
+            }
+        }
         Observation {
             nodes,
             services,

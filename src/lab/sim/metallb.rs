@@ -65,7 +65,9 @@ impl Sim {
     pub(super) fn sync_serving(&mut self) {
         for s in 0..self.services.len() {
             let announcer = self.services[s].announcer.clone();
-            let node = announcer.as_ref().and_then(|n| self.by_name.get(n).copied());
+            let node = announcer
+                .as_ref()
+                .and_then(|n| self.by_name.get(n).copied());
             let live = announcer.clone().filter(|_| {
                 node.is_some_and(|i| self.nodes[i].speaker_alive && self.nodes[i].dataplane_up)
             });
@@ -117,7 +119,13 @@ impl Sim {
         }
     }
 
-    pub(super) fn open_outage(&mut self, s: usize, service: String, endpoint: String, cause: String) {
+    pub(super) fn open_outage(
+        &mut self,
+        s: usize,
+        service: String,
+        endpoint: String,
+        cause: String,
+    ) {
         if self.services[s].open_outage.is_some() {
             return;
         }

@@ -266,8 +266,9 @@ async fn the_exclude_label_moves_the_announcement_without_an_outage() {
     assert_eq!(handle.announcer("web", "web").as_deref(), Some(second));
     assert_eq!(l2_nodes(&store), vec![second.to_string()]);
     assert!(
-        assigned_events(&store)
-            .contains(&format!("announcing from node \"{second}\" with protocol \"layer2\"")),
+        assigned_events(&store).contains(&format!(
+            "announcing from node \"{second}\" with protocol \"layer2\""
+        )),
         "{:?}",
         assigned_events(&store)
     );

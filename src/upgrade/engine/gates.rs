@@ -117,6 +117,7 @@ impl Engine {
 
     /// Judges a phase in progress. Returns true if it completed.
     pub(super) fn judge(&mut self, i: usize, now: Timestamp) -> bool {
+        let handed_off = self.units[i].phase == Phase::Handoff && self.handoff_progress(i, now);
         let u = &self.units[i];
         let phase = u.phase;
         let node = u.node.clone();
@@ -127,6 +128,7 @@ impl Engine {
                 .and_then(|n| n.version.parse::<K3sVersion>().ok())
                 .is_some_and(|v| v == u.to),
             Phase::WaitReady => observed.is_some_and(|n| n.ready && !n.heartbeat_late),
+            Phase::Handoff => handed_off,
             Phase::Soak => {
                 let (Some(obs), Some(soak)) = (obs, u.soak.as_ref()) else {
                     return false;
@@ -175,6 +177,13 @@ impl Engine {
                 "{phase} of {node} did not finish within {}",
                 format_signed(deadline.duration_since(begun))
             );
+            if phase == Phase::Handoff {
+                let (moving, probes) = self.handoff_problems(i);
+                let all: Vec<String> = moving.into_iter().chain(probes).collect();
+                if !all.is_empty() {
+                    reason.push_str(&format!(": {}", all.join("; ")));
+                }
+            }
             if phase == Phase::WaitVersion
                 && let Some(n) = observed
             {

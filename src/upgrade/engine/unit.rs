@@ -48,6 +48,21 @@ pub(super) struct Unit {
     pub(super) reverify: bool,
     pub(super) canary: bool,
     pub(super) error: Option<String>,
+    /// While handing off: what the node announced and how far it got.
+    pub(super) handoff: Option<Handoff>,
+}
+
+/// The handoff of one node's LoadBalancer IPs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(super) struct Handoff {
+    /// Services (`namespace/name`) the node announced when it began.
+    pub(super) services: Vec<String>,
+    /// The label action finished: the wait for the move has begun.
+    pub(super) labelled_at: Option<Timestamp>,
+    /// First look at which every IP was announced elsewhere.
+    pub(super) moved_at: Option<Timestamp>,
+    /// Since when every IP is elsewhere and every gated probe green.
+    pub(super) green_since: Option<Timestamp>,
 }
 
 impl Unit {
@@ -67,6 +82,7 @@ impl Unit {
             reverify: false,
             canary: false,
             error: None,
+            handoff: None,
         }
     }
 
@@ -104,6 +120,8 @@ impl Unit {
             }
             Phase::Restart => Some(Action::Restart { id, node }),
             Phase::Uncordon => Some(Action::Uncordon { id, node }),
+            Phase::Handoff => Some(Action::Label { id, node }),
+            Phase::Return => Some(Action::Unlabel { id, node }),
             _ => None,
         }
     }
