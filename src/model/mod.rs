@@ -5,6 +5,7 @@
 pub mod fleet;
 pub mod health;
 pub mod metallb;
+pub mod outage;
 pub mod probe;
 pub mod timeline;
 

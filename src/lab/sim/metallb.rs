@@ -26,10 +26,9 @@ impl Sim {
                 self.services[s].namespace.clone(),
                 self.services[s].name.clone(),
             );
-            if let Some(old) = self.services[s].l2_object.take() {
-                self.store
-                    .delete(Kind::ServiceL2Status, METALLB_NAMESPACE, &old);
-            }
+            // The new announcer writes its status before the old one's is
+            // deleted, as MetalLB's status controller does.
+            let old = self.services[s].l2_object.take();
             match &winner {
                 Some(node) => {
                     self.seq += 1;
@@ -50,6 +49,10 @@ impl Sim {
                     self.record(format!("{ns}/{name}: {msg}"));
                 }
                 None => self.record(format!("{ns}/{name}: no speaker announces {ip}")),
+            }
+            if let Some(old) = old {
+                self.store
+                    .delete(Kind::ServiceL2Status, METALLB_NAMESPACE, &old);
             }
             self.services[s].announcer = winner;
         }
