@@ -52,6 +52,7 @@ fn node(i: usize) -> ClusterEvent {
             last_heartbeat: Some(t0()),
         }],
         boot_id: format!("boot-{i}"),
+        lb_excluded: false,
     })
 }
 

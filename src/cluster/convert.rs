@@ -27,6 +27,7 @@ pub fn node(n: &NodeView) -> NodeInfo {
     let spec = n.spec.as_ref();
     let status = n.status.as_ref();
     NodeInfo {
+        lb_excluded: labels.contains_key(crate::model::metallb::EXCLUDE_LABEL),
         name: n.name_any(),
         roles,
         version: status

@@ -136,6 +136,7 @@ mod tests {
                 last_heartbeat: Some(t(0)),
             }],
             boot_id: "b".into(),
+            lb_excluded: false,
         })
     }
 

@@ -68,6 +68,8 @@ pub struct NodeInfo {
     pub taints: Vec<Taint>,
     pub conditions: Vec<Condition>,
     pub boot_id: String,
+    /// Carries MetalLB's exclude label: its speaker announces nothing.
+    pub lb_excluded: bool,
 }
 
 impl NodeInfo {
@@ -81,6 +83,7 @@ impl NodeInfo {
             taints: vec![],
             conditions: vec![],
             boot_id: String::new(),
+            lb_excluded: false,
         }
     }
 
