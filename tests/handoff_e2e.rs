@@ -48,13 +48,14 @@ struct Outcome {
     session: PathBuf,
 }
 
-/// Runs the whole rollout on a fresh lab; `handoff` is the plan setting.
-fn rollout(dir: &Path, handoff: &str) -> Outcome {
+/// A lab for `scenario` and its plan with `handoff` set, both services
+/// probed (one failure is DOWN: loopback never flaps) and short soaks.
+fn lab_and_plan(dir: &Path, handoff: &str, settle: &str) -> (LabProcess, PathBuf, PathBuf) {
     std::fs::create_dir_all(dir).unwrap();
     let ports = (free_port(), free_port());
     let plan = dir.join("plan.toml");
     let outage_log = dir.join("lab-outages.jsonl");
-    let mut lab = start_lab(
+    let lab = start_lab(
         dir,
         &scenario(ports),
         &[
@@ -70,38 +71,49 @@ fn rollout(dir: &Path, handoff: &str) -> Outcome {
          [[gates.probes]]\nservice = \"web/web\"\nkind = \"http\"\nport = {}\n\
          [[gates.probes]]\nservice = \"cam/cam\"\nkind = \"http\"\nport = {}\n",
         text.replace("soak = \"20000ms\"", "soak = \"3s\"")
-            .replace("final_soak = \"12000ms\"", "final_soak = \"1s\""),
+            .replace("final_soak = \"12000ms\"", "final_soak = \"1s\"")
+            .replace("handoff_settle = \"1000ms\"", &format!("handoff_settle = \"{settle}\"")),
         ports.0,
         ports.1
     );
     std::fs::write(&plan, text).unwrap();
-    let out = Command::new(BIN)
-        .arg("--log-file")
+    (lab, plan, outage_log)
+}
+
+fn upgrade(dir: &Path, plan: &Path, lab: &LabProcess, extra: &[&str]) -> Command {
+    let mut cmd = Command::new(BIN);
+    cmd.arg("--log-file")
         .arg(dir.join("upgrade.log"))
         .args(["upgrade", "--headless", "--plan"])
-        .arg(&plan)
+        .arg(plan)
         .arg("--kubeconfig")
         .arg(&lab.kubeconfig)
+        .args(extra)
         .env("XDG_STATE_HOME", dir)
         .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .output()
-        .unwrap();
-    let lines: Vec<Value> = String::from_utf8_lossy(&out.stdout)
+        .stderr(Stdio::piped());
+    cmd
+}
+
+fn lines_of(out: &std::process::Output) -> Vec<Value> {
+    String::from_utf8_lossy(&out.stdout)
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
-    let exit = lines
-        .iter()
-        .find(|l| l["type"] == "exit")
-        .cloned()
-        .unwrap_or_default();
-    assert_eq!(
-        exit["code"],
-        0,
-        "{lines:#?}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+        .collect()
+}
+
+fn assert_exit_0(lines: &[Value], out: &std::process::Output) -> Value {
+    let exit = lines.iter().find(|l| l["type"] == "exit").cloned().unwrap_or_default();
+    assert_eq!(exit["code"], 0, "{lines:#?}\n{}", String::from_utf8_lossy(&out.stderr));
+    exit
+}
+
+/// Runs the whole rollout on a fresh lab; `handoff` is the plan setting.
+fn rollout(dir: &Path, handoff: &str) -> Outcome {
+    let (mut lab, plan, outage_log) = lab_and_plan(dir, handoff, "1000ms");
+    let out = upgrade(dir, &plan, &lab, &[]).output().unwrap();
+    let lines = lines_of(&out);
+    let exit = assert_exit_0(&lines, &out);
     lab.kill().unwrap();
     let lab_windows = std::fs::read_to_string(&outage_log)
         .unwrap_or_default()
@@ -120,6 +132,73 @@ fn rollout(dir: &Path, handoff: &str) -> Outcome {
         lines,
         lab: lab_windows,
     }
+}
+
+/// Which nodes carry MetalLB's exclude label, as the API shows them.
+fn labelled(lab: &LabProcess) -> Vec<String> {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let target = k3s_cockpit::cluster::ClusterTarget {
+            kubeconfig: Some(lab.kubeconfig.clone()),
+            context: None,
+        };
+        let conn = k3s_cockpit::cluster::connect(&target, true).await.unwrap();
+        let nodes: kube::Api<k3s_cockpit::cluster::node_view::NodeView> =
+            kube::Api::all(conn.client);
+        let list = nodes.list(&Default::default()).await.unwrap();
+        list.items
+            .iter()
+            .map(k3s_cockpit::cluster::convert::node)
+            .filter(|n| n.lb_excluded)
+            .map(|n| n.name)
+            .collect()
+    })
+}
+
+/// `kill -9` while the cockpit waits for the handoff to settle: the label
+/// stays on the node; `--resume` finishes the handoff, and the label comes
+/// off exactly once, after the node's uncordon.
+#[test]
+fn kill_9_during_the_handoff_then_resume_removes_the_label_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut lab, plan, _) = lab_and_plan(dir.path(), "auto", "8s");
+    let mut child = upgrade(dir.path(), &plan, &lab, &[]).spawn().unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let mut node = None;
+    use std::io::BufRead;
+    for line in std::io::BufReader::new(stdout).lines() {
+        let v: Value = serde_json::from_str(&line.unwrap()).unwrap();
+        if v["type"] == "action" && v["action"]["action"] == "label" {
+            node = v["action"]["node"].as_str().map(str::to_string);
+            break;
+        }
+    }
+    let node = node.expect("a label action");
+    assert!(wait_for(Duration::from_secs(10), || labelled(&lab) == [node.clone()]));
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert_eq!(labelled(&lab), [node.clone()], "the label outlives the cockpit");
+
+    let out = upgrade(dir.path(), &plan, &lab, &["--resume", "--break-lock"])
+        .output()
+        .unwrap();
+    let lines = lines_of(&out);
+    assert_exit_0(&lines, &out);
+    let unlabels: Vec<&Value> = lines
+        .iter()
+        .filter(|l| l["type"] == "action" && l["action"]["action"] == "unlabel")
+        .filter(|l| l["action"]["node"] == node.as_str())
+        .collect();
+    assert_eq!(unlabels.len(), 1, "{lines:#?}");
+    let kinds: Vec<&str> = lines
+        .iter()
+        .filter(|l| l["type"] == "action" && l["action"]["node"] == node.as_str())
+        .map(|l| l["action"]["action"].as_str().unwrap())
+        .collect();
+    let at = |k: &str| kinds.iter().position(|x| *x == k).unwrap();
+    assert!(at("uncordon") < at("unlabel"), "{kinds:?}");
+    assert!(labelled(&lab).is_empty(), "{:?}", labelled(&lab));
+    lab.kill().unwrap();
 }
 
 fn exit_outage(o: &Outcome) -> Value {
