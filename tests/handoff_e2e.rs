@@ -290,3 +290,35 @@ fn with_the_handoff_users_lose_nothing_without_it_each_restart_shows() {
     // The report's per-node figures are the headless run's.
     assert_eq!(report["user_outage"]["total_secs"], outage["total_secs"]);
 }
+
+/// What a drain by hand (`d`) does first: the exclude label, then a wait
+/// until no ServiceL2Status names the node; the IP answers throughout.
+#[tokio::test]
+async fn a_hand_drain_waits_until_the_node_announces_nothing() {
+    use k3s_cockpit::lab::scenario::Scenario;
+    use k3s_cockpit::lab::{Lab, LabConfig};
+    use k3s_cockpit::rollout::node_ops;
+    let port = free_port();
+    let sc = Scenario::parse(&scenario((port, free_port())), "handoff.toml").unwrap();
+    let lab = Lab::start(LabConfig::new(sc)).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = dir.path().join("kubeconfig");
+    lab.write_kubeconfig(&kubeconfig).unwrap();
+    let target = k3s_cockpit::cluster::ClusterTarget {
+        kubeconfig: Some(kubeconfig),
+        context: None,
+    };
+    let client = k3s_cockpit::cluster::connect(&target, false).await.unwrap().client;
+    let node = lab.sim.announcer("web", "web").unwrap();
+    let short = node_ops::wait_moved(&client, &node, Duration::from_millis(300)).await;
+    assert!(
+        short.unwrap_err().contains(&format!("handoff of {node}: still announced from it")),
+        "nothing moves without the label"
+    );
+    node_ops::set_exclude_label(&client, &node, true).await.unwrap();
+    node_ops::wait_moved(&client, &node, Duration::from_secs(10)).await.unwrap();
+    let now = lab.sim.announcer("web", "web").unwrap();
+    assert_ne!(now, node);
+    assert!(lab.sim.outages().is_empty(), "{:?}", lab.sim.outages());
+    node_ops::set_exclude_label(&client, &node, false).await.unwrap();
+}
