@@ -72,7 +72,10 @@ fn lab_and_plan(dir: &Path, handoff: &str, settle: &str) -> (LabProcess, PathBuf
          [[gates.probes]]\nservice = \"cam/cam\"\nkind = \"http\"\nport = {}\n",
         text.replace("soak = \"20000ms\"", "soak = \"3s\"")
             .replace("final_soak = \"12000ms\"", "final_soak = \"1s\"")
-            .replace("handoff_settle = \"1000ms\"", &format!("handoff_settle = \"{settle}\"")),
+            .replace(
+                "handoff_settle = \"1000ms\"",
+                &format!("handoff_settle = \"{settle}\"")
+            ),
         ports.0,
         ports.1
     );
@@ -103,8 +106,17 @@ fn lines_of(out: &std::process::Output) -> Vec<Value> {
 }
 
 fn assert_exit_0(lines: &[Value], out: &std::process::Output) -> Value {
-    let exit = lines.iter().find(|l| l["type"] == "exit").cloned().unwrap_or_default();
-    assert_eq!(exit["code"], 0, "{lines:#?}\n{}", String::from_utf8_lossy(&out.stderr));
+    let exit = lines
+        .iter()
+        .find(|l| l["type"] == "exit")
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(
+        exit["code"],
+        0,
+        "{lines:#?}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     exit
 }
 
@@ -177,7 +189,11 @@ fn kill_9_during_the_handoff_then_resume_removes_the_label_once() {
     assert!(wait_for(Duration::from_secs(10), || labelled(&lab) == [node.clone()]));
     child.kill().unwrap();
     child.wait().unwrap();
-    assert_eq!(labelled(&lab), [node.clone()], "the label outlives the cockpit");
+    assert_eq!(
+        labelled(&lab),
+        [node.clone()],
+        "the label outlives the cockpit"
+    );
 
     let out = upgrade(dir.path(), &plan, &lab, &["--resume", "--break-lock"])
         .output()
@@ -308,17 +324,28 @@ async fn a_hand_drain_waits_until_the_node_announces_nothing() {
         kubeconfig: Some(kubeconfig),
         context: None,
     };
-    let client = k3s_cockpit::cluster::connect(&target, false).await.unwrap().client;
+    let client = k3s_cockpit::cluster::connect(&target, false)
+        .await
+        .unwrap()
+        .client;
     let node = lab.sim.announcer("web", "web").unwrap();
     let short = node_ops::wait_moved(&client, &node, Duration::from_millis(300)).await;
     assert!(
-        short.unwrap_err().contains(&format!("handoff of {node}: still announced from it")),
+        short
+            .unwrap_err()
+            .contains(&format!("handoff of {node}: still announced from it")),
         "nothing moves without the label"
     );
-    node_ops::set_exclude_label(&client, &node, true).await.unwrap();
-    node_ops::wait_moved(&client, &node, Duration::from_secs(10)).await.unwrap();
+    node_ops::set_exclude_label(&client, &node, true)
+        .await
+        .unwrap();
+    node_ops::wait_moved(&client, &node, Duration::from_secs(10))
+        .await
+        .unwrap();
     let now = lab.sim.announcer("web", "web").unwrap();
     assert_ne!(now, node);
     assert!(lab.sim.outages().is_empty(), "{:?}", lab.sim.outages());
-    node_ops::set_exclude_label(&client, &node, false).await.unwrap();
+    node_ops::set_exclude_label(&client, &node, false)
+        .await
+        .unwrap();
 }

@@ -12,8 +12,8 @@ use jiff::SignedDuration;
 
 use super::node_ops;
 use crate::remote::{self, OutputStream, redact_command};
-use crate::upgrade::plan::{self, ResolvedNode, ResolvedPlan};
 use crate::upgrade::engine::HandoffMode;
+use crate::upgrade::plan::{self, ResolvedNode, ResolvedPlan};
 use crate::upgrade::{Action, Input};
 
 /// What the operator can do by hand on the selected node.
