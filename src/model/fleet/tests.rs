@@ -216,6 +216,7 @@ fn pod(name: &str, node: &str) -> ClusterEvent {
         node: node.into(),
         labels: [("app".to_string(), "frigate".to_string())].into(),
         ready: true,
+        speaker: None,
     })
 }
 
