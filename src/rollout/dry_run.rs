@@ -30,6 +30,7 @@ pub fn simulate(plan: &ResolvedPlan, start: Timestamp) -> Vec<String> {
                 name: s.clone(),
                 announced_by: plan.nodes.first().map(|n| n.name.clone()),
                 probe_ok: None,
+                announcer_unknown: false,
             })
             .collect(),
         api_reachable: true,

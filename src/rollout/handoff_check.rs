@@ -244,4 +244,26 @@ mod tests {
             assert!(out.iter().all(|x| x.level != Level::Block), "{out:#?}");
         }
     }
+
+    /// Events-only MetalLB whose last nodeAssigned event for frigate
+    /// expired: preflight says the announcer is unknown and does not block.
+    #[test]
+    fn a_service_whose_last_event_expired_does_not_block_preflight() {
+        let mut f = fleet("quay.io/metallb/speaker:v0.13.12", false);
+        f.apply(ClusterEvent::L2Deleted("metallb-system/l2-x".into()), t(0));
+        f.apply(
+            ClusterEvent::Unavailable(
+                crate::model::fleet::ResourceKind::L2Statuses,
+                "not found".into(),
+            ),
+            t(0),
+        );
+        let out = findings(&f, &plan("auto"));
+        assert!(out.iter().all(|x| x.level != Level::Block), "{out:#?}");
+        assert!(
+            out.iter().any(|x| x.text
+                == "service frigate/frigate: announcer unknown (no recent event); the probes are the gate's evidence"),
+            "{out:#?}"
+        );
+    }
 }

@@ -79,6 +79,7 @@ impl Observer {
                     name: key.clone(),
                     announced_by: state.and_then(|s| s.announcer.clone()),
                     probe_ok: state.and_then(|s| s.probe_ok()),
+                    announcer_unknown: state.is_some_and(|s| s.unknown.is_some()),
                 }
             })
             .collect();
@@ -90,6 +91,7 @@ impl Observer {
                     name: key,
                     announced_by: state.announcer.clone(),
                     probe_ok: state.probe_ok(),
+                    announcer_unknown: false,
                 });
             }
         }

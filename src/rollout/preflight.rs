@@ -123,6 +123,14 @@ fn check_service(
     out: &mut Vec<Finding>,
 ) {
     match (&s.announced_by, s.probe_ok) {
+        (None, _) if s.announcer_unknown => out.push(finding(
+            Level::Warn,
+            format!(
+                "service {}: announcer unknown ({}); the probes are the gate's evidence",
+                s.name,
+                fleet_unknown(fleet, &s.name)
+            ),
+        )),
         (None, _) => out.push(finding(
             Level::Block,
             format!("service {} is not announced by any MetalLB speaker", s.name),
@@ -147,6 +155,15 @@ fn check_service(
             ),
         ));
     }
+}
+
+/// Why the fleet cannot name the service's announcer.
+fn fleet_unknown(fleet: &Fleet, service: &str) -> String {
+    service
+        .split_once('/')
+        .and_then(|(ns, name)| fleet.services.get(&(ns.to_string(), name.to_string())))
+        .and_then(|s| s.unknown.clone())
+        .unwrap_or_else(|| "no recent event".into())
 }
 
 /// The one node hosting all ready pods of a service, if exactly one does.

@@ -157,6 +157,7 @@ impl FakeCluster {
                 name: s.clone(),
                 announced_by: announcer.clone(),
                 probe_ok: Some(true),
+                announcer_unknown: false,
             })
             .collect();
         FakeCluster {

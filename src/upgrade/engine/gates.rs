@@ -79,7 +79,7 @@ impl Engine {
             for s in &self.config.gates.services {
                 match obs.services.iter().find(|o| &o.name == s) {
                     None => problems.push(format!("service {s} is not observed")),
-                    Some(o) if o.announced_by.is_none() => {
+                    Some(o) if o.announced_by.is_none() && !o.announcer_unknown => {
                         problems.push(format!("service {s} is not announced by any node"))
                     }
                     Some(o) if o.probe_ok == Some(false) => {

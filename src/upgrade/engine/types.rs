@@ -48,6 +48,11 @@ pub struct ServiceObservation {
     pub announced_by: Option<String>,
     /// Latest probe result; None when not probed (yet).
     pub probe_ok: Option<bool>,
+    /// No announcer is named because none can be known (events-only
+    /// MetalLB: the last event expired, or its speaker is gone), which is
+    /// not evidence of an outage.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub announcer_unknown: bool,
 }
 
 /// A snapshot of the cluster. Send one whenever something changed; the
