@@ -53,6 +53,8 @@ fn node(i: usize) -> ClusterEvent {
         }],
         boot_id: format!("boot-{i}"),
         internal_ip: None,
+        node_args: None,
+        lb_excluded: false,
     })
 }
 

@@ -195,7 +195,12 @@ pub async fn run_watch(
 /// `demo`: the lab and the cockpit in one process. By default the cockpit
 /// drives the post-mortem's upgrade itself (control mode); `--watch` shows
 /// the old automation replaying it, read-only.
-pub async fn run_demo(scenario: &str, watch: bool, log: LogGuard) -> Result<ExitCode> {
+pub async fn run_demo(
+    scenario: &str,
+    watch: bool,
+    no_handoff: bool,
+    log: LogGuard,
+) -> Result<ExitCode> {
     let scenario = load_scenario(scenario, None, None)?;
     let mut config = LabConfig::new(scenario);
     config.replay = watch;
@@ -239,7 +244,11 @@ pub async fn run_demo(scenario: &str, watch: bool, log: LogGuard) -> Result<Exit
     }
     let ssh = crate::lab::shell::start_ssh(&lab.sim, &dir, lab.scenario.proxmox_host).await?;
     let plan = dir.join("demo-plan.toml");
-    std::fs::write(&plan, crate::lab::plan_out::plan_toml(&lab.scenario, &ssh))
+    let mut text = crate::lab::plan_out::plan_toml(&lab.scenario, &ssh);
+    if no_handoff {
+        text = format!("handoff = \"off\"\n{text}");
+    }
+    std::fs::write(&plan, text)
         .wrap_err_with(|| format!("cannot write the demo plan {}", plan.display()))?;
     // Every demo is a fresh lab: an old journal would describe another one.
     let journal = crate::upgrade::Journal::path_for_plan(&plan);

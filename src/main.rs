@@ -53,6 +53,10 @@ enum Command {
         /// Read-only: watch the old automation replay the incident instead.
         #[arg(long)]
         watch: bool,
+        /// Restart announcers in place (the plan's `handoff = "off"`), to
+        /// see the outage the handoff avoids.
+        #[arg(long)]
+        no_handoff: bool,
     },
     /// Validate an upgrade plan against the cluster and print the resolved
     /// steps (nodes in order, version hops, commands). Changes nothing.
@@ -187,9 +191,13 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             )?;
             cli::run_upgrade(*opts, log).await
         }
-        Command::Demo { scenario, watch } => {
+        Command::Demo {
+            scenario,
+            watch,
+            no_handoff,
+        } => {
             let log = k3s_cockpit::logging::init_tui_logging(cli.log_file, true)?;
-            cli::run_demo(&scenario, watch, log).await
+            cli::run_demo(&scenario, watch, no_handoff, log).await
         }
         // Handled in main, before the runtime starts.
         Command::Completions { .. } | Command::Man | Command::Status(_) => Ok(ExitCode::SUCCESS),

@@ -130,4 +130,59 @@ fn demo_canary_halts_restart_heals_resume_completes() {
     }
     tmux.keys("q");
     tmux.wait_for("EXIT=0", Duration::from_secs(10)).unwrap();
+    frigate_was_handed_off_before_its_announcer_was_cordoned(dir.path());
+}
+
+/// The session journal: MetalLB moved frigate off still-fawn during the
+/// handoff, before still-fawn was cordoned, and frigate's probe never went
+/// DOWN (its announcer's restarts would darken it otherwise).
+fn frigate_was_handed_off_before_its_announcer_was_cordoned(state: &std::path::Path) {
+    let sessions = state.join("k3s-cockpit/sessions");
+    let entries: Vec<serde_json::Value> = std::fs::read_dir(&sessions)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "jsonl"))
+        .flat_map(|p| {
+            let text = std::fs::read_to_string(p).unwrap();
+            text.lines()
+                .map(|l| serde_json::from_str(l).unwrap())
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    let kind = |e: &serde_json::Value| e["kind"]["type"].as_str().unwrap_or_default().to_string();
+    let first_at = |what: &dyn Fn(&serde_json::Value) -> bool| {
+        entries
+            .iter()
+            .find(|e| what(e))
+            .map(|e| {
+                e["at"]
+                    .as_str()
+                    .unwrap()
+                    .parse::<jiff::Timestamp>()
+                    .unwrap()
+            })
+            .unwrap_or_else(|| panic!("not in the journal: {entries:#?}"))
+    };
+    let fawn = "k3s-vm-still-fawn";
+    let phase = |p: &'static str| {
+        move |e: &serde_json::Value| {
+            kind(e) == "upgrade_phase" && e["kind"]["node"] == fawn && e["kind"]["phase"] == p
+        }
+    };
+    let handoff = first_at(&phase("handoff"));
+    let cordon = first_at(&phase("cordon"));
+    let moved = first_at(&|e| {
+        kind(e) == "announcer_move"
+            && e["subject"] == "frigate/frigate"
+            && e["kind"]["from"] == fawn
+    });
+    assert!(
+        handoff <= moved && moved < cordon,
+        "{handoff} {moved} {cordon}"
+    );
+    let downs: Vec<_> = entries
+        .iter()
+        .filter(|e| kind(e) == "probe_down" && e["subject"] == "frigate/frigate")
+        .collect();
+    assert!(downs.is_empty(), "frigate went DOWN: {downs:#?}");
 }

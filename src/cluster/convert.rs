@@ -11,7 +11,8 @@ use kube::api::DynamicObject;
 use super::node_lease::NodeLease;
 use super::node_view::NodeView;
 use crate::model::fleet::{
-    Condition, EventInfo, L2Info, LeaseInfo, NodeInfo, PodInfo, ServiceInfo, Taint, Tri,
+    Condition, EventInfo, L2Info, LeaseInfo, NodeInfo, PodInfo, ServiceInfo, SpeakerBuild, Taint,
+    Tri,
 };
 use crate::text::printable;
 
@@ -31,6 +32,7 @@ pub fn node(n: &NodeView) -> NodeInfo {
         .get(super::slim::NODE_ARGS)
         .and_then(|a| serde_json::from_str::<Vec<String>>(a).ok());
     NodeInfo {
+        lb_excluded: labels.contains_key(crate::model::metallb::EXCLUDE_LABEL),
         name: n.name_any(),
         roles,
         node_args,
@@ -141,12 +143,34 @@ pub fn pod(p: &Pod) -> Option<PodInfo> {
         .as_ref()
         .and_then(|s| s.conditions.as_ref())
         .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"));
-    Some(PodInfo {
+    let mut info = PodInfo {
         namespace: p.namespace().unwrap_or_default(),
         name: p.name_any(),
         node,
         labels: p.labels().clone().into_iter().collect::<BTreeMap<_, _>>(),
         ready,
+        speaker: None,
+    };
+    if info.is_speaker() {
+        info.speaker = speaker_build(p);
+    }
+    Some(info)
+}
+
+/// The speaker container's image and whether it ignores the exclude label.
+fn speaker_build(p: &Pod) -> Option<SpeakerBuild> {
+    let containers = &p.spec.as_ref()?.containers;
+    let c = containers
+        .iter()
+        .find(|c| c.name == "speaker")
+        .or(containers.first())?;
+    let flag = crate::model::metallb::IGNORE_FLAG;
+    let ignore_exclude_lb = c.args.iter().chain(c.command.iter()).flatten().any(|a| {
+        a == flag || a.strip_prefix(flag).and_then(|r| r.strip_prefix('=')) == Some("true")
+    });
+    Some(SpeakerBuild {
+        image: c.image.clone().unwrap_or_default(),
+        ignore_exclude_lb,
     })
 }
 

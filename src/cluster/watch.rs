@@ -88,7 +88,7 @@ pub(crate) fn spawn_watchers(
             None,
             tx,
             |e: &Event| Some(ClusterEvent::Event(convert::event(e))),
-            |_| None,
+            |e: &Event| Some(ClusterEvent::EventDeleted(convert::event(e))),
         ),
         spawn(
             l2,

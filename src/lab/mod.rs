@@ -154,6 +154,7 @@ impl Lab {
             }
         });
         tokio::spawn(sim.clone().run());
+        tokio::spawn(sim::watch_nodes(sim.clone(), store.clone()));
         let reschedule = sim.clone();
         tokio::spawn(async move {
             while let Some(pod) = pod_rx.recv().await {

@@ -5,7 +5,7 @@
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
-use super::scenario::Role;
+use super::scenario::{MetallbSpec, Role};
 use super::store::{now_rfc3339, now_rfc3339_micro};
 
 pub const LEASE_NAMESPACE: &str = "kube-node-lease";
@@ -114,21 +114,28 @@ pub fn workload_pod(namespace: &str, app: &str, suffix: &str, node: &str) -> Val
     })
 }
 
-pub fn speaker_pod(node: &str, suffix: &str) -> Value {
+pub fn speaker_pod(node: &str, suffix: &str, version: &str) -> Value {
     json!({
         "metadata": {"name": format!("speaker-{suffix}"), "namespace": METALLB_NAMESPACE,
                      "labels": {"app": "metallb", "component": "speaker"},
                      "ownerReferences": [{"apiVersion": "apps/v1", "kind": "DaemonSet",
                                           "name": "speaker", "uid": "", "controller": true}]},
-        "spec": {"nodeName": node, "containers": [{"name": "speaker", "image": "quay.io/metallb/speaker:v0.15.2"}]},
+        "spec": {"nodeName": node, "containers": [{"name": "speaker", "image": format!("quay.io/metallb/speaker:{version}")}]},
         "status": {"phase": "Running", "conditions": [pod_ready_condition(true)]}
     })
 }
 
-pub fn speaker_daemonset(nodes: usize) -> Value {
+pub fn speaker_daemonset(nodes: usize, metallb: &MetallbSpec) -> Value {
+    let mut args = vec!["--port=7472".to_string(), "--log-level=info".to_string()];
+    if metallb.ignore_exclude_lb {
+        args.push(crate::model::metallb::IGNORE_FLAG.to_string());
+    }
     json!({
         "metadata": {"name": "speaker", "namespace": METALLB_NAMESPACE, "labels": {"app": "metallb"}},
-        "spec": {"selector": {"matchLabels": {"app": "metallb", "component": "speaker"}}},
+        "spec": {"selector": {"matchLabels": {"app": "metallb", "component": "speaker"}},
+                 "template": {"metadata": {"labels": {"app": "metallb", "component": "speaker"}},
+                              "spec": {"containers": [{"name": "speaker", "args": args,
+                                  "image": format!("quay.io/metallb/speaker:{}", metallb.version)}]}}},
         "status": {"desiredNumberScheduled": nodes, "numberReady": nodes}
     })
 }

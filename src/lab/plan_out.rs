@@ -18,6 +18,8 @@ const CANARY_SOAK: Duration = Duration::from_secs(240);
 /// The whole cluster watched after the last node, before "done". Shorter
 /// than a real maintenance window's 10 minutes, so that the demo ends.
 const FINAL_SOAK: Duration = Duration::from_secs(120);
+/// How long probes must stay green after a handoff moved the IPs.
+const HANDOFF_SETTLE: Duration = Duration::from_secs(10);
 
 fn toml_str(s: &str) -> String {
     // TOML basic strings share JSON's escapes for what paths contain.
@@ -96,10 +98,11 @@ pub fn plan_toml(scenario: &Scenario, ssh: &SshEndpoints) -> String {
     let scale = scenario.time_scale;
     let _ = writeln!(
         out,
-        "\n[timings]\n# Cluster time compressed {scale}x like the lab's.\nsoak = \"{}\"\ncanary_soak = \"{}\"\nfinal_soak = \"{}\"\ndrain_timeout = \"1m\"\ninstall_timeout = \"2m\"\ncommand_timeout = \"1m\"\nrestart_timeout = \"2m\"\nversion_timeout = \"2m\"\nready_timeout = \"2m\"",
+        "\n[timings]\n# Cluster time compressed {scale}x like the lab's.\nsoak = \"{}\"\ncanary_soak = \"{}\"\nfinal_soak = \"{}\"\nhandoff_settle = \"{}\"\ndrain_timeout = \"1m\"\ninstall_timeout = \"2m\"\ncommand_timeout = \"1m\"\nrestart_timeout = \"2m\"\nversion_timeout = \"2m\"\nready_timeout = \"2m\"",
         scaled(SOAK, scale),
         scaled(CANARY_SOAK, scale),
-        scaled(FINAL_SOAK, scale)
+        scaled(FINAL_SOAK, scale),
+        scaled(HANDOFF_SETTLE, scale)
     );
     let services: Vec<String> = scenario
         .services

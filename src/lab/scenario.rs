@@ -51,6 +51,35 @@ pub struct Scenario {
     /// no etcd snapshots.
     #[serde(default)]
     pub sqlite: bool,
+    #[serde(default)]
+    pub metallb: MetallbSpec,
+}
+
+/// The MetalLB the lab's speakers behave like.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetallbSpec {
+    /// Speaker image tag, e.g. `v0.15.2`.
+    pub version: String,
+    /// The speaker's `--ignore-exclude-lb` flag.
+    pub ignore_exclude_lb: bool,
+}
+
+impl Default for MetallbSpec {
+    fn default() -> Self {
+        MetallbSpec {
+            version: "v0.15.2".into(),
+            ignore_exclude_lb: false,
+        }
+    }
+}
+
+impl MetallbSpec {
+    /// Whether these speakers stop announcing from a node labelled
+    /// `node.kubernetes.io/exclude-from-external-load-balancers`.
+    pub fn honours_exclude_label(&self) -> bool {
+        !self.ignore_exclude_lb && crate::model::metallb::honours_exclude_label(&self.version)
+    }
 }
 
 fn one() -> f64 {
@@ -85,6 +114,14 @@ pub struct Timing {
     /// memberlist failure detection before another speaker takes over.
     #[serde(with = "serde_human")]
     pub speaker_failover: Duration,
+    /// After K3s starts, how long kube-proxy and flannel take to program
+    /// the service rules again: the install script flushed them, so the
+    /// node's announced IPs refuse connections until then.
+    #[serde(with = "serde_human")]
+    pub reprogram: Duration,
+    /// How long speakers take to see a node label change and re-elect.
+    #[serde(with = "serde_human")]
+    pub label_sync: Duration,
 }
 
 impl Default for Timing {
@@ -100,6 +137,8 @@ impl Default for Timing {
             restart_down: Duration::from_secs(3),
             install: Duration::from_secs(20),
             speaker_failover: Duration::from_secs(4),
+            reprogram: Duration::from_secs(3),
+            label_sync: Duration::from_secs(1),
         }
     }
 }
@@ -119,6 +158,8 @@ impl Timing {
             restart_down: s(self.restart_down),
             install: s(self.install),
             speaker_failover: s(self.speaker_failover),
+            reprogram: s(self.reprogram),
+            label_sync: s(self.label_sync),
         }
     }
 }

@@ -26,6 +26,8 @@ pub struct OutageWindow {
     pub service: String,
     /// `ip:port`.
     pub endpoint: String,
+    /// Why the IP was dark (the node and what it was doing).
+    pub cause: String,
     pub start: jiff::Timestamp,
     /// None while the outage lasts.
     pub end: Option<jiff::Timestamp>,

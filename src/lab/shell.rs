@@ -96,8 +96,7 @@ pub async fn run_on_node(sim: &SimHandle, node: &str, user: &str, command: &str)
     };
     let mut privileged = user == "root";
     let mut text = command.to_string();
-    loop {
-        let Ok(words) = shell_split(&text) else { break };
+    while let Ok(words) = shell_split(&text) {
         match words.first().map(String::as_str) {
             Some("sudo") => {
                 if words.get(1).map(String::as_str) != Some("-n") {

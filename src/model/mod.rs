@@ -5,6 +5,8 @@
 pub mod fleet;
 pub mod health;
 pub mod heartbeat_seen;
+pub mod metallb;
+pub mod outage;
 pub mod probe;
 pub mod timeline;
 

@@ -152,6 +152,8 @@ pub struct Timeline {
     sink: Option<Box<dyn EntrySink>>,
     /// Entries ever pushed (the bounded queue's length stops growing).
     pushed: u64,
+    /// Every entry ever pushed is measured here (the queue forgets).
+    outage: super::outage::OutageMeter,
 }
 
 impl std::fmt::Debug for Timeline {
@@ -197,6 +199,7 @@ impl Timeline {
         if let Some(sink) = &mut self.sink {
             sink.write(&entry);
         }
+        self.outage.feed(&entry);
         self.entries.push_back(entry);
     }
 
@@ -208,6 +211,11 @@ impl Timeline {
     /// The session journal's path, when there is one.
     pub fn sink_path(&self) -> Option<&Path> {
         self.sink.as_ref().and_then(|s| s.path())
+    }
+
+    /// User-visible outage per upgraded node in this session so far.
+    pub fn outage(&self) -> &super::outage::OutageMeter {
+        &self.outage
     }
 
     /// How many entries were ever pushed: a change means a new entry.

@@ -9,6 +9,7 @@
 
 pub mod command;
 pub mod session;
+mod user_outage;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -515,6 +516,7 @@ pub fn markdown(report: &Report, tz: TimeZone) -> String {
     push_timeline(&mut md, report, &clock);
     md.push_str("\n## Summary\n\n");
     push_outages(&mut md, report, &clock);
+    user_outage::push_markdown(&mut md, report);
     push_flaps(&mut md, report);
     push_api_outages(&mut md, report, &clock);
     push_not_ready(&mut md, report, &clock);
@@ -821,6 +823,7 @@ pub fn json(report: &Report, tz: TimeZone) -> Value {
                 v
             }).collect::<Vec<_>>(),
         })).collect::<Vec<_>>(),
+        "user_outage": user_outage::json(report),
         "api_outages": report.api_outages.iter().map(window).collect::<Vec<_>>(),
         "probe_flaps": report.flaps.iter().map(|(service, n)| json!({
             "service": service, "failed_probes": n,

@@ -30,6 +30,7 @@ pub fn simulate(plan: &ResolvedPlan, start: Timestamp) -> Vec<String> {
                 name: s.clone(),
                 announced_by: plan.nodes.first().map(|n| n.name.clone()),
                 probe_ok: None,
+                announcer_unknown: false,
             })
             .collect(),
         api_reachable: true,
@@ -62,8 +63,14 @@ pub fn simulate(plan: &ResolvedPlan, start: Timestamp) -> Vec<String> {
                     Action::Uncordon { .. } => n.unschedulable = false,
                     Action::Install { version, .. } => n.version = version.to_string(),
                     Action::EtcdSnapshot { name, .. } => output = Some(name.clone()),
-                    Action::Drain { .. } | Action::Restart { .. } => {}
+                    Action::Drain { .. }
+                    | Action::Restart { .. }
+                    | Action::Label { .. }
+                    | Action::Unlabel { .. } => {}
                 }
+            }
+            if let Action::Label { node, .. } = &action {
+                hand_off(&mut obs, node);
             }
             let id = action.id();
             queue.extend(engine.step(
@@ -113,5 +120,28 @@ fn describe(plan: &ResolvedPlan, action: &Action) -> Vec<String> {
         Action::Install { version, .. } => remote(n.install_command(version)),
         Action::Restart { .. } => remote(n.restart_command()),
         Action::EtcdSnapshot { name, .. } => remote(n.snapshot_command(name)),
+        Action::Label { .. } => vec![format!(
+            "          PATCH /api/v1/nodes/{node} {{\"metadata\":{{\"labels\":{{\"{}\":\"true\"}}}}}}",
+            crate::model::metallb::EXCLUDE_LABEL
+        )],
+        Action::Unlabel { .. } => vec![format!(
+            "          PATCH /api/v1/nodes/{node} {{\"metadata\":{{\"labels\":{{\"{}\":null}}}}}}",
+            crate::model::metallb::EXCLUDE_LABEL
+        )],
+    }
+}
+
+/// What MetalLB does with the label, simulated: the node's IPs move to the
+/// first other node.
+fn hand_off(obs: &mut crate::upgrade::Observation, node: &str) {
+    let other = obs
+        .nodes
+        .iter()
+        .find(|n| n.name != node)
+        .map(|n| n.name.clone());
+    for s in &mut obs.services {
+        if s.announced_by.as_deref() == Some(node) {
+            s.announced_by = other.clone();
+        }
     }
 }

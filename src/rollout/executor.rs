@@ -12,6 +12,7 @@ use jiff::SignedDuration;
 
 use super::node_ops;
 use crate::remote::{self, OutputStream, redact_command};
+use crate::upgrade::engine::HandoffMode;
 use crate::upgrade::plan::{self, ResolvedNode, ResolvedPlan};
 use crate::upgrade::{Action, Input};
 
@@ -40,6 +41,9 @@ pub struct Executor {
     client: kube::Client,
     plan: Arc<ResolvedPlan>,
     transports: Arc<HashMap<String, remote::Transport>>,
+    /// Nodes a manual drain labelled, so that a manual uncordon removes
+    /// only labels this session put there.
+    hand_labelled: Arc<std::sync::Mutex<std::collections::BTreeSet<String>>>,
 }
 
 /// `~/x` → `$HOME/x`, as a shell would for plan paths.
@@ -109,6 +113,18 @@ impl Executor {
             client,
             plan,
             transports: Arc::new(transports),
+            hand_labelled: Default::default(),
+        }
+    }
+
+    /// Records (`set`) or takes back a manual drain's label on `node`;
+    /// taking back says whether there was one.
+    fn labelled_by_hand(&self, node: &str, set: bool) -> bool {
+        let mut nodes = self.hand_labelled.lock().unwrap_or_else(|e| e.into_inner());
+        if set {
+            nodes.insert(node.to_string())
+        } else {
+            nodes.remove(node)
         }
     }
 
@@ -225,6 +241,12 @@ impl Executor {
                 }
             },
             Action::Restart { node, .. } => self.restart(node).await,
+            Action::Label { node, .. } => {
+                node_ops::set_exclude_label(&self.client, node, true).await
+            }
+            Action::Unlabel { node, .. } => {
+                node_ops::set_exclude_label(&self.client, node, false).await
+            }
             Action::EtcdSnapshot { node, name, .. } => self
                 .snapshot(node, name)
                 .await
@@ -346,12 +368,28 @@ impl Executor {
         }
     }
 
-    /// An operator's manual action on one node, outside the engine.
+    /// An operator's manual action on one node, outside the engine. A
+    /// drain hands the node's LoadBalancer IPs off first (unless the plan
+    /// says `handoff = "off"`); uncordon takes that label back.
     pub async fn manual(&self, what: Manual, node: &str) -> Result<(), String> {
+        let handoff = self.plan.handoff == HandoffMode::Auto;
         match what {
             Manual::Cordon => node_ops::set_unschedulable(&self.client, node, true).await,
-            Manual::Uncordon => node_ops::set_unschedulable(&self.client, node, false).await,
+            Manual::Uncordon => {
+                node_ops::set_unschedulable(&self.client, node, false).await?;
+                if self.labelled_by_hand(node, false) {
+                    node_ops::set_exclude_label(&self.client, node, false).await?;
+                }
+                Ok(())
+            }
             Manual::Drain => {
+                if handoff {
+                    self.labelled_by_hand(node, true);
+                    node_ops::set_exclude_label(&self.client, node, true).await?;
+                    let timeout = std_duration(self.plan.timings.handoff_timeout);
+                    node_ops::wait_moved(&self.client, node, timeout).await?;
+                    tracing::info!(target: "upgrade", "{node}: LoadBalancer IPs handed off; draining");
+                }
                 let log = |line: String| tracing::info!(target: "upgrade", "{line}");
                 node_ops::drain(
                     &self.client,

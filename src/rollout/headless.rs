@@ -166,6 +166,20 @@ fn decide(
 struct Printer {
     printed: usize,
     last_state: Option<RolloutState>,
+    /// Per node: whether its work was over at the last `outage` line.
+    finished: std::collections::BTreeMap<String, bool>,
+}
+
+/// The session's user-visible outage: per node and the rollout's total.
+fn outage_json(fleet: &Fleet, now: Timestamp) -> Value {
+    let meter = fleet.timeline.outage();
+    let secs = |d: Duration| (d.as_secs_f64() * 1000.0).round() / 1000.0;
+    json!({
+        "total_secs": secs(meter.total(now)),
+        "nodes": meter.per_node(now).iter().map(|n| json!({
+            "node": n.node, "secs": secs(n.outage), "finished": n.finished,
+        })).collect::<Vec<_>>(),
+    })
 }
 
 impl Printer {
@@ -178,6 +192,22 @@ impl Printer {
         if self.last_state.as_ref() != Some(state) {
             emit(state_json(state, now));
             self.last_state = Some(state.clone());
+        }
+    }
+
+    /// An `outage` line each time a node's work ends: the downtime users
+    /// saw while it was worked on, and the rollout's total so far.
+    fn print_outage(&mut self, fleet: &Fleet, now: Timestamp) {
+        let meter = fleet.timeline.outage();
+        for n in meter.per_node(now) {
+            let was = self.finished.insert(n.node.clone(), n.finished);
+            if n.finished && was != Some(true) {
+                emit(json!({
+                    "type": "outage", "at": now.to_string(), "node": n.node,
+                    "secs": (n.outage.as_secs_f64() * 1000.0).round() / 1000.0,
+                    "total_secs": (meter.total(now).as_secs_f64() * 1000.0).round() / 1000.0,
+                }));
+            }
         }
     }
 }
@@ -207,6 +237,7 @@ pub async fn run(s: Session, opts: &UpgradeOptions) -> Result<ExitCode> {
     let mut printer = Printer {
         printed: runner.engine().events().len(),
         last_state: None,
+        finished: Default::default(),
     };
     if let Some(cmd) = first_command(runner.engine().state(), opts) {
         send(&mut runner, &mut fleet, cmd)?;
@@ -227,8 +258,12 @@ pub async fn run(s: Session, opts: &UpgradeOptions) -> Result<ExitCode> {
         Err(Stop::FeedClosed) => (1, "the cluster watchers stopped".to_string()),
     };
     printer.print(runner.engine(), crate::clock::now());
+    printer.print_outage(&fleet, crate::clock::now());
+    let outage = outage_json(&fleet, crate::clock::now());
     let finished = runner.finish(crate::clock::now()).await;
-    emit(exit_json(code, &reason, &finished));
+    let mut exit = exit_json(code, &reason, &finished);
+    exit["outage"] = outage;
+    emit(exit);
     Ok(ExitCode::from(code))
 }
 
@@ -257,6 +292,7 @@ async fn drive(
             emit(action_json(runner.plan(), &a));
         }
         printer.print(runner.engine(), crate::clock::now());
+        printer.print_outage(fleet, crate::clock::now());
         if let Some(why) = api_lost(fleet, deadline, crate::clock::now()) {
             return Ok(Err(Stop::ApiLost(why)));
         }

@@ -7,6 +7,7 @@
 pub mod controller;
 pub mod dry_run;
 pub mod executor;
+pub mod handoff_check;
 pub mod headless;
 pub mod lock;
 pub mod node_check;
@@ -279,9 +280,6 @@ pub async fn open(
     let lock = RolloutLock::acquire(&conn.client, &lock::identity(), opts.break_lock)
         .await
         .map_err(|e| eyre!(e))?;
-    let (recorder, pending) = open_recorder(opts.resume, &journal, &plan)?;
-    let observer = Observer::new(plan.timings.max_heartbeat_age, plan.gates.missed_renewals);
-    let controller = Controller::new(recorder, observer);
     let mut probes = crate::probe::Selection::from_plan(&plan.gates.probes);
     probes.specs.extend(extra_probes.specs);
     probes.all = extra_probes.all;
@@ -289,6 +287,19 @@ pub async fn open(
     let mut events = crate::probe::attach(probes.clone(), events);
     let mut fleet = Fleet::new();
     sync(&mut fleet, &mut events, &plan).await;
+    // Preflight says why (and names the outage to expect).
+    let handoff = handoff_check::effective_handoff(&fleet, &plan);
+    let plan = if handoff == plan.handoff {
+        plan
+    } else {
+        Arc::new(ResolvedPlan {
+            handoff,
+            ..(*plan).clone()
+        })
+    };
+    let (recorder, pending) = open_recorder(opts.resume, &journal, &plan)?;
+    let observer = Observer::new(plan.timings.max_heartbeat_age, plan.gates.missed_renewals);
+    let controller = Controller::new(recorder, observer);
     let executor = Executor::new(conn.client.clone(), plan.clone());
     Ok(Ok(Session {
         plan,

@@ -33,6 +33,62 @@ pub async fn set_unschedulable(
         })
 }
 
+/// Sets or removes MetalLB's exclude label on `node` (a merge patch; a
+/// removal of an absent label succeeds).
+pub async fn set_exclude_label(client: &Client, node: &str, on: bool) -> Result<(), String> {
+    let nodes: Api<Node> = Api::all(client.clone());
+    let value = if on {
+        json!("true")
+    } else {
+        serde_json::Value::Null
+    };
+    let label = crate::model::metallb::EXCLUDE_LABEL;
+    let patch = json!({"metadata": {"labels": {label: value}}});
+    nodes
+        .patch(node, &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .map(|_| ())
+        .map_err(|e| {
+            let verb = if on { "label" } else { "unlabel" };
+            format!("{verb} {node} ({label}): {e}")
+        })
+}
+
+/// Waits until no ServiceL2Status names `node` (MetalLB moved every IP it
+/// announced), within `timeout`.
+pub async fn wait_moved(client: &Client, node: &str, timeout: Duration) -> Result<(), String> {
+    use kube::api::{ApiResource, DynamicObject, GroupVersionKind};
+    let gvk = GroupVersionKind::gvk("metallb.io", "v1beta1", "ServiceL2Status");
+    let resource = ApiResource::from_gvk_with_plural(&gvk, "servicel2statuses");
+    let api: Api<DynamicObject> = Api::all_with(client.clone(), &resource);
+    let params = ListParams::default().labels(&format!("metallb.io/node={node}"));
+    let deadline = Instant::now() + timeout;
+    loop {
+        let left: Vec<String> = api
+            .list(&params)
+            .await
+            .map_err(|e| format!("handoff of {node}: listing ServiceL2Status: {e}"))?
+            .items
+            .iter()
+            .map(|o| {
+                let svc = o.labels().get("metallb.io/service-name").cloned();
+                svc.unwrap_or_else(|| o.name_any())
+            })
+            .collect();
+        if left.is_empty() {
+            return Ok(());
+        }
+        if Instant::now() >= deadline {
+            return Err(format!(
+                "handoff of {node}: still announced from it after {}: {}",
+                crate::durations::format_duration(timeout),
+                left.join(", ")
+            ));
+        }
+        tokio::time::sleep(DRAIN_POLL).await;
+    }
+}
+
 /// Pods a drain leaves alone: DaemonSet pods (they would come straight
 /// back), mirror pods (owned by the kubelet) and finished pods.
 fn skipped_by_drain(pod: &Pod) -> bool {

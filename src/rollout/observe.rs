@@ -48,8 +48,9 @@ impl Observer {
     }
 
     /// The observation of every node the cluster reports (the global gate
-    /// judges nodes outside the plan too) and of the gated `services`
-    /// (`namespace/name`), with each service's latest probe result.
+    /// judges nodes outside the plan too), of the gated `services`
+    /// (`namespace/name`) first, then of every other announced service
+    /// (the handoff moves them too), each with its latest probe result.
     pub fn observe(&mut self, fleet: &Fleet, services: &[String], now: Timestamp) -> Observation {
         let mut nodes = Vec::with_capacity(fleet.nodes.len());
         for (name, state) in &fleet.nodes {
@@ -82,7 +83,7 @@ impl Observer {
                 node_args: info.node_args.clone(),
             });
         }
-        let services = services
+        let mut services: Vec<ServiceObservation> = services
             .iter()
             .map(|key| {
                 let state = key
@@ -92,9 +93,22 @@ impl Observer {
                     name: key.clone(),
                     announced_by: state.and_then(|s| s.announcer.clone()),
                     probe_ok: state.and_then(|s| s.probe_ok()),
+                    announcer_unknown: state.is_some_and(|s| s.unknown.is_some()),
                 }
             })
             .collect();
+        // Announced services outside the gate still need a handoff.
+        for ((ns, name), state) in &fleet.services {
+            let key = format!("{ns}/{name}");
+            if state.announcer.is_some() && !services.iter().any(|s| s.name == key) {
+                services.push(ServiceObservation {
+                    name: key,
+                    announced_by: state.announcer.clone(),
+                    probe_ok: state.probe_ok(),
+                    announcer_unknown: false,
+                });
+            }
+        }
         Observation {
             nodes,
             services,
@@ -140,6 +154,7 @@ mod tests {
             }],
             boot_id: "b".into(),
             internal_ip: None,
+            lb_excluded: false,
         })
     }
 

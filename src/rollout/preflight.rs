@@ -21,7 +21,7 @@ pub struct Finding {
     pub text: String,
 }
 
-fn finding(level: Level, text: String) -> Finding {
+pub(super) fn finding(level: Level, text: String) -> Finding {
     Finding { level, text }
 }
 
@@ -37,7 +37,14 @@ pub fn check(fleet: &Fleet, plan: &ResolvedPlan, obs: &Observation) -> Vec<Findi
     let mut out = Vec::new();
     check_api_and_nodes(plan, obs, &mut out);
     check_speakers(fleet, obs, &mut out);
-    for s in &obs.services {
+    super::handoff_check::check(fleet, plan, obs, &mut out);
+    // Announced services outside the gate are observed for the handoff
+    // only; the gate's own services are judged here.
+    let gated = obs
+        .services
+        .iter()
+        .filter(|s| plan.gates.services.contains(&s.name));
+    for s in gated {
         check_service(fleet, plan, s, &mut out);
     }
     out
@@ -80,13 +87,13 @@ fn check_api_and_nodes(plan: &ResolvedPlan, obs: &Observation, out: &mut Vec<Fin
 fn check_speakers(fleet: &Fleet, obs: &Observation, out: &mut Vec<Finding>) {
     let speakers: BTreeSet<&str> = fleet
         .pods()
-        .filter(|p| p.labels.get("component").is_some_and(|c| c == "speaker") && p.ready)
+        .filter(|p| p.is_speaker() && p.ready)
         .map(|p| p.node.as_str())
         .collect();
     if speakers.is_empty() {
         out.push(finding(
             Level::Warn,
-            "no ready MetalLB speaker pods seen (component=speaker); announcer gates rely on them"
+            "no ready MetalLB speaker pods seen (component=speaker or app.kubernetes.io/component=speaker); announcer gates rely on them"
                 .into(),
         ));
         return;
@@ -114,6 +121,14 @@ fn check_service(
     out: &mut Vec<Finding>,
 ) {
     match (&s.announced_by, s.probe_ok) {
+        (None, _) if s.announcer_unknown => out.push(finding(
+            Level::Warn,
+            format!(
+                "service {}: announcer unknown ({}); the probes are the gate's evidence",
+                s.name,
+                fleet_unknown(fleet, &s.name)
+            ),
+        )),
         (None, _) => out.push(finding(
             Level::Block,
             format!("service {} is not announced by any MetalLB speaker", s.name),
@@ -138,6 +153,15 @@ fn check_service(
             ),
         ));
     }
+}
+
+/// Why the fleet cannot name the service's announcer.
+fn fleet_unknown(fleet: &Fleet, service: &str) -> String {
+    service
+        .split_once('/')
+        .and_then(|(ns, name)| fleet.services.get(&(ns.to_string(), name.to_string())))
+        .and_then(|s| s.unknown.clone())
+        .unwrap_or_else(|| "no recent event".into())
 }
 
 /// The one node hosting all ready pods of a service, if exactly one does.

@@ -76,7 +76,9 @@ fn allowed(phase: Phase, version: &K3sVersion, target: Option<&K3sVersion>) -> V
         (Phase::Install | Phase::Restart | Phase::WaitVersion, Some(t)) => {
             vec![version.clone(), t.clone()]
         }
-        (Phase::WaitReady | Phase::Soak | Phase::Uncordon, Some(t)) => vec![t.clone()],
+        (Phase::WaitReady | Phase::Soak | Phase::Uncordon | Phase::Return, Some(t)) => {
+            vec![t.clone()]
+        }
         _ => vec![version.clone()],
     }
 }

@@ -141,6 +141,15 @@ pub fn render_panel(app: &App, theme: &Theme, frame: &mut Frame, area: Rect) {
             crate::durations::format_signed(watch.window)
         )));
     }
+    let lost = app.fleet.timeline.outage().total(app.now);
+    first.push(Span::styled(
+        format!(" · users lost {}", crate::durations::format_duration(lost)),
+        if lost.is_zero() {
+            theme.dim()
+        } else {
+            theme.bad()
+        },
+    ));
     if let Some(note) = &view.note {
         first.push(Span::styled(format!(" · {note}"), theme.dim()));
     }

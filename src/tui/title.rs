@@ -303,6 +303,7 @@ mod tests {
             soak,
             last_error: None,
             skipped: false,
+            labelled: false,
         };
         RolloutView {
             state,

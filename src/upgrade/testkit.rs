@@ -81,6 +81,7 @@ pub fn config(nodes: &[(&str, Role)], from: &str, path: &[&str]) -> EngineConfig
             global_gate: true,
         },
         datastore: Datastore::Etcd,
+        handoff: Default::default(),
     }
 }
 
@@ -101,6 +102,8 @@ pub fn kind(a: &Action) -> &'static str {
         Action::Restart { .. } => "restart",
         Action::Uncordon { .. } => "uncordon",
         Action::EtcdSnapshot { .. } => "snapshot",
+        Action::Label { .. } => "label",
+        Action::Unlabel { .. } => "unlabel",
     }
 }
 
@@ -124,6 +127,10 @@ pub struct FakeCluster {
     pub checkpoints: Vec<Checkpoint>,
     /// The node-args a node's K3s comes back with after a restart.
     pub relaunch_args: BTreeMap<String, Vec<String>>,
+    /// Nodes carrying MetalLB's exclude label.
+    pub labels: BTreeSet<String>,
+    /// Speakers that do not honour the label (old MetalLB).
+    pub label_ignored: bool,
 }
 
 impl FakeCluster {
@@ -152,6 +159,7 @@ impl FakeCluster {
                 name: s.clone(),
                 announced_by: announcer.clone(),
                 probe_ok: Some(true),
+                announcer_unknown: false,
             })
             .collect();
         FakeCluster {
@@ -166,6 +174,8 @@ impl FakeCluster {
             log: Vec::new(),
             checkpoints: Vec::new(),
             relaunch_args: BTreeMap::new(),
+            labels: BTreeSet::new(),
+            label_ignored: false,
         }
     }
 
@@ -244,8 +254,44 @@ impl FakeCluster {
             Action::EtcdSnapshot { node, name, .. } => {
                 output = Some(format!("{name}-{node}-1769376780"));
             }
+            Action::Label { node, .. } => {
+                self.labels.insert(node.clone());
+                self.reannounce();
+            }
+            Action::Unlabel { node, .. } => {
+                self.labels.remove(node);
+            }
         }
         (Ok(()), output)
+    }
+
+    /// Speakers move every IP off labelled nodes to the first Ready,
+    /// unlabelled node.
+    pub fn reannounce(&mut self) {
+        if self.label_ignored {
+            return;
+        }
+        let free = self
+            .nodes
+            .iter()
+            .find(|n| n.ready && !self.labels.contains(&n.name))
+            .map(|n| n.name.clone());
+        for s in &mut self.services {
+            if s.announced_by
+                .as_ref()
+                .is_some_and(|n| self.labels.contains(n))
+            {
+                s.announced_by = free.clone();
+            }
+        }
+    }
+
+    /// Label actions (`label` / `unlabel`) for `node`, in order.
+    pub fn label_ops(&self, node: &str) -> Vec<&'static str> {
+        self.kinds_for(node)
+            .into_iter()
+            .filter(|k| *k == "label" || *k == "unlabel")
+            .collect()
     }
 
     /// Finishes every pending action that is not held (and the ones they

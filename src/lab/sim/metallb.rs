@@ -1,19 +1,22 @@
 //! MetalLB L2 speakers: which node announces each service IP, whether the
-//! IP answers (only while the announcing speaker is alive), and the dark
-//! periods in between.
+//! IP answers (only while the announcing speaker is alive and its node's
+//! service rules are programmed), and the dark periods in between.
 
 use super::*;
 
 impl Sim {
     /// MetalLB L2: each service IP is announced by the first live member in
-    /// sha256(node#ip) order. Only changes are written.
+    /// sha256(node#ip) order, leaving out nodes with the exclude label when
+    /// this MetalLB honours it (see `crate::model::metallb` for the source).
+    /// Only changes are written.
     pub(super) fn elect_all(&mut self) {
+        let honours = self.metallb.honours_exclude_label();
         for s in 0..self.services.len() {
             let ip = self.services[s].ip.clone();
             let winner = self
                 .nodes
                 .iter()
-                .filter(|n| n.speaker_member)
+                .filter(|n| n.speaker_member && !(honours && n.excluded))
                 .min_by_key(|n| objects::l2_rank(&n.name, &ip))
                 .map(|n| n.name.clone());
             if winner == self.services[s].announcer {
@@ -23,10 +26,9 @@ impl Sim {
                 self.services[s].namespace.clone(),
                 self.services[s].name.clone(),
             );
-            if let Some(old) = self.services[s].l2_object.take() {
-                self.store
-                    .delete(Kind::ServiceL2Status, METALLB_NAMESPACE, &old);
-            }
+            // The new announcer writes its status before the old one's is
+            // deleted, as MetalLB's status controller does.
+            let old = self.services[s].l2_object.take();
             match &winner {
                 Some(node) => {
                     self.seq += 1;
@@ -48,22 +50,37 @@ impl Sim {
                 }
                 None => self.record(format!("{ns}/{name}: no speaker announces {ip}")),
             }
+            if let Some(old) = old {
+                self.store
+                    .delete(Kind::ServiceL2Status, METALLB_NAMESPACE, &old);
+            }
             self.services[s].announcer = winner;
         }
         self.sync_serving();
     }
 
-    /// A service IP answers exactly while its announcer's speaker is alive:
-    /// a dead speaker that memberlist still counts as the announcer answers
-    /// no ARP, so the IP is dark until another speaker takes over. Binds and
-    /// drops listeners to match, and records the dark periods.
+    /// A service IP answers exactly while its announcer's speaker is alive
+    /// and the announcer's service rules are programmed: a dead speaker that
+    /// memberlist still counts as the announcer answers no ARP, and a node
+    /// whose K3s restarts (the install script flushed the `KUBE-` chains)
+    /// drops what reaches it. Binds and drops listeners to match, and
+    /// records the dark periods with their cause.
     pub(super) fn sync_serving(&mut self) {
         for s in 0..self.services.len() {
-            let live = self.services[s].announcer.clone().filter(|n| {
-                self.by_name
-                    .get(n)
-                    .is_some_and(|&i| self.nodes[i].speaker_alive)
+            let announcer = self.services[s].announcer.clone();
+            let node = announcer
+                .as_ref()
+                .and_then(|n| self.by_name.get(n).copied());
+            let live = announcer.clone().filter(|_| {
+                node.is_some_and(|i| self.nodes[i].speaker_alive && self.nodes[i].dataplane_up)
             });
+            let cause = match (announcer, node) {
+                (Some(name), Some(i)) if !self.nodes[i].dataplane_up => {
+                    format!("{name}: K3s restarting, service rules not programmed")
+                }
+                (Some(name), _) => format!("{name}: speaker dead, failover pending"),
+                (None, _) => "no speaker announces it".to_string(),
+            };
             let label = format!("{}/{}", self.services[s].namespace, self.services[s].name);
             let endpoint = format!("{}:{}", self.services[s].ip, self.services[s].port);
             match live {
@@ -91,23 +108,27 @@ impl Sim {
                                 tracing::warn!(target: "lab", "{label}: cannot serve {endpoint}: {text}");
                                 self.services[s].bind_error = Some(text);
                             }
-                            self.open_outage(s, label, endpoint);
+                            self.open_outage(s, label, endpoint, cause);
                         }
                     }
                 }
                 None => {
                     if self.services[s].served.take().is_some() {
-                        self.record(format!(
-                            "{label}: {endpoint} dark: no live speaker announces it"
-                        ));
+                        self.record(format!("{label}: {endpoint} dark: {cause}"));
                     }
-                    self.open_outage(s, label, endpoint);
+                    self.open_outage(s, label, endpoint, cause);
                 }
             }
         }
     }
 
-    pub(super) fn open_outage(&mut self, s: usize, service: String, endpoint: String) {
+    pub(super) fn open_outage(
+        &mut self,
+        s: usize,
+        service: String,
+        endpoint: String,
+        cause: String,
+    ) {
         if self.services[s].open_outage.is_some() {
             return;
         }
@@ -115,6 +136,7 @@ impl Sim {
         self.outages.push(OutageWindow {
             service,
             endpoint,
+            cause,
             start: jiff::Timestamp::now(),
             end: None,
         });
@@ -141,6 +163,85 @@ impl Sim {
                 tracing::warn!(target: "lab", "cannot write the outage log: {e}");
                 self.outage_log = None;
             }
+        }
+    }
+}
+
+impl Sim {
+    /// The node's service rules are programmed again after a K3s start.
+    pub(super) fn dataplane_up(&mut self, node: usize, generation: u64) {
+        let n = &mut self.nodes[node];
+        if n.generation != generation || n.kubelet != Kubelet::Running {
+            return;
+        }
+        n.dataplane_up = true;
+        let name = n.name.clone();
+        self.record(format!("{name}: service rules programmed"));
+        self.sync_serving();
+    }
+
+    /// The speakers see the node's exclude label as it is now in the store
+    /// and re-elect.
+    pub(super) fn label_sync(&mut self, node: usize) {
+        self.nodes[node].label_sync_pending = false;
+        let name = self.nodes[node].name.clone();
+        let labelled = self
+            .store
+            .get(Kind::Node, "", &name)
+            .is_some_and(|n| has_exclude_label(&n));
+        if labelled == self.nodes[node].excluded {
+            return;
+        }
+        self.nodes[node].excluded = labelled;
+        let what = if labelled { "set" } else { "removed" };
+        self.record(format!("{name}: exclude label {what}, speakers re-elect"));
+        self.elect_all();
+    }
+}
+
+pub fn has_exclude_label(node: &Value) -> bool {
+    node["metadata"]["labels"]
+        .get(crate::model::metallb::EXCLUDE_LABEL)
+        .is_some()
+}
+
+impl SimHandle {
+    /// A Node object changed: if its exclude label differs from what the
+    /// speakers act on, they see it after `label_sync` (their node watch).
+    pub fn node_changed(&self, node: &Value) {
+        let name = node["metadata"]["name"].as_str().unwrap_or_default();
+        let labelled = has_exclude_label(node);
+        {
+            let mut sim = self.lock();
+            let Ok(i) = sim.index(name) else { return };
+            if sim.nodes[i].excluded == labelled || sim.nodes[i].label_sync_pending {
+                return;
+            }
+            sim.nodes[i].label_sync_pending = true;
+            let delay = sim.timing.label_sync;
+            sim.schedule(delay, Timer::LabelSync { node: i });
+        }
+        self.poke();
+    }
+}
+
+/// Feeds every Node change in the store to the speakers, as their node
+/// informer does; a lagging receiver re-reads every node.
+pub async fn watch_nodes(sim: SimHandle, store: Arc<Store>) {
+    let Ok(start) = store.watch(store.current_rv()) else {
+        return;
+    };
+    let mut live = start.live;
+    loop {
+        match live.recv().await {
+            Ok(change) if change.kind == Kind::Node => sim.node_changed(&change.object),
+            Ok(_) => {}
+            Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
+                for node in store.list(Kind::Node, None).1 {
+                    sim.node_changed(&node);
+                }
+            }
+            Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
         }
     }
 }

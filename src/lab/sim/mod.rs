@@ -25,6 +25,8 @@ use super::store::{Kind, Store, now_rfc3339, now_rfc3339_micro};
 mod k3s_config;
 mod metallb;
 
+pub use metallb::{has_exclude_label, watch_nodes};
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kubelet {
     Running,
@@ -49,6 +51,13 @@ pub struct SimNode {
     pub speaker_alive: bool,
     /// memberlist's view: a dead speaker stays a member until detection.
     speaker_member: bool,
+    /// kube-proxy's service rules are in place: false while K3s is down
+    /// and for the reprogramming window after it starts.
+    dataplane_up: bool,
+    /// Speakers' view of the MetalLB exclude label on the node.
+    excluded: bool,
+    /// A label change is waiting for the speakers to see it.
+    label_sync_pending: bool,
     /// Faults that fired and heal on restart.
     healable: Vec<FaultKind>,
     boots: usize,
@@ -113,6 +122,13 @@ enum Timer {
     SpeakerJoin {
         node: usize,
     },
+    DataplaneUp {
+        node: usize,
+        generation: u64,
+    },
+    LabelSync {
+        node: usize,
+    },
     Reschedule {
         pod: Value,
     },
@@ -150,6 +166,8 @@ pub struct Sim {
     store: Arc<Store>,
     pub timing: Timing,
     time_scale: f64,
+    /// The MetalLB the speakers behave like (version, flags).
+    metallb: super::scenario::MetallbSpec,
     pub nodes: Vec<SimNode>,
     by_name: HashMap<String, usize>,
     services: Vec<SimService>,
@@ -309,6 +327,7 @@ impl Sim {
             servicelb_applied: Vec::new(),
             timing,
             time_scale: scenario.time_scale,
+            metallb: scenario.metallb.clone(),
         };
         let now = Instant::now();
         for (i, spec) in scenario.nodes.iter().enumerate() {
@@ -316,7 +335,7 @@ impl Sim {
         }
         sim.store.upsert(
             Kind::DaemonSet,
-            objects::speaker_daemonset(scenario.nodes.len()),
+            objects::speaker_daemonset(scenario.nodes.len(), &scenario.metallb),
         );
         for (i, s) in scenario.services.iter().enumerate() {
             sim.add_service(i, s);
@@ -343,7 +362,7 @@ impl Sim {
             .upsert(Kind::Lease, objects::lease(&spec.name, lease_duration_secs));
         self.store.upsert(
             Kind::Pod,
-            objects::speaker_pod(&spec.name, &suffix(i as u64 + 7)),
+            objects::speaker_pod(&spec.name, &suffix(i as u64 + 7), &self.metallb.version),
         );
         self.by_name.insert(spec.name.clone(), i);
         self.nodes.push(SimNode {
@@ -356,6 +375,9 @@ impl Sim {
             generation: 0,
             speaker_alive: true,
             speaker_member: true,
+            dataplane_up: true,
+            excluded: false,
+            label_sync_pending: false,
             healable: Vec::new(),
             boots: i,
             restarts: 0,
@@ -537,6 +559,8 @@ impl Sim {
                     self.elect_all();
                 }
             }
+            Timer::DataplaneUp { node, generation } => self.dataplane_up(node, generation),
+            Timer::LabelSync { node } => self.label_sync(node),
             Timer::Reschedule { pod } => self.reschedule(pod),
         }
     }
@@ -608,6 +632,7 @@ impl Sim {
         n.kubelet = Kubelet::Down;
         n.restarts += 1;
         let healed: Vec<FaultKind> = std::mem::take(&mut n.healable);
+        n.dataplane_up = false;
         let generation = n.generation;
         let name = n.name.clone();
         if healed.contains(&FaultKind::SpeakerStop) || !n.speaker_alive {
@@ -642,6 +667,8 @@ impl Sim {
         self.post_status(node, false);
         let startup = self.timing.kubelet_startup;
         self.schedule(startup, Timer::KubeletReady { node, generation });
+        let reprogram = self.timing.reprogram;
+        self.schedule(reprogram, Timer::DataplaneUp { node, generation });
         let renew = self.timing.renew_interval;
         self.schedule(renew, Timer::Renew { node, generation });
         let report = self.timing.status_report;

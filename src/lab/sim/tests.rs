@@ -181,3 +181,115 @@ async fn the_announcement_moves_only_after_the_speaker_failover_delay() {
     assert_eq!(outages.len(), 1);
     assert!(outages[0].end.is_some(), "serving again from {second}");
 }
+
+fn web_on_loopback() -> (String, [&'static str; 3]) {
+    let ip = "127.0.0.1";
+    let mut ranked = NODES;
+    ranked.sort_by_key(|n| objects::l2_rank(n, ip));
+    (
+        format!(
+            "[[services]]\nnamespace = \"web\"\nname = \"web\"\nip = \"{ip}\"\nport = 0\npod_node = \"k3s-c\"\n"
+        ),
+        ranked,
+    )
+}
+
+/// A K3s restart on the announcing node: the IP refuses connections while
+/// K3s is down and until the service rules are programmed again, and the
+/// lab's outage log says so; the announcement itself never moves.
+#[tokio::test(start_paused = true)]
+async fn a_restart_of_the_announcer_darkens_its_ip_until_the_rules_are_reprogrammed() {
+    let (services, ranked) = web_on_loopback();
+    let (_store, handle) = start(&services);
+    let first = ranked[0];
+    let (down, reprogram) = {
+        let sim = handle.lock();
+        (sim.timing.restart_down, sim.timing.reprogram)
+    };
+    handle.restart(first).unwrap();
+    let outages = handle.outages();
+    assert_eq!(outages.len(), 1, "dark from the restart on");
+    assert!(outages[0].cause.contains(first), "{}", outages[0].cause);
+    run_for(&handle, down + reprogram - Duration::from_millis(1), |_| {}).await;
+    assert!(handle.outages()[0].end.is_none(), "still reprogramming");
+    assert_eq!(handle.announcer("web", "web").as_deref(), Some(first));
+    run_for(&handle, Duration::from_millis(2), |_| {}).await;
+    assert!(handle.outages()[0].end.is_some(), "serving again");
+    // A restart of a node that announces nothing darkens nothing.
+    handle.restart(ranked[2]).unwrap();
+    run_for(&handle, down, |_| {}).await;
+    assert_eq!(handle.outages().len(), 1);
+}
+
+fn label(store: &Store, node: &str, on: bool) -> Value {
+    let value = if on { json!("true") } else { Value::Null };
+    store.update(Kind::Node, "", node, |n| {
+        n["metadata"]["labels"][crate::model::metallb::EXCLUDE_LABEL] = value.clone();
+        if !on && let Some(l) = n["metadata"]["labels"].as_object_mut() {
+            l.remove(crate::model::metallb::EXCLUDE_LABEL);
+        }
+    });
+    (*store.get(Kind::Node, "", node).unwrap()).clone()
+}
+
+fn l2_nodes(store: &Store) -> Vec<String> {
+    store
+        .list(Kind::ServiceL2Status, None)
+        .1
+        .iter()
+        .map(|o| o["status"]["node"].as_str().unwrap().to_string())
+        .collect()
+}
+
+fn assigned_events(store: &Store) -> Vec<String> {
+    store
+        .list(Kind::Event, None)
+        .1
+        .iter()
+        .filter(|e| e["reason"] == "nodeAssigned")
+        .map(|e| e["message"].as_str().unwrap().to_string())
+        .collect()
+}
+
+/// The exclude label moves the announcement to the next node in hash order
+/// once the speakers see it, with no dark moment; removing it moves it back.
+#[tokio::test(start_paused = true)]
+async fn the_exclude_label_moves_the_announcement_without_an_outage() {
+    let (services, ranked) = web_on_loopback();
+    let (store, handle) = start(&services);
+    let (first, second) = (ranked[0], ranked[1]);
+    let sync = handle.lock().timing.label_sync;
+    handle.node_changed(&label(&store, first, true));
+    run_for(&handle, sync - Duration::from_millis(1), |_| {}).await;
+    assert_eq!(handle.announcer("web", "web").as_deref(), Some(first));
+    run_for(&handle, Duration::from_millis(2), |_| {}).await;
+    assert_eq!(handle.announcer("web", "web").as_deref(), Some(second));
+    assert_eq!(l2_nodes(&store), vec![second.to_string()]);
+    assert!(
+        assigned_events(&store).contains(&format!(
+            "announcing from node \"{second}\" with protocol \"layer2\""
+        )),
+        "{:?}",
+        assigned_events(&store)
+    );
+    // Restarting the labelled node now costs users nothing.
+    handle.restart(first).unwrap();
+    run_for(&handle, Duration::from_secs(30), |_| {}).await;
+    handle.node_changed(&label(&store, first, false));
+    run_for(&handle, sync + Duration::from_millis(1), |_| {}).await;
+    assert_eq!(handle.announcer("web", "web").as_deref(), Some(first));
+    assert_eq!(l2_nodes(&store), vec![first.to_string()]);
+    assert!(handle.outages().is_empty(), "{:?}", handle.outages());
+}
+
+/// A speaker started with `--ignore-exclude-lb` keeps announcing from a
+/// labelled node.
+#[tokio::test(start_paused = true)]
+async fn speakers_told_to_ignore_the_label_keep_announcing() {
+    let (services, ranked) = web_on_loopback();
+    let extra = format!("[metallb]\nversion = \"v0.15.2\"\nignore_exclude_lb = true\n{services}");
+    let (store, handle) = start(&extra);
+    handle.node_changed(&label(&store, ranked[0], true));
+    run_for(&handle, Duration::from_secs(5), |_| {}).await;
+    assert_eq!(handle.announcer("web", "web").as_deref(), Some(ranked[0]));
+}

@@ -14,6 +14,9 @@ use super::timeline::{EntryKind, Severity, Timeline};
 
 mod api;
 pub use api::*;
+mod announcer;
+mod speaker;
+pub use speaker::SpeakerBuild;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Tri {
@@ -73,6 +76,8 @@ pub struct NodeInfo {
     pub boot_id: String,
     /// The node's InternalIP: where a K3s server serves its API.
     pub internal_ip: Option<String>,
+    /// Carries MetalLB's exclude label: its speaker announces nothing.
+    pub lb_excluded: bool,
 }
 
 impl NodeInfo {
@@ -88,6 +93,7 @@ impl NodeInfo {
             conditions: vec![],
             boot_id: String::new(),
             internal_ip: None,
+            lb_excluded: false,
         }
     }
 
@@ -148,6 +154,8 @@ pub struct PodInfo {
     pub node: String,
     pub labels: BTreeMap<String, String>,
     pub ready: bool,
+    /// For a MetalLB speaker pod: what it runs.
+    pub speaker: Option<SpeakerBuild>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -210,6 +218,8 @@ pub enum ClusterEvent {
     Pod(PodInfo),
     PodDeleted(String, String),
     Event(EventInfo),
+    /// An Event object went away (its TTL expired).
+    EventDeleted(EventInfo),
     L2(L2Info),
     L2Deleted(String),
     /// The resource cannot be watched (403 or CRD missing): degrade, say so.
@@ -315,6 +325,9 @@ pub struct ServiceState {
     pub last_change: Option<Timestamp>,
     /// Since when the service has had no announcer (an outage for users).
     pub unannounced_since: Option<Timestamp>,
+    /// With events only: why the announcer cannot be known now (its
+    /// speaker is gone, its node NotReady, no recent event).
+    pub unknown: Option<String>,
     /// Probe state per endpoint (`ip:port`); empty when not probed.
     pub probes: BTreeMap<String, ProbeState>,
 }
@@ -345,7 +358,7 @@ pub struct Fleet {
     pods: HashMap<(String, String), PodInfo>,
     l2: HashMap<String, L2Info>,
     /// Latest `nodeAssigned` event per service (the events fallback).
-    assigned_by_event: HashMap<(String, String), String>,
+    pub(super) assigned_by_event: HashMap<(String, String), String>,
     pub announce_source: AnnounceSource,
     pub leases_readable: bool,
     pub api: ApiStatus,
@@ -427,15 +440,17 @@ impl Fleet {
                 self.rebuild_service_pods();
                 removed
             }
-            ClusterEvent::Pod(pod) => self.apply_pod(pod),
+            ClusterEvent::Pod(pod) => self.apply_pod(pod, now),
             ClusterEvent::PodDeleted(ns, name) => {
                 let removed = self.pods.remove(&(ns, name)).is_some();
                 if removed {
                     self.rebuild_service_pods();
+                    self.judge_event_announcers(now);
                 }
                 removed
             }
             ClusterEvent::Event(ev) => self.apply_event(ev, now),
+            ClusterEvent::EventDeleted(ev) => self.event_expired(&ev, now),
             ClusterEvent::L2(l2) => self.apply_l2(l2, now),
             ClusterEvent::L2Deleted(object) => self.l2_deleted(&object, now),
             ClusterEvent::Unavailable(kind, why) => self.degrade(kind, why, now),
@@ -507,6 +522,7 @@ impl Fleet {
                         moves: 0,
                         last_change: None,
                         unannounced_since: None,
+                        unknown: None,
                         probes: BTreeMap::new(),
                     },
                 );
@@ -522,7 +538,7 @@ impl Fleet {
         true
     }
 
-    fn apply_pod(&mut self, pod: PodInfo) -> bool {
+    fn apply_pod(&mut self, pod: PodInfo, now: Timestamp) -> bool {
         self.seen(
             ResourceKind::Pods,
             &format!("{}/{}", pod.namespace, pod.name),
@@ -531,10 +547,14 @@ impl Fleet {
         if self.pods.get(&key) == Some(&pod) {
             return false;
         }
+        let speaker = pod.is_speaker();
         self.pods.insert(key, pod);
         // During a relist the map is rebuilt once at the end.
         if !self.resync.contains_key(ResourceKind::Pods.resource()) {
             self.rebuild_service_pods();
+        }
+        if speaker {
+            self.judge_event_announcers(now);
         }
         true
     }
@@ -773,6 +793,7 @@ impl Fleet {
                 self.timeline.push_kind(now, severity, name, kind, text);
             }
         }
+        self.judge_event_announcers(now);
     }
 
     fn seen(&mut self, kind: ResourceKind, key: &str) {
@@ -911,7 +932,12 @@ impl Fleet {
         {
             let key = (ev.namespace.clone(), ev.name.clone());
             self.assigned_by_event.insert(key.clone(), node.clone());
-            return self.set_announcer(&key, Some(node), now);
+            if let Some(svc) = self.services.get_mut(&key) {
+                svc.unknown = None;
+            }
+            self.set_announcer(&key, Some(node), now);
+            self.judge_event_announcers(now);
+            return true;
         }
         false
     }
@@ -1013,6 +1039,7 @@ impl Fleet {
                         "no ServiceL2Status ({why}); announcers from MetalLB nodeAssigned events"
                     ),
                 );
+                self.judge_event_announcers(now);
             }
             _ => return false,
         }

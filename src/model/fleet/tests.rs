@@ -216,6 +216,7 @@ fn pod(name: &str, node: &str) -> ClusterEvent {
         node: node.into(),
         labels: [("app".to_string(), "frigate".to_string())].into(),
         ready: true,
+        speaker: None,
     })
 }
 
@@ -593,4 +594,97 @@ fn a_change_of_failure_kind_is_a_new_entry_and_silent_keeps_its_flag() {
     ));
     assert_eq!(fleet.api.label(), "● API SILENT");
     assert!(fleet.api.is_outage());
+}
+
+fn assigned(at: i64, node: &str) -> EventInfo {
+    EventInfo {
+        kind: "Service".into(),
+        namespace: "frigate".into(),
+        name: "frigate".into(),
+        reason: "nodeAssigned".into(),
+        message: format!("announcing from node \"{node}\" with protocol \"layer2\""),
+        event_type: "Normal".into(),
+        component: "metallb-speaker".into(),
+        at: Some(t(at)),
+    }
+}
+
+fn speaker(node: &str, ready: bool) -> ClusterEvent {
+    ClusterEvent::Pod(PodInfo {
+        namespace: "metallb-system".into(),
+        name: format!("speaker-{node}"),
+        node: node.into(),
+        labels: [("component".to_string(), "speaker".to_string())].into(),
+        ready,
+        speaker: None,
+    })
+}
+
+fn unknown(fleet: &Fleet) -> Option<&str> {
+    fleet.services[&("frigate".into(), "frigate".into())]
+        .unknown
+        .as_deref()
+}
+
+/// Events-only MetalLB with frigate last assigned to node-a.
+fn events_only() -> Fleet {
+    let mut fleet = Fleet::new();
+    fleet.apply(service(), t(0));
+    for n in ["node-a", "node-b"] {
+        fleet.apply(node(n), t(0));
+        fleet.apply(speaker(n, true), t(0));
+    }
+    fleet.apply(
+        ClusterEvent::Unavailable(ResourceKind::L2Statuses, "not found".into()),
+        t(0),
+    );
+    fleet.apply(ClusterEvent::Event(assigned(1, "node-a")), t(1));
+    assert_eq!(announcer(&fleet), Some("node-a"));
+    fleet
+}
+
+/// The announcing node's speaker dies: the event's name is stale at once
+/// (memberlist moves the IP within its detection delay, and the new
+/// announcer's event may never come), so the announcer turns unknown.
+#[test]
+fn events_only_an_announcer_whose_speaker_dies_turns_unknown() {
+    let mut fleet = events_only();
+    fleet.apply(
+        ClusterEvent::PodDeleted("metallb-system".into(), "speaker-node-a".into()),
+        t(2),
+    );
+    assert_eq!(announcer(&fleet), None);
+    assert_eq!(unknown(&fleet), Some("speaker on node-a gone"));
+    assert!(texts(&fleet).contains(&"announcer unknown (speaker on node-a gone)"));
+    // A new event from the node that took over names it again.
+    fleet.apply(ClusterEvent::Event(assigned(5, "node-b")), t(5));
+    assert_eq!((announcer(&fleet), unknown(&fleet)), (Some("node-b"), None));
+}
+
+#[test]
+fn events_only_a_node_notready_past_the_detection_delay_and_an_expired_event_are_unknown() {
+    let mut fleet = events_only();
+    let mut down = NodeInfo::bare("node-a", "v1.33.6+k3s1");
+    down.conditions = vec![Condition {
+        kind: "Ready".into(),
+        status: Tri::Unknown,
+        reason: "NodeStatusUnknown".into(),
+        message: String::new(),
+        last_transition: Some(t(10)),
+        last_heartbeat: Some(t(0)),
+    }];
+    fleet.apply(ClusterEvent::Node(down), t(10));
+    fleet.tick(t(13));
+    assert_eq!(
+        announcer(&fleet),
+        Some("node-a"),
+        "within the detection delay"
+    );
+    fleet.tick(t(15));
+    assert_eq!(unknown(&fleet), Some("node-a NotReady for 5s"));
+
+    let mut fleet = events_only();
+    fleet.apply(ClusterEvent::EventDeleted(assigned(1, "node-a")), t(3600));
+    assert_eq!(announcer(&fleet), None);
+    assert_eq!(unknown(&fleet), Some("no recent event"));
 }

@@ -84,6 +84,18 @@ fn info_lines(app: &App, theme: &Theme, info: &NodeInfo) -> Vec<Line<'static>> {
         Span::styled("Cordoned ", bold()),
         Span::raw(if info.unschedulable { "yes" } else { "no" }),
     ]));
+    let excluded = if info.lb_excluded {
+        Span::styled(
+            "yes: MetalLB announces no IP from this node (handoff; the rollout removes it after uncordon)",
+            theme.warn(),
+        )
+    } else {
+        Span::raw("no")
+    };
+    lines.push(Line::from(vec![
+        Span::styled("Excluded from load balancers ", bold()),
+        excluded,
+    ]));
     lines
 }
 

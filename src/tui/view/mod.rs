@@ -281,6 +281,7 @@ mod tests {
             }],
             boot_id: "b".into(),
             internal_ip: None,
+            lb_excluded: false,
         })
     }
 
@@ -357,6 +358,25 @@ mod tests {
             }));
         }
         app
+    }
+
+    /// A node MetalLB was told to leave out (the handoff's label) says so
+    /// in the node table, in watch mode too.
+    #[test]
+    fn a_node_with_the_exclude_label_shows_a_no_lb_badge() {
+        let mut app = incident_model();
+        let text = format!("{}", draw(&app, 132, 30).backend());
+        assert!(!text.contains("no-lb"), "{text}");
+        if let ClusterEvent::Node(mut n) = node("k3s-vm-pumped-piglet-gpu", Tri::True, -300, &[]) {
+            n.lb_excluded = true;
+            app.on_cluster(ClusterEvent::Node(n));
+        }
+        let text = format!("{}", draw(&app, 132, 30).backend());
+        let row = text
+            .lines()
+            .find(|l| l.contains("k3s-vm-pumped-piglet-gpu"))
+            .unwrap();
+        assert!(row.contains("no-lb"), "{text}");
     }
 
     #[test]

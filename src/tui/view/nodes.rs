@@ -173,6 +173,17 @@ impl NodeColumn {
             NodeColumn::Heartbeat => heartbeat_cell(state, app, theme, width),
             NodeColumn::Sched if info.unschedulable => Cell::from("cordon").style(theme.warn()),
             NodeColumn::Sched => Cell::from(""),
+            NodeColumn::LbIps if info.lb_excluded => {
+                // MetalLB's exclude label: a handoff in progress (or left over).
+                let mut parts = vec!["no-lb".to_string()];
+                parts.extend(
+                    app.fleet
+                        .announced_from(&info.name)
+                        .into_iter()
+                        .map(str::to_string),
+                );
+                Cell::from(fit_list(&parts, ",", width)).style(theme.warn())
+            }
             NodeColumn::LbIps => {
                 Cell::from(fit_list(&app.fleet.announced_from(&info.name), ",", width))
             }

@@ -87,9 +87,10 @@ impl ServiceColumn {
         match self {
             ServiceColumn::Service => Cell::from(format!("{}/{}", s.info.namespace, s.info.name)),
             ServiceColumn::Ip => Cell::from(fit_list(&s.info.ips, ",", usize::from(IPS_WIDTH))),
-            ServiceColumn::Announcer => match &s.announcer {
-                Some(n) => Cell::from(n.clone()).style(theme.good()),
-                None => {
+            ServiceColumn::Announcer => match (&s.announcer, &s.unknown) {
+                (Some(n), _) => Cell::from(n.clone()).style(theme.good()),
+                (None, Some(why)) => Cell::from(format!("unknown ({why})")).style(theme.warn()),
+                (None, None) => {
                     let gap = s
                         .unannounced_since
                         .map(|t| format!(" {}", format_duration(health::age(t, app.now))));

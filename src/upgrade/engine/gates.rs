@@ -79,7 +79,7 @@ impl Engine {
             for s in &self.config.gates.services {
                 match obs.services.iter().find(|o| &o.name == s) {
                     None => problems.push(format!("service {s} is not observed")),
-                    Some(o) if o.announced_by.is_none() => {
+                    Some(o) if o.announced_by.is_none() && !o.announcer_unknown => {
                         problems.push(format!("service {s} is not announced by any node"))
                     }
                     Some(o) if o.probe_ok == Some(false) => {
@@ -138,6 +138,7 @@ impl Engine {
 
     /// Judges a phase in progress. Returns true if it completed.
     pub(super) fn judge(&mut self, i: usize, now: Timestamp) -> bool {
+        let handed_off = self.units[i].phase == Phase::Handoff && self.handoff_progress(i, now);
         let u = &self.units[i];
         let phase = u.phase;
         let node = u.node.clone();
@@ -155,6 +156,7 @@ impl Engine {
                 }
                 ready
             }
+            Phase::Handoff => handed_off,
             Phase::Soak => {
                 let (Some(obs), Some(soak)) = (obs, u.soak.as_ref()) else {
                     return false;
@@ -203,6 +205,13 @@ impl Engine {
                 "{phase} of {node} did not finish within {}",
                 format_signed(deadline.duration_since(begun))
             );
+            if phase == Phase::Handoff {
+                let (moving, probes) = self.handoff_problems(i);
+                let all: Vec<String> = moving.into_iter().chain(probes).collect();
+                if !all.is_empty() {
+                    reason.push_str(&format!(": {}", all.join("; ")));
+                }
+            }
             if phase == Phase::WaitVersion
                 && let Some(n) = observed
             {

@@ -36,6 +36,10 @@ impl Engine {
         output: Option<String>,
         now: Timestamp,
     ) {
+        if let Some(node) = self.releasing.remove(&id) {
+            self.released(node, result, now);
+            return;
+        }
         let Some(i) = self.units.iter().position(|u| u.inflight == Some(id)) else {
             self.event(
                 now,
@@ -47,6 +51,9 @@ impl Engine {
         let (node, phase) = (self.units[i].node.clone(), self.units[i].phase);
         if !self.is_active() {
             // Aborted with an action still running: record how it ended.
+            if phase == Phase::Return && result.is_ok() {
+                self.labelled.remove(&node);
+            }
             let u = &mut self.units[i];
             u.inflight = None;
             u.begun = None;
@@ -84,6 +91,12 @@ impl Engine {
                         at: now,
                     });
                 }
+                match phase {
+                    // The phase goes on until the IPs moved.
+                    Phase::Handoff => return self.label_set(i, now),
+                    Phase::Return => self.label_removed(i, now),
+                    _ => {}
+                }
                 self.complete_phase(i, now);
             }
             Err(e) => {
@@ -94,9 +107,16 @@ impl Engine {
     }
 
     pub(super) fn reattach(&mut self, now: Timestamp) {
-        // Anything observed before the restart is stale.
+        // Anything observed before the restart is stale; label removals
+        // in flight are issued again (they are idempotent).
         self.obs = None;
         self.note = None;
+        self.releasing.clear();
+        for u in &mut self.units {
+            if let Some(h) = u.handoff.as_mut() {
+                h.green_since = None;
+            }
+        }
         let Some(i) = self.current() else {
             self.event(now, EventKind::Info, "cockpit restarted".into());
             return;

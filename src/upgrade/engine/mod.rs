@@ -26,6 +26,7 @@
 mod commands;
 mod flags;
 mod gates;
+mod handoff;
 mod inputs;
 mod progress;
 mod rollback;
@@ -44,7 +45,7 @@ use crate::durations::format_signed;
 use crate::upgrade::plan::Role;
 use crate::upgrade::version::K3sVersion;
 use jiff::{SignedDuration, Timestamp};
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use unit::{Soak, Unit};
 
 /// Error and output text from executors is cut to this many characters
@@ -80,6 +81,10 @@ pub struct Engine {
     note: Option<String>,
     /// The final stability watch, once every node is done.
     final_watch: Option<Soak>,
+    /// Nodes the rollout put MetalLB's exclude label on (or asked to).
+    labelled: BTreeSet<String>,
+    /// Label removals outside a unit's `return` phase, by action id.
+    releasing: BTreeMap<u64, String>,
     events: Vec<Event>,
 }
 
@@ -131,6 +136,8 @@ impl Engine {
             not_before: None,
             note: None,
             final_watch: None,
+            labelled: BTreeSet::new(),
+            releasing: BTreeMap::new(),
             events: Vec::new(),
         }
     }
@@ -253,9 +260,10 @@ impl Engine {
     fn timeout_for(&self, phase: Phase) -> Option<SignedDuration> {
         let t = &self.config.timings;
         match phase {
-            Phase::Snapshot | Phase::Cordon | Phase::Restart | Phase::Uncordon => {
+            Phase::Snapshot | Phase::Cordon | Phase::Restart | Phase::Uncordon | Phase::Return => {
                 Some(t.command_timeout)
             }
+            Phase::Handoff => Some(t.handoff_timeout),
             Phase::Drain => Some(t.drain_timeout),
             Phase::Install => Some(t.install_timeout),
             Phase::WaitVersion => Some(t.version_timeout),

@@ -57,19 +57,18 @@ impl Engine {
         if soak.is_some() {
             u.soak = soak;
         }
-        let node = u.node.clone();
         let action = u.start_action(id, &snapshot_name);
-        let phase = u.phase;
-        let to = u.to.clone();
+        let (node, phase, to) = (u.node.clone(), u.phase, u.to.clone());
         let detail = match phase {
-            Phase::Soak => u.soak.as_ref().map_or(String::new(), |s| {
+            Phase::Handoff => self.begin_handoff(i),
+            Phase::Soak => self.units[i].soak.as_ref().map_or(String::new(), |s| {
                 format!(" for {}", format_signed(s.window))
             }),
             Phase::Install => format!(" {to}"),
             _ => String::new(),
         };
         if let Some(a) = action {
-            u.inflight = Some(id);
+            self.units[i].inflight = Some(id);
             self.next_id += 1;
             if phase == Phase::Snapshot {
                 self.snapshot_requested = Some(snapshot_name);
@@ -172,6 +171,9 @@ impl Engine {
         u.deadline = None;
         u.inflight = None;
         u.soak = None;
+        if u.phase == Phase::Handoff {
+            u.handoff = None;
+        }
         // A restart after an interrupted install is verified like one.
         u.reverify &= u.phase == Phase::WaitVersion;
         if u.phase != Phase::Done {
@@ -200,6 +202,11 @@ impl Engine {
     }
 
     pub(super) fn advance(&mut self, now: Timestamp, out: &mut Vec<Action>) {
+        self.advance_units(now, out);
+        self.release_labels(now, out);
+    }
+
+    fn advance_units(&mut self, now: Timestamp, out: &mut Vec<Action>) {
         // Every iteration either returns or moves a unit forward by a phase,
         // so the bound is never reached in practice.
         for _ in 0..1000 {
@@ -283,8 +290,19 @@ impl Engine {
             self.units[i].phase = if self.needs_snapshot(i) {
                 Phase::Snapshot
             } else {
-                Phase::Cordon
+                Phase::Handoff
             };
+        }
+        if matches!(phase, Phase::Handoff | Phase::Return | Phase::Pending) {
+            if self.units[i].phase == Phase::Handoff && self.reachable_obs().is_none() {
+                self.set_note(Some(
+                    "waiting for a fresh observation of the cluster".into(),
+                ));
+                return false;
+            }
+            if self.pass_over(i, now) {
+                return true;
+            }
         }
         self.begin(i, now, out);
         true

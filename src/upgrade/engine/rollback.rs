@@ -24,7 +24,8 @@ impl Engine {
                 "wait for {phase} of {node} (action #{id}) to finish"
             ));
         }
-        if self.rollback_units().is_empty() {
+        // A node that was only labelled for the handoff is changed too.
+        if self.rollback_units().is_empty() && self.labelled.is_empty() {
             return Err("no node has been changed".into());
         }
         Ok(())
@@ -60,6 +61,7 @@ impl Engine {
                 r.reverify = false;
                 r.canary = false;
                 r.error = None;
+                r.handoff = None;
             }
         }
         out

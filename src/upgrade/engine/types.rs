@@ -52,6 +52,11 @@ pub struct ServiceObservation {
     pub announced_by: Option<String>,
     /// Latest probe result; None when not probed (yet).
     pub probe_ok: Option<bool>,
+    /// No announcer is named because none can be known (events-only
+    /// MetalLB: the last event expired, or its speaker is gone), which is
+    /// not evidence of an outage.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub announcer_unknown: bool,
 }
 
 /// A snapshot of the cluster. Send one whenever something changed; the
@@ -164,6 +169,17 @@ pub enum Action {
         node: String,
         name: String,
     },
+    /// Put MetalLB's exclude label on the node, so that its speakers hand
+    /// every IP the node announces to another node.
+    Label {
+        id: u64,
+        node: String,
+    },
+    /// Remove that label (idempotent: removing an absent label is fine).
+    Unlabel {
+        id: u64,
+        node: String,
+    },
 }
 
 impl Action {
@@ -174,7 +190,9 @@ impl Action {
             | Action::Install { id, .. }
             | Action::Restart { id, .. }
             | Action::Uncordon { id, .. }
-            | Action::EtcdSnapshot { id, .. } => *id,
+            | Action::EtcdSnapshot { id, .. }
+            | Action::Label { id, .. }
+            | Action::Unlabel { id, .. } => *id,
         }
     }
 
@@ -185,7 +203,9 @@ impl Action {
             | Action::Install { node, .. }
             | Action::Restart { node, .. }
             | Action::Uncordon { node, .. }
-            | Action::EtcdSnapshot { node, .. } => node,
+            | Action::EtcdSnapshot { node, .. }
+            | Action::Label { node, .. }
+            | Action::Unlabel { node, .. } => node,
         }
     }
 }
@@ -203,6 +223,20 @@ pub struct EngineConfig {
     pub timings: Timings,
     pub gates: GateConfig,
     pub datastore: Datastore,
+    /// Hand announced LoadBalancer IPs to other nodes before touching a node.
+    #[serde(default)]
+    pub handoff: HandoffMode,
+}
+
+/// Plan setting `handoff`: whether nodes that announce a LoadBalancer IP
+/// hand it over (MetalLB exclude label) before they are cordoned.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum HandoffMode {
+    #[default]
+    Auto,
+    /// Restart announcers in place (users see the IP go dark).
+    Off,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -230,6 +264,9 @@ pub enum Phase {
     Pending,
     /// etcd snapshot, before the first server is touched.
     Snapshot,
+    /// Label the node so MetalLB moves its IPs away; wait until they are
+    /// announced elsewhere and the probes stayed green.
+    Handoff,
     Cordon,
     Drain,
     Install,
@@ -239,6 +276,8 @@ pub enum Phase {
     WaitReady,
     Soak,
     Uncordon,
+    /// Remove the handoff label; record where the IPs are announced from.
+    Return,
     Done,
     Skipped,
 }
@@ -246,7 +285,8 @@ pub enum Phase {
 impl Phase {
     pub(super) fn next(self) -> Phase {
         match self {
-            Phase::Pending | Phase::Snapshot => Phase::Cordon,
+            Phase::Pending | Phase::Snapshot => Phase::Handoff,
+            Phase::Handoff => Phase::Cordon,
             Phase::Cordon => Phase::Drain,
             Phase::Drain => Phase::Install,
             Phase::Install => Phase::Restart,
@@ -254,7 +294,8 @@ impl Phase {
             Phase::WaitVersion => Phase::WaitReady,
             Phase::WaitReady => Phase::Soak,
             Phase::Soak => Phase::Uncordon,
-            Phase::Uncordon | Phase::Done => Phase::Done,
+            Phase::Uncordon => Phase::Return,
+            Phase::Return | Phase::Done => Phase::Done,
             Phase::Skipped => Phase::Skipped,
         }
     }
@@ -265,14 +306,21 @@ impl Phase {
     pub(super) fn safe_to_pause_before(self) -> bool {
         matches!(
             self,
-            Phase::Pending | Phase::Snapshot | Phase::Cordon | Phase::Drain | Phase::Install
+            Phase::Pending
+                | Phase::Snapshot
+                | Phase::Handoff
+                | Phase::Cordon
+                | Phase::Drain
+                | Phase::Install
         )
     }
 
     /// Position among the eight working phases, for progress gauges.
     pub(super) fn ordinal(self) -> f64 {
         match self {
-            Phase::Pending | Phase::Snapshot | Phase::Cordon | Phase::Skipped => 0.0,
+            Phase::Pending | Phase::Snapshot | Phase::Handoff | Phase::Cordon | Phase::Skipped => {
+                0.0
+            }
             Phase::Drain => 1.0,
             Phase::Install => 2.0,
             Phase::Restart => 3.0,
@@ -280,6 +328,7 @@ impl Phase {
             Phase::WaitReady => 5.0,
             Phase::Soak => 6.0,
             Phase::Uncordon => 7.0,
+            Phase::Return => 7.5,
             Phase::Done => 8.0,
         }
     }
@@ -290,6 +339,7 @@ impl fmt::Display for Phase {
         f.write_str(match self {
             Phase::Pending => "pending",
             Phase::Snapshot => "etcd snapshot",
+            Phase::Handoff => "handoff",
             Phase::Cordon => "cordon",
             Phase::Drain => "drain",
             Phase::Install => "install",
@@ -298,6 +348,7 @@ impl fmt::Display for Phase {
             Phase::WaitReady => "wait Ready",
             Phase::Soak => "soak",
             Phase::Uncordon => "uncordon",
+            Phase::Return => "return",
             Phase::Done => "done",
             Phase::Skipped => "skipped",
         })

@@ -50,6 +50,21 @@ pub(super) struct Unit {
     pub(super) error: Option<String>,
     /// The node's `k3s.io/node-args` when its install began.
     pub(super) args_before: Option<Vec<String>>,
+    /// While handing off: what the node announced and how far it got.
+    pub(super) handoff: Option<Handoff>,
+}
+
+/// The handoff of one node's LoadBalancer IPs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(super) struct Handoff {
+    /// Services (`namespace/name`) the node announced when it began.
+    pub(super) services: Vec<String>,
+    /// The label action finished: the wait for the move has begun.
+    pub(super) labelled_at: Option<Timestamp>,
+    /// First look at which every IP was announced elsewhere.
+    pub(super) moved_at: Option<Timestamp>,
+    /// Since when every IP is elsewhere and every gated probe green.
+    pub(super) green_since: Option<Timestamp>,
 }
 
 impl Unit {
@@ -70,6 +85,7 @@ impl Unit {
             canary: false,
             error: None,
             args_before: None,
+            handoff: None,
         }
     }
 
@@ -107,6 +123,8 @@ impl Unit {
             }
             Phase::Restart => Some(Action::Restart { id, node }),
             Phase::Uncordon => Some(Action::Uncordon { id, node }),
+            Phase::Handoff => Some(Action::Label { id, node }),
+            Phase::Return => Some(Action::Unlabel { id, node }),
             _ => None,
         }
     }

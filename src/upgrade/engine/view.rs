@@ -41,6 +41,8 @@ pub struct NodeProgress {
     pub soak: Option<SoakView>,
     pub last_error: Option<String>,
     pub skipped: bool,
+    /// The node carries (or may carry) the rollout's MetalLB exclude label.
+    pub labelled: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -152,6 +154,7 @@ impl Engine {
             soak,
             last_error: mine.iter().rev().find_map(|&i| self.units[i].error.clone()),
             skipped,
+            labelled: self.labelled.contains(&n.name),
         }
     }
 }

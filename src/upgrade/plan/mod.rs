@@ -10,7 +10,7 @@
 //! Nothing here does network I/O; `Plan::load` only reads the file.
 
 use crate::upgrade::duration::{humane, humane_opt};
-use crate::upgrade::engine::{EngineConfig, GateConfig, NodeConfig};
+use crate::upgrade::engine::{EngineConfig, GateConfig, HandoffMode, NodeConfig};
 pub use crate::upgrade::method::Method;
 use crate::upgrade::template;
 use crate::upgrade::version::{K3sVersion, PathError, version_path};
@@ -268,6 +268,12 @@ pub struct Timings {
     /// run gives up (exit 1), so that a script waiting on it gets an answer.
     #[serde(with = "positive")]
     pub api_lost_timeout: SignedDuration,
+    /// Handoff: how long the probes must stay green after every IP moved.
+    #[serde(with = "humane")]
+    pub handoff_settle: SignedDuration,
+    /// Handoff: longest wait for the IPs to move and the probes to settle.
+    #[serde(with = "positive")]
+    pub handoff_timeout: SignedDuration,
 }
 
 impl Default for Timings {
@@ -285,6 +291,8 @@ impl Default for Timings {
             max_heartbeat_age: None,
             final_soak: SignedDuration::from_mins(10),
             api_lost_timeout: SignedDuration::from_mins(2),
+            handoff_settle: SignedDuration::from_secs(10),
+            handoff_timeout: SignedDuration::from_mins(2),
         }
     }
 }
@@ -411,6 +419,10 @@ pub struct Plan {
     pub timings: Timings,
     #[serde(default)]
     pub gates: GatesSpec,
+    /// `auto`: nodes that announce a LoadBalancer IP hand it to another
+    /// node (MetalLB exclude label) before they are cordoned; `off`: not.
+    #[serde(default)]
+    pub handoff: HandoffMode,
 }
 
 impl Plan {
@@ -693,6 +705,7 @@ pub struct ResolvedPlan {
     pub excluded: Vec<String>,
     pub timings: Timings,
     pub gates: ResolvedGates,
+    pub handoff: HandoffMode,
 }
 
 impl ResolvedPlan {
@@ -731,6 +744,7 @@ impl ResolvedPlan {
                 global_gate: self.gates.global_gate,
             },
             datastore: self.datastore,
+            handoff: self.handoff,
         }
     }
 }

@@ -42,6 +42,7 @@ pub fn resolve(plan: &Plan, cluster_nodes: &[ClusterNode]) -> Result<ResolvedPla
         excluded,
         timings: plan.timings.clone(),
         gates: resolve_gates(plan),
+        handoff: plan.handoff,
     })
 }
 

@@ -3,6 +3,7 @@
 
 mod commands;
 mod gates;
+mod handoff;
 mod inputs;
 mod progress;
 mod rollback;
