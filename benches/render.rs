@@ -40,6 +40,7 @@ fn node(i: usize) -> ClusterEvent {
         } else {
             vec![]
         },
+        node_args: None,
         version: "v1.33.6+k3s1".into(),
         unschedulable: false,
         taints: vec![],

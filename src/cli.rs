@@ -255,9 +255,12 @@ pub async fn run_check_plan(
                 return Ok(ExitCode::SUCCESS);
             }
             let count = resolved.nodes.len();
-            match crate::rollout::check_nodes(&conn, &std::sync::Arc::new(resolved), &cluster).await {
+            match crate::rollout::check_nodes(&conn, &std::sync::Arc::new(resolved), &cluster).await
+            {
                 Ok(()) => {
-                    println!("node checks: all {count} nodes pass (ssh, privilege, unit, binary, arch, disk, target binary)");
+                    println!(
+                        "node checks: all {count} nodes pass (ssh, privilege, unit, binary, arch, disk, target binary)"
+                    );
                     Ok(ExitCode::SUCCESS)
                 }
                 Err(crate::rollout::BadInput(e)) => {

@@ -89,7 +89,11 @@ fn check_plan_checks_every_node_over_ssh() {
     let run = |scenario: &str| {
         let dir = tempfile::tempdir().unwrap();
         let plan = dir.path().join("plan.toml");
-        let lab = common::start_lab(dir.path(), scenario, &["--plan-out", plan.to_str().unwrap()]);
+        let lab = common::start_lab(
+            dir.path(),
+            scenario,
+            &["--plan-out", plan.to_str().unwrap()],
+        );
         let out = Command::new(common::BIN)
             .arg("check-plan")
             .arg(&plan)
@@ -109,12 +113,17 @@ fn check_plan_checks_every_node_over_ssh() {
         "version = \"v1.33.6+k3s1\"\nargs = [\"--disable\", \"servicelb\"]\n",
         2,
     );
-    let with_target = format!("{scenario}[replay]\nstart = \"1h\"\nversions = [\"v1.34.3+k3s1\"]\nsettle = \"1s\"\n");
+    let with_target = format!(
+        "{scenario}[replay]\nstart = \"1h\"\nversions = [\"v1.34.3+k3s1\"]\nsettle = \"1s\"\n"
+    );
     let (code, out, err) = run(&with_target);
     assert_eq!(code, Some(0), "{out}\n{err}");
     assert!(out.contains("node checks: all 3 nodes pass"), "{out}");
     let airgapped = with_target.replace("time_scale = 1.0\n", "time_scale = 1.0\nairgap = true\n");
     let (code, out, err) = run(&airgapped);
     assert_eq!(code, Some(2), "{out}\n{err}");
-    assert!(err.contains("node node-a: target binary: the node cannot download"), "{err}");
+    assert!(
+        err.contains("node node-a: target binary: the node cannot download"),
+        "{err}"
+    );
 }

@@ -176,10 +176,16 @@ fn generated_install_scripts_pass_shellcheck_and_keep_values_inert() {
         &method::binary_script(GITHUB_RELEASES, &bin),
         &[("version", hostile.as_str())],
     );
-    shellcheck(&method::binary_script(GITHUB_RELEASES, K3S_BIN).replace("{version}", "v1.34.3+k3s1"));
+    shellcheck(
+        &method::binary_script(GITHUB_RELEASES, K3S_BIN).replace("{version}", "v1.34.3+k3s1"),
+    );
     shellcheck(&binary);
     sandbox.run(&binary);
-    let args = vec!["server".to_string(), "--node-label".to_string(), hostile.clone()];
+    let args = vec![
+        "server".to_string(),
+        "--node-label".to_string(),
+        hostile.clone(),
+    ];
     let install = template::render(
         &method::install_script_command("k3s", &args),
         &[("version", hostile.as_str())],
@@ -214,17 +220,36 @@ fn binary_script_swaps_verified_binaries_and_refuses_corrupted_ones() {
     };
     let run = |binary: &str| {
         std::fs::write(rel.join(asset), binary).unwrap();
-        let sha = Command::new("sha256sum").arg(rel.join(asset)).output().unwrap();
-        let sha = String::from_utf8_lossy(&sha.stdout).split(' ').next().unwrap().to_string();
-        std::fs::write(rel.join(format!("sha256sum-{arch}.txt")), format!("{sha}  {asset}\n")).unwrap();
+        let sha = Command::new("sha256sum")
+            .arg(rel.join(asset))
+            .output()
+            .unwrap();
+        let sha = String::from_utf8_lossy(&sha.stdout)
+            .split(' ')
+            .next()
+            .unwrap()
+            .to_string();
+        std::fs::write(
+            rel.join(format!("sha256sum-{arch}.txt")),
+            format!("{sha}  {asset}\n"),
+        )
+        .unwrap();
         let script = template::render(
             &method::binary_script(&release.display().to_string(), &bin.display().to_string()),
             &[("version", version)],
         );
-        Command::new("/bin/sh").arg("-c").arg(script).output().unwrap()
+        Command::new("/bin/sh")
+            .arg("-c")
+            .arg(script)
+            .output()
+            .unwrap()
     };
     let out = run("new k3s\n");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert_eq!(std::fs::read_to_string(&bin).unwrap(), "new k3s\n");
     let old = dir.path().join("k3s.cockpit-old");
     assert_eq!(std::fs::read_to_string(&old).unwrap(), "old k3s\n");
@@ -236,7 +261,11 @@ fn binary_script_swaps_verified_binaries_and_refuses_corrupted_ones() {
         &method::binary_script(&release.display().to_string(), &bin.display().to_string()),
         &[("version", version)],
     );
-    let out = Command::new("/bin/sh").arg("-c").arg(script).output().unwrap();
+    let out = Command::new("/bin/sh")
+        .arg("-c")
+        .arg(script)
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("k3s-cockpit: sha256 mismatch"), "{stderr}");

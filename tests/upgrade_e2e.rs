@@ -779,7 +779,10 @@ fn upgrade_keeping_flags(r: &Rollout) {
             .is_some_and(|a| a.windows(2).any(|w| w == ["--disable", "servicelb"]))),
         "{before:?}"
     );
-    let run = r.upgrade(&["--soak", "1s", "--final-soak", "1s"], Duration::from_secs(180));
+    let run = r.upgrade(
+        &["--soak", "1s", "--final-soak", "1s"],
+        Duration::from_secs(180),
+    );
     assert_eq!(run.code, 0, "{}", run.explain());
     assert_eq!(run.installs().len(), 6, "{}", run.explain());
     assert_eq!(r.node_args(), before);
@@ -830,7 +833,10 @@ fn healthy_with(node_extra: &str, top: &str) -> String {
             "version = \"v1.33.6+k3s1\"\n",
             &format!("version = \"v1.33.6+k3s1\"\n{node_extra}\n"),
         )
-        .replace("proxmox_host = true\n", &format!("proxmox_host = true\n{top}\n"))
+        .replace(
+            "proxmox_host = true\n",
+            &format!("proxmox_host = true\n{top}\n"),
+        )
 }
 
 #[test]
@@ -843,7 +849,10 @@ fn sudo_nodes_upgrade_with_become_and_without_it_the_check_says_what_to_set() {
         "{why}"
     );
     r.set_plan(&["transport"], "become", "sudo -n");
-    let run = r.upgrade(&["--soak", "1s", "--final-soak", "1s"], Duration::from_secs(180));
+    let run = r.upgrade(
+        &["--soak", "1s", "--final-soak", "1s"],
+        Duration::from_secs(180),
+    );
     assert_eq!(run.code, 0, "{}", run.explain());
     assert_eq!(run.installs().len(), 6);
 }
@@ -861,7 +870,11 @@ fn unknown_host_keys_dead_ssh_and_missing_artifacts_are_refused_before_any_cordo
 
     std::fs::write(&r.plan, &plan).unwrap();
     let closed = free_port();
-    r.set_plan_value(&["node", fun_bedbug(), "transport"], "port", toml::Value::Integer(closed.into()));
+    r.set_plan_value(
+        &["node", fun_bedbug(), "transport"],
+        "port",
+        toml::Value::Integer(closed.into()),
+    );
     let why = r.refused();
     assert!(why.contains("node k3s-vm-fun-bedbug: ssh:"), "{why}");
     assert!(!why.contains("node k3s-vm-pumped-piglet-gpu"), "{why}");
@@ -869,9 +882,14 @@ fn unknown_host_keys_dead_ssh_and_missing_artifacts_are_refused_before_any_cordo
     std::fs::write(&r.plan, &plan).unwrap();
     r.set_plan(&[], "release", "/var/lib/k3s-cockpit/artifacts");
     let why = r.refused();
-    assert!(why.contains("node k3s-vm-fun-bedbug: target binary:"), "{why}");
     assert!(
-        why.contains("cat: /var/lib/k3s-cockpit/artifacts/v1.34.3+k3s1/sha256sum-amd64.txt: No such file"),
+        why.contains("node k3s-vm-fun-bedbug: target binary:"),
+        "{why}"
+    );
+    assert!(
+        why.contains(
+            "cat: /var/lib/k3s-cockpit/artifacts/v1.34.3+k3s1/sha256sum-amd64.txt: No such file"
+        ),
         "{why}"
     );
 }
@@ -887,7 +905,10 @@ fn airgapped_nodes_and_sudo_with_a_password_are_refused_before_any_cordon() {
     r.set_plan(&["transport"], "user", "ops");
     r.set_plan(&["transport"], "become", "sudo -n");
     let why = r.refused();
-    assert!(why.contains("node k3s-vm-fun-bedbug: privilege: `sudo -n true` as ops failed"), "{why}");
+    assert!(
+        why.contains("node k3s-vm-fun-bedbug: privilege: `sudo -n true` as ops failed"),
+        "{why}"
+    );
     assert!(why.contains("sudo: a password is required"), "{why}");
     assert!(why.contains("NOPASSWD"), "{why}");
 }
@@ -943,7 +964,10 @@ fn sqlite_server_then_an_old_agent_straight_to_the_target_with_no_snapshot() {
         .collect();
     std::fs::write(&r.plan, plan).unwrap();
     let before = r.node_args();
-    let run = r.upgrade(&["--soak", "1s", "--final-soak", "1s"], Duration::from_secs(120));
+    let run = r.upgrade(
+        &["--soak", "1s", "--final-soak", "1s"],
+        Duration::from_secs(120),
+    );
     assert_eq!(run.code, 0, "{}", run.explain());
     assert_eq!(
         run.installs(),
@@ -952,7 +976,11 @@ fn sqlite_server_then_an_old_agent_straight_to_the_target_with_no_snapshot() {
             ("k3s-agent-old".to_string(), "v1.34.3+k3s1".to_string())
         ]
     );
-    assert!(run.of("action").iter().all(|a| a["action"]["action"] != "etcd_snapshot"));
+    assert!(
+        run.of("action")
+            .iter()
+            .all(|a| a["action"]["action"] != "etcd_snapshot")
+    );
     let agent_restart = run
         .of("action")
         .into_iter()

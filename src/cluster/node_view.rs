@@ -95,7 +95,11 @@ mod tests {
         assert_eq!(info.roles, vec!["control-plane"]);
         assert_eq!(
             info.node_args,
-            Some(vec!["server".into(), "--disable".into(), "servicelb".into()])
+            Some(vec![
+                "server".into(),
+                "--disable".into(),
+                "servicelb".into()
+            ])
         );
         assert!(info.unschedulable);
         assert_eq!(info.taints[0].key, "node.kubernetes.io/unschedulable");

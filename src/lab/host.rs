@@ -129,7 +129,8 @@ impl Host {
                 if corrupt {
                     binary.truncate(binary.len() / 2);
                 }
-                self.files.insert(format!("{STAGED}/{v}/sha256sum-{arch}.txt"), list);
+                self.files
+                    .insert(format!("{STAGED}/{v}/sha256sum-{arch}.txt"), list);
                 self.files.insert(format!("{STAGED}/{v}/{asset}"), binary);
             }
         }
@@ -140,7 +141,12 @@ impl Host {
         if self.airgap {
             return Err((6, "curl: (6) Could not resolve host: github.com\n".into()));
         }
-        let not_found = || (22, "curl: (22) The requested URL returned error: 404\n".into());
+        let not_found = || {
+            (
+                22,
+                "curl: (22) The requested URL returned error: 404\n".into(),
+            )
+        };
         let rest = url.strip_prefix(RELEASE_URL).ok_or_else(not_found)?;
         let (version, file) = rest
             .trim_start_matches('/')

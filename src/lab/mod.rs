@@ -6,6 +6,12 @@ pub mod api;
 pub mod audit;
 pub mod commit_log;
 pub mod discovery;
+pub mod host;
+mod node_exec;
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod node_tests;
+mod node_upgrade;
 pub mod objects;
 pub mod plan_out;
 pub mod query;
@@ -13,12 +19,6 @@ pub mod replay;
 pub mod scenario;
 pub mod schema;
 pub mod serve;
-pub mod host;
-mod node_exec;
-mod node_upgrade;
-#[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used)]
-mod node_tests;
 pub mod shell;
 pub mod sim;
 pub mod ssh;

@@ -60,7 +60,12 @@ fn fail_with(mut out: CommandOutcome, status: u32, stderr: String) -> CommandOut
 /// `curl -sfL https://get.k3s.io | [ENV] sh -s - ARGS`: the install script
 /// read from a pipe. A failed download leaves `sh` an empty script, which
 /// succeeds: the pipe's status is the shell's.
-async fn piped_install(sim: &SimHandle, node: &str, segment: &str, root: bool) -> Option<CommandOutcome> {
+async fn piped_install(
+    sim: &SimHandle,
+    node: &str,
+    segment: &str,
+    root: bool,
+) -> Option<CommandOutcome> {
     let (left, right) = segment.split_once(" | ")?;
     if !left.starts_with("curl ") || !left.contains("https://get.k3s.io") {
         return None;
@@ -69,7 +74,13 @@ async fn piped_install(sim: &SimHandle, node: &str, segment: &str, root: bool) -
     if cmd.words.first().map(String::as_str) != Some("sh") {
         return None;
     }
-    let args: Vec<String> = cmd.words.iter().skip(1).skip_while(|w| *w == "-s" || *w == "-").cloned().collect();
+    let args: Vec<String> = cmd
+        .words
+        .iter()
+        .skip(1)
+        .skip_while(|w| *w == "-s" || *w == "-")
+        .cloned()
+        .collect();
     if sim.with_host(node, |h| h.airgap).unwrap_or(false) {
         return Some(CommandOutcome {
             stdout: String::new(),
@@ -77,7 +88,10 @@ async fn piped_install(sim: &SimHandle, node: &str, segment: &str, root: bool) -
             exit_status: 0,
         });
     }
-    cmd.words = ["sh".to_string(), "-".to_string()].into_iter().chain(args).collect();
+    cmd.words = ["sh".to_string(), "-".to_string()]
+        .into_iter()
+        .chain(args)
+        .collect();
     let sources_env = segment.contains(".service.env");
     Some(super::node_upgrade::install_script(sim, node, &cmd, sources_env, root).await)
 }
@@ -188,7 +202,11 @@ fn is_k3s(bin: &str) -> bool {
     bin == "k3s" || bin == host::BIN
 }
 
-fn with(sim: &SimHandle, node: &str, f: impl FnOnce(&mut Host) -> CommandOutcome) -> CommandOutcome {
+fn with(
+    sim: &SimHandle,
+    node: &str,
+    f: impl FnOnce(&mut Host) -> CommandOutcome,
+) -> CommandOutcome {
     sim.with_host(node, f)
         .unwrap_or_else(|e| CommandOutcome::fail(255, format!("{e}\n")))
 }
@@ -219,7 +237,9 @@ fn systemctl(sim: &SimHandle, node: &str, verb: &str, unit: &str, root: bool) ->
         ),
         "restart" if !root => CommandOutcome::fail(
             1,
-            format!("Failed to restart {unit}.service: Interactive authentication required.\nSee system logs and 'systemctl status {unit}.service' for details.\n"),
+            format!(
+                "Failed to restart {unit}.service: Interactive authentication required.\nSee system logs and 'systemctl status {unit}.service' for details.\n"
+            ),
         ),
         "restart" => match sim.restart(node) {
             Ok(()) => ok(""),
@@ -280,7 +300,12 @@ fn curl(sim: &SimHandle, node: &str, w: &[&str], root: bool) -> CommandOutcome {
             }
         };
         if !root && !out.starts_with("/tmp/") {
-            return failed((23, format!("curl: (23) Failure writing output to destination: {out}: Permission denied\n")));
+            return failed((
+                23,
+                format!(
+                    "curl: (23) Failure writing output to destination: {out}: Permission denied\n"
+                ),
+            ));
         }
         h.files.insert(out.to_string(), data);
         ok("")
@@ -293,7 +318,8 @@ mod tests {
 
     #[test]
     fn segments_split_outside_quotes_only() {
-        let s = "set -a; f=x; if [ -r \"$f\" ]; then . \"$f\"; fi\ncurl a -o b && X='1;2' sh b 'c d'";
+        let s =
+            "set -a; f=x; if [ -r \"$f\" ]; then . \"$f\"; fi\ncurl a -o b && X='1;2' sh b 'c d'";
         assert_eq!(
             segments(s),
             [
@@ -310,8 +336,10 @@ mod tests {
 
     #[test]
     fn assignments_and_redirections_are_split_off() {
-        let words = shell_split("A=1 B='x y' nohup sh /tmp/k3s-install.sh server >>/var/log/l 2>&1 </dev/null")
-            .unwrap_or_default();
+        let words = shell_split(
+            "A=1 B='x y' nohup sh /tmp/k3s-install.sh server >>/var/log/l 2>&1 </dev/null",
+        )
+        .unwrap_or_default();
         let s = simple(words);
         assert_eq!(s.words, ["sh", "/tmp/k3s-install.sh", "server"]);
         assert_eq!(s.env.get("B").map(String::as_str), Some("x y"));

@@ -62,7 +62,8 @@ async fn wait_version(sim: &SimHandle, version: &str) {
     panic!("{NODE} never ran {version}");
 }
 
-const BEFORE: &str = r#"["server","--disable","servicelb","--disable","traefik","--tls-san","k3s.home.lan"]"#;
+const BEFORE: &str =
+    r#"["server","--disable","servicelb","--disable","traefik","--tls-san","k3s.home.lan"]"#;
 
 #[tokio::test(start_paused = true)]
 async fn role_only_install_drops_the_flags_and_brings_servicelb_back() {
@@ -80,7 +81,9 @@ async fn role_only_install_drops_the_flags_and_brings_servicelb_back() {
 #[tokio::test(start_paused = true)]
 async fn binary_method_keeps_unit_and_args_and_the_old_binary() {
     let (store, sim) = lab("", "");
-    let unit_before = sim.with_host(NODE, |h| super::node_exec::unit_file(h)).unwrap();
+    let unit_before = sim
+        .with_host(NODE, |h| super::node_exec::unit_file(h))
+        .unwrap();
     let script = crate::upgrade::template::render(
         &method::binary_script(GITHUB_RELEASES, K3S_BIN),
         &[("version", "v1.34.3+k3s1")],
@@ -94,8 +97,16 @@ async fn binary_method_keeps_unit_and_args_and_the_old_binary() {
     assert_eq!(restart.exit_status, 0, "{restart:?}");
     wait_version(&sim, "v1.34.3+k3s1").await;
     assert_eq!(node_args(&store), BEFORE);
-    assert_eq!(sim.with_host(NODE, |h| super::node_exec::unit_file(h)).unwrap(), unit_before);
-    let old = sim.with_host(NODE, |h| h.files.get(&format!("{BIN}.cockpit-old")).cloned()).unwrap();
+    assert_eq!(
+        sim.with_host(NODE, |h| super::node_exec::unit_file(h))
+            .unwrap(),
+        unit_before
+    );
+    let old = sim
+        .with_host(NODE, |h| {
+            h.files.get(&format!("{BIN}.cockpit-old")).cloned()
+        })
+        .unwrap();
     assert_eq!(old, Some(host::fake_binary("v1.33.6+k3s1", "k3s")));
     assert!(servicelb_events(&store).is_empty());
 }
@@ -107,8 +118,10 @@ async fn a_corrupted_artifact_is_refused_before_the_swap() {
     sim.with_host(NODE, |h| {
         let v = "v1.34.3+k3s1";
         let list = host::release_file(v, "sha256sum-amd64.txt").unwrap();
-        h.files.insert(format!("{dir}/{v}/sha256sum-amd64.txt"), list);
-        h.files.insert(format!("{dir}/{v}/k3s"), b"truncated".to_vec());
+        h.files
+            .insert(format!("{dir}/{v}/sha256sum-amd64.txt"), list);
+        h.files
+            .insert(format!("{dir}/{v}/k3s"), b"truncated".to_vec());
     })
     .unwrap();
     let script = crate::upgrade::template::render(
@@ -117,7 +130,10 @@ async fn a_corrupted_artifact_is_refused_before_the_swap() {
     );
     let out = run_on_node(&sim, NODE, "root", &script).await;
     assert_eq!(out.exit_status, 1, "{out:?}");
-    assert!(out.stderr.contains("sha256 mismatch for k3s v1.34.3+k3s1"), "{out:?}");
+    assert!(
+        out.stderr.contains("sha256 mismatch for k3s v1.34.3+k3s1"),
+        "{out:?}"
+    );
     let version = sim.with_host(NODE, |h| h.binary_version()).unwrap();
     assert_eq!(version.as_deref(), Some("v1.33.6+k3s1"));
 }
@@ -132,17 +148,26 @@ async fn airgapped_nodes_cannot_download() {
     let out = run_on_node(&sim, NODE, "root", &script).await;
     assert_eq!(out.exit_status, 1, "{out:?}");
     assert!(out.stderr.contains("Could not resolve host"), "{out:?}");
-    assert!(out.stderr.contains("k3s-cockpit: cannot download"), "{out:?}");
+    assert!(
+        out.stderr.contains("k3s-cockpit: cannot download"),
+        "{out:?}"
+    );
 }
 
 #[tokio::test(start_paused = true)]
 async fn sudo_without_nopasswd_refuses_and_a_plain_user_cannot_restart() {
     let (_store, sim) = lab("root_login=false\nsudo='password'", "");
     let out = run_on_node(&sim, NODE, "ops", "sudo -n true").await;
-    assert_eq!((out.exit_status, out.stderr.as_str()), (1, "sudo: a password is required\n"));
+    assert_eq!(
+        (out.exit_status, out.stderr.as_str()),
+        (1, "sudo: a password is required\n")
+    );
     let out = run_on_node(&sim, NODE, "ops", "systemctl restart k3s").await;
     assert_eq!(out.exit_status, 1, "{out:?}");
-    assert!(out.stderr.contains("Interactive authentication required"), "{out:?}");
+    assert!(
+        out.stderr.contains("Interactive authentication required"),
+        "{out:?}"
+    );
     let (_store, sim) = lab("root_login=false", "");
     let out = run_on_node(&sim, NODE, "ops", "sudo -n sh -c 'systemctl restart k3s'").await;
     assert_eq!(out.exit_status, 0, "{out:?}");
@@ -154,7 +179,10 @@ async fn snapshot_line_is_on_stderr_and_unknown_commands_exit_127() {
     let out = run_on_node(&sim, NODE, "root", "k3s etcd-snapshot save --name pre").await;
     assert_eq!(out.exit_status, 0, "{out:?}");
     assert!(out.stdout.is_empty(), "{out:?}");
-    assert!(out.stderr.contains(&format!("msg=\"Snapshot pre-{NODE}-")), "{out:?}");
+    assert!(
+        out.stderr.contains(&format!("msg=\"Snapshot pre-{NODE}-")),
+        "{out:?}"
+    );
     let ls = run_on_node(&sim, NODE, "root", "k3s etcd-snapshot ls").await;
     assert!(ls.stdout.contains(&format!("pre-{NODE}-")), "{ls:?}");
     let out = run_on_node(&sim, NODE, "root", "frobnicate --now").await;

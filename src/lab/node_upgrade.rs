@@ -47,12 +47,16 @@ fn swap_binary(
     root: bool,
 ) -> Result<String, Failure> {
     let (new, old) = (format!("{bin}.cockpit-new"), format!("{bin}.cockpit-old"));
-    let (arch, asset) =
-        host::asset_for(&h.arch).ok_or_else(|| k3s_fail(format!("unsupported architecture {}", h.arch)))?;
+    let (arch, asset) = host::asset_for(&h.arch)
+        .ok_or_else(|| k3s_fail(format!("unsupported architecture {}", h.arch)))?;
     let fetch = |h: &Host, file: &str| {
         let src = format!("{release}/{version}/{file}");
         h.fetch(&src).map_err(|(_, msg)| {
-            let verb = if release.starts_with("http") { "download" } else { "copy" };
+            let verb = if release.starts_with("http") {
+                "download"
+            } else {
+                "copy"
+            };
             (1, format!("{msg}k3s-cockpit: cannot {verb} {src}\n"))
         })
     };
@@ -60,7 +64,9 @@ fn swap_binary(
     if !root {
         return Err((
             1,
-            format!("curl: (23) Failure writing output to destination: {new}.sha256: Permission denied\nk3s-cockpit: cannot download {release}/{version}/sha256sum-{arch}.txt\n"),
+            format!(
+                "curl: (23) Failure writing output to destination: {new}.sha256: Permission denied\nk3s-cockpit: cannot download {release}/{version}/sha256sum-{arch}.txt\n"
+            ),
         ));
     }
     let want = String::from_utf8_lossy(&list)
@@ -70,7 +76,11 @@ fn swap_binary(
             let hash = f.next()?;
             (f.next()? == asset).then(|| hash.to_string())
         })
-        .ok_or_else(|| k3s_fail(format!("no sha256 for {asset} in sha256sum-{arch}.txt of {version}")))?;
+        .ok_or_else(|| {
+            k3s_fail(format!(
+                "no sha256 for {asset} in sha256sum-{arch}.txt of {version}"
+            ))
+        })?;
     let content = fetch(h, asset)?;
     h.write_binary(&new, content.clone())?;
     let got = host::sha256_hex(&content);
@@ -106,11 +116,21 @@ pub async fn install_script(
         return CommandOutcome::fail(1, "sudo: a password is required\n");
     }
     let from_pipe = cmd.words[1] == "-";
-    if !from_pipe && sim.with_host(node, |h| !h.files.contains_key(&cmd.words[1])).unwrap_or(true) {
-        return CommandOutcome::fail(2, format!("sh: 0: cannot open {}: No such file\n", cmd.words[1]));
+    if !from_pipe
+        && sim
+            .with_host(node, |h| !h.files.contains_key(&cmd.words[1]))
+            .unwrap_or(true)
+    {
+        return CommandOutcome::fail(
+            2,
+            format!("sh: 0: cannot open {}: No such file\n", cmd.words[1]),
+        );
     }
     let Some(version) = cmd.env.get("INSTALL_K3S_VERSION").cloned() else {
-        return CommandOutcome::fail(1, "[ERROR]  the lab has no release channel: set INSTALL_K3S_VERSION\n");
+        return CommandOutcome::fail(
+            1,
+            "[ERROR]  the lab has no release channel: set INSTALL_K3S_VERSION\n",
+        );
     };
     let delay = sim.lock().timing.install;
     tokio::time::sleep(delay).await;
@@ -119,7 +139,10 @@ pub async fn install_script(
     match changed {
         Ok(Ok((exec, changed))) => {
             log.push_str(&format!("[INFO]  Installing k3s to {}\n[INFO]  systemd: Creating service file with ExecStart {}\n", host::BIN, exec));
-            let skip = cmd.env.get("INSTALL_K3S_SKIP_START").is_some_and(|v| v == "true");
+            let skip = cmd
+                .env
+                .get("INSTALL_K3S_SKIP_START")
+                .is_some_and(|v| v == "true");
             if skip {
                 log.push_str("[INFO]  Skipping start: INSTALL_K3S_SKIP_START=true\n");
             } else if !changed {
@@ -144,13 +167,22 @@ fn apply_install(
     version: &str,
     sources_env: bool,
 ) -> Result<(String, bool), Failure> {
-    let (_, asset) = host::asset_for(&h.arch).ok_or((1, format!("[ERROR]  Unsupported architecture {}\n", h.arch)))?;
+    let (_, asset) = host::asset_for(&h.arch)
+        .ok_or((1, format!("[ERROR]  Unsupported architecture {}\n", h.arch)))?;
     if h.airgap {
         return Err((1, "[ERROR]  Download failed\n".into()));
     }
-    let mut env: std::collections::BTreeMap<String, String> =
-        if sources_env { h.env.clone() } else { Default::default() };
-    env.extend(cmd.env.iter().filter(|(k, _)| k.starts_with("K3S_")).map(|(k, v)| (k.clone(), v.clone())));
+    let mut env: std::collections::BTreeMap<String, String> = if sources_env {
+        h.env.clone()
+    } else {
+        Default::default()
+    };
+    env.extend(
+        cmd.env
+            .iter()
+            .filter(|(k, _)| k.starts_with("K3S_"))
+            .map(|(k, v)| (k.clone(), v.clone())),
+    );
     let mut words: Vec<String> = cmd
         .env
         .get("INSTALL_K3S_EXEC")
@@ -165,7 +197,9 @@ fn apply_install(
     let mut exec = vec![role.clone()];
     exec.extend(words);
     let binary = host::fake_binary(version, asset);
-    let changed = h.files.get(host::BIN) != Some(&binary) || h.exec != exec || h.unit != host::unit_for(&role);
+    let changed = h.files.get(host::BIN) != Some(&binary)
+        || h.exec != exec
+        || h.unit != host::unit_for(&role);
     h.files.insert(host::BIN.to_string(), binary);
     h.unit = host::unit_for(&role).to_string();
     h.exec = exec.clone();
@@ -179,9 +213,20 @@ fn apply_install(
 /// the node name and a timestamp appended.
 pub fn etcd_snapshot(sim: &SimHandle, node: &str, args: &[&str], root: bool) -> CommandOutcome {
     let now = jiff::Timestamp::now();
-    let log = |level: &str, msg: &str| format!("time=\"{}\" level={level} msg=\"{msg}\"\n", now.strftime("%Y-%m-%dT%H:%M:%SZ"));
+    let log = |level: &str, msg: &str| {
+        format!(
+            "time=\"{}\" level={level} msg=\"{msg}\"\n",
+            now.strftime("%Y-%m-%dT%H:%M:%SZ")
+        )
+    };
     if !root {
-        return CommandOutcome::fail(1, log("fatal", "open /var/lib/rancher/k3s/server/token: permission denied"));
+        return CommandOutcome::fail(
+            1,
+            log(
+                "fatal",
+                "open /var/lib/rancher/k3s/server/token: permission denied",
+            ),
+        );
     }
     let done = sim.with_host(node, |h| {
         if h.exec.first().is_none_or(|c| c != "server") {

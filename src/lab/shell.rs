@@ -32,7 +32,11 @@ impl CommandHandler for NodeShell {
     }
 
     fn accepts_user(&self, user: &str) -> bool {
-        user != "root" || self.sim.with_host(&self.node, |h| h.root_login).unwrap_or(false)
+        user != "root"
+            || self
+                .sim
+                .with_host(&self.node, |h| h.root_login)
+                .unwrap_or(false)
     }
 }
 
@@ -92,8 +96,7 @@ pub async fn run_on_node(sim: &SimHandle, node: &str, user: &str, command: &str)
     };
     let mut privileged = user == "root";
     let mut text = command.to_string();
-    loop {
-        let Ok(words) = shell_split(&text) else { break };
+    while let Ok(words) = shell_split(&text) {
         match words.first().map(String::as_str) {
             Some("sudo") => {
                 if words.get(1).map(String::as_str) != Some("-n") {
@@ -126,7 +129,10 @@ fn unwrap_sh(words: &[String]) -> Option<String> {
     match words {
         [shell, flag, script, ..]
             if flag == "-c"
-                && matches!(shell.rsplit('/').next(), Some("sh" | "bash" | "dash" | "ash")) =>
+                && matches!(
+                    shell.rsplit('/').next(),
+                    Some("sh" | "bash" | "dash" | "ash")
+                ) =>
         {
             Some(script.clone())
         }
@@ -185,4 +191,3 @@ pub async fn start_ssh(sim: &SimHandle, dir: &Path, with_proxmox: bool) -> Resul
         keys,
     })
 }
-

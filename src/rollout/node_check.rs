@@ -21,7 +21,13 @@ fn k3s_version(stdout: &str) -> Option<&str> {
 
 /// Free KiB in `df -Pk`'s second line (Available is the fourth column).
 fn df_available_kib(stdout: &str) -> Option<u64> {
-    stdout.lines().nth(1)?.split_whitespace().nth(3)?.parse().ok()
+    stdout
+        .lines()
+        .nth(1)?
+        .split_whitespace()
+        .nth(3)?
+        .parse()
+        .ok()
 }
 
 /// The hash `sha256sum` printed for the first file.
@@ -48,20 +54,57 @@ impl Executor {
         self.exec_as(node, "ssh check", "true", t)
             .await
             .map_err(|e| fail("ssh", e))?;
-        self.check_privilege(&n, t).await.map_err(|e| fail("privilege", e))?;
-        let unit = n.role.service();
-        self.remote(node, "unit check", &format!("systemctl is-active {unit}"), t)
+        self.check_privilege(&n, t)
             .await
-            .map_err(|e| fail("unit", format!("{unit} is not active ({e}); is this node a {} as its labels say?", n.role.as_str())))?;
-        let (out, _) = self.remote(node, "binary check", "k3s --version", t).await.map_err(|e| fail("binary", e))?;
+            .map_err(|e| fail("privilege", e))?;
+        let unit = n.role.service();
+        self.remote(
+            node,
+            "unit check",
+            &format!("systemctl is-active {unit}"),
+            t,
+        )
+        .await
+        .map_err(|e| {
+            fail(
+                "unit",
+                format!(
+                    "{unit} is not active ({e}); is this node a {} as its labels say?",
+                    n.role.as_str()
+                ),
+            )
+        })?;
+        let (out, _) = self
+            .remote(node, "binary check", "k3s --version", t)
+            .await
+            .map_err(|e| fail("binary", e))?;
         match k3s_version(&out) {
             Some(v) if v == kubelet => {}
-            Some(v) => return Err(fail("binary", format!("{K3S_BIN} is {v} but the kubelet reports {kubelet}: finish or undo this node's last upgrade first"))),
-            None => return Err(fail("binary", format!("cannot read the version in {:?}", out.trim()))),
+            Some(v) => {
+                return Err(fail(
+                    "binary",
+                    format!(
+                        "{K3S_BIN} is {v} but the kubelet reports {kubelet}: finish or undo this node's last upgrade first"
+                    ),
+                ));
+            }
+            None => {
+                return Err(fail(
+                    "binary",
+                    format!("cannot read the version in {:?}", out.trim()),
+                ));
+            }
         }
-        let (uname, _) = self.remote(node, "arch check", "uname -m", t).await.map_err(|e| fail("arch", e))?;
-        let (arch, asset) = method::release_asset(uname.trim())
-            .ok_or_else(|| fail("arch", format!("K3s publishes no binary for {}", uname.trim())))?;
+        let (uname, _) = self
+            .remote(node, "arch check", "uname -m", t)
+            .await
+            .map_err(|e| fail("arch", e))?;
+        let (arch, asset) = method::release_asset(uname.trim()).ok_or_else(|| {
+            fail(
+                "arch",
+                format!("K3s publishes no binary for {}", uname.trim()),
+            )
+        })?;
         if n.commands.install.starts_with(method::BINARY_MARKER) {
             self.check_disk(&n, t).await.map_err(|e| fail("disk", e))?;
             for v in &n.hops {
@@ -90,8 +133,11 @@ impl Executor {
     }
 
     async fn check_disk(&self, n: &ResolvedNode, t: SignedDuration) -> Result<(), String> {
-        let (df, _) = self.remote(&n.name, "disk check", "df -Pk /usr/local/bin", t).await?;
-        let kib = df_available_kib(&df).ok_or_else(|| format!("cannot read df output {:?}", df.trim()))?;
+        let (df, _) = self
+            .remote(&n.name, "disk check", "df -Pk /usr/local/bin", t)
+            .await?;
+        let kib = df_available_kib(&df)
+            .ok_or_else(|| format!("cannot read df output {:?}", df.trim()))?;
         if kib / 1024 < NEED_MIB {
             return Err(format!(
                 "{} MiB free in /usr/local/bin; staging the new binary beside the old one needs {NEED_MIB} MiB",
@@ -103,20 +149,45 @@ impl Executor {
 
     /// The release of `version` is reachable from the node: the sha256 list
     /// downloads, or the artifact on the node matches its list.
-    async fn check_release(&self, n: &ResolvedNode, version: &str, arch: &str, asset: &str, t: SignedDuration) -> Result<(), String> {
+    async fn check_release(
+        &self,
+        n: &ResolvedNode,
+        version: &str,
+        arch: &str,
+        asset: &str,
+        t: SignedDuration,
+    ) -> Result<(), String> {
         let release = self.plan().release.clone();
         let list_path = format!("{release}/{version}/sha256sum-{arch}.txt");
         if release.starts_with("http://") || release.starts_with("https://") {
-            let cmd = format!("curl -sfL -o /tmp/k3s-cockpit-check.sha256 {}", crate::remote::shell_quote(&list_path));
+            let cmd = format!(
+                "curl -sfL -o /tmp/k3s-cockpit-check.sha256 {}",
+                crate::remote::shell_quote(&list_path)
+            );
             return self.remote(&n.name, "download check", &cmd, t).await.map(|_| ()).map_err(|e| {
                 format!("the node cannot download {list_path} ({e}); for an airgapped cluster set release to a directory on the nodes holding VERSION/{asset} and VERSION/sha256sum-{arch}.txt")
             });
         }
         let quote = crate::remote::shell_quote;
-        let (list, _) = self.remote(&n.name, "artifact check", &format!("cat {}", quote(&list_path)), t).await?;
-        let want = listed_hash(&list, asset).ok_or_else(|| format!("{list_path} lists no {asset}"))?;
+        let (list, _) = self
+            .remote(
+                &n.name,
+                "artifact check",
+                &format!("cat {}", quote(&list_path)),
+                t,
+            )
+            .await?;
+        let want =
+            listed_hash(&list, asset).ok_or_else(|| format!("{list_path} lists no {asset}"))?;
         let artifact = format!("{release}/{version}/{asset}");
-        let (sum, _) = self.remote(&n.name, "artifact check", &format!("sha256sum {}", quote(&artifact)), t).await?;
+        let (sum, _) = self
+            .remote(
+                &n.name,
+                "artifact check",
+                &format!("sha256sum {}", quote(&artifact)),
+                t,
+            )
+            .await?;
         match first_hash(&sum) {
             Some(got) if got == want => Ok(()),
             got => Err(format!(
@@ -133,10 +204,16 @@ mod tests {
 
     #[test]
     fn parses_what_the_node_prints() {
-        assert_eq!(k3s_version("k3s version v1.33.6+k3s1 (3ad6f7f5)\ngo version go1.24.9\n"), Some("v1.33.6+k3s1"));
+        assert_eq!(
+            k3s_version("k3s version v1.33.6+k3s1 (3ad6f7f5)\ngo version go1.24.9\n"),
+            Some("v1.33.6+k3s1")
+        );
         let df = "Filesystem 1024-blocks Used Available Capacity Mounted on\n/dev/sda1 30830592 10485760 20971520 34% /\n";
         assert_eq!(df_available_kib(df), Some(20_971_520));
-        assert_eq!(listed_hash("abc  k3s\ndef  k3s-arm64\n", "k3s-arm64"), Some("def"));
+        assert_eq!(
+            listed_hash("abc  k3s\ndef  k3s-arm64\n", "k3s-arm64"),
+            Some("def")
+        );
         assert_eq!(first_hash("abc  /x/k3s\n"), Some("abc"));
     }
 }

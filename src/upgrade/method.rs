@@ -58,7 +58,9 @@ pub fn release_asset(uname_m: &str) -> Option<(&'static str, &'static str)> {
 pub fn binary_script(release: &str, bin: &str) -> String {
     let mut s = String::new();
     s.push_str(BINARY_MARKER);
-    s.push_str(": stage, verify, keep the old binary, swap. Unit, env file and config.yaml stay.\n");
+    s.push_str(
+        ": stage, verify, keep the old binary, swap. Unit, env file and config.yaml stay.\n",
+    );
     s.push_str("set -eu\nversion={version}\n");
     s.push_str(&format!("release={}\n", shell_quote(release)));
     s.push_str(&format!("bin={}\n", shell_quote(bin)));
@@ -161,7 +163,10 @@ mod tests {
     #[test]
     fn redacted_arguments_cannot_be_rebuilt() {
         let a = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
-        assert_eq!(unrebuildable(&a(&["server", "--disable", "servicelb"])), None);
+        assert_eq!(
+            unrebuildable(&a(&["server", "--disable", "servicelb"])),
+            None
+        );
         let why = unrebuildable(&a(&["agent", "--token", "********"])).unwrap();
         assert!(why.contains("--token"), "{why}");
         let why = unrebuildable(&a(&["server", "--token=********"])).unwrap();

@@ -16,8 +16,8 @@ use serde_json::{Value, json};
 use tokio::sync::{Notify, oneshot};
 use tokio::time::Instant;
 
-use super::objects::{self, LEASE_NAMESPACE, METALLB_NAMESPACE, NOT_READY, UNREACHABLE};
 use super::host::{self, Host};
+use super::objects::{self, LEASE_NAMESPACE, METALLB_NAMESPACE, NOT_READY, UNREACHABLE};
 use super::scenario::{FaultKind, NodeSpec, Role, Scenario, ServiceSpec, Timing};
 use super::serve::{OutageWindow, Served};
 use super::store::{Kind, Store, now_rfc3339, now_rfc3339_micro};
@@ -297,7 +297,9 @@ impl Sim {
         for (i, spec) in scenario.nodes.iter().enumerate() {
             sim.add_node(i, spec, now);
             let staged = &scenario.staged_releases;
-            sim.nodes[i].host.stage_releases(staged, spec.corrupt_staged);
+            sim.nodes[i]
+                .host
+                .stage_releases(staged, spec.corrupt_staged);
         }
         sim.store.upsert(
             Kind::DaemonSet,

@@ -39,7 +39,11 @@ fn show((flag, value): &(String, String)) -> String {
 /// node runs with the same arguments.
 pub fn changed(before: &[String], after: &[String]) -> Option<String> {
     let (mut lost, mut gained) = (items(before), items(after));
-    let common: Vec<(String, String)> = lost.iter().filter(|x| gained.contains(x)).cloned().collect();
+    let common: Vec<(String, String)> = lost
+        .iter()
+        .filter(|x| gained.contains(x))
+        .cloned()
+        .collect();
     for c in &common {
         if let Some(p) = lost.iter().position(|x| x == c) {
             lost.remove(p);
@@ -67,14 +71,24 @@ mod tests {
 
     #[test]
     fn names_lost_and_gained_flags() {
-        let before = a(&["server", "--disable", "servicelb", "--tls-san=k3s.lan", "--cluster-init"]);
+        let before = a(&[
+            "server",
+            "--disable",
+            "servicelb",
+            "--tls-san=k3s.lan",
+            "--cluster-init",
+        ]);
         assert_eq!(changed(&before, &before), None);
         assert_eq!(
             changed(&before, &a(&["server"])).as_deref(),
             Some("lost --disable servicelb, --tls-san k3s.lan, --cluster-init")
         );
         assert_eq!(
-            changed(&a(&["agent", "--node-ip", "10.0.0.5"]), &a(&["agent", "--node-ip", "10.0.0.6"])).as_deref(),
+            changed(
+                &a(&["agent", "--node-ip", "10.0.0.5"]),
+                &a(&["agent", "--node-ip", "10.0.0.6"])
+            )
+            .as_deref(),
             Some("lost --node-ip 10.0.0.5; gained --node-ip 10.0.0.6")
         );
     }

@@ -136,7 +136,11 @@ fn resolve_path(
         .copied()
         .filter(|n| n.role == Role::Server)
         .collect();
-    let judged = if servers.is_empty() { cluster } else { &servers[..] };
+    let judged = if servers.is_empty() {
+        cluster
+    } else {
+        &servers[..]
+    };
     let versions: Vec<K3sVersion> = judged.iter().map(|n| n.version.clone()).collect();
     let hops: Vec<K3sVersion> = match &plan.target {
         Some(_) => plan.hops.iter().map(|h| h.get_ref().clone()).collect(),
@@ -168,10 +172,16 @@ pub fn detect_datastore(cluster: &[&ClusterNode]) -> Option<(Datastore, String)>
             .any(|a| a == "--datastore-endpoint" || a.starts_with("--datastore-endpoint="))
     });
     if let Some(n) = external {
-        return Some((Datastore::External, format!("server {} runs with --datastore-endpoint", n.name)));
+        return Some((
+            Datastore::External,
+            format!("server {} runs with --datastore-endpoint", n.name),
+        ));
     }
     if let Some(n) = cluster.iter().find(|n| n.etcd) {
-        return Some((Datastore::Etcd, format!("{} carries node-role.kubernetes.io/etcd", n.name)));
+        return Some((
+            Datastore::Etcd,
+            format!("{} carries node-role.kubernetes.io/etcd", n.name),
+        ));
     }
     match servers.as_slice() {
         [only] => Some((
@@ -452,7 +462,10 @@ fn resolve_install(
         }
         Method::InstallScript => {
             let why = match &node.node_args {
-                None => Some("it has no k3s.io/node-args annotation to rebuild its arguments from".to_string()),
+                None => Some(
+                    "it has no k3s.io/node-args annotation to rebuild its arguments from"
+                        .to_string(),
+                ),
                 Some(args) => method::unrebuildable(args),
             };
             match (why, &node.node_args) {

@@ -66,7 +66,10 @@ fn minimal_plan_gets_documented_defaults() {
     // The default method swaps the binary and leaves the unit alone.
     assert_eq!(r.method, Method::Binary);
     let install = server.install_command(&v("v1.34.3+k3s1"));
-    assert!(install.starts_with(crate::upgrade::method::BINARY_MARKER), "{install}");
+    assert!(
+        install.starts_with(crate::upgrade::method::BINARY_MARKER),
+        "{install}"
+    );
     assert!(install.contains("\nversion=v1.34.3+k3s1\n"), "{install}");
     assert!(!install.contains("install.sh"), "{install}");
     assert_eq!(
@@ -299,18 +302,22 @@ fn install_script_method_gives_each_node_its_own_arguments_back() {
         "p",
     )
     .unwrap();
-    let args = ["server", "--disable", "servicelb", "--tls-san", "k3s.home.lan"];
+    let args = [
+        "server",
+        "--disable",
+        "servicelb",
+        "--tls-san",
+        "k3s.home.lan",
+    ];
     let r = resolve(&plan, &with_args(Some(&args))).unwrap();
     let install = r
         .node("pumped-piglet")
         .unwrap()
         .install_command(&v("v1.34.3+k3s1"));
+    assert!(install.contains("INSTALL_K3S_SKIP_START=true"), "{install}");
     assert!(
-        install.contains("INSTALL_K3S_SKIP_START=true"),
-        "{install}"
-    );
-    assert!(
-        install.contains("k3s-cockpit-install.sh server --disable servicelb --tls-san k3s.home.lan"),
+        install
+            .contains("k3s-cockpit-install.sh server --disable servicelb --tls-san k3s.home.lan"),
         "{install}"
     );
     let err = resolve(&plan, &with_args(None)).unwrap_err().to_string();
@@ -335,7 +342,11 @@ fn agents_follow_the_kubelet_skew_policy_straight_to_the_target() {
     assert_eq!(agent.restart_command(), "systemctl restart k3s-agent");
     // Servers first, then agents.
     assert_eq!(r.nodes[0].role, Role::Server);
-    let plan = Plan::from_str("target = \"v1.35.0+k3s1\"\nhops = [\"v1.34.3+k3s1\"]\n", "p").unwrap();
+    let plan = Plan::from_str(
+        "target = \"v1.35.0+k3s1\"\nhops = [\"v1.34.3+k3s1\"]\n",
+        "p",
+    )
+    .unwrap();
     let err = resolve(&plan, &nodes).unwrap_err().to_string();
     assert!(
         err.contains("agent still-fawn runs v1.31.9+k3s1: its kubelet would be more than 3 minor versions older"),
@@ -369,9 +380,16 @@ fn the_datastore_is_detected_and_a_plan_saying_otherwise_is_refused() {
         err.contains("datastore = \"etcd\" but the cluster's datastore is sqlite: the only server, pumped-piglet, is no etcd member"),
         "{err}"
     );
-    nodes[1].node_args = Some(vec!["server".into(), "--datastore-endpoint".into(), "postgres://db".into()]);
+    nodes[1].node_args = Some(vec![
+        "server".into(),
+        "--datastore-endpoint".into(),
+        "postgres://db".into(),
+    ]);
     let err = resolve(&plan, &nodes).unwrap_err().to_string();
-    assert!(err.contains("is external: server pumped-piglet runs with --datastore-endpoint"), "{err}");
+    assert!(
+        err.contains("is external: server pumped-piglet runs with --datastore-endpoint"),
+        "{err}"
+    );
     nodes[1].etcd = true;
     nodes[1].node_args = None;
     assert_eq!(resolve(&plan, &nodes).unwrap().datastore, Datastore::Etcd);

@@ -282,7 +282,8 @@ fn a_node_that_comes_back_with_other_arguments_halts_naming_the_lost_flags() {
     assert_eq!(h.node.as_deref(), Some("A"));
     assert_eq!(h.phase, Some(Phase::WaitReady));
     assert!(
-        h.reason.contains("lost --disable servicelb, --tls-san k3s.lan"),
+        h.reason
+            .contains("lost --disable servicelb, --tls-san k3s.lan"),
         "{}",
         h.reason
     );

@@ -27,10 +27,7 @@ fn rollback_reinstalls_previous_versions_in_reverse_order() {
         .iter()
         .map(|(n, v)| format!("{n}@{v}"))
         .collect();
-    assert_eq!(
-        back,
-        ["B@v1.33.6+k3s1", "A@v1.34.3+k3s1", "A@v1.33.6+k3s1"]
-    );
+    assert_eq!(back, ["B@v1.33.6+k3s1", "A@v1.34.3+k3s1", "A@v1.33.6+k3s1"]);
     assert!(
         s.nodes
             .iter()
