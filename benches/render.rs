@@ -40,6 +40,7 @@ fn node(i: usize) -> ClusterEvent {
         } else {
             vec![]
         },
+        node_args: None,
         version: "v1.33.6+k3s1".into(),
         unschedulable: false,
         taints: vec![],
@@ -53,7 +54,6 @@ fn node(i: usize) -> ClusterEvent {
         }],
         boot_id: format!("boot-{i}"),
         internal_ip: None,
-        node_args: None,
         lb_excluded: false,
     })
 }

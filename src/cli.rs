@@ -274,10 +274,12 @@ pub async fn run_demo(
 }
 
 /// `check-plan`: validate a plan against the cluster's nodes (read-only)
-/// and print what would run, node by node. Exit 2 on a bad plan.
+/// and print what would run, node by node, then check every node over SSH
+/// unless `offline`. Exit 2 on a bad plan or a node that fails a check.
 pub async fn run_check_plan(
     plan_path: &std::path::Path,
     target: ClusterTarget,
+    offline: bool,
 ) -> Result<ExitCode> {
     let plan = match crate::upgrade::Plan::load(plan_path) {
         Ok(p) => p,
@@ -292,7 +294,23 @@ pub async fn run_check_plan(
     match crate::upgrade::resolve(&plan, &cluster) {
         Ok(resolved) => {
             println!("{resolved}");
-            Ok(ExitCode::SUCCESS)
+            if offline {
+                return Ok(ExitCode::SUCCESS);
+            }
+            let count = resolved.nodes.len();
+            match crate::rollout::check_nodes(&conn, &std::sync::Arc::new(resolved), &cluster).await
+            {
+                Ok(()) => {
+                    println!(
+                        "node checks: all {count} nodes pass (ssh, privilege, unit, binary, arch, disk, target binary)"
+                    );
+                    Ok(ExitCode::SUCCESS)
+                }
+                Err(crate::rollout::BadInput(e)) => {
+                    eprintln!("{e}");
+                    Ok(ExitCode::from(2))
+                }
+            }
         }
         Err(e) => {
             eprintln!("{e}");

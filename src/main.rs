@@ -65,6 +65,9 @@ enum Command {
         plan: PathBuf,
         #[command(flatten)]
         cluster: cli::ClusterTarget,
+        /// Skip the read-only checks on each node over SSH.
+        #[arg(long)]
+        offline: bool,
     },
     /// Run the simulated cluster alone, for kubectl or another cockpit.
     Lab(cli::LabOptions),
@@ -180,9 +183,13 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             k3s_cockpit::logging::init_stderr_logging();
             k3s_cockpit::report::command::run_report(args)
         }
-        Command::CheckPlan { plan, cluster } => {
+        Command::CheckPlan {
+            plan,
+            cluster,
+            offline,
+        } => {
             k3s_cockpit::logging::init_stderr_logging();
-            cli::run_check_plan(&plan, cluster).await
+            cli::run_check_plan(&plan, cluster, offline).await
         }
         Command::Upgrade(opts) => {
             let log = k3s_cockpit::logging::init_tui_logging(

@@ -1032,3 +1032,26 @@ fn sqlite_server_then_an_old_agent_straight_to_the_target_with_no_snapshot() {
     assert_eq!(agent_restart["command"], "systemctl restart k3s-agent");
     assert_eq!(r.node_args(), before);
 }
+
+#[test]
+fn airgapped_nodes_upgrade_from_verified_staged_releases_and_a_corrupted_one_is_refused() {
+    let staged = "staged_releases = [\"v1.34.3+k3s1\", \"v1.35.0+k3s1\"]\nairgap = true";
+    let scenario = healthy_with("", staged).replacen(
+        "name = \"k3s-vm-still-fawn\"\n",
+        "name = \"k3s-vm-still-fawn\"\ncorrupt_staged = true\n",
+        1,
+    );
+    let r = lab_with_plan(&scenario);
+    r.set_plan(&[], "release", "/var/lib/k3s-cockpit/releases");
+    let why = r.refused();
+    assert!(
+        why.contains("node k3s-vm-still-fawn: target binary: /var/lib/k3s-cockpit/releases/v1.34.3+k3s1/k3s has sha256"),
+        "{why}"
+    );
+    assert!(why.contains("the artifact is corrupted"), "{why}");
+    assert!(!why.contains("node k3s-vm-fun-bedbug"), "{why}");
+
+    let r = lab_with_plan(&healthy_with("", staged));
+    r.set_plan(&[], "release", "/var/lib/k3s-cockpit/releases");
+    upgrade_keeping_flags(&r);
+}

@@ -12,6 +12,8 @@ use super::scenario::{NodeSpec, Role, SudoPolicy};
 pub const BIN: &str = "/usr/local/bin/k3s";
 /// Where the K3s install script and the binary method download releases.
 pub const RELEASE_URL: &str = "https://github.com/k3s-io/k3s/releases/download";
+/// Where scenarios stage releases on nodes (`staged_releases`).
+pub const STAGED: &str = "/var/lib/k3s-cockpit/releases";
 /// What a release binary weighs on disk (K3s v1.33+ amd64 is ~70 MiB).
 const BINARY_MIB: u64 = 70;
 
@@ -112,6 +114,26 @@ impl Host {
             (l.starts_with("disable:") && listed(l.trim_start_matches("disable:")))
                 || l.trim_start_matches("- ").trim_matches(['"', '\'']) == component
         })
+    }
+
+    /// Copies `versions` of the release for this node's arch under
+    /// [`STAGED`]; `corrupt` truncates the binaries.
+    pub fn stage_releases(&mut self, versions: &[String], corrupt: bool) {
+        let Some((arch, asset)) = asset_for(&self.arch) else {
+            return;
+        };
+        for v in versions {
+            let list = release_file(v, &format!("sha256sum-{arch}.txt"));
+            let binary = release_file(v, asset);
+            if let (Some(list), Some(mut binary)) = (list, binary) {
+                if corrupt {
+                    binary.truncate(binary.len() / 2);
+                }
+                self.files
+                    .insert(format!("{STAGED}/{v}/sha256sum-{arch}.txt"), list);
+                self.files.insert(format!("{STAGED}/{v}/{asset}"), binary);
+            }
+        }
     }
 
     /// `curl -sfL URL`: the lab's GitHub release, unless the node is airgapped.

@@ -51,6 +51,11 @@ pub struct Scenario {
     /// no etcd snapshots.
     #[serde(default)]
     pub sqlite: bool,
+    /// Releases already copied to every node under [`super::host::STAGED`]
+    /// (`VERSION/k3s`, `VERSION/sha256sum-ARCH.txt`), as for an airgapped
+    /// cluster.
+    #[serde(default)]
+    pub staged_releases: Vec<String>,
     #[serde(default)]
     pub metallb: MetallbSpec,
 }
@@ -206,6 +211,9 @@ pub struct NodeSpec {
     /// /etc/rancher/k3s/config.yaml.
     #[serde(default)]
     pub config_yaml: String,
+    /// The staged release binaries on this node are damaged (a truncated copy).
+    #[serde(default)]
+    pub corrupt_staged: bool,
 }
 
 fn x86_64() -> String {
@@ -373,6 +381,7 @@ impl Scenario {
                 sudo: SudoPolicy::default(),
                 env: Default::default(),
                 config_yaml: String::new(),
+                corrupt_staged: false,
             })
             .collect();
         let first = self

@@ -103,7 +103,7 @@ fn describe(plan: &ResolvedPlan, action: &Action) -> Vec<String> {
     let remote = |cmd: String| {
         vec![format!(
             "          $ {}  # via {}",
-            redact_command(&via.wire_command(&cmd)),
+            redact_command(&via.wire_command(&n.privileged(&cmd))),
             via.describe()
         )]
     };

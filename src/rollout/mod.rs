@@ -316,7 +316,7 @@ pub async fn open(
 }
 
 /// The node checks on every node of the plan, all of them reported.
-async fn check_nodes(
+pub async fn check_nodes(
     conn: &Connection,
     plan: &Arc<ResolvedPlan>,
     live: &[ClusterNode],

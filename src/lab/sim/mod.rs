@@ -332,6 +332,10 @@ impl Sim {
         let now = Instant::now();
         for (i, spec) in scenario.nodes.iter().enumerate() {
             sim.add_node(i, spec, now);
+            let staged = &scenario.staged_releases;
+            sim.nodes[i]
+                .host
+                .stage_releases(staged, spec.corrupt_staged);
         }
         sim.store.upsert(
             Kind::DaemonSet,

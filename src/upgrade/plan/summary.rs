@@ -33,9 +33,11 @@ impl ResolvedPlan {
         }
         let order = match self.order {
             Order::ServersFirst => {
-                "servers first, then agents, one node at a time, all nodes per version"
+                "servers first, one node at a time, every server per version; then agents, straight to the target"
             }
-            Order::Explicit => "explicit, one node at a time, all nodes per version",
+            Order::Explicit => {
+                "explicit, one node at a time, every server per version; then agents, straight to the target"
+            }
         };
         writeln!(f, "order     {order}")?;
         let method = match self.method {
