@@ -632,6 +632,32 @@ async fn a_retried_restart_waits_for_the_unit_that_is_still_starting() {
         k3s_cockpit::lab::sim::Kubelet::Running
     );
 
+    // A failed step carries its output's last lines, for the timeline and
+    // the node detail.
+    let failing = Plan::from_str(
+        &format!("{text}\n[commands]\ninstall = \"k3s-fetch-release {{version}}\"\n"),
+        "lab-plan.toml",
+    )
+    .unwrap();
+    let failing = Executor::new(
+        conn.client.clone(),
+        std::sync::Arc::new(k3s_cockpit::upgrade::resolve(&failing, &nodes).unwrap()),
+    );
+    let install = Action::Install {
+        id: 9,
+        node: "node-b".into(),
+        version: "v1.34.3+k3s1".parse().unwrap(),
+    };
+    let Input::ActionFinished { result, output, .. } = failing.run(install).await else {
+        panic!("not a finished action")
+    };
+    assert!(result.is_err());
+    let evidence = output.expect("the failed install's output");
+    assert!(
+        evidence.contains("k3s-fetch-release: not found"),
+        "{evidence}"
+    );
+
     // Once K3s runs, a restart restarts it again.
     let Input::ActionFinished { result, .. } = executor.run(restart(3)).await else {
         panic!("not a finished action")

@@ -44,6 +44,9 @@ pub struct Executor {
     /// Nodes a manual drain labelled, so that a manual uncordon removes
     /// only labels this session put there.
     hand_labelled: Arc<std::sync::Mutex<std::collections::BTreeSet<String>>>,
+    /// Per node, the last lines a failed remote command printed: the
+    /// evidence a failed action carries to the timeline and node detail.
+    evidence: Arc<std::sync::Mutex<HashMap<String, String>>>,
 }
 
 /// `~/x` → `$HOME/x`, as a shell would for plan paths.
@@ -81,6 +84,21 @@ pub fn transport(t: &plan::Transport) -> remote::Transport {
     }
 }
 
+/// Lines of a failed command's output kept as evidence.
+pub const EVIDENCE_LINES: usize = 20;
+
+/// The last [`EVIDENCE_LINES`] non-empty lines of a command's output:
+/// stdout first, then stderr (where install scripts and K3s log), as a
+/// terminal would have shown them last.
+fn tail(stdout: &str, stderr: &str) -> String {
+    let lines: Vec<&str> = stdout
+        .lines()
+        .chain(stderr.lines())
+        .filter(|l| !l.trim().is_empty())
+        .collect();
+    lines[lines.len().saturating_sub(EVIDENCE_LINES)..].join("\n")
+}
+
 /// How often a unit that is starting is asked whether it has started.
 const UNIT_POLL: Duration = Duration::from_secs(1);
 
@@ -114,6 +132,7 @@ impl Executor {
             plan,
             transports: Arc::new(transports),
             hand_labelled: Default::default(),
+            evidence: Default::default(),
         }
     }
 
@@ -196,6 +215,10 @@ impl Executor {
             .chain(result.stdout.lines())
             .rfind(|l| !l.trim().is_empty())
             .unwrap_or_default();
+        self.evidence
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(node.to_string(), tail(&result.stdout, &result.stderr));
         Err(format!(
             "{purpose} on {node} via {} {how}: {last}",
             transport.describe()
@@ -252,8 +275,14 @@ impl Executor {
                 .await
                 .map(|saved| output = Some(saved)),
         };
+        let evidence = self
+            .evidence
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(action.node());
         if let Err(e) = &result {
             tracing::error!(target: "upgrade", "{e}");
+            output = evidence.filter(|lines| !lines.is_empty());
         }
         Input::ActionFinished { id, result, output }
     }
@@ -406,7 +435,18 @@ impl Executor {
 
 #[cfg(test)]
 mod tests {
-    use super::saved_snapshot;
+    use super::{EVIDENCE_LINES, saved_snapshot, tail};
+
+    #[test]
+    fn evidence_is_the_last_twenty_lines_stderr_last() {
+        let stdout: String = (1..=30).map(|i| format!("out {i}\n")).collect();
+        let kept = tail(&stdout, "\nerr: checksum mismatch\n");
+        let lines: Vec<&str> = kept.lines().collect();
+        assert_eq!(lines.len(), EVIDENCE_LINES);
+        assert_eq!(lines[0], "out 12");
+        assert_eq!(lines[EVIDENCE_LINES - 1], "err: checksum mismatch");
+        assert_eq!(tail("", ""), "");
+    }
 
     #[test]
     fn snapshot_name_from_k3s_log_line() {

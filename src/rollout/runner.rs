@@ -78,6 +78,8 @@ pub struct Runner {
     manual: UnboundedReceiver<ManualDone>,
     /// The API servers the client can move between.
     endpoints: Option<ApiEndpoints>,
+    /// The node of each running action, to file a failure's evidence.
+    running: std::collections::HashMap<u64, String>,
 }
 
 fn severity(level: Level) -> Severity {
@@ -150,6 +152,7 @@ impl Runner {
             manual_tx,
             manual,
             endpoints: conn.endpoints.clone(),
+            running: Default::default(),
         };
         runner.observe(&mut fleet, now)?;
         let front = Front {
@@ -187,6 +190,7 @@ impl Runner {
             if let Action::Install { node, .. } | Action::Restart { node, .. } = a {
                 self.leave_api_of(node, fleet);
             }
+            self.running.insert(a.id(), a.node().to_string());
         }
         dispatch(&self.executor, actions.clone(), &self.results_tx);
         actions
@@ -291,6 +295,12 @@ impl Runner {
     ) -> Result<Option<String>> {
         match done {
             Done::Action(input) => {
+                if let Input::ActionFinished { id, result, output } = &input
+                    && let Some(node) = self.running.remove(id)
+                    && let (Err(_), Some(lines)) = (result, output)
+                {
+                    fleet.failed_step_output(&node, lines, now);
+                }
                 let actions = self.controller.finished(input, fleet, now)?;
                 self.actions.extend(actions);
                 Ok(None)

@@ -13,6 +13,7 @@ use super::probe::{ProbeResult, ProbeState, ProbeTransition};
 use super::timeline::{EntryKind, Severity, Timeline};
 
 mod api;
+mod evidence;
 pub use api::*;
 mod announcer;
 mod speaker;
@@ -271,6 +272,8 @@ pub struct NodeState {
     pub heartbeat: Option<Heartbeat>,
     /// When the heartbeat was seen to renew, and the node clock's skew.
     pub seen: HeartbeatSeen,
+    /// The last lines a failed remote step printed on this node, and when.
+    pub failed_output: Option<(Timestamp, Vec<String>)>,
     pub events: VecDeque<EventInfo>,
 }
 

@@ -29,6 +29,16 @@ pub(super) fn render_detail(app: &App, theme: &Theme, frame: &mut Frame, node: &
         Span::styled("LB IPs announced here ", bold()),
         Span::raw(app.fleet.announced_from(node).join(", ")),
     ]));
+    if let Some((at, output)) = &state.failed_output {
+        lines.push(Line::styled(
+            format!(
+                "Output of the last failed step ({} ago)",
+                format_duration(health::age(*at, app.now))
+            ),
+            theme.bad().add_modifier(Modifier::BOLD),
+        ));
+        lines.extend(output.iter().map(|l| Line::raw(format!("  │ {l}"))));
+    }
     lines.push(Line::styled("Events", bold()));
     // Newest first: the event that explains the state is usually the last.
     lines.extend(state.events.iter().rev().map(|e| event_line(app, e)));

@@ -379,6 +379,25 @@ mod tests {
         assert!(row.contains("no-lb"), "{text}");
     }
 
+    /// The output of a failed install is in the node's detail, newest
+    /// lines last as the terminal showed them.
+    #[test]
+    fn node_detail_shows_the_output_of_the_last_failed_step() {
+        let mut app = incident_model();
+        app.fleet.failed_step_output(
+            "k3s-vm-still-fawn",
+            "[INFO]  Downloading sha256sum-amd64.txt\nsha256 mismatch for k3s: refusing the swap",
+            app.now,
+        );
+        app.page = Page::Detail("k3s-vm-still-fawn".into());
+        let text = format!("{}", draw(&app, 120, 40).backend());
+        assert!(text.contains("Output of the last failed step"), "{text}");
+        assert!(
+            text.contains("│ sha256 mismatch for k3s: refusing the swap"),
+            "{text}"
+        );
+    }
+
     #[test]
     fn watch_view_80x24_shows_the_incident() {
         insta::assert_snapshot!(incident_app(80, 24).backend());
