@@ -845,7 +845,7 @@ fn the_install_script_method_with_rebuilt_arguments_keeps_them() {
 }
 
 #[test]
-fn the_role_only_install_command_halts_after_the_first_node_naming_the_lost_flags() {
+fn the_role_only_install_command_halts_at_the_first_node_naming_the_lost_flags() {
     let r = lab_with_plan(&healthy_two_hops());
     r.set_plan(
         &["commands"],
@@ -862,9 +862,12 @@ fn the_role_only_install_command_halts_after_the_first_node_naming_the_lost_flag
         reason.contains("lost --server https://10.0.0.105:6443, --disable servicelb, --disable traefik, --tls-san k3s.home.lan"),
         "{reason}"
     );
+    assert!(reason.contains("rewrote k3s's ExecStart"), "{reason}");
+    // Caught right after the install, before the restart would have run
+    // K3s without them: its own service LB never took the services.
+    assert_eq!(halt["phase"], "install", "{halt}");
     assert_eq!(run.installs().len(), 1, "{}", run.explain());
-    // What the lost flag did: K3s's own service LB took the services.
-    assert!(!r.servicelb_events().is_empty());
+    assert_eq!(r.servicelb_events(), Vec::<String>::new());
 }
 
 /// The healthy incident cluster with `node_extra` on every node and

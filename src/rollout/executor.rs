@@ -242,27 +242,7 @@ impl Executor {
                 let log = |line: String| tracing::info!(target: "upgrade", "{line}");
                 node_ops::drain(&self.client, node, std_duration(t.drain_timeout), &log).await
             }
-            Action::Install { node, version, .. } => match self.node(node) {
-                Err(e) => Err(e),
-                Ok((n, _)) => {
-                    let cmd = n.install_command(version);
-                    let done = self
-                        .remote(node, &format!("install {version}"), &cmd, t.install_timeout)
-                        .await;
-                    if done.is_ok() {
-                        // For the log only: the engine trusts the kubelet.
-                        let _ = self
-                            .remote(
-                                node,
-                                "version check",
-                                &n.version_command(),
-                                t.command_timeout,
-                            )
-                            .await;
-                    }
-                    done.map(|_| ())
-                }
-            },
+            Action::Install { node, version, .. } => self.install(node, version).await,
             Action::Restart { node, .. } => self.restart(node).await,
             Action::Label { node, .. } => {
                 node_ops::set_exclude_label(&self.client, node, true).await
@@ -285,6 +265,59 @@ impl Executor {
             output = evidence.filter(|lines| !lines.is_empty());
         }
         Input::ActionFinished { id, result, output }
+    }
+
+    /// Installs `version`, then checks that the unit still starts K3s with
+    /// the arguments it had: an install that rewrote `ExecStart` (the
+    /// install script without the node's flags) fails here, before the
+    /// restart would run K3s without them.
+    async fn install(
+        &self,
+        node: &str,
+        version: &crate::upgrade::K3sVersion,
+    ) -> Result<(), String> {
+        let (n, _) = self.node(node)?;
+        let t = &self.plan.timings;
+        let unit = format!("systemctl cat {}", n.role.service());
+        let before = self.unit_args(node, &unit).await;
+        let cmd = n.install_command(version);
+        self.remote(node, &format!("install {version}"), &cmd, t.install_timeout)
+            .await?;
+        // For the log only: the engine trusts the kubelet.
+        let _ = self
+            .remote(
+                node,
+                "version check",
+                &n.version_command(),
+                t.command_timeout,
+            )
+            .await;
+        let after = self.unit_args(node, &unit).await;
+        let (Some(before), Some(after)) = (before, after) else {
+            return Ok(());
+        };
+        let lost = super::unit_args::lost(&before, &after);
+        if !lost.is_empty() {
+            return Err(format!(
+                "install {version} on {node} rewrote {}'s ExecStart and lost {}. K3s still runs with the old arguments until it restarts: put them back (systemctl edit --full {}) before retrying",
+                n.role.service(),
+                lost.join(", "),
+                n.role.service()
+            ));
+        }
+        if let Some(change) = super::unit_args::describe_change(&before, &after) {
+            // Flags from config.yaml or node-args written into the unit:
+            // the same configuration, said twice.
+            tracing::warn!(target: "upgrade", "{node}: install changed ExecStart ({change})");
+        }
+        Ok(())
+    }
+
+    /// The arguments in the unit's `ExecStart`, if the node shows them.
+    async fn unit_args(&self, node: &str, command: &str) -> Option<Vec<String>> {
+        let t = self.plan.timings.command_timeout;
+        let (stdout, _) = self.remote(node, "unit arguments", command, t).await.ok()?;
+        super::unit_args::exec_start_args(&stdout)
     }
 
     /// The node checks again, right before the node is cordoned, against

@@ -16,6 +16,7 @@ pub mod observe;
 pub mod preflight;
 pub mod resume;
 pub mod runner;
+pub mod unit_args;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
