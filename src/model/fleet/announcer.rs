@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use jiff::Timestamp;
 
-use super::{AnnounceSource, EventInfo, Fleet, Tri, announced_node};
+use super::{AnnounceSource, EventInfo, Fleet, Tri};
 use crate::model::health;
 use crate::model::timeline::Severity;
 
@@ -18,6 +18,19 @@ use crate::model::timeline::Severity;
 pub const SPEAKER_DETECTION: Duration = Duration::from_secs(4);
 
 impl Fleet {
+    /// The announcer already recorded for a service by the active source.
+    pub(super) fn known_announcer(&self, service: &(String, String)) -> Option<String> {
+        match self.announce_source {
+            AnnounceSource::L2Status => self
+                .l2
+                .values()
+                .find(|o| &o.service == service)
+                .map(|o| o.node.clone()),
+            AnnounceSource::Events => self.assigned_by_event.get(service).cloned(),
+            AnnounceSource::None => None,
+        }
+    }
+
     /// Why the event-reported announcer of a service cannot be trusted now.
     fn doubt(&self, node: Option<&String>, now: Timestamp) -> Option<String> {
         let Some(node) = node else {
@@ -98,4 +111,10 @@ impl Fleet {
         self.judge_event_announcers(now);
         true
     }
+}
+
+/// `announcing from node "k3s-w2" with protocol "layer2"` → `k3s-w2`.
+pub fn announced_node(message: &str) -> Option<String> {
+    let rest = message.strip_prefix("announcing from node \"")?;
+    Some(rest.split('"').next()?.to_string())
 }

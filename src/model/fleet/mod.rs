@@ -15,6 +15,7 @@ mod api;
 pub use api::*;
 mod announcer;
 mod speaker;
+pub use announcer::announced_node;
 pub use speaker::SpeakerBuild;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -877,19 +878,6 @@ impl Fleet {
         false
     }
 
-    /// The announcer already recorded for a service by the active source.
-    fn known_announcer(&self, service: &(String, String)) -> Option<String> {
-        match self.announce_source {
-            AnnounceSource::L2Status => self
-                .l2
-                .values()
-                .find(|o| &o.service == service)
-                .map(|o| o.node.clone()),
-            AnnounceSource::Events => self.assigned_by_event.get(service).cloned(),
-            AnnounceSource::None => None,
-        }
-    }
-
     fn set_announcer(
         &mut self,
         service: &(String, String),
@@ -1004,12 +992,6 @@ impl Fleet {
         }
         self.service_pods = map;
     }
-}
-
-/// `announcing from node "k3s-w2" with protocol "layer2"` → `k3s-w2`.
-pub fn announced_node(message: &str) -> Option<String> {
-    let rest = message.strip_prefix("announcing from node \"")?;
-    Some(rest.split('"').next()?.to_string())
 }
 
 #[cfg(test)]
