@@ -52,6 +52,8 @@ fn node(i: usize) -> ClusterEvent {
             last_heartbeat: Some(t0()),
         }],
         boot_id: format!("boot-{i}"),
+        internal_ip: None,
+        node_args: None,
         lb_excluded: false,
     })
 }

@@ -54,6 +54,22 @@ pub struct LabOptions {
     /// listener on the service IP) to FILE as JSON lines.
     #[arg(long, value_name = "FILE")]
     pub outage_log: Option<PathBuf>,
+    /// Ask clients for a bearer token (written into the kubeconfig) that
+    /// expires after DURATION ("10s", "1h"): open watches end then, and
+    /// every request after it is answered 401, as with an expired
+    /// service-account token.
+    #[arg(long, value_name = "DURATION", value_parser = crate::durations::parse_duration)]
+    pub token_ttl: Option<std::time::Duration>,
+    /// Answer 403 for every request on RESOURCE (a plural name such as
+    /// "leases"), as a role without it would; repeatable.
+    #[arg(long, value_name = "RESOURCE")]
+    pub forbid: Vec<String>,
+    /// Serve the API on each server node's own loopback address
+    /// (127.78.0.N, same port), stopped while that node's K3s restarts, and
+    /// point the kubeconfig at the first server, like a kubeconfig copied
+    /// from /etc/rancher/k3s/k3s.yaml.
+    #[arg(long)]
+    pub api_per_server: bool,
 }
 
 fn load_scenario(name: &str, nodes: Option<usize>, time_scale: Option<f64>) -> Result<Scenario> {
@@ -70,6 +86,20 @@ fn load_scenario(name: &str, nodes: Option<usize>, time_scale: Option<f64>) -> R
     Ok(scenario)
 }
 
+/// The lab's auth from its flags: a token only when it is to expire.
+fn lab_auth(ttl: Option<std::time::Duration>, forbid: Vec<String>) -> crate::lab::auth::Auth {
+    let auth = crate::lab::auth::Auth::default().forbidding(forbid);
+    match ttl {
+        Some(ttl) => {
+            let token: String = (0..32)
+                .map(|_| char::from(b"0123456789abcdef"[rand::random_range(0..16)]))
+                .collect();
+            auth.with_token(token, Some(ttl))
+        }
+        None => auth,
+    }
+}
+
 pub async fn run_lab(opts: LabOptions) -> Result<()> {
     let scenario = load_scenario(&opts.scenario, opts.nodes, opts.time_scale)?;
     let mut config = LabConfig::new(scenario);
@@ -79,6 +109,8 @@ pub async fn run_lab(opts: LabOptions) -> Result<()> {
     config.replay = !opts.no_replay && opts.plan_out.is_none();
     config.outage_log = opts.outage_log;
     config.commit_log = opts.commit_log;
+    config.auth = lab_auth(opts.token_ttl, opts.forbid);
+    config.api_per_server = opts.api_per_server;
     let lab = Lab::start(config).await?;
     let key_dir = opts
         .kubeconfig_out
@@ -150,9 +182,10 @@ pub async fn run_watch(
     crate::cluster::check_reachable(&conn).await?;
     let (tx, rx) = mpsc::unbounded_channel();
     crate::cluster::liveness::spawn_all(&conn.client, &tx);
+    conn.follow_endpoints(&tx);
     let selection = probes.selection();
     let rx = crate::probe::attach(selection.clone(), rx);
-    let mut app = App::new(&conn.context, &conn.server, true, jiff::Timestamp::now())
+    let mut app = App::new(&conn.context, &conn.server, true, crate::clock::now())
         .with_look(Look::from_env());
     app.log_panel = log.log_panel();
     crate::tui::run(app, rx, "watch", &selection).await?;
@@ -192,12 +225,13 @@ pub async fn run_demo(
         let conn = crate::cluster::connect(&target, true).await?;
         let (tx, rx) = mpsc::unbounded_channel();
         crate::cluster::liveness::spawn_all(&conn.client, &tx);
+        conn.follow_endpoints(&tx);
         let rx = crate::probe::attach(selection.clone(), rx);
         let mut app = App::new(
             &format!("demo: {}", lab.scenario.name),
             &conn.server,
             true,
-            jiff::Timestamp::now(),
+            crate::clock::now(),
         )
         .with_look(Look::from_env());
         app.log_panel = log.log_panel();

@@ -4,6 +4,7 @@
 //! and the edges (cluster, remote, lab, tui) turn I/O into messages.
 
 pub mod cli;
+pub mod clock;
 pub mod cluster;
 pub mod durations;
 pub mod lab;

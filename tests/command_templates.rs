@@ -9,9 +9,9 @@
 mod common;
 
 use k3s_cockpit::remote::quote::shell_split;
+use k3s_cockpit::upgrade::method::{self, GITHUB_RELEASES, K3S_BIN};
 use k3s_cockpit::upgrade::plan::{
-    self, ClusterNode, DEFAULT_ETCD_SNAPSHOT, DEFAULT_INSTALL, DEFAULT_RESTART, DEFAULT_VERSION,
-    Plan, Role,
+    self, ClusterNode, DEFAULT_ETCD_SNAPSHOT, DEFAULT_RESTART, DEFAULT_VERSION, Plan, Role,
 };
 use k3s_cockpit::upgrade::template;
 use std::os::unix::fs::PermissionsExt;
@@ -150,12 +150,7 @@ fn default_commands_keep_hostile_values_inert() {
         ("node", hostile.as_str()),
         ("snapshot", hostile.as_str()),
     ];
-    for default in [
-        DEFAULT_INSTALL,
-        DEFAULT_RESTART,
-        DEFAULT_VERSION,
-        DEFAULT_ETCD_SNAPSHOT,
-    ] {
+    for default in [DEFAULT_RESTART, DEFAULT_VERSION, DEFAULT_ETCD_SNAPSHOT] {
         let command = template::render(default, &all);
         shellcheck(&command);
         sandbox.run(&command);
@@ -168,11 +163,114 @@ fn default_commands_keep_hostile_values_inert() {
         snapshot.contains(&format!("|--name|{hostile}|")),
         "{snapshot}"
     );
-    let install = sandbox.run(&template::render(DEFAULT_INSTALL, &all));
-    assert!(
-        install.contains(&format!("install.sh|{hostile}|")),
-        "{install}"
+}
+
+/// The install methods' generated scripts: valid POSIX sh, and a hostile
+/// version or node argument stays data.
+#[test]
+fn generated_install_scripts_pass_shellcheck_and_keep_values_inert() {
+    let sandbox = Sandbox::new();
+    let hostile = sandbox.hostile();
+    let bin = sandbox.dir.path().join("k3s").display().to_string();
+    let binary = template::render(
+        &method::binary_script(GITHUB_RELEASES, &bin),
+        &[("version", hostile.as_str())],
     );
+    shellcheck(
+        &method::binary_script(GITHUB_RELEASES, K3S_BIN).replace("{version}", "v1.34.3+k3s1"),
+    );
+    shellcheck(&binary);
+    sandbox.run(&binary);
+    let args = vec![
+        "server".to_string(),
+        "--node-label".to_string(),
+        hostile.clone(),
+    ];
+    let install = template::render(
+        &method::install_script_command("k3s", &args),
+        &[("version", hostile.as_str())],
+    );
+    shellcheck(&install);
+    let out = sandbox.run(&install);
+    assert!(
+        out.contains(&format!("|server|--node-label|{hostile}|")),
+        "{out}"
+    );
+    assert!(out.contains("INSTALL_K3S_VERSION="), "{out}");
+}
+
+/// The binary method's script run by a real `sh` against a release
+/// directory: it swaps the binary and keeps the old one; a corrupted
+/// binary is refused and the installed one stays.
+#[test]
+fn binary_script_swaps_verified_binaries_and_refuses_corrupted_ones() {
+    if !common::require("binary script run", &["sha256sum", "awk"]) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let bin = dir.path().join("k3s");
+    std::fs::write(&bin, "old k3s\n").unwrap();
+    let version = "v1.34.3+k3s1";
+    let release = dir.path().join("release");
+    let rel = release.join(version);
+    std::fs::create_dir_all(&rel).unwrap();
+    let (arch, asset) = match std::env::consts::ARCH {
+        "aarch64" => ("arm64", "k3s-arm64"),
+        _ => ("amd64", "k3s"),
+    };
+    let run = |binary: &str| {
+        std::fs::write(rel.join(asset), binary).unwrap();
+        let sha = Command::new("sha256sum")
+            .arg(rel.join(asset))
+            .output()
+            .unwrap();
+        let sha = String::from_utf8_lossy(&sha.stdout)
+            .split(' ')
+            .next()
+            .unwrap()
+            .to_string();
+        std::fs::write(
+            rel.join(format!("sha256sum-{arch}.txt")),
+            format!("{sha}  {asset}\n"),
+        )
+        .unwrap();
+        let script = template::render(
+            &method::binary_script(&release.display().to_string(), &bin.display().to_string()),
+            &[("version", version)],
+        );
+        Command::new("/bin/sh")
+            .arg("-c")
+            .arg(script)
+            .output()
+            .unwrap()
+    };
+    let out = run("new k3s\n");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(std::fs::read_to_string(&bin).unwrap(), "new k3s\n");
+    let old = dir.path().join("k3s.cockpit-old");
+    assert_eq!(std::fs::read_to_string(&old).unwrap(), "old k3s\n");
+    assert!(!dir.path().join("k3s.cockpit-new").exists());
+    // The list says one thing, the file is another: refused before the swap.
+    run("newer k3s\n");
+    std::fs::write(rel.join(asset), "corrupted\n").unwrap();
+    let script = template::render(
+        &method::binary_script(&release.display().to_string(), &bin.display().to_string()),
+        &[("version", version)],
+    );
+    let out = Command::new("/bin/sh")
+        .arg("-c")
+        .arg(script)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("k3s-cockpit: sha256 mismatch"), "{stderr}");
+    assert_eq!(std::fs::read_to_string(&bin).unwrap(), "newer k3s\n");
+    assert!(!dir.path().join("k3s.cockpit-new").exists());
 }
 
 /// A node name is cluster data: an operator's templates may use `{node}`
@@ -196,6 +294,8 @@ etcd_snapshot = "k3s etcd-snapshot save --name {snapshot} --node-name={node}"
         name: name.clone(),
         role: Role::Server,
         version: "v1.33.6+k3s1".parse().unwrap(),
+        node_args: None,
+        etcd: true,
     }];
     let resolved = plan::resolve(&plan, &cluster).unwrap();
     let node = resolved.node(&name).unwrap();

@@ -191,7 +191,7 @@ fn kill_9_during_the_handoff_then_resume_removes_the_label_once() {
     child.wait().unwrap();
     assert_eq!(
         labelled(&lab),
-        [node.clone()],
+        std::slice::from_ref(&node),
         "the label outlives the cockpit"
     );
 

@@ -567,3 +567,156 @@ fn kubectl_get_nodes_watch_prints_changed_rows() {
         "the watch did not print node-c NotReady: {seen:?}"
     );
 }
+
+/// `systemctl restart k3s` returns only once K3s has started (the unit has
+/// no start timeout). A restart that outlives the plan's `restart_timeout`
+/// fails; retried while the unit is still `activating`, it waits for that
+/// start instead of restarting K3s a second time.
+#[tokio::test]
+async fn a_retried_restart_waits_for_the_unit_that_is_still_starting() {
+    use k3s_cockpit::rollout::executor::Executor;
+    use k3s_cockpit::upgrade::{Action, Input, Plan};
+    let scenario = common::fast_scenario("node-c", "1h")
+        .replace("restart_down = \"500ms\"", "restart_down = \"4s\"");
+    let (lab, client, dir) = lab(&scenario).await;
+    let ssh = k3s_cockpit::lab::shell::start_ssh(&lab.sim, dir.path(), false)
+        .await
+        .unwrap();
+    let text = k3s_cockpit::lab::plan_out::plan_toml(&lab.scenario, &ssh)
+        .replace("restart_timeout = \"2m\"", "restart_timeout = \"3s\"");
+    assert!(text.contains("restart_timeout = \"3s\""), "{text}");
+    let plan = Plan::from_str(&text, "lab-plan.toml").unwrap();
+    let conn = k3s_cockpit::cluster::Connection {
+        client: client.clone(),
+        context: "lab".into(),
+        server: lab.server_url(),
+        endpoints: None,
+    };
+    let nodes = k3s_cockpit::rollout::cluster_nodes(&conn).await.unwrap();
+    let resolved = k3s_cockpit::upgrade::resolve(&plan, &nodes).unwrap();
+    let executor = Executor::new(client, std::sync::Arc::new(resolved));
+    let restarts = || {
+        let sim = lab.sim.lock();
+        sim.nodes
+            .iter()
+            .find(|n| n.name == "node-b")
+            .unwrap()
+            .restarts
+    };
+    let restart = |id| Action::Restart {
+        id,
+        node: "node-b".into(),
+    };
+
+    let started = std::time::Instant::now();
+    let Input::ActionFinished { result, .. } = executor.run(restart(1)).await else {
+        panic!("not a finished action")
+    };
+    let err = result.unwrap_err();
+    assert!(err.contains("timed out"), "{err}");
+    assert_eq!(restarts(), 1);
+
+    let Input::ActionFinished { result, .. } = executor.run(restart(2)).await else {
+        panic!("not a finished action")
+    };
+    result.unwrap();
+    assert_eq!(restarts(), 1, "the retry restarted K3s again");
+    // It returned once the first start finished (4 s), not at once.
+    assert!(
+        started.elapsed() >= Duration::from_millis(3500),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(
+        lab.sim.kubelet_state("node-b").unwrap(),
+        k3s_cockpit::lab::sim::Kubelet::Running
+    );
+
+    // Once K3s runs, a restart restarts it again.
+    let Input::ActionFinished { result, .. } = executor.run(restart(3)).await else {
+        panic!("not a finished action")
+    };
+    assert!(result.is_err(), "4 s start, 3 s timeout");
+    assert_eq!(restarts(), 2);
+}
+
+/// The kubeconfig points at the first server, as one copied from a K3s
+/// server does. While that server's K3s restarts its endpoint refuses
+/// connections and its watches are cut; the cockpit's client moves to
+/// another server and the lease watch goes on, with no gap over 2 s.
+#[tokio::test]
+async fn a_watch_follows_the_api_to_another_server_while_the_first_restarts() {
+    let scenario = common::fast_scenario("node-c", "1h")
+        .replace("restart_down = \"500ms\"", "restart_down = \"3s\"");
+    let scenario = Scenario::parse(&scenario, "test.toml").unwrap();
+    let mut config = LabConfig::new(scenario);
+    config.api_per_server = true;
+    let lab = Lab::start(config).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let kc = dir.path().join("kc");
+    lab.write_kubeconfig(&kc).unwrap();
+    let servers = lab.api_servers.clone().unwrap();
+    let first = servers.endpoints[0].clone();
+    let target = k3s_cockpit::cluster::ClusterTarget {
+        kubeconfig: Some(kc),
+        context: None,
+    };
+    let conn = k3s_cockpit::cluster::connect(&target, true).await.unwrap();
+    assert!(
+        conn.server.contains(&first.addr.to_string()),
+        "{}",
+        conn.server
+    );
+    let endpoints = conn.endpoints.clone().unwrap();
+    let (tx, mut events) = tokio::sync::mpsc::unbounded_channel();
+    conn.follow_endpoints(&tx);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while endpoints.known().len() < 2 && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        endpoints.known().len(),
+        2,
+        "two servers: {:?}",
+        endpoints.known()
+    );
+
+    let leases: Api<Lease> = Api::namespaced(conn.client.clone(), "kube-node-lease");
+    let (seen_tx, mut seen) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        let mut stream = watcher(leases, watcher::Config::default()).boxed();
+        while let Some(ev) = stream.next().await {
+            if ev.is_ok() && seen_tx.send(std::time::Instant::now()).is_err() {
+                return;
+            }
+        }
+    });
+    seen.recv().await.unwrap();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let restarted = std::time::Instant::now();
+    lab.sim.restart(&first.node).unwrap();
+    let mut last = restarted;
+    let mut gap = Duration::ZERO;
+    while restarted.elapsed() < Duration::from_secs(6) {
+        match tokio::time::timeout(Duration::from_secs(3), seen.recv()).await {
+            Ok(Some(at)) => {
+                gap = gap.max(at.saturating_duration_since(last));
+                last = at;
+            }
+            _ => panic!("no lease event for 3 s after {:?}", last - restarted),
+        }
+    }
+    eprintln!("longest gap between lease events through the restart: {gap:?}");
+    assert!(gap <= Duration::from_secs(2), "longest gap {gap:?}");
+    assert!(
+        !endpoints.current().contains(&first.addr.to_string()),
+        "still on {}",
+        endpoints.current()
+    );
+    let switch = events.try_recv().unwrap();
+    let k3s_cockpit::model::ClusterEvent::ApiEndpoint { url, left, .. } = switch else {
+        panic!("{switch:?}")
+    };
+    assert!(left.contains(&first.addr.to_string()), "{left}");
+    assert_eq!(url, endpoints.current());
+}

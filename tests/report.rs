@@ -273,10 +273,11 @@ fn incident_session_report_matches_the_lab_outage() {
     // The lab's outage lasts about 2 s (time runs four-fold), and its
     // loopback sockets never flap: every failure is the outage.
     let tmux = Tmux::start("report", 120, 40, &cmd);
-    let screen = tmux
-        .wait_for("k3s-vm-still-fawn", Duration::from_secs(20))
-        .unwrap();
-    assert!(screen.contains("PROBE"), "{screen}");
+    // The probe column appears with the first probe result.
+    tmux.wait_until(Duration::from_secs(20), |s| {
+        s.contains("k3s-vm-still-fawn") && s.contains("PROBE")
+    })
+    .unwrap();
     tmux.wait_for("UP ", Duration::from_secs(10)).unwrap();
     // The old automation restarts each announcer in place (short dark
     // windows), then still-fawn's speaker dies: wait for that outage to

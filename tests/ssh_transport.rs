@@ -523,7 +523,7 @@ async fn agent_auth_child() {
 struct Echo;
 
 impl CommandHandler for Echo {
-    fn run(&self, command: &str) -> BoxFuture<'static, CommandOutcome> {
+    fn run(&self, _user: &str, command: &str) -> BoxFuture<'static, CommandOutcome> {
         let command = command.to_owned();
         async move {
             if command == "hang" {
@@ -721,7 +721,7 @@ async fn lab_server_works_with_openssh_client() {
 struct FakeProxmox;
 
 impl CommandHandler for FakeProxmox {
-    fn run(&self, command: &str) -> BoxFuture<'static, CommandOutcome> {
+    fn run(&self, _user: &str, command: &str) -> BoxFuture<'static, CommandOutcome> {
         let parsed = parse_qm_guest_exec(command);
         async move {
             let qm = match parsed {

@@ -488,10 +488,8 @@ fn dry_run_prints_the_commands_and_changes_nothing() {
     );
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("qm guest exec 107"), "{text}");
-    assert!(
-        text.contains("INSTALL_K3S_VERSION=\"v1.35.0+k3s1\""),
-        "{text}"
-    );
+    // The binary method's script, with the version it installs.
+    assert!(text.contains("version=v1.35.0+k3s1"), "{text}");
     assert!(text.contains("final state: done"), "{text}");
     assert!(!Path::new(&format!("{}.journal.jsonl", r.plan.display())).exists());
     // Not one request that could change the cluster reached the API.
@@ -595,6 +593,75 @@ fn a_resume_on_a_node_reset_behind_the_journal_is_refused() {
 }
 
 impl Rollout {
+    /// Sets `KEY = VALUE` at `table` (`""` for the top level) in the plan.
+    fn set_plan(&self, table: &[&str], key: &str, value: &str) {
+        let mut plan: toml::Table =
+            toml::from_str(&std::fs::read_to_string(&self.plan).unwrap()).unwrap();
+        let mut t = &mut plan;
+        for name in table {
+            t = t
+                .entry(*name)
+                .or_insert_with(|| toml::Value::Table(Default::default()))
+                .as_table_mut()
+                .unwrap();
+        }
+        t.insert(key.into(), toml::Value::String(value.into()));
+        std::fs::write(&self.plan, toml::to_string(&plan).unwrap()).unwrap();
+    }
+
+    /// Sets `KEY = VALUE` (any TOML value) at `table` in the plan.
+    fn set_plan_value(&self, table: &[&str], key: &str, value: toml::Value) {
+        let mut plan: toml::Table =
+            toml::from_str(&std::fs::read_to_string(&self.plan).unwrap()).unwrap();
+        let mut t = &mut plan;
+        for name in table {
+            t = t
+                .entry(*name)
+                .or_insert_with(|| toml::Value::Table(Default::default()))
+                .as_table_mut()
+                .unwrap();
+        }
+        t.insert(key.into(), value);
+        std::fs::write(&self.plan, toml::to_string(&plan).unwrap()).unwrap();
+    }
+
+    /// Runs the upgrade expecting the node checks to refuse it: exit 2,
+    /// nothing written to the cluster; returns the reason.
+    fn refused(&self) -> String {
+        let run = self.upgrade(&[], Duration::from_secs(60));
+        assert_eq!(run.code, 2, "{}", run.explain());
+        let writes = self.writes();
+        assert!(writes.is_empty(), "refused, yet wrote: {writes:#?}");
+        run.of("exit")[0]["reason"].as_str().unwrap().to_string()
+    }
+
+    /// `(node, k3s.io/node-args)` of every node, from the API.
+    fn node_args(&self) -> Vec<(String, Option<Vec<String>>)> {
+        self.nodes()
+            .into_iter()
+            .map(|n| (n.name, n.node_args))
+            .collect()
+    }
+
+    /// Messages of K3s's service LB taking a LoadBalancer service.
+    fn servicelb_events(&self) -> Vec<String> {
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        rt.block_on(async {
+            let target = k3s_cockpit::cluster::ClusterTarget {
+                kubeconfig: Some(self.kubeconfig.clone()),
+                context: None,
+            };
+            let conn = k3s_cockpit::cluster::connect(&target, true).await.unwrap();
+            let events: kube::Api<k8s_openapi::api::core::v1::Event> = kube::Api::all(conn.client);
+            let list = events.list(&Default::default()).await.unwrap();
+            list.items
+                .into_iter()
+                .filter(|e| e.reason.as_deref() == Some("AppliedDaemonSet"))
+                .filter_map(|e| e.message)
+                .collect()
+        })
+    }
+
     /// Sets `[timings] KEY = VALUE` in the plan.
     fn set_timing(&self, key: &str, value: &str) {
         let mut plan: toml::Table =
@@ -700,4 +767,268 @@ fn sigterm_gives_an_exit_line_and_releases_the_lock() {
     let resumed = r.upgrade(&["--resume", "--soak", "1s"], Duration::from_secs(180));
     assert_eq!(resumed.code, 0, "{}\n{}", resumed.stderr, resumed.explain());
     assert_eq!(resumed.last_state()["state"], "done");
+}
+
+/// The incident's kubelets failed minutes after looking Ready. Here the
+/// last node's kubelet stops about six minutes of cluster time (the fast
+/// lab runs ten times faster than Kubernetes' defaults) after its own soak
+/// passed: the final stability watch catches it and the rollout halts
+/// instead of calling itself done.
+#[test]
+fn a_failure_minutes_after_the_last_soak_is_caught_by_the_final_watch() {
+    let scenario = format!(
+        "{}\n[[faults]]\nnode = \"node-c\"\nkind = \"kubelet-stop\"\nafter_upgrade_to = \"v1.34.3+k3s1\"\ndelay = \"39s\"\n\n[replay]\nstart = \"1h\"\nversions = [\"v1.34.3+k3s1\"]\nsettle = \"30s\"\n",
+        common::fast_scenario("node-c", "1h")
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let plan = dir.path().join("plan.toml");
+    let lab = start_lab(
+        dir.path(),
+        &scenario,
+        &["--plan-out", plan.to_str().unwrap()],
+    );
+    let r = Rollout {
+        kubeconfig: lab.kubeconfig.clone(),
+        lab,
+        dir,
+        plan,
+    };
+    let run = r.upgrade(
+        &["--soak", "3s", "--final-soak", "60s"],
+        Duration::from_secs(180),
+    );
+    assert_eq!(run.code, 1, "{}", run.explain());
+    let last = run.last_state();
+    assert_eq!(last["state"], "halted", "{}", run.explain());
+    let reason = last["reason"].as_str().unwrap_or_default().to_string();
+    assert!(
+        reason.starts_with("final stability watch failed after") && reason.contains("node-c"),
+        "{reason}\n{}",
+        run.explain()
+    );
+    // Every node was upgraded before the watch began.
+    let upgraded: Vec<String> = run.installs().into_iter().map(|(n, _)| n).collect();
+    assert_eq!(upgraded, ["node-a", "node-b", "node-c"]);
+}
+
+/// The post-mortem's cluster, healthy, with short soaks: every node's
+/// unit arguments must come through two hops unchanged.
+fn upgrade_keeping_flags(r: &Rollout) {
+    let before = r.node_args();
+    assert!(
+        before.iter().all(|(_, a)| a
+            .as_ref()
+            .is_some_and(|a| a.windows(2).any(|w| w == ["--disable", "servicelb"]))),
+        "{before:?}"
+    );
+    let run = r.upgrade(
+        &["--soak", "1s", "--final-soak", "1s"],
+        Duration::from_secs(180),
+    );
+    assert_eq!(run.code, 0, "{}", run.explain());
+    assert_eq!(run.installs().len(), 6, "{}", run.explain());
+    assert_eq!(r.node_args(), before);
+    assert_eq!(r.servicelb_events(), Vec::<String>::new());
+}
+
+#[test]
+fn the_default_binary_method_keeps_every_nodes_arguments() {
+    let r = lab_with_plan(&healthy_two_hops());
+    upgrade_keeping_flags(&r);
+}
+
+#[test]
+fn the_install_script_method_with_rebuilt_arguments_keeps_them() {
+    let r = lab_with_plan(&healthy_two_hops());
+    r.set_plan(&[], "method", "install-script");
+    upgrade_keeping_flags(&r);
+}
+
+#[test]
+fn the_role_only_install_command_halts_after_the_first_node_naming_the_lost_flags() {
+    let r = lab_with_plan(&healthy_two_hops());
+    r.set_plan(
+        &["commands"],
+        "install",
+        "nohup sh -c 'curl -sfL https://get.k3s.io -o /tmp/k3s-cockpit-install.sh && INSTALL_K3S_VERSION=\"{version}\" sh /tmp/k3s-cockpit-install.sh {role}' >>/var/log/k3s-cockpit-install.log 2>&1 </dev/null",
+    );
+    let run = r.upgrade(&["--soak", "1s"], Duration::from_secs(120));
+    assert_eq!(run.code, 1, "{}", run.explain());
+    let halt = run.last_state();
+    assert_eq!(halt["state"], "halted", "{halt}");
+    assert_eq!(halt["node"], fun_bedbug(), "{halt}");
+    let reason = halt["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("lost --server https://10.0.0.105:6443, --disable servicelb, --disable traefik, --tls-san k3s.home.lan"),
+        "{reason}"
+    );
+    assert_eq!(run.installs().len(), 1, "{}", run.explain());
+    // What the lost flag did: K3s's own service LB took the services.
+    assert!(!r.servicelb_events().is_empty());
+}
+
+/// The healthy incident cluster with `node_extra` on every node and
+/// `top` at the scenario's top level.
+fn healthy_with(node_extra: &str, top: &str) -> String {
+    healthy_two_hops()
+        .replace(
+            "version = \"v1.33.6+k3s1\"\n",
+            &format!("version = \"v1.33.6+k3s1\"\n{node_extra}\n"),
+        )
+        .replace(
+            "proxmox_host = true\n",
+            &format!("proxmox_host = true\n{top}\n"),
+        )
+}
+
+#[test]
+fn sudo_nodes_upgrade_with_become_and_without_it_the_check_says_what_to_set() {
+    let r = lab_with_plan(&healthy_with("root_login = false", ""));
+    r.set_plan(&["transport"], "user", "ops");
+    let why = r.refused();
+    assert!(
+        why.contains("node k3s-vm-fun-bedbug: privilege: logged in as ops, not root, and no become is set: set become = \"sudo -n\""),
+        "{why}"
+    );
+    r.set_plan(&["transport"], "become", "sudo -n");
+    let run = r.upgrade(
+        &["--soak", "1s", "--final-soak", "1s"],
+        Duration::from_secs(180),
+    );
+    assert_eq!(run.code, 0, "{}", run.explain());
+    assert_eq!(run.installs().len(), 6);
+}
+
+#[test]
+fn unknown_host_keys_dead_ssh_and_missing_artifacts_are_refused_before_any_cordon() {
+    let r = lab_with_plan(&healthy_two_hops());
+    let plan = std::fs::read_to_string(&r.plan).unwrap();
+    let empty = r.dir.path().join("empty_known_hosts");
+    std::fs::write(&empty, "").unwrap();
+    r.set_plan(&["transport"], "known_hosts", empty.to_str().unwrap());
+    let why = r.refused();
+    assert!(why.contains("node k3s-vm-fun-bedbug: ssh:"), "{why}");
+    assert!(why.to_lowercase().contains("host key"), "{why}");
+
+    std::fs::write(&r.plan, &plan).unwrap();
+    let closed = free_port();
+    r.set_plan_value(
+        &["node", fun_bedbug(), "transport"],
+        "port",
+        toml::Value::Integer(closed.into()),
+    );
+    let why = r.refused();
+    assert!(why.contains("node k3s-vm-fun-bedbug: ssh:"), "{why}");
+    assert!(!why.contains("node k3s-vm-pumped-piglet-gpu"), "{why}");
+
+    std::fs::write(&r.plan, &plan).unwrap();
+    r.set_plan(&[], "release", "/var/lib/k3s-cockpit/artifacts");
+    let why = r.refused();
+    assert!(
+        why.contains("node k3s-vm-fun-bedbug: target binary:"),
+        "{why}"
+    );
+    assert!(
+        why.contains(
+            "cat: /var/lib/k3s-cockpit/artifacts/v1.34.3+k3s1/sha256sum-amd64.txt: No such file"
+        ),
+        "{why}"
+    );
+}
+
+#[test]
+fn airgapped_nodes_and_sudo_with_a_password_are_refused_before_any_cordon() {
+    let r = lab_with_plan(&healthy_with("sudo = \"password\"", "airgap = true"));
+    let why = r.refused();
+    assert!(
+        why.contains("node k3s-vm-fun-bedbug: target binary: the node cannot download https://github.com/k3s-io/k3s/releases/download/v1.34.3+k3s1/sha256sum-amd64.txt"),
+        "{why}"
+    );
+    r.set_plan(&["transport"], "user", "ops");
+    r.set_plan(&["transport"], "become", "sudo -n");
+    let why = r.refused();
+    assert!(
+        why.contains("node k3s-vm-fun-bedbug: privilege: `sudo -n true` as ops failed"),
+        "{why}"
+    );
+    assert!(why.contains("sudo: a password is required"), "{why}");
+    assert!(why.contains("NOPASSWD"), "{why}");
+}
+
+/// One SQLite server and an agent two minors behind it; one hop to v1.34.
+const SQLITE_WITH_AGENT: &str = r#"
+name = "sqlite-with-agent"
+time_scale = 1.0
+sqlite = true
+[timing]
+install = "20s"
+restart_down = "4s"
+kubelet_startup = "6s"
+[[nodes]]
+name = "k3s-server"
+role = "server"
+version = "v1.33.6+k3s1"
+args = ["--disable", "servicelb", "--disable", "traefik"]
+[[nodes]]
+name = "k3s-agent-old"
+role = "agent"
+version = "v1.31.9+k3s1"
+args = ["--server", "https://10.0.0.105:6443", "--node-ip", "10.0.0.120"]
+env = { K3S_URL = "https://10.0.0.105:6443", K3S_TOKEN = "K10lab::node:sqlite" }
+[[services]]
+namespace = "home"
+name = "home-assistant"
+ip = "127.77.0.31"
+port = 8123
+pod_node = "k3s-server"
+[replay]
+start = "20s"
+versions = ["v1.34.3+k3s1"]
+settle = "30s"
+"#;
+
+#[test]
+fn sqlite_server_then_an_old_agent_straight_to_the_target_with_no_snapshot() {
+    let r = lab_with_plan(SQLITE_WITH_AGENT);
+    r.set_plan(&[], "datastore", "etcd");
+    let run = r.upgrade(&[], Duration::from_secs(60));
+    assert_eq!(run.code, 2, "{}", run.explain());
+    let why = run.of("exit")[0]["reason"].as_str().unwrap().to_string();
+    assert!(
+        why.contains("datastore = \"etcd\" but the cluster's datastore is sqlite: the only server, k3s-server, is no etcd member"),
+        "{why}"
+    );
+    let plan: String = std::fs::read_to_string(&r.plan)
+        .unwrap()
+        .lines()
+        .filter(|l| !l.starts_with("datastore"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    std::fs::write(&r.plan, plan).unwrap();
+    let before = r.node_args();
+    let run = r.upgrade(
+        &["--soak", "1s", "--final-soak", "1s"],
+        Duration::from_secs(120),
+    );
+    assert_eq!(run.code, 0, "{}", run.explain());
+    assert_eq!(
+        run.installs(),
+        [
+            ("k3s-server".to_string(), "v1.34.3+k3s1".to_string()),
+            ("k3s-agent-old".to_string(), "v1.34.3+k3s1".to_string())
+        ]
+    );
+    assert!(
+        run.of("action")
+            .iter()
+            .all(|a| a["action"]["action"] != "etcd_snapshot")
+    );
+    let agent_restart = run
+        .of("action")
+        .into_iter()
+        .find(|a| a["action"]["action"] == "restart" && a["action"]["node"] == "k3s-agent-old")
+        .unwrap()
+        .clone();
+    assert_eq!(agent_restart["command"], "systemctl restart k3s-agent");
+    assert_eq!(r.node_args(), before);
 }

@@ -8,6 +8,16 @@ use std::time::Duration;
 
 use common::*;
 
+/// `watch` on `kubeconfig` in a shell that prints its exit status, with
+/// the session journal and the log in `dir`, not the tester's state dir.
+fn watch_command(dir: &std::path::Path, kubeconfig: &std::path::Path) -> String {
+    format!(
+        "XDG_STATE_HOME={0}/state {BIN} --log-file {0}/cockpit.log watch --kubeconfig {1}; echo EXIT=$?; sleep 30",
+        dir.display(),
+        kubeconfig.display()
+    )
+}
+
 #[test]
 fn watch_shows_heartbeats_failure_and_announcer_move_and_only_reads() {
     if !common::require(
@@ -24,12 +34,7 @@ fn watch_shows_heartbeats_failure_and_announcer_move_and_only_reads() {
         &fast_scenario(victim, "8s"),
         &["--audit-log", audit.to_str().unwrap()],
     );
-    // The session journal goes to the temp dir, not the tester's state dir.
-    let cmd = format!(
-        "XDG_STATE_HOME={0}/state {BIN} --log-file {0}/cockpit.log watch --kubeconfig {1}; echo EXIT=$?; sleep 30",
-        dir.path().display(),
-        lab.kubeconfig.display()
-    );
+    let cmd = watch_command(dir.path(), &lab.kubeconfig);
     let tmux = Tmux::start("watch", 120, 32, &cmd);
 
     let screen = tmux.wait_for("node-c", Duration::from_secs(20)).unwrap();
@@ -131,11 +136,7 @@ fn a_silent_api_server_is_named_and_no_kubelet_is_blamed() {
         .replace("renew_interval = \"1s\"", "renew_interval = \"10s\"")
         .replace("grace_period = \"6s\"", "grace_period = \"40s\"");
     let lab = start_lab(dir.path(), &scenario, &[]);
-    let cmd = format!(
-        "XDG_STATE_HOME={0}/state {BIN} --log-file {0}/cockpit.log watch --kubeconfig {1}; echo EXIT=$?; sleep 30",
-        dir.path().display(),
-        lab.kubeconfig.display()
-    );
+    let cmd = watch_command(dir.path(), &lab.kubeconfig);
     let tmux = Tmux::start("silent", 120, 32, &cmd);
     tmux.wait_for("● connected", Duration::from_secs(20))
         .unwrap();
@@ -187,4 +188,128 @@ fn a_silent_api_server_is_named_and_no_kubelet_is_blamed() {
         })
     });
     assert!(fresh.is_ok(), "{fresh:?}");
+}
+
+/// A kubelet whose clock runs 30 s behind stamps every renewal 30 s in the
+/// past. Judged by renewTime it would be EXPIRED at once (4 s leases here);
+/// judged by when the cockpit sees each renewal it is fresh, and the node
+/// detail names the skew. A kubelet that stops is LATE as before.
+#[test]
+fn a_node_clock_30s_behind_is_not_late_and_its_skew_is_shown() {
+    if !common::require(
+        "a_node_clock_30s_behind_is_not_late_and_its_skew_is_shown",
+        &["tmux"],
+    ) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let victim = first_announcer();
+    let names = ["node-a", "node-b", "node-c"];
+    let (row, skewed) = names
+        .iter()
+        .enumerate()
+        .find(|(_, n)| **n != victim)
+        .unwrap();
+    let scenario = fast_scenario(victim, "6s").replace(
+        &format!("name = \"{skewed}\"\n"),
+        &format!("name = \"{skewed}\"\nclock_offset = \"-30s\"\n"),
+    );
+    assert!(scenario.contains("clock_offset"), "{scenario}");
+    let lab = start_lab(dir.path(), &scenario, &[]);
+    let cmd = watch_command(dir.path(), &lab.kubeconfig);
+    let tmux = Tmux::start("skew", 160, 32, &cmd);
+    tmux.wait_for("node-c", Duration::from_secs(20)).unwrap();
+
+    // Until the victim's kubelet stops and turns LATE, the skewed node's
+    // row never says LATE or EXPIRED.
+    let late = tmux.wait_until(Duration::from_secs(30), |screen| {
+        let skewed_row = screen
+            .lines()
+            .find(|l| l.contains(skewed) && l.contains("Ready"))
+            .unwrap_or_default();
+        assert!(
+            !skewed_row.contains("LATE") && !skewed_row.contains("EXPIRED"),
+            "{skewed} judged by its own clock:\n{screen}"
+        );
+        screen
+            .lines()
+            .any(|l| l.contains(victim) && (l.contains("LATE") || l.contains("EXPIRED")))
+    });
+    assert!(
+        late.is_ok(),
+        "the stopped kubelet was not flagged: {late:?}"
+    );
+
+    for _ in 0..row {
+        tmux.keys("j");
+    }
+    tmux.keys("Enter");
+    let screen = tmux
+        .wait_until(Duration::from_secs(10), |s| s.contains("clock skew"))
+        .unwrap_or_else(|e| panic!("skew not shown in {skewed}'s detail: {e}"));
+    let line = screen.lines().find(|l| l.contains("clock skew")).unwrap();
+    assert!(line.contains("node clock 3"), "{line}");
+    assert!(line.contains("s behind"), "{line}");
+    assert!(screen.contains(skewed), "{screen}");
+    tmux.keys("Escape");
+    tmux.keys("q");
+    tmux.wait_for("EXIT=0", Duration::from_secs(10)).unwrap();
+}
+
+/// A token that expires mid-watch is not an outage: the banner says the
+/// credentials expired and how to renew them, never that the server is
+/// unreachable. A role without `nodes` gets a 403 that names the verb and
+/// the resource.
+#[test]
+fn expired_credentials_and_a_forbidden_resource_are_named_not_called_outages() {
+    if !common::require(
+        "expired_credentials_and_a_forbidden_resource_are_named_not_called_outages",
+        &["tmux"],
+    ) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let lab = start_lab(
+        dir.path(),
+        &fast_scenario("node-c", "1h"),
+        &["--token-ttl", "6s"],
+    );
+    let kubeconfig = std::fs::read_to_string(&lab.kubeconfig).unwrap();
+    assert!(kubeconfig.contains("token: "), "{kubeconfig}");
+    let cmd = watch_command(dir.path(), &lab.kubeconfig);
+    let tmux = Tmux::start("expired", 160, 32, &cmd);
+    tmux.wait_for("● connected", Duration::from_secs(20))
+        .unwrap();
+    let screen = tmux
+        .wait_for("● UNAUTHORIZED", Duration::from_secs(30))
+        .unwrap();
+    assert!(
+        screen.contains("credentials expired or rejected"),
+        "{screen}"
+    );
+    assert!(screen.contains("kubectl create token"), "{screen}");
+    for outage in ["unreachable", "API DOWN", "API SILENT"] {
+        assert!(!screen.contains(outage), "{outage}:\n{screen}");
+    }
+    tmux.keys("q");
+    tmux.wait_for("EXIT=0", Duration::from_secs(10)).unwrap();
+    drop(tmux);
+    drop(lab);
+
+    let dir = tempfile::tempdir().unwrap();
+    let lab = start_lab(
+        dir.path(),
+        &fast_scenario("node-c", "1h"),
+        &["--forbid", "nodes"],
+    );
+    let cmd = watch_command(dir.path(), &lab.kubeconfig);
+    let tmux = Tmux::start("forbidden", 160, 32, &cmd);
+    let screen = tmux
+        .wait_for("● FORBIDDEN", Duration::from_secs(20))
+        .unwrap();
+    assert!(screen.contains("nodes"), "the resource is named:\n{screen}");
+    assert!(screen.contains("(403)"), "{screen}");
+    assert!(!screen.contains("unreachable"), "{screen}");
+    tmux.keys("q");
+    tmux.wait_for("EXIT=0", Duration::from_secs(10)).unwrap();
 }

@@ -27,10 +27,15 @@ pub fn node(n: &NodeView) -> NodeInfo {
     roles.sort();
     let spec = n.spec.as_ref();
     let status = n.status.as_ref();
+    let node_args = n
+        .annotations()
+        .get(super::slim::NODE_ARGS)
+        .and_then(|a| serde_json::from_str::<Vec<String>>(a).ok());
     NodeInfo {
         lb_excluded: labels.contains_key(crate::model::metallb::EXCLUDE_LABEL),
         name: n.name_any(),
         roles,
+        node_args,
         version: status
             .and_then(|s| s.node_info.as_ref())
             .map(|i| i.kubelet_version.clone())
@@ -66,6 +71,12 @@ pub fn node(n: &NodeView) -> NodeInfo {
             .and_then(|s| s.node_info.as_ref())
             .map(|i| i.boot_id.clone())
             .unwrap_or_default(),
+        internal_ip: status.and_then(|s| {
+            s.addresses
+                .iter()
+                .find(|a| a.type_ == "InternalIP")
+                .map(|a| a.address.clone())
+        }),
     }
 }
 

@@ -2,6 +2,7 @@
 //! that turn API objects into [`crate::model::ClusterEvent`]s.
 
 pub mod convert;
+pub mod endpoints;
 pub mod lenient;
 pub mod liveness;
 pub mod node_lease;
@@ -12,7 +13,9 @@ pub mod watch;
 
 use std::path::PathBuf;
 
-use color_eyre::eyre::{Result, WrapErr, eyre};
+use color_eyre::eyre::{Result, eyre};
+
+use crate::model::ClusterEvent;
 use kube::config::{KubeConfigOptions, Kubeconfig};
 
 /// Where to find the cluster: `--kubeconfig`/`KUBECONFIG` and `--context`.
@@ -32,6 +35,19 @@ pub struct Connection {
     pub client: kube::Client,
     pub context: String,
     pub server: String,
+    /// Every API server's endpoint, and which one the client uses; None
+    /// for a client that stays on one endpoint.
+    pub endpoints: Option<endpoints::ApiEndpoints>,
+}
+
+impl Connection {
+    /// Starts following the API servers: the endpoint list is learned,
+    /// and each switch of endpoint is reported to `events`.
+    pub fn follow_endpoints(&self, events: &tokio::sync::mpsc::UnboundedSender<ClusterEvent>) {
+        if let Some(e) = &self.endpoints {
+            e.start(self.client.clone(), events.clone());
+        }
+    }
 }
 
 /// Builds a client. `read_only` puts [`readonly::ReadOnlyLayer`] under it.
@@ -69,17 +85,12 @@ pub async fn connect(target: &ClusterTarget, read_only: bool) -> Result<Connecti
         .await
         .map_err(|e| eyre!("kubeconfig context {context:?} is not usable: {e}"))?;
     let server = config.cluster_url.to_string();
-    let builder = kube::client::ClientBuilder::try_from(config)
-        .wrap_err_with(|| format!("cannot build a client for {server}"))?;
-    let client = if read_only {
-        builder.with_layer(&readonly::ReadOnlyLayer).build()
-    } else {
-        builder.build()
-    };
+    let (endpoints, client) = endpoints::ApiEndpoints::new(config, read_only)?;
     Ok(Connection {
         client,
         context,
         server,
+        endpoints: Some(endpoints),
     })
 }
 

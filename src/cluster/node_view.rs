@@ -1,10 +1,10 @@
 //! The Node as the node watcher decodes it: labels (roles), cordon and
-//! taints, conditions, kubelet version and boot ID. A real node's status
-//! also carries its image list (often tens of kilobytes), addresses,
+//! taints, conditions, kubelet version, boot ID and addresses. A real
+//! node's status also carries its image list (often tens of kilobytes),
 //! capacity and managed fields; every Ready flip or heartbeat-condition
 //! update resends all of it, and none of it is on screen.
 
-use k8s_openapi::api::core::v1::{Node, NodeCondition, Taint};
+use k8s_openapi::api::core::v1::{Node, NodeAddress, NodeCondition, Taint};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde::Deserialize;
 
@@ -31,6 +31,9 @@ pub struct NodeViewSpec {
 pub struct NodeViewStatus {
     pub conditions: Option<Vec<NodeCondition>>,
     pub node_info: Option<KubeletInfo>,
+    /// Where a server's API is served (InternalIP), for moving off it.
+    #[serde(default)]
+    pub addresses: Vec<NodeAddress>,
 }
 
 #[derive(Clone, Debug, Default, Deserialize)]
@@ -57,7 +60,8 @@ mod tests {
         "name": "k3s-vm-still-fawn", "resourceVersion": "91234",
         "labels": {"kubernetes.io/hostname": "k3s-vm-still-fawn",
                    "node-role.kubernetes.io/control-plane": "true"},
-        "annotations": {"k3s.io/hostname": "k3s-vm-still-fawn"},
+        "annotations": {"k3s.io/hostname": "k3s-vm-still-fawn",
+                        "k3s.io/node-args": "[\"server\",\"--disable\",\"servicelb\"]"},
         "managedFields": [{"manager": "k3s", "operation": "Update", "fieldsType": "FieldsV1",
                            "fieldsV1": {"f:status": {"f:conditions": {}}}}]
       },
@@ -85,11 +89,21 @@ mod tests {
                 .contains_key("node-role.kubernetes.io/control-plane")
         );
         assert!(n.metadata.managed_fields.is_none());
-        assert!(n.metadata.annotations.is_none());
+        // Of the annotations only K3s's record of the node's arguments.
+        let kept: Vec<&String> = n.annotations().keys().collect();
+        assert_eq!(kept, ["k3s.io/node-args"]);
         let info = crate::cluster::convert::node(&n);
         assert_eq!(info.version, "v1.35.0+k3s1");
         assert_eq!(info.boot_id, "9f0c");
         assert_eq!(info.roles, vec!["control-plane"]);
+        assert_eq!(
+            info.node_args,
+            Some(vec![
+                "server".into(),
+                "--disable".into(),
+                "servicelb".into()
+            ])
+        );
         assert!(info.unschedulable);
         assert_eq!(info.taints[0].key, "node.kubernetes.io/unschedulable");
         let ready = &info.conditions[0];

@@ -14,9 +14,15 @@ struct SlimMeta {
     namespace: Option<String>,
     resource_version: Option<String>,
     labels: Option<BTreeMap<String, String>>,
+    annotations: Option<BTreeMap<String, String>>,
 }
 
-/// Name, namespace, resourceVersion (the watcher resumes from it) and labels.
+/// The one annotation the cockpit reads: K3s's record of a node's
+/// arguments, compared before and after an upgrade.
+pub const NODE_ARGS: &str = "k3s.io/node-args";
+
+/// Name, namespace, resourceVersion (the watcher resumes from it), labels
+/// and the [`NODE_ARGS`] annotation.
 pub(super) fn slim_meta<'de, D: Deserializer<'de>>(d: D) -> Result<ObjectMeta, D::Error> {
     let m = SlimMeta::deserialize(d)?;
     Ok(ObjectMeta {
@@ -24,6 +30,13 @@ pub(super) fn slim_meta<'de, D: Deserializer<'de>>(d: D) -> Result<ObjectMeta, D
         namespace: m.namespace,
         resource_version: m.resource_version,
         labels: m.labels,
+        annotations: m
+            .annotations
+            .map(|mut a| {
+                a.retain(|k, _| k == NODE_ARGS);
+                a
+            })
+            .filter(|a| !a.is_empty()),
         ..ObjectMeta::default()
     })
 }

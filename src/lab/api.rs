@@ -15,6 +15,7 @@ use serde_json::{Value, json};
 use tokio::sync::{broadcast, mpsc};
 
 use super::audit::AuditLog;
+use super::auth::{Auth, Refusal};
 use super::discovery;
 use super::query::ListQuery;
 use super::schema;
@@ -29,6 +30,8 @@ pub struct ApiState {
     /// controller-owned ones like a ReplicaSet would.
     pub pod_removed: mpsc::UnboundedSender<Value>,
     pub bookmark_every: Duration,
+    pub auth: Auth,
+    pub api_servers: Option<Arc<super::api_servers::ApiServers>>,
 }
 
 pub fn router(state: Arc<ApiState>) -> axum::Router {
@@ -43,6 +46,15 @@ pub fn router(state: Arc<ApiState>) -> axum::Router {
 /// A Kubernetes `Status` error response.
 fn status(code: StatusCode, reason: &str, message: impl Into<String>) -> Response {
     status_response(code, &status_body(code, reason, message))
+}
+
+/// The API servers' own EndpointSlice, served only when the lab runs one
+/// API endpoint per server.
+const KUBERNETES_SLICE: &str =
+    "/apis/discovery.k8s.io/v1/namespaces/default/endpointslices/kubernetes";
+
+fn refusal((code, reason, message): Refusal) -> Response {
+    status(code, reason, message)
 }
 
 fn status_response(code: StatusCode, body: &Value) -> Response {
@@ -186,6 +198,15 @@ fn dispatch(
     headers: &HeaderMap,
     body: &Bytes,
 ) -> (Response, &'static str) {
+    if let Err(refused) = state.auth.authenticate(headers) {
+        return (refusal(refused), verb(method, None, false));
+    }
+    if path == KUBERNETES_SLICE
+        && method == Method::GET
+        && let Some(servers) = &state.api_servers
+    {
+        return (json_response(&servers.endpoint_slice()), "get");
+    }
     let route = match route(path) {
         Ok(r) => r,
         Err(resp) => return (resp, verb(method, None, false)),
@@ -217,6 +238,12 @@ fn dispatch(
         }
     };
     let v = verb(method, Some(&target), q.watch);
+    if let Err(refused) = state
+        .auth
+        .authorize(v, target.kind, target.namespace.as_deref())
+    {
+        return (refusal(refused), v);
+    }
     let resp = match (method.as_str(), &target.name, target.subresource.as_deref()) {
         ("GET", None, _) if q.watch => watch(state, &target, q, wants_table(headers)),
         ("GET", None, _) => list(state, &target, &q, wants_table(headers)),
@@ -702,12 +729,21 @@ impl Watcher {
             self.q.timeout_seconds.unwrap_or(1800).min(3600),
         ));
         tokio::pin!(deadline);
+        let expiry = self.state.auth.expiry();
+        let token_expired = async move {
+            match expiry {
+                Some(at) => tokio::time::sleep_until(at).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::pin!(token_expired);
         let mut bookmarks = tokio::time::interval(self.state.bookmark_every);
         bookmarks.reset();
         let store = &self.state.store;
         loop {
             tokio::select! {
                 _ = &mut deadline => return Ok(()),
+                _ = &mut token_expired => return Ok(()),
                 _ = bookmarks.tick(), if self.q.bookmarks => {
                     self.send(bookmark(self.kind, store.current_rv().max(last_rv), false)).await?;
                 }

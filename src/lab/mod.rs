@@ -3,9 +3,17 @@
 //! tests and the benchmarks embed it.
 
 pub mod api;
+pub mod api_servers;
 pub mod audit;
+pub mod auth;
 pub mod commit_log;
 pub mod discovery;
+pub mod host;
+mod node_exec;
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod node_tests;
+mod node_upgrade;
 pub mod objects;
 pub mod plan_out;
 pub mod query;
@@ -47,6 +55,12 @@ pub struct LabConfig {
     pub replay: bool,
     /// Append the lab's own service outage windows here (JSON lines).
     pub outage_log: Option<PathBuf>,
+    /// A bearer token that expires (the kubeconfig carries it) and
+    /// resources the client may not touch.
+    pub auth: auth::Auth,
+    /// Serve the API on each server node's own address as well, stopped
+    /// while its K3s restarts; the kubeconfig then points at the first.
+    pub api_per_server: bool,
 }
 
 impl LabConfig {
@@ -59,6 +73,8 @@ impl LabConfig {
             commit_log: None,
             replay: true,
             outage_log: None,
+            auth: auth::Auth::default(),
+            api_per_server: false,
         }
     }
 }
@@ -70,6 +86,10 @@ pub struct Lab {
     pub store: Arc<Store>,
     pub sim: SimHandle,
     pub scenario: Scenario,
+    /// The bearer token clients must present, if the lab asks for one.
+    pub token: Option<String>,
+    /// Each server's own API endpoint, with `api_per_server`.
+    pub api_servers: Option<Arc<api_servers::ApiServers>>,
 }
 
 impl Lab {
@@ -110,11 +130,16 @@ impl Lab {
             sim.set_outage_log(file);
         }
         let (pod_tx, mut pod_rx) = mpsc::unbounded_channel();
+        let api_servers = config
+            .api_per_server
+            .then(|| api_servers::ApiServers::start(&sim, &store, addr));
         let state = Arc::new(ApiState {
             store: store.clone(),
             audit,
             pod_removed: pod_tx,
             bookmark_every: Duration::from_secs(60).div_f64(config.scenario.time_scale),
+            auth: config.auth.clone(),
+            api_servers: api_servers.clone(),
         });
         let app = api::router(state);
         // Like the API server (Go sets TCP_NODELAY on every connection): a
@@ -151,6 +176,8 @@ impl Lab {
             store,
             sim,
             scenario: config.scenario,
+            token: config.auth.token().map(str::to_string),
+            api_servers,
         })
     }
 
@@ -158,9 +185,18 @@ impl Lab {
         format!("http://{}", self.addr)
     }
 
+    /// What the kubeconfig points at: the first server's own endpoint when
+    /// each server serves the API, else the lab's listener.
+    pub fn kubeconfig_url(&self) -> String {
+        match self.api_servers.as_ref().and_then(|a| a.first()) {
+            Some(first) => format!("http://{first}"),
+            None => self.server_url(),
+        }
+    }
+
     /// Writes a kubeconfig for plain HTTP on loopback with no credentials.
     pub fn write_kubeconfig(&self, path: &Path) -> Result<()> {
-        let text = kubeconfig_yaml(&self.server_url(), "k3s-lab");
+        let text = kubeconfig_yaml(&self.kubeconfig_url(), "k3s-lab", self.token.as_deref());
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir)
                 .wrap_err_with(|| format!("cannot create {}", dir.display()))?;
@@ -170,10 +206,11 @@ impl Lab {
     }
 }
 
-pub fn kubeconfig_yaml(server: &str, context: &str) -> String {
+pub fn kubeconfig_yaml(server: &str, context: &str, token: Option<&str>) -> String {
+    let user = token.map_or("{}".to_string(), |t| format!("\n    token: {t}"));
     format!(
         "apiVersion: v1\nkind: Config\nclusters:\n- name: {context}\n  cluster:\n    server: {server}\n\
-         users:\n- name: {context}\n  user: {{}}\ncontexts:\n- name: {context}\n  context:\n    cluster: {context}\n    user: {context}\n\
+         users:\n- name: {context}\n  user: {user}\ncontexts:\n- name: {context}\n  context:\n    cluster: {context}\n    user: {context}\n\
          current-context: {context}\n"
     )
 }

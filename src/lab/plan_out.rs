@@ -62,7 +62,8 @@ pub fn plan_toml(scenario: &Scenario, ssh: &SshEndpoints) -> String {
     let _ = writeln!(out, "target = {}", toml_str(&target));
     let hops: Vec<String> = hops.iter().map(|h| toml_str(h)).collect();
     let _ = writeln!(out, "hops = [{}]", hops.join(", "));
-    let _ = writeln!(out, "order = \"servers-first\"\ndatastore = \"etcd\"\n");
+    // No datastore line: check-plan detects it from the nodes.
+    let _ = writeln!(out, "order = \"servers-first\"\n");
     let _ = writeln!(
         out,
         "[transport]\nkind = \"ssh\"\nhost = \"127.0.0.1\"\nuser = \"root\""
@@ -97,7 +98,7 @@ pub fn plan_toml(scenario: &Scenario, ssh: &SshEndpoints) -> String {
     let scale = scenario.time_scale;
     let _ = writeln!(
         out,
-        "\n[timings]\n# Cluster time compressed {scale}x like the lab's.\nsoak = \"{}\"\ncanary_soak = \"{}\"\nfinal_soak = \"{}\"\nhandoff_settle = \"{}\"\ndrain_timeout = \"1m\"\ninstall_timeout = \"2m\"\ncommand_timeout = \"1m\"\nversion_timeout = \"2m\"\nready_timeout = \"2m\"",
+        "\n[timings]\n# Cluster time compressed {scale}x like the lab's.\nsoak = \"{}\"\ncanary_soak = \"{}\"\nfinal_soak = \"{}\"\nhandoff_settle = \"{}\"\ndrain_timeout = \"1m\"\ninstall_timeout = \"2m\"\ncommand_timeout = \"1m\"\nrestart_timeout = \"2m\"\nversion_timeout = \"2m\"\nready_timeout = \"2m\"",
         scaled(SOAK, scale),
         scaled(CANARY_SOAK, scale),
         scaled(FINAL_SOAK, scale),

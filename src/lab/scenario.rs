@@ -44,6 +44,13 @@ pub struct Scenario {
     /// Simulated Proxmox host reachable over SSH (for `qm guest exec`).
     #[serde(default)]
     pub proxmox_host: bool,
+    /// No node reaches the internet: downloads from GitHub fail.
+    #[serde(default)]
+    pub airgap: bool,
+    /// The single server keeps its state in SQLite: no etcd role label,
+    /// no etcd snapshots.
+    #[serde(default)]
+    pub sqlite: bool,
     #[serde(default)]
     pub metallb: MetallbSpec,
 }
@@ -172,6 +179,66 @@ pub struct NodeSpec {
     pub version: String,
     /// VM id on the simulated Proxmox host, if the node is reached that way.
     pub vmid: Option<u32>,
+    /// How far the node's clock is off ("-30s": 30 s behind). Its kubelet
+    /// stamps lease renewals with it, as a real kubelet stamps them with
+    /// its own clock.
+    #[serde(default, with = "clock_offset")]
+    pub clock_offset: jiff::SignedDuration,
+    /// The arguments of the unit's `ExecStart` after `k3s server`/`k3s agent`
+    /// (what the first install was given on its command line).
+    #[serde(default)]
+    pub args: Vec<String>,
+    /// `uname -m`: x86_64, aarch64 or armv7l.
+    #[serde(default = "x86_64")]
+    pub arch: String,
+    /// Free space in /usr/local/bin, in MiB.
+    #[serde(default = "twenty_gib")]
+    pub free_disk_mib: u64,
+    /// Whether SSH accepts the user root (many images refuse it).
+    #[serde(default = "yes")]
+    pub root_login: bool,
+    /// What `sudo -n` does for a user other than root.
+    #[serde(default)]
+    pub sudo: SudoPolicy,
+    /// `K3S_*` variables in the unit's environment file.
+    #[serde(default)]
+    pub env: std::collections::BTreeMap<String, String>,
+    /// /etc/rancher/k3s/config.yaml.
+    #[serde(default)]
+    pub config_yaml: String,
+}
+
+fn x86_64() -> String {
+    "x86_64".into()
+}
+
+fn twenty_gib() -> u64 {
+    20 * 1024
+}
+
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum SudoPolicy {
+    /// `user ALL=(ALL) NOPASSWD: ALL`.
+    #[default]
+    Nopasswd,
+    /// sudo asks for a password: `sudo -n` refuses.
+    Password,
+    /// The user is not in sudoers (or sudo is not installed).
+    None,
+}
+
+/// A signed duration such as "-30s" or "2s".
+mod clock_offset {
+    use jiff::SignedDuration;
+    use serde::{Deserialize, Deserializer};
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<SignedDuration, D::Error> {
+        let text = String::deserialize(d)?;
+        text.trim().parse().map_err(|e| {
+            serde::de::Error::custom(format!("clock_offset {text:?}: {e} (try \"-30s\")"))
+        })
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -298,6 +365,14 @@ impl Scenario {
                 },
                 version: version.clone(),
                 vmid: None,
+                clock_offset: jiff::SignedDuration::ZERO,
+                args: Vec::new(),
+                arch: x86_64(),
+                free_disk_mib: twenty_gib(),
+                root_login: true,
+                sudo: SudoPolicy::default(),
+                env: Default::default(),
+                config_yaml: String::new(),
             })
             .collect();
         let first = self

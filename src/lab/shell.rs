@@ -1,6 +1,7 @@
-//! What a simulated node (or the simulated Proxmox host) does with the
-//! commands an upgrade sends over SSH. Anything else exits 127, like a shell
-//! that does not know the command.
+//! The SSH side of a simulated node (or the simulated Proxmox host): who
+//! may log in, what `sudo -n` allows, and unwrapping `sudo -n sh -c '...'`
+//! and `nohup sh -c '...'` down to the script that [`super::node_exec`]
+//! carries out.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -11,8 +12,11 @@ use color_eyre::eyre::Result;
 use futures::FutureExt;
 use futures::future::BoxFuture;
 
-use super::sim::{Kubelet, SimHandle};
+use super::node_exec;
+use super::scenario::SudoPolicy;
+use super::sim::SimHandle;
 use super::ssh::{self, CommandHandler, CommandOutcome, LabSshKeys};
+use crate::remote::quote::{shell_join, shell_split};
 
 /// One node's shell.
 pub struct NodeShell {
@@ -21,9 +25,18 @@ pub struct NodeShell {
 }
 
 impl CommandHandler for NodeShell {
-    fn run(&self, command: &str) -> BoxFuture<'static, CommandOutcome> {
-        let (sim, node, command) = (self.sim.clone(), self.node.clone(), command.to_string());
-        async move { run_on_node(&sim, &node, &command).await }.boxed()
+    fn run(&self, user: &str, command: &str) -> BoxFuture<'static, CommandOutcome> {
+        let (sim, node) = (self.sim.clone(), self.node.clone());
+        let (user, command) = (user.to_string(), command.to_string());
+        async move { run_on_node(&sim, &node, &user, &command).await }.boxed()
+    }
+
+    fn accepts_user(&self, user: &str) -> bool {
+        user != "root"
+            || self
+                .sim
+                .with_host(&self.node, |h| h.root_login)
+                .unwrap_or(false)
     }
 }
 
@@ -33,7 +46,7 @@ pub struct ProxmoxShell {
 }
 
 impl CommandHandler for ProxmoxShell {
-    fn run(&self, command: &str) -> BoxFuture<'static, CommandOutcome> {
+    fn run(&self, _user: &str, command: &str) -> BoxFuture<'static, CommandOutcome> {
         let (sim, command) = (self.sim.clone(), command.to_string());
         async move {
             let exec = match ssh::parse_qm_guest_exec(&command) {
@@ -62,83 +75,69 @@ impl CommandHandler for ProxmoxShell {
                     ),
                 );
             };
-            let outcome = run_on_node(&sim, &node, &exec.shell_command()).await;
+            // The guest agent runs commands as root.
+            let outcome = run_on_node(&sim, &node, "root", &exec.shell_command()).await;
             CommandOutcome::ok(ssh::qm_exec_json(&outcome))
         }
         .boxed()
     }
 }
 
-fn first_word(command: &str) -> &str {
+pub(super) fn first_word(command: &str) -> &str {
     command.split_whitespace().next().unwrap_or_default()
 }
 
-/// The commands an upgrade uses, matched loosely so templates can wrap them
-/// (`nohup sh -c '...'`, `sudo`, redirections).
-pub async fn run_on_node(sim: &SimHandle, node: &str, command: &str) -> CommandOutcome {
-    if let Some(version) = install_version(command) {
-        return match sim.install(node, &version).await {
-            Ok(v) => CommandOutcome::ok(format!(
-                "[INFO]  Using {v} as release\n[INFO]  Downloading binary\n[INFO]  Installing k3s to /usr/local/bin/k3s\n[INFO]  systemd: Starting k3s\n"
-            )),
-            Err(e) => CommandOutcome::fail(1, format!("[ERROR]  {e}\n")),
-        };
-    }
-    if command.contains("k3s etcd-snapshot save") {
-        let name = format!(
-            "k3s-cockpit-{}-{}",
-            node,
-            jiff::Timestamp::now().as_second()
-        );
-        return CommandOutcome::ok(format!("Snapshot {name} saved.\n"));
-    }
-    if command.contains("systemctl restart k3s") {
-        return match sim.restart(node) {
-            Ok(()) => CommandOutcome::ok(""),
-            Err(e) => CommandOutcome::fail(1, e),
-        };
-    }
-    if command.contains("systemctl is-active k3s") {
-        return match sim.kubelet_state(node) {
-            Ok(Kubelet::Down) => CommandOutcome {
-                stdout: "activating\n".into(),
-                stderr: String::new(),
-                exit_status: 3,
-            },
-            Ok(_) => CommandOutcome::ok("active\n"),
-            Err(e) => CommandOutcome::fail(1, e),
-        };
-    }
-    if command.contains("k3s --version") {
-        return match sim.installed_version(node) {
-            Ok(v) => {
-                CommandOutcome::ok(format!("k3s version {v} (3ad6f7f5)\ngo version go1.24.9\n"))
+/// Runs what `user` sent: privilege from the login and `sudo -n`, then the
+/// script inside any `sh -c` wrapper.
+pub async fn run_on_node(sim: &SimHandle, node: &str, user: &str, command: &str) -> CommandOutcome {
+    let sudo = match sim.with_host(node, |h| h.sudo) {
+        Ok(s) => s,
+        Err(e) => return CommandOutcome::fail(255, format!("{e}\n")),
+    };
+    let mut privileged = user == "root";
+    let mut text = command.to_string();
+    while let Ok(words) = shell_split(&text) {
+        match words.first().map(String::as_str) {
+            Some("sudo") => {
+                if words.get(1).map(String::as_str) != Some("-n") {
+                    return CommandOutcome::fail(
+                        1,
+                        "sudo: a terminal is required to read the password; either use the -S option to read from standard input or configure an askpass helper\nsudo: a password is required\n",
+                    );
+                }
+                if !privileged && sudo != SudoPolicy::Nopasswd {
+                    return CommandOutcome::fail(1, "sudo: a password is required\n");
+                }
+                privileged = true;
+                text = unwrap_sh(&words[2..]).unwrap_or_else(|| shell_join(&words[2..]));
             }
-            Err(e) => CommandOutcome::fail(1, e),
-        };
+            _ => match unwrap_sh(&words) {
+                Some(script) => text = script,
+                None => break,
+            },
+        }
     }
-    if command.trim() == "true" || command.trim().starts_with("echo ") {
-        return CommandOutcome::ok(format!(
-            "{}\n",
-            command
-                .trim()
-                .trim_start_matches("echo ")
-                .trim_matches('\'')
-        ));
-    }
-    CommandOutcome::fail(127, format!("sh: 1: {}: not found\n", first_word(command)))
+    node_exec::run_script(sim, node, &text, privileged).await
 }
 
-/// `... INSTALL_K3S_VERSION=v1.34.3+k3s1 ...` → the version.
-fn install_version(command: &str) -> Option<String> {
-    let at = command.find("INSTALL_K3S_VERSION=")?;
-    let rest = &command[at + "INSTALL_K3S_VERSION=".len()..];
-    let version: String = rest
-        .trim_start_matches(['"', '\''])
-        .chars()
-        .take_while(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '+' | '-'))
-        .collect();
-    (!version.is_empty()).then_some(version)
+/// `[nohup] sh -c SCRIPT [redirections]` → SCRIPT.
+fn unwrap_sh(words: &[String]) -> Option<String> {
+    let words = match words.first().map(String::as_str) {
+        Some("nohup") => &words[1..],
+        _ => words,
+    };
+    match words {
+        [shell, flag, script, ..]
+            if flag == "-c"
+                && matches!(
+                    shell.rsplit('/').next(),
+                    Some("sh" | "bash" | "dash" | "ash")
+                ) =>
+        {
+            Some(script.clone())
+        }
+        _ => None,
+    }
 }
 
 /// SSH endpoints of a running lab.
@@ -191,20 +190,4 @@ pub async fn start_ssh(sim: &SimHandle, dir: &Path, with_proxmox: bool) -> Resul
         proxmox,
         keys,
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn finds_the_version_in_wrapped_install_commands() {
-        let cmd = "nohup sh -c 'curl -sfL https://get.k3s.io | INSTALL_K3S_VERSION=v1.34.3+k3s1 sh -s -' >/var/log/x 2>&1";
-        assert_eq!(install_version(cmd).as_deref(), Some("v1.34.3+k3s1"));
-        assert_eq!(
-            install_version("INSTALL_K3S_VERSION=\"v1.35.0+k3s1\" sh"),
-            Some("v1.35.0+k3s1".into())
-        );
-        assert_eq!(install_version("k3s --version"), None);
-    }
 }

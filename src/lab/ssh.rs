@@ -50,9 +50,15 @@ impl CommandOutcome {
     }
 }
 
-/// Runs the command text of one SSH `exec` request (as the client sent it, unparsed).
+/// Runs the command text of one SSH `exec` request (as the client sent it,
+/// unparsed) for the user who logged in.
 pub trait CommandHandler: Send + Sync {
-    fn run(&self, command: &str) -> BoxFuture<'static, CommandOutcome>;
+    fn run(&self, user: &str, command: &str) -> BoxFuture<'static, CommandOutcome>;
+
+    /// Whether this user may log in at all (`PermitRootLogin no` refuses root).
+    fn accepts_user(&self, _user: &str) -> bool {
+        true
+    }
 }
 
 /// Serve SSH on `listener` until the listener fails (abort the task to stop).
@@ -98,6 +104,7 @@ impl russh::server::Server for LabSshServer {
             authorized: self.authorized.clone(),
             handler: self.handler.clone(),
             peer,
+            user: String::new(),
         }
     }
 
@@ -110,6 +117,8 @@ struct LabSshConn {
     authorized: Arc<[PublicKey]>,
     handler: Arc<dyn CommandHandler>,
     peer: Option<SocketAddr>,
+    /// The user that authenticated.
+    user: String,
 }
 
 impl LabSshConn {
@@ -119,8 +128,8 @@ impl LabSshConn {
             .any(|k| k.key_data() == key.key_data())
     }
 
-    fn verdict(&self, key: &PublicKey) -> Auth {
-        if self.is_authorized(key) {
+    fn verdict(&self, user: &str, key: &PublicKey) -> Auth {
+        if self.is_authorized(key) && self.handler.accepts_user(user) {
             Auth::Accept
         } else {
             Auth::Reject {
@@ -138,10 +147,10 @@ impl russh::server::Handler for LabSshConn {
 
     async fn auth_publickey_offered(
         &mut self,
-        _user: &str,
+        user: &str,
         offer: PublicKeyOffer<'_>,
     ) -> Result<Auth, Self::Error> {
-        Ok(self.verdict(offer.public_key))
+        Ok(self.verdict(user, offer.public_key))
     }
 
     async fn auth_publickey(
@@ -149,7 +158,10 @@ impl russh::server::Handler for LabSshConn {
         user: &str,
         key: VerifiedPublicKey<'_>,
     ) -> Result<Auth, Self::Error> {
-        let verdict = self.verdict(key.public_key);
+        let verdict = self.verdict(user, key.public_key);
+        if verdict == Auth::Accept {
+            self.user = user.to_string();
+        }
         debug!(target: "lab::ssh", peer = ?self.peer, user, accepted = (verdict == Auth::Accept), "public key auth");
         Ok(verdict)
     }
@@ -175,9 +187,10 @@ impl russh::server::Handler for LabSshConn {
         session.channel_success(channel)?;
         let handle = session.handle();
         let handler = self.handler.clone();
+        let user = self.user.clone();
         tokio::spawn(async move {
             // A panicking handler must not leave the client waiting forever.
-            let outcome = match tokio::spawn(handler.run(&command)).await {
+            let outcome = match tokio::spawn(handler.run(&user, &command)).await {
                 Ok(outcome) => outcome,
                 Err(e) => CommandOutcome::fail(
                     255,

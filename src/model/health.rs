@@ -63,6 +63,27 @@ pub fn classify(renewed: Option<Timestamp>, lease_duration: Duration, now: Times
     }
 }
 
+/// Missed renewals in a row at which the rollout's gate halts.
+pub const DEFAULT_MISSED_RENEWALS: u32 = 2;
+
+/// Renewals missed by a heartbeat of this `age`: none while it is within
+/// [`late_after`], then one more for every renew interval (with jitter) that
+/// passes without one. The gate halts at a configurable count, so one slow
+/// renewal (a loaded node, a watch event late over Wi-Fi) is an alert, not
+/// a halt.
+pub fn missed_renewals(age: Duration, lease_duration: Duration) -> u32 {
+    let late = late_after(lease_duration);
+    if age <= late {
+        return 0;
+    }
+    let period = lease_duration.mul_f64(RENEW_FRACTION * (1.0 + JITTER));
+    if period.is_zero() {
+        return 1;
+    }
+    let more = (age - late).as_secs_f64() / period.as_secs_f64();
+    1 + more.min(f64::from(u16::MAX)) as u32
+}
+
 /// Non-negative age (a renewTime slightly ahead of our clock reads as 0).
 pub fn age(at: Timestamp, now: Timestamp) -> Duration {
     let span = now.duration_since(at);
@@ -100,6 +121,18 @@ mod tests {
             late_after(Duration::from_secs(4)),
             Duration::from_millis(2040)
         );
+    }
+
+    #[test]
+    fn missed_renewals_count_one_per_renew_interval_after_late() {
+        let lease = Duration::from_secs(40);
+        let at = |ms: u64| missed_renewals(Duration::from_millis(ms), lease);
+        assert_eq!(at(11_400), 0);
+        assert_eq!(at(11_401), 1);
+        // 10.4 s later the second renewal is missed too.
+        assert_eq!(at(21_799), 1);
+        assert_eq!(at(21_801), 2);
+        assert_eq!(at(40_000), 3);
     }
 
     #[test]

@@ -4,6 +4,7 @@
 
 pub mod fleet;
 pub mod health;
+pub mod heartbeat_seen;
 pub mod metallb;
 pub mod outage;
 pub mod probe;

@@ -119,6 +119,10 @@ pub enum EntryKind {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         failure: Option<String>,
     },
+    /// The cockpit moved to another API server's endpoint.
+    ApiEndpoint {
+        url: String,
+    },
     Other,
 }
 

@@ -415,7 +415,7 @@ async fn run(
     let label = check.label();
     loop {
         tick.tick().await;
-        let at = jiff::Timestamp::now();
+        let at = crate::clock::now();
         let started = tokio::time::Instant::now();
         let outcome = probe_once(addr, &check, timeout).await;
         let result = ProbeResult {

@@ -81,6 +81,23 @@ pub fn transport(t: &plan::Transport) -> remote::Transport {
     }
 }
 
+/// How often a unit that is starting is asked whether it has started.
+const UNIT_POLL: Duration = Duration::from_secs(1);
+
+/// Lists the node's etcd snapshots, one per line, the name first.
+const SNAPSHOT_LIST: &str = "k3s etcd-snapshot ls";
+
+/// The snapshot name in K3s's `Snapshot NAME saved.` log line (logrus on
+/// stderr: `time="..." level=info msg="Snapshot NAME saved."`; k3s-io/k3s
+/// pkg/cli/etcdsnapshot).
+fn saved_snapshot(log: &str) -> Option<String> {
+    log.lines().rev().find_map(|l| {
+        let rest = &l[l.find("Snapshot ")? + "Snapshot ".len()..];
+        let name = rest.split(" saved.").next()?;
+        (!name.is_empty() && !name.contains(' ')).then(|| name.to_string())
+    })
+}
+
 fn std_duration(d: SignedDuration) -> Duration {
     Duration::try_from(d).unwrap_or(Duration::ZERO)
 }
@@ -111,7 +128,11 @@ impl Executor {
         }
     }
 
-    fn node(&self, name: &str) -> Result<(&ResolvedNode, &remote::Transport), String> {
+    pub(super) fn plan(&self) -> &ResolvedPlan {
+        &self.plan
+    }
+
+    pub(super) fn node(&self, name: &str) -> Result<(&ResolvedNode, &remote::Transport), String> {
         match (self.plan.node(name), self.transports.get(name)) {
             (Some(n), Some(t)) => Ok((n, t)),
             _ => Err(format!(
@@ -122,14 +143,27 @@ impl Executor {
     }
 
     /// Runs a command on a node, streaming its output to the log panel.
-    /// Returns stdout's tail on exit status 0.
-    async fn remote(
+    /// Returns stdout and stderr on exit status 0.
+    pub(super) async fn remote(
         &self,
         node: &str,
         purpose: &str,
         command: &str,
         timeout: SignedDuration,
-    ) -> Result<String, String> {
+    ) -> Result<(String, String), String> {
+        let (n, _) = self.node(node)?;
+        self.exec_as(node, purpose, &n.privileged(command), timeout)
+            .await
+    }
+
+    /// Runs `command` exactly as given, as the login user.
+    pub(super) async fn exec_as(
+        &self,
+        node: &str,
+        purpose: &str,
+        command: &str,
+        timeout: SignedDuration,
+    ) -> Result<(String, String), String> {
         let (_, transport) = self.node(node)?;
         tracing::info!(
             target: "upgrade",
@@ -149,7 +183,7 @@ impl Executor {
             .await
             .map_err(|e| format!("{purpose} on {node}: {e}"))?;
         if result.success() {
-            return Ok(result.stdout);
+            return Ok((result.stdout, result.stderr));
         }
         let how = match (&result.exit_status, &result.signal) {
             (Some(code), _) => format!("exited with status {code}"),
@@ -174,9 +208,10 @@ impl Executor {
         let id = action.id();
         let mut output = None;
         let result = match &action {
-            Action::Cordon { node, .. } => {
-                node_ops::set_unschedulable(&self.client, node, true).await
-            }
+            Action::Cordon { node, .. } => match self.check_before_cordon(node).await {
+                Ok(()) => node_ops::set_unschedulable(&self.client, node, true).await,
+                Err(e) => Err(e),
+            },
             Action::Uncordon { node, .. } => {
                 node_ops::set_unschedulable(&self.client, node, false).await
             }
@@ -212,15 +247,10 @@ impl Executor {
             Action::Unlabel { node, .. } => {
                 node_ops::set_exclude_label(&self.client, node, false).await
             }
-            Action::EtcdSnapshot { node, name, .. } => match self.node(node) {
-                Err(e) => Err(e),
-                Ok((n, _)) => {
-                    let cmd = n.snapshot_command(name);
-                    self.remote(node, "etcd snapshot", &cmd, t.command_timeout)
-                        .await
-                        .map(|out| output = Some(out))
-                }
-            },
+            Action::EtcdSnapshot { node, name, .. } => self
+                .snapshot(node, name)
+                .await
+                .map(|saved| output = Some(saved)),
         };
         if let Err(e) = &result {
             tracing::error!(target: "upgrade", "{e}");
@@ -228,16 +258,114 @@ impl Executor {
         Input::ActionFinished { id, result, output }
     }
 
+    /// The node checks again, right before the node is cordoned, against
+    /// the version its kubelet reports now.
+    async fn check_before_cordon(&self, node: &str) -> Result<(), String> {
+        let nodes: kube::Api<crate::cluster::node_view::NodeView> =
+            kube::Api::all(self.client.clone());
+        let seen = nodes
+            .get(node)
+            .await
+            .map_err(|e| format!("reading node {node} before cordoning it: {e}"))?;
+        let kubelet = crate::cluster::convert::node(&seen).version;
+        self.check_node(node, &kubelet)
+            .await
+            .map_err(|e| format!("not cordoned: {e}"))
+    }
+
+    /// Takes the snapshot and checks that K3s lists it; returns the name
+    /// K3s gave it (it appends the node name and a timestamp).
+    async fn snapshot(&self, node: &str, name: &str) -> Result<String, String> {
+        let (n, _) = self.node(node)?;
+        let timeout = self.plan.timings.command_timeout;
+        let cmd = n.snapshot_command(name);
+        let (stdout, stderr) = self.remote(node, "etcd snapshot", &cmd, timeout).await?;
+        let saved = saved_snapshot(&stderr)
+            .or_else(|| saved_snapshot(&stdout))
+            .ok_or_else(|| {
+                format!("etcd snapshot on {node}: K3s did not print \"Snapshot NAME saved.\" on either stream")
+            })?;
+        let (listing, _) = self
+            .remote(node, "etcd snapshot check", SNAPSHOT_LIST, timeout)
+            .await?;
+        if !listing.split_whitespace().any(|w| w == saved) {
+            return Err(format!(
+                "etcd snapshot {saved} on {node} is not in `{SNAPSHOT_LIST}`: not touching any server without it"
+            ));
+        }
+        Ok(saved)
+    }
+
+    /// Restarts the node's K3s unit and waits for it to start, within the
+    /// plan's `restart_timeout`. A unit still `activating` from an earlier
+    /// restart (one that outlived its timeout) is waited for, not restarted
+    /// again: a second restart would throw that start's progress away.
     async fn restart(&self, node: &str) -> Result<(), String> {
         let (n, _) = self.node(node)?;
-        self.remote(
-            node,
-            "restart K3s",
-            &n.restart_command(),
-            self.plan.timings.command_timeout,
-        )
-        .await
-        .map(|_| ())
+        let timeout = self.plan.timings.restart_timeout;
+        if self
+            .unit_state(node, &n.unit_state_command())
+            .await
+            .as_deref()
+            == Some("activating")
+        {
+            tracing::info!(
+                target: "upgrade",
+                "{node}: {} is still starting from the last restart: waiting for it, not restarting again",
+                n.role.service()
+            );
+            return self
+                .wait_started(node, &n.unit_state_command(), timeout)
+                .await;
+        }
+        self.remote(node, "restart K3s", &n.restart_command(), timeout)
+            .await
+            .map(|_| ())
+    }
+
+    /// The unit's state as `systemctl is-active` prints it (`active`,
+    /// `activating`, `failed`, ...); None when it cannot be asked.
+    async fn unit_state(&self, node: &str, command: &str) -> Option<String> {
+        let (_, transport) = self.node(node).ok()?;
+        let out = transport
+            .exec(
+                command,
+                std_duration(self.plan.timings.command_timeout),
+                |_| {},
+            )
+            .await
+            .ok()?;
+        Some(out.stdout.lines().next()?.trim().to_string())
+    }
+
+    /// Polls the unit until it is no longer `activating`, within `timeout`.
+    async fn wait_started(
+        &self,
+        node: &str,
+        command: &str,
+        timeout: SignedDuration,
+    ) -> Result<(), String> {
+        let deadline = tokio::time::Instant::now() + std_duration(timeout);
+        let mut poll = tokio::time::interval(UNIT_POLL);
+        loop {
+            poll.tick().await;
+            let state = self.unit_state(node, command).await;
+            match state.as_deref() {
+                Some("active") => return Ok(()),
+                Some("activating") | None if tokio::time::Instant::now() < deadline => {}
+                Some("activating") | None => {
+                    return Err(format!(
+                        "restart K3s on {node}: still starting after {}; the unit may still come up (retry waits for it)",
+                        crate::durations::format_signed(timeout)
+                    ));
+                }
+                Some(other) => {
+                    return Err(format!(
+                        "restart K3s on {node}: the unit is {other} after starting (see `journalctl -u k3s` on the node)"
+                    ));
+                }
+            }
+        }
     }
 
     /// An operator's manual action on one node, outside the engine. A
@@ -273,5 +401,19 @@ impl Executor {
             }
             Manual::RestartK3s => self.restart(node).await,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::saved_snapshot;
+
+    #[test]
+    fn snapshot_name_from_k3s_log_line() {
+        let log = "time=\"2026-11-29T12:00:00Z\" level=info msg=\"Saving etcd snapshot to /var/lib/rancher/k3s/server/db/snapshots/pre-n1-1\"\n\
+                   time=\"2026-11-29T12:00:01Z\" level=info msg=\"Snapshot pre-n1-1 saved.\"\n";
+        assert_eq!(saved_snapshot(log).as_deref(), Some("pre-n1-1"));
+        assert_eq!(saved_snapshot("Snapshot x saved.\n").as_deref(), Some("x"));
+        assert_eq!(saved_snapshot("nothing\n"), None);
     }
 }

@@ -134,6 +134,8 @@ mod tests {
                 name: n.to_string(),
                 role: Role::Server,
                 version: "v1.33.6+k3s1".parse().unwrap(),
+                node_args: None,
+                etcd: true,
             })
             .collect();
         resolve(&plan, &cluster).unwrap()

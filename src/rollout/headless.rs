@@ -42,7 +42,7 @@ fn state_json(state: &RolloutState, now: Timestamp) -> Value {
 }
 
 fn action_json(plan: &ResolvedPlan, action: &Action) -> Value {
-    let mut v = json!({"type": "action", "at": Timestamp::now().to_string(), "action": action});
+    let mut v = json!({"type": "action", "at": crate::clock::now().to_string(), "action": action});
     if let Some(n) = plan.node(action.node()) {
         let cmd = match action {
             Action::Install { version, .. } => Some(n.install_command(version)),
@@ -51,7 +51,7 @@ fn action_json(plan: &ResolvedPlan, action: &Action) -> Value {
             _ => None,
         };
         if let Some(cmd) = cmd {
-            v["command"] = json!(redact_command(&cmd));
+            v["command"] = json!(redact_command(&n.privileged(&cmd)));
         }
     }
     v
@@ -123,7 +123,7 @@ fn first_command(state: &RolloutState, opts: &UpgradeOptions) -> Option<Command>
 /// Sends `cmd`, printing a refusal. False if refused.
 fn send(runner: &mut Runner, fleet: &mut Fleet, cmd: Command) -> Result<bool> {
     let label = cmd.label();
-    if let Err(why) = runner.command(cmd, fleet, Timestamp::now())? {
+    if let Err(why) = runner.command(cmd, fleet, crate::clock::now())? {
         emit(json!({"type": "refused", "command": label, "reason": why}));
         return Ok(false);
     }
@@ -248,7 +248,7 @@ pub async fn run(s: Session, opts: &UpgradeOptions) -> Result<ExitCode> {
         Err(Stop::Signal(name)) => {
             // Recorded as a pause where the engine allows one; actions
             // still running are re-checked by --resume.
-            let _ = runner.command(Command::Pause, &mut fleet, Timestamp::now())?;
+            let _ = runner.command(Command::Pause, &mut fleet, crate::clock::now())?;
             (
                 1,
                 format!("{name}: stopped; the rollout is left as it is: resume with --resume"),
@@ -257,10 +257,10 @@ pub async fn run(s: Session, opts: &UpgradeOptions) -> Result<ExitCode> {
         Err(Stop::ApiLost(why)) => (1, why),
         Err(Stop::FeedClosed) => (1, "the cluster watchers stopped".to_string()),
     };
-    printer.print(runner.engine(), Timestamp::now());
-    printer.print_outage(&fleet, Timestamp::now());
-    let outage = outage_json(&fleet, Timestamp::now());
-    let finished = runner.finish(Timestamp::now()).await;
+    printer.print(runner.engine(), crate::clock::now());
+    printer.print_outage(&fleet, crate::clock::now());
+    let outage = outage_json(&fleet, crate::clock::now());
+    let finished = runner.finish(crate::clock::now()).await;
     let mut exit = exit_json(code, &reason, &finished);
     exit["outage"] = outage;
     emit(exit);
@@ -288,12 +288,12 @@ async fn drive(
     let mut term = signal(SignalKind::terminate()).ok();
     let deadline = runner.plan().timings.api_lost_timeout;
     loop {
-        for a in runner.dispatch() {
+        for a in runner.dispatch(fleet) {
             emit(action_json(runner.plan(), &a));
         }
-        printer.print(runner.engine(), Timestamp::now());
-        printer.print_outage(fleet, Timestamp::now());
-        if let Some(why) = api_lost(fleet, deadline, Timestamp::now()) {
+        printer.print(runner.engine(), crate::clock::now());
+        printer.print_outage(fleet, crate::clock::now());
+        if let Some(why) = api_lost(fleet, deadline, crate::clock::now()) {
             return Ok(Err(Stop::ApiLost(why)));
         }
         let idle = runner.engine().in_flight().is_none();
@@ -317,9 +317,9 @@ async fn drive(
                 apply_batch(runner, fleet, events, ev)?;
             }
             Some(done) = runner.next() => {
-                runner.on_done(done, fleet, Timestamp::now())?;
+                runner.on_done(done, fleet, crate::clock::now())?;
             }
-            _ = tick.tick() => runner.tick(fleet, Timestamp::now())?,
+            _ = tick.tick() => runner.tick(fleet, crate::clock::now())?,
             name = signalled(&mut term) => return Ok(Err(Stop::Signal(name))),
         }
     }
@@ -332,7 +332,7 @@ fn apply_batch(
     events: &mut tokio::sync::mpsc::UnboundedReceiver<crate::model::ClusterEvent>,
     first: crate::model::ClusterEvent,
 ) -> Result<()> {
-    let now = Timestamp::now();
+    let now = crate::clock::now();
     let mut news = engine_sees(&first);
     fleet.apply(first, now);
     while let Ok(ev) = events.try_recv() {

@@ -10,6 +10,7 @@ pub mod executor;
 pub mod handoff_check;
 pub mod headless;
 pub mod lock;
+pub mod node_check;
 pub mod node_ops;
 pub mod observe;
 pub mod preflight;
@@ -22,7 +23,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use color_eyre::eyre::{Result, WrapErr, eyre};
-use jiff::{SignedDuration, Timestamp};
+use jiff::SignedDuration;
 use tokio::sync::mpsc::{self, UnboundedReceiver, UnboundedSender};
 
 use self::controller::Controller;
@@ -157,6 +158,8 @@ pub async fn cluster_nodes(conn: &Connection) -> Result<Vec<ClusterNode>> {
             name: info.name,
             role,
             version,
+            etcd: info.roles.iter().any(|r| r == "etcd"),
+            node_args: info.node_args,
         });
     }
     Ok(cluster)
@@ -207,7 +210,7 @@ fn check_resume(
 ) -> std::result::Result<(), BadInput> {
     let (engine, _) = crate::upgrade::journal::replay(journal)
         .map_err(|e| BadInput(format!("resuming from {}: {e}", journal.display())))?;
-    let found = resume::differences(&engine.view(Timestamp::now()), &plan.into(), live);
+    let found = resume::differences(&engine.view(crate::clock::now()), &plan.into(), live);
     if found.is_empty() {
         return Ok(());
     }
@@ -253,6 +256,7 @@ pub async fn open(
     // The watchers' first lists load while the plan is resolved.
     let (tx, events) = mpsc::unbounded_channel();
     crate::cluster::liveness::spawn_all(&conn.client, &tx);
+    conn.follow_endpoints(&tx);
     let live = cluster_nodes(&conn).await?;
     let plan = match resolve_on(opts, &live) {
         Ok(p) => Arc::new(p),
@@ -264,6 +268,12 @@ pub async fn open(
     };
     if opts.resume
         && let Err(bad) = check_resume(&journal, &plan, &live)
+    {
+        return Ok(Err(bad));
+    }
+    // Every node checked before anything changes, the lock included.
+    if !opts.resume
+        && let Err(bad) = check_nodes(&conn, &plan, &live).await
     {
         return Ok(Err(bad));
     }
@@ -288,7 +298,7 @@ pub async fn open(
         })
     };
     let (recorder, pending) = open_recorder(opts.resume, &journal, &plan)?;
-    let observer = Observer::new(plan.timings.max_heartbeat_age);
+    let observer = Observer::new(plan.timings.max_heartbeat_age, plan.gates.missed_renewals);
     let controller = Controller::new(recorder, observer);
     let executor = Executor::new(conn.client.clone(), plan.clone());
     Ok(Ok(Session {
@@ -303,6 +313,32 @@ pub async fn open(
         resumed: opts.resume,
         probes,
     }))
+}
+
+/// The node checks on every node of the plan, all of them reported.
+async fn check_nodes(
+    conn: &Connection,
+    plan: &Arc<ResolvedPlan>,
+    live: &[ClusterNode],
+) -> std::result::Result<(), BadInput> {
+    let executor = Executor::new(conn.client.clone(), plan.clone());
+    let mut failures = Vec::new();
+    for n in &plan.nodes {
+        let kubelet = live
+            .iter()
+            .find(|c| c.name == n.name)
+            .map_or(n.version.to_string(), |c| c.version.to_string());
+        if let Err(e) = executor.check_node(&n.name, &kubelet).await {
+            failures.push(e);
+        }
+    }
+    if failures.is_empty() {
+        return Ok(());
+    }
+    Err(BadInput(format!(
+        "node checks failed; nothing was changed (no node cordoned):\n  {}",
+        failures.join("\n  ")
+    )))
 }
 
 /// The rollout's journal: there must be one to `--resume`, and none to
@@ -335,7 +371,7 @@ fn open_recorder(
     journal: &Path,
     plan: &ResolvedPlan,
 ) -> Result<(Recorder, Vec<Action>)> {
-    let now = Timestamp::now();
+    let now = crate::clock::now();
     if !resume {
         let recorder = Recorder::create(journal, plan.engine_config(), now)
             .wrap_err_with(|| format!("creating the rollout journal {}", journal.display()))?;
@@ -386,7 +422,7 @@ async fn sync(
     while !complete(fleet) {
         match tokio::time::timeout_at(deadline, events.recv()).await {
             Ok(Some(ev)) => {
-                let now = Timestamp::now();
+                let now = crate::clock::now();
                 fleet.apply(ev, now);
                 while let Ok(ev) = events.try_recv() {
                     fleet.apply(ev, now);
@@ -395,7 +431,7 @@ async fn sync(
             Ok(None) | Err(_) => break,
         }
     }
-    fleet.tick(Timestamp::now());
+    fleet.tick(crate::clock::now());
 }
 
 /// Starts each action on its own task; its result comes back on `results`.
@@ -422,7 +458,7 @@ pub async fn run_dry(opts: &UpgradeOptions) -> Result<ExitCode> {
         }
     };
     print!("{plan}");
-    for line in dry_run::simulate(&plan, Timestamp::now()) {
+    for line in dry_run::simulate(&plan, crate::clock::now()) {
         println!("{line}");
     }
     Ok(ExitCode::SUCCESS)

@@ -2,6 +2,7 @@
 //! the rollout's gates judge. Pure, so the gate inputs are unit-tested.
 
 use std::collections::HashMap;
+use std::time::Duration;
 
 use jiff::{SignedDuration, Timestamp};
 
@@ -17,13 +18,32 @@ pub struct Observer {
     ready: HashMap<String, (bool, u32)>,
     /// From the plan; None derives lateness from each node's lease.
     max_heartbeat_age: Option<SignedDuration>,
+    /// Renewals missed in a row that fail the gate (the plan's
+    /// `gates.missed_renewals`).
+    missed_limit: u32,
 }
 
 impl Observer {
-    pub fn new(max_heartbeat_age: Option<SignedDuration>) -> Self {
+    pub fn new(max_heartbeat_age: Option<SignedDuration>, missed_limit: u32) -> Self {
         Observer {
             ready: HashMap::new(),
             max_heartbeat_age,
+            missed_limit: missed_limit.max(1),
+        }
+    }
+
+    /// Whether a heartbeat seen renewing `at` fails the gate at `now`: its
+    /// lease expired, or it missed `missed_limit` renewals in a row. One
+    /// missed renewal is LATE on screen (and rings), not a halt.
+    fn heartbeat_fails(&self, at: Option<Timestamp>, lease: Duration, now: Timestamp) -> bool {
+        match (self.max_heartbeat_age, at) {
+            (Some(max), Some(at)) => now.duration_since(at) > max,
+            (_, None) => true,
+            (None, Some(at)) => {
+                let age = health::age(at, now);
+                health::classify(Some(at), lease, now) == Heartbeat::Expired
+                    || health::missed_renewals(age, lease) >= self.missed_limit
+            }
         }
     }
 
@@ -36,6 +56,13 @@ impl Observer {
         for (name, state) in &fleet.nodes {
             let Some(info) = &state.info else { continue };
             let ready = info.ready().is_some_and(|c| c.status == Tri::True);
+            let heartbeat_late = if !fleet.leases_readable {
+                // Without leases the only heartbeat is the Ready condition's,
+                // refreshed every 5 minutes: Ready itself is the signal.
+                false
+            } else {
+                self.heartbeat_fails(state.heartbeat_at(), state.lease_duration(), now)
+            };
             // Looked up before inserting: a tick sees every node, and the
             // name is cloned only the first time.
             let entry = match self.ready.get_mut(name) {
@@ -46,20 +73,6 @@ impl Observer {
                 entry.1 += 1;
             }
             entry.0 = ready;
-            let heartbeat_late = if !fleet.leases_readable {
-                // Without leases the only heartbeat is the Ready condition's,
-                // refreshed every 5 minutes: Ready itself is the signal.
-                false
-            } else {
-                match (self.max_heartbeat_age, state.heartbeat_at()) {
-                    (Some(max), Some(at)) => now.duration_since(at) > max,
-                    (Some(_), None) => true,
-                    (None, at) => matches!(
-                        health::classify(at, state.lease_duration(), now),
-                        Heartbeat::Late | Heartbeat::Expired | Heartbeat::Unknown
-                    ),
-                }
-            };
             nodes.push(NodeObservation {
                 name: name.clone(),
                 ready,
@@ -67,6 +80,7 @@ impl Observer {
                 heartbeat_late,
                 unschedulable: info.unschedulable,
                 ready_transitions: entry.1,
+                node_args: info.node_args.clone(),
             });
         }
         let mut services: Vec<ServiceObservation> = services
@@ -126,6 +140,7 @@ mod tests {
         ClusterEvent::Node(NodeInfo {
             name: name.into(),
             roles: vec![],
+            node_args: None,
             version: "v1.34.3+k3s1".into(),
             unschedulable: false,
             taints: vec![],
@@ -138,6 +153,7 @@ mod tests {
                 last_heartbeat: Some(t(0)),
             }],
             boot_id: "b".into(),
+            internal_ip: None,
             lb_excluded: false,
         })
     }
@@ -194,7 +210,7 @@ mod tests {
     #[test]
     fn a_probe_failing_once_in_ten_keeps_probe_ok_and_counts_flaps() {
         let mut f = fleet();
-        let mut o = Observer::new(None);
+        let mut o = Observer::new(None, 2);
         let gated = ["frigate/frigate".to_string()];
         for i in 1..=100 {
             f.apply(probe(i, i % 10 != 5), t(i));
@@ -211,7 +227,7 @@ mod tests {
     #[test]
     fn three_failures_in_a_row_fail_the_probe_and_reach_the_timeline() {
         let mut f = fleet();
-        let mut o = Observer::new(None);
+        let mut o = Observer::new(None, 2);
         let gated = ["frigate/frigate".to_string()];
         f.apply(probe(1, true), t(1));
         for i in 2..=3 {
@@ -230,21 +246,54 @@ mod tests {
         );
     }
 
+    /// One missed renewal is an alert (LATE on screen), not a halt: the gate
+    /// fails at the plan's count of missed renewals in a row.
     #[test]
-    fn heartbeat_turns_late_after_a_missed_renewal_of_the_lease() {
+    fn the_gate_fails_after_the_planned_count_of_missed_renewals() {
         let f = fleet();
-        let mut o = Observer::new(None);
+        let mut o = Observer::new(None, 2);
         assert!(!o.observe(&f, &[], t(10)).nodes[0].heartbeat_late);
-        // 40 s lease: renew every 10 s; late after ~11.4 s.
-        assert!(o.observe(&f, &[], t(12)).nodes[0].heartbeat_late);
-        let mut strict = Observer::new(Some(SignedDuration::from_secs(5)));
+        // 40 s lease: renew every 10 s; LATE after ~11.4 s, a second
+        // renewal missed after ~21.8 s.
+        assert!(!o.observe(&f, &[], t(12)).nodes[0].heartbeat_late);
+        assert!(o.observe(&f, &[], t(22)).nodes[0].heartbeat_late);
+        let mut eager = Observer::new(None, 1);
+        assert!(eager.observe(&f, &[], t(12)).nodes[0].heartbeat_late);
+        let mut strict = Observer::new(Some(SignedDuration::from_secs(5)), 2);
         assert!(strict.observe(&f, &[], t(6)).nodes[0].heartbeat_late);
+    }
+
+    /// A kubelet whose clock runs 30 s behind renews on time: by the time it
+    /// writes it would be late at once; by when it is seen, never.
+    #[test]
+    fn a_node_clock_30s_behind_is_never_late_and_a_stopped_one_is() {
+        let mut f = fleet();
+        let mut o = Observer::new(None, 1);
+        for i in 1..=30 {
+            f.apply(lease("a", i * 10 - 30), t(i * 10));
+            f.tick(t(i * 10 + 9));
+            assert!(
+                !o.observe(&f, &[], t(i * 10 + 9)).nodes[0].heartbeat_late,
+                "at {i}"
+            );
+        }
+        assert_eq!(f.nodes["a"].heartbeat, Some(Heartbeat::Fresh));
+        assert_eq!(
+            f.nodes["a"].seen.skew(),
+            Some(SignedDuration::from_secs(30))
+        );
+        // It stops renewing after t(300): LATE within 12 s of that renewal.
+        f.tick(t(311));
+        assert_eq!(f.nodes["a"].heartbeat, Some(Heartbeat::Fresh));
+        f.tick(t(312));
+        assert_eq!(f.nodes["a"].heartbeat, Some(Heartbeat::Late));
+        assert!(o.observe(&f, &[], t(312)).nodes[0].heartbeat_late);
     }
 
     #[test]
     fn a_flap_between_two_looks_is_counted_and_services_carry_announcer_and_probe() {
         let mut f = fleet();
-        let mut o = Observer::new(None);
+        let mut o = Observer::new(None, 2);
         for at in [-1, 0, 1] {
             f.apply(probe(at, false), t(1));
         }
@@ -269,11 +318,11 @@ mod tests {
     #[test]
     fn any_api_failure_pauses_judgement_but_a_resync_does_not() {
         use crate::model::fleet::{ApiFailure, ApiFailureKind};
-        let mut o = Observer::new(None);
+        let mut o = Observer::new(None, 2);
         let reachable = |kind| {
             let mut f = fleet();
             f.apply(ClusterEvent::ApiError(ApiFailure::new(kind, "x")), t(1));
-            Observer::new(None).observe(&f, &[], t(1)).api_reachable
+            Observer::new(None, 2).observe(&f, &[], t(1)).api_reachable
         };
         assert!(!reachable(ApiFailureKind::Unreachable));
         assert!(!reachable(ApiFailureKind::Unauthorized));

@@ -27,11 +27,9 @@ pub(super) fn finding(level: Level, text: String) -> Finding {
 
 /// The findings for `plan` on the cluster as `fleet` sees it now.
 pub fn run(fleet: &Fleet, plan: &ResolvedPlan, now: jiff::Timestamp) -> Vec<Finding> {
-    let obs = super::observe::Observer::new(plan.timings.max_heartbeat_age).observe(
-        fleet,
-        &plan.gates.services,
-        now,
-    );
+    let obs =
+        super::observe::Observer::new(plan.timings.max_heartbeat_age, plan.gates.missed_renewals)
+            .observe(fleet, &plan.gates.services, now);
     check(fleet, plan, &obs)
 }
 

@@ -136,6 +136,8 @@ mod tests {
                 name: n.to_string(),
                 role: Role::Server,
                 version: v(ver),
+                node_args: None,
+                etcd: true,
             })
             .collect()
     }

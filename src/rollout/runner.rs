@@ -19,6 +19,7 @@ use super::lock::RolloutLock;
 use super::preflight::{self, Finding, Level};
 use super::{Session, dispatch};
 use crate::cluster::Connection;
+use crate::cluster::endpoints::ApiEndpoints;
 use crate::model::timeline::{EntryKind, Severity};
 use crate::model::{ClusterEvent, Fleet};
 use crate::report::session::SessionLog;
@@ -75,6 +76,8 @@ pub struct Runner {
     results: UnboundedReceiver<Input>,
     manual_tx: UnboundedSender<ManualDone>,
     manual: UnboundedReceiver<ManualDone>,
+    /// The API servers the client can move between.
+    endpoints: Option<ApiEndpoints>,
 }
 
 fn severity(level: Level) -> Severity {
@@ -107,7 +110,7 @@ impl Runner {
             resumed,
             probes,
         } = s;
-        let now = Timestamp::now();
+        let now = crate::clock::now();
         let (session_log, warning) = match crate::report::session::start_for(
             &mut fleet,
             &conn.context,
@@ -146,6 +149,7 @@ impl Runner {
             results,
             manual_tx,
             manual,
+            endpoints: conn.endpoints.clone(),
         };
         runner.observe(&mut fleet, now)?;
         let front = Front {
@@ -175,11 +179,38 @@ impl Runner {
     }
 
     /// Starts the actions asked for since the last call, each on its own
-    /// task, and returns them (headless prints them).
-    pub fn dispatch(&mut self) -> Vec<Action> {
+    /// task, and returns them (headless prints them). Before an action
+    /// that stops a node's K3s, the client moves off that node's API.
+    pub fn dispatch(&mut self, fleet: &Fleet) -> Vec<Action> {
         let actions = std::mem::take(&mut self.actions);
+        for a in &actions {
+            if let Action::Install { node, .. } | Action::Restart { node, .. } = a {
+                self.leave_api_of(node, fleet);
+            }
+        }
         dispatch(&self.executor, actions.clone(), &self.results_tx);
         actions
+    }
+
+    /// Moves the client off `node`'s API endpoint if it is the one in use,
+    /// so the cockpit keeps its eyes while that node restarts.
+    fn leave_api_of(&self, node: &str, fleet: &Fleet) {
+        let (Some(endpoints), Some(ip)) = (
+            &self.endpoints,
+            fleet
+                .nodes
+                .get(node)
+                .and_then(|s| s.info.as_ref()?.internal_ip.as_deref()),
+        ) else {
+            return;
+        };
+        if !endpoints.avoid(ip) {
+            tracing::warn!(
+                target: "upgrade",
+                "{node} serves the only API endpoint the cockpit knows ({}): it is blind while {node} restarts",
+                endpoints.current()
+            );
+        }
     }
 
     /// An operator decision; a refusal comes back as `Err(reason)` inside
@@ -213,6 +244,9 @@ impl Runner {
             },
             action,
         );
+        if what == Manual::RestartK3s {
+            self.leave_api_of(&node, fleet);
+        }
         let (executor, tx) = (self.executor.clone(), self.manual_tx.clone());
         tokio::spawn(async move {
             let result = executor.manual(what, &node).await;

@@ -5,7 +5,6 @@
 use std::process::ExitCode;
 
 use color_eyre::eyre::Result;
-use jiff::Timestamp;
 
 use super::app::{App, LogPanel, Request};
 use crate::rollout::Session;
@@ -22,7 +21,7 @@ pub(crate) fn on_requests(
 ) -> Result<bool> {
     let any = !requests.is_empty();
     for request in requests {
-        let now = Timestamp::now();
+        let now = crate::clock::now();
         match request {
             Request::Engine(cmd) => {
                 if let Err(why) = runner.command(cmd, &mut app.fleet, now)? {
@@ -65,7 +64,7 @@ pub async fn run(s: Session, setup: Setup) -> Result<ExitCode> {
         warning,
         ..
     } = front;
-    let now = Timestamp::now();
+    let now = crate::clock::now();
     let mut app = App::new(&conn.context, &conn.server, false, now).with_look(setup.look);
     app.log_panel = setup.log_panel;
     app.fleet = fleet;
@@ -74,7 +73,7 @@ pub async fn run(s: Session, setup: Setup) -> Result<ExitCode> {
         app.flash = Some((w, now));
     }
     let ended = super::run_loop(&mut app, &mut events, Some(&mut runner)).await;
-    let finished = runner.finish(Timestamp::now()).await;
+    let finished = runner.finish(crate::clock::now()).await;
     super::say_session(finished.session.as_deref());
     ended?;
     let state = finished.state;

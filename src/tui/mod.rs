@@ -66,7 +66,7 @@ pub async fn run(
     let session = start_session(&mut app, mode, probes);
     let ended = run_loop(&mut app, &mut events, None).await;
     let session = session.map(|log| {
-        log.end(jiff::Timestamp::now());
+        log.end(crate::clock::now());
         log.path().to_path_buf()
     });
     say_session(session.as_deref());
@@ -86,7 +86,7 @@ fn start_session(
         Ok(log) => Some(log),
         Err(e) => {
             tracing::warn!("{e:#}");
-            app.flash = Some((format!("no session journal: {e:#}"), jiff::Timestamp::now()));
+            app.flash = Some((format!("no session journal: {e:#}"), crate::clock::now()));
             None
         }
     }
@@ -155,7 +155,7 @@ pub(crate) async fn run_loop(
     let mut outside = Outside::new(app);
     loop {
         if let Some(d) = driver.as_deref_mut() {
-            d.dispatch();
+            d.dispatch(&app.fleet);
         }
         if dirty {
             if let Some(d) = driver.as_deref() {
@@ -190,7 +190,7 @@ pub(crate) async fn run_loop(
             }
             _ = &mut wake, if armed.is_some() => {
                 armed = None;
-                let now = jiff::Timestamp::now();
+                let now = crate::clock::now();
                 if deadlines.fire(now) {
                     // The engine judges the late heartbeat now, not at the
                     // next tick.
@@ -200,7 +200,7 @@ pub(crate) async fn run_loop(
                 }
             }
             _ = tick.tick() => {
-                tick_once(app, driver.as_deref_mut(), jiff::Timestamp::now())?;
+                tick_once(app, driver.as_deref_mut(), crate::clock::now())?;
                 dirty = true;
                 reason = "tick";
             }
@@ -227,7 +227,7 @@ fn open_terminal() -> Result<(terminal::Guard, terminal::Screen)> {
 /// A rollout task finished; a manual operation's outcome is flashed.
 fn on_done(app: &mut App, driver: Option<&mut Runner>, done: Done) -> Result<()> {
     if let Some(d) = driver {
-        let now = jiff::Timestamp::now();
+        let now = crate::clock::now();
         if let Some(text) = d.on_done(done, &mut app.fleet, now)? {
             app.flash = Some((text, now));
         }
@@ -248,8 +248,7 @@ fn rearm(
     }
     *armed = next;
     if let Some(due) = next {
-        let wait =
-            Duration::try_from(due.duration_since(jiff::Timestamp::now())).unwrap_or_default();
+        let wait = Duration::try_from(due.duration_since(crate::clock::now())).unwrap_or_default();
         wake.reset(tokio::time::Instant::now() + wait);
     }
 }
@@ -304,18 +303,18 @@ impl Batch<'_> {
         driver: Option<&mut Runner>,
     ) -> Result<bool> {
         // Timeline entries get the instant the event arrived.
-        app.now = jiff::Timestamp::now();
+        app.now = crate::clock::now();
         let mut dirty = false;
         let mut news = false;
         let mut next = Some(first);
         while let Some(msg) = next {
-            self.deadlines.note(&msg);
+            self.deadlines.note(&msg, app.now);
             news |= crate::rollout::controller::engine_sees(&msg);
             dirty |= redraw::apply(app, msg, self.shown);
             next = events.try_recv().ok();
         }
         if news && let Some(d) = driver {
-            dirty |= d.observe(&mut app.fleet, jiff::Timestamp::now())?;
+            dirty |= d.observe(&mut app.fleet, crate::clock::now())?;
         }
         Ok(dirty)
     }
@@ -354,7 +353,7 @@ impl Outside {
         // cockpit (said once, in the log).
         let written = self
             .status_file
-            .update(status.state, &status.text, jiff::Timestamp::now());
+            .update(status.state, &status.text, crate::clock::now());
         if let Err(e) = written
             && !std::mem::replace(&mut self.status_failed, true)
         {

@@ -65,11 +65,13 @@ pub fn apply(app: &mut App, event: ClusterEvent, shown: &Shown) -> bool {
 }
 
 /// One future heartbeat transition: `node`'s lease renewed at `renewed`
-/// turns LATE (or EXPIRED) at `due`, unless it is renewed again before.
+/// (the kubelet's clock), seen at `seen` (ours), turns LATE (or EXPIRED) at
+/// `due`, unless it is renewed again before.
 #[derive(Debug, PartialEq, Eq, PartialOrd, Ord)]
 struct Due {
     due: Timestamp,
     renewed: Timestamp,
+    seen: Timestamp,
     expiry: bool,
     lease: std::time::Duration,
     node: Arc<str>,
@@ -90,24 +92,27 @@ pub struct Deadlines {
 const EPSILON: SignedDuration = SignedDuration::from_millis(1);
 
 impl Deadlines {
-    /// Notes the LATE deadline of a renewed lease.
-    pub fn note(&mut self, event: &ClusterEvent) {
+    /// Notes the LATE deadline of a lease renewal seen at `now`. Like the
+    /// fleet, it counts from when the renewal was seen, not from its
+    /// renewTime; the same renewTime again (a relist) is no renewal.
+    pub fn note(&mut self, event: &ClusterEvent, now: Timestamp) {
         if let ClusterEvent::Lease(l) = event
             && let Some(renewed) = l.renewed
         {
             let node = match self.latest.get_key_value(l.node.as_str()) {
+                Some((_, latest)) if *latest == renewed => return,
                 Some((node, _)) => node.clone(),
                 None => Arc::from(l.node.as_str()),
             };
             self.latest.insert(node.clone(), renewed);
-            self.push(node, renewed, l.duration, false);
+            self.push(node, (renewed, now), l.duration, false);
         }
     }
 
     fn push(
         &mut self,
         node: Arc<str>,
-        renewed: Timestamp,
+        (renewed, seen): (Timestamp, Timestamp),
         lease: std::time::Duration,
         expiry: bool,
     ) {
@@ -119,12 +124,13 @@ impl Deadlines {
         let Ok(after) = SignedDuration::try_from(after) else {
             return;
         };
-        let Ok(due) = renewed.checked_add(after + EPSILON) else {
+        let Ok(due) = seen.checked_add(after + EPSILON) else {
             return;
         };
         self.heap.push(Reverse(Due {
             due,
             renewed,
+            seen,
             expiry,
             lease,
             node,
@@ -159,7 +165,7 @@ impl Deadlines {
             }
             fired = true;
             if !d.expiry {
-                self.push(d.node, d.renewed, d.lease, true);
+                self.push(d.node, (d.renewed, d.seen), d.lease, true);
             }
         }
         fired
@@ -184,6 +190,12 @@ mod tests {
         ClusterEvent::Lease(LeaseInfo::renewed_at(node, renewed))
     }
 
+    /// The app as a renewal renewed at `at` reaches it (no delay, no skew).
+    fn seen_at(app: &mut App, at: Timestamp) -> &mut App {
+        app.now = at;
+        app
+    }
+
     fn app(nodes: &[&str]) -> App {
         let mut app = App::new("lab", "http://127.0.0.1:1", true, t(0));
         app.on_cluster(ClusterEvent::ResyncStart(ResourceKind::Nodes));
@@ -198,16 +210,32 @@ mod tests {
     fn renewals_off_screen_do_not_redraw_on_screen_ones_do() {
         let mut app = app(&["a", "b"]);
         let shown = Shown::new(vec!["a".into()]);
-        assert!(apply(&mut app, lease("a", t(10_000)), &shown));
-        assert!(!apply(&mut app, lease("b", t(10_000)), &shown));
+        assert!(apply(
+            seen_at(&mut app, t(10_000)),
+            lease("a", t(10_000)),
+            &shown
+        ));
+        assert!(!apply(
+            seen_at(&mut app, t(10_000)),
+            lease("b", t(10_000)),
+            &shown
+        ));
         // The change is applied all the same.
         let renewed = app.fleet.nodes["b"].lease.as_ref().and_then(|l| l.renewed);
         assert_eq!(renewed, Some(t(10_000)));
         // An unchanged lease is no change at all.
-        assert!(!apply(&mut app, lease("a", t(10_000)), &shown));
+        assert!(!apply(
+            seen_at(&mut app, t(10_000)),
+            lease("a", t(10_000)),
+            &shown
+        ));
         // The detail screen of an off-screen node shows its lease.
         app.page = Page::Detail("b".into());
-        assert!(apply(&mut app, lease("b", t(20_000)), &shown));
+        assert!(apply(
+            seen_at(&mut app, t(20_000)),
+            lease("b", t(20_000)),
+            &shown
+        ));
     }
 
     #[test]
@@ -215,10 +243,18 @@ mod tests {
         let mut app = app(&["a", "b"]);
         let shown = Shown::new(vec!["a".into(), "b".into()]);
         // At 20 s a's lease (renewed at 0) is LATE, b's (renewed at 10 s) fresh.
-        apply(&mut app, lease("b", t(10_000)), &shown);
+        apply(seen_at(&mut app, t(10_000)), lease("b", t(10_000)), &shown);
         app.fleet.tick(t(20_000));
-        assert!(!apply(&mut app, lease("b", t(20_000)), &shown));
-        assert!(apply(&mut app, lease("a", t(20_000)), &shown));
+        assert!(!apply(
+            seen_at(&mut app, t(20_000)),
+            lease("b", t(20_000)),
+            &shown
+        ));
+        assert!(apply(
+            seen_at(&mut app, t(20_000)),
+            lease("a", t(20_000)),
+            &shown
+        ));
         // Both are applied: the next tick shows them.
         let renewed = app.fleet.nodes["b"].lease.as_ref().and_then(|l| l.renewed);
         assert_eq!(renewed, Some(t(20_000)));
@@ -228,23 +264,35 @@ mod tests {
     fn wakes_exactly_at_late_then_expired_and_skips_renewed_nodes() {
         let mut deadlines = Deadlines::default();
         for n in ["a", "b"] {
-            deadlines.note(&lease(n, t(0)));
+            deadlines.note(&lease(n, t(0)), t(0));
         }
         // 40 s lease: renew 10 s, LATE after 11.4 s (10 s + 4 % + 1 s slack).
         assert_eq!(deadlines.next_due(), Some(t(11_401)));
         // b renews at 10 s: its first deadline is stale, a's holds.
-        deadlines.note(&lease("b", t(10_000)));
+        deadlines.note(&lease("b", t(10_000)), t(10_000));
         assert!(!deadlines.fire(t(11_400)));
         assert!(deadlines.fire(t(11_401)));
         // Next: b's LATE at 21.401 s, then a's EXPIRED at 40.001 s.
         assert_eq!(deadlines.next_due(), Some(t(21_401)));
-        deadlines.note(&lease("b", t(20_000)));
+        deadlines.note(&lease("b", t(20_000)), t(20_000));
         assert_eq!(deadlines.next_due(), Some(t(31_401)));
         assert!(!deadlines.fire(t(31_400)));
-        deadlines.note(&lease("b", t(30_000)));
+        deadlines.note(&lease("b", t(30_000)), t(30_000));
         assert_eq!(deadlines.next_due(), Some(t(40_001)));
         assert!(deadlines.fire(t(40_001)));
         assert_eq!(deadlines.next_due(), Some(t(41_401)));
+        assert_eq!(deadlines.len(), 1);
+    }
+
+    /// A kubelet 30 s behind: the deadline counts from when the renewal was
+    /// seen, and a relist of the same renewal moves nothing.
+    #[test]
+    fn deadlines_count_from_the_renewal_seen_not_its_renew_time() {
+        let mut deadlines = Deadlines::default();
+        deadlines.note(&lease("a", t(-30_000)), t(0));
+        assert_eq!(deadlines.next_due(), Some(t(11_401)));
+        deadlines.note(&lease("a", t(-30_000)), t(5_000));
+        assert_eq!(deadlines.next_due(), Some(t(11_401)));
         assert_eq!(deadlines.len(), 1);
     }
 }

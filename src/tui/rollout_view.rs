@@ -28,8 +28,10 @@ fn bar(fraction: f64, width: usize) -> String {
     format!("{}{}", "▰".repeat(filled), "▱".repeat(width - filled))
 }
 
-/// `soak 12s/45s ▰▰▱▱▱▱`, `install`, `done`: one node's phase.
-pub fn phase_text(node: &NodeProgress) -> String {
+/// `soak 12s/45s ▰▰▱▱▱▱`, `restart 1m20s ▰▰▱▱▱▱`, `done`: one node's
+/// phase, with how long a running phase has taken (a restart may take
+/// minutes; the operator must see that it is still going).
+pub fn phase_text(node: &NodeProgress, now: jiff::Timestamp) -> String {
     match (&node.soak, node.phase) {
         (Some(s), Phase::Soak) => format!(
             "soak {}/{} {}",
@@ -38,7 +40,16 @@ pub fn phase_text(node: &NodeProgress) -> String {
             bar(s.fraction(), 6)
         ),
         (_, Phase::Pending) if node.progress > 0.0 => format!("next hop {}", bar(node.progress, 6)),
-        (_, phase) => format!("{phase} {}", bar(node.progress, 6)),
+        (_, phase) => match node.phase_started {
+            Some(at) if !matches!(phase, Phase::Pending | Phase::Done | Phase::Skipped) => {
+                format!(
+                    "{phase} {} {}",
+                    secs(now.duration_since(at)),
+                    bar(node.progress, 6)
+                )
+            }
+            _ => format!("{phase} {}", bar(node.progress, 6)),
+        },
     }
 }
 
@@ -60,7 +71,7 @@ pub fn phase_cell(app: &App, theme: &Theme, node: &str) -> Cell<'static> {
     } else {
         Style::default()
     };
-    Cell::from(phase_text(n)).style(style)
+    Cell::from(phase_text(n, app.now)).style(style)
 }
 
 fn state_style(theme: &Theme, state: &RolloutState) -> Style {
@@ -120,7 +131,7 @@ pub fn render_panel(app: &App, theme: &Theme, frame: &mut Frame, area: Rect) {
         first.push(Span::raw(format!(
             " · {} → {target}: {}",
             node.name,
-            phase_text(node)
+            phase_text(node, app.now)
         )));
     }
     if let Some(watch) = &view.final_watch {

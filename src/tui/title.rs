@@ -361,6 +361,7 @@ mod tests {
     fn watch_names_late_and_expired_nodes_worst_first() {
         let mut app = app();
         for n in ["node-a", "node-c"] {
+            app.now = t(30);
             app.on_cluster(lease(n, t(30)));
         }
         // node-b last renewed at 0: LATE after ~11.4 s, EXPIRED after 40 s.

@@ -6,6 +6,7 @@
 pub mod duration;
 pub mod engine;
 pub mod journal;
+pub mod method;
 pub mod plan;
 pub mod template;
 pub mod version;

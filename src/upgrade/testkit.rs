@@ -125,6 +125,8 @@ pub struct FakeCluster {
     pub log: Vec<(Timestamp, Action)>,
     /// With a journal: a checkpoint after every journaled input.
     pub checkpoints: Vec<Checkpoint>,
+    /// The node-args a node's K3s comes back with after a restart.
+    pub relaunch_args: BTreeMap<String, Vec<String>>,
     /// Nodes carrying MetalLB's exclude label.
     pub labels: BTreeSet<String>,
     /// Speakers that do not honour the label (old MetalLB).
@@ -171,6 +173,7 @@ impl FakeCluster {
             fail: BTreeMap::new(),
             log: Vec::new(),
             checkpoints: Vec::new(),
+            relaunch_args: BTreeMap::new(),
             labels: BTreeSet::new(),
             label_ignored: false,
         }
@@ -235,7 +238,11 @@ impl FakeCluster {
             }
             Action::Restart { node, .. } => {
                 let installed = self.installed.get(node).cloned();
+                let args = self.relaunch_args.get(node).cloned();
                 let n = self.node(node);
+                if args.is_some() {
+                    n.node_args = args;
+                }
                 if let Some(ver) = installed {
                     n.version = ver;
                 }

@@ -16,11 +16,13 @@ use serde_json::{Value, json};
 use tokio::sync::{Notify, oneshot};
 use tokio::time::Instant;
 
+use super::host::{self, Host};
 use super::objects::{self, LEASE_NAMESPACE, METALLB_NAMESPACE, NOT_READY, UNREACHABLE};
 use super::scenario::{FaultKind, NodeSpec, Role, Scenario, ServiceSpec, Timing};
 use super::serve::{OutageWindow, Served};
 use super::store::{Kind, Store, now_rfc3339, now_rfc3339_micro};
 
+mod k3s_config;
 mod metallb;
 
 pub use metallb::{has_exclude_label, watch_nodes};
@@ -41,8 +43,8 @@ pub struct SimNode {
     pub vmid: Option<u32>,
     /// Version of the running kubelet (what the Node object reports).
     pub version: String,
-    /// Version of the installed binary (what `k3s --version` prints).
-    pub installed: String,
+    /// The machine: unit, arguments, files (the installed binary).
+    pub host: Host,
     pub kubelet: Kubelet,
     /// Generation: bumped on every kubelet stop/start so stale timers die.
     generation: u64,
@@ -61,6 +63,8 @@ pub struct SimNode {
     boots: usize,
     pub restarts: u32,
     last_renew: Instant,
+    /// The node's clock minus true time: stamps its lease renewals.
+    clock_offset: jiff::SignedDuration,
     posted_ready: bool,
     nlc_unknown: bool,
     /// Version upgrades that arm faults: version -> instant first run.
@@ -175,6 +179,10 @@ pub struct Sim {
     outages: Vec<OutageWindow>,
     /// Closed outage windows are appended here as JSON lines.
     outage_log: Option<std::fs::File>,
+    airgap: bool,
+    sqlite: bool,
+    /// LoadBalancer services K3s's own service LB took over (`ns/name`).
+    pub servicelb_applied: Vec<String>,
 }
 
 /// The simulation behind a mutex plus the notifier that wakes its driver
@@ -227,10 +235,26 @@ impl SimHandle {
         Ok(())
     }
 
-    pub fn installed_version(&self, node: &str) -> Result<String, String> {
-        let sim = self.lock();
+    /// Waits until `node`'s K3s has started (left [`Kubelet::Down`]), as
+    /// `systemctl restart k3s` does: the unit is `Type=notify` with
+    /// `TimeoutStartSec=0` (k3s-io/k3s install.sh, the unit it writes), so
+    /// systemctl returns only once K3s reports ready, however long that
+    /// takes. The lab's clock is tokio's, so a paused-clock test can run it.
+    pub async fn started(&self, node: &str) -> Result<(), String> {
+        let mut tick = tokio::time::interval(Duration::from_millis(50));
+        loop {
+            tick.tick().await;
+            if self.kubelet_state(node)? != Kubelet::Down {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Runs `f` on the node's machine.
+    pub fn with_host<R>(&self, node: &str, f: impl FnOnce(&mut Host) -> R) -> Result<R, String> {
+        let mut sim = self.lock();
         let idx = sim.index(node)?;
-        Ok(sim.nodes[idx].installed.clone())
+        Ok(f(&mut sim.nodes[idx].host))
     }
 
     pub fn kubelet_state(&self, node: &str) -> Result<Kubelet, String> {
@@ -298,6 +322,9 @@ impl Sim {
             install_waiters: HashMap::new(),
             outages: Vec::new(),
             outage_log: None,
+            airgap: scenario.airgap,
+            sqlite: scenario.sqlite,
+            servicelb_applied: Vec::new(),
             timing,
             time_scale: scenario.time_scale,
             metallb: scenario.metallb.clone(),
@@ -343,7 +370,7 @@ impl Sim {
             role: spec.role,
             vmid: spec.vmid,
             version: spec.version.clone(),
-            installed: spec.version.clone(),
+            host: Host::new(spec, self.airgap, self.sqlite),
             kubelet: Kubelet::Running,
             generation: 0,
             speaker_alive: true,
@@ -355,10 +382,12 @@ impl Sim {
             boots: i,
             restarts: 0,
             last_renew: now,
+            clock_offset: spec.clock_offset,
             posted_ready: true,
             nlc_unknown: false,
             first_ran: HashMap::from([(spec.version.clone(), now)]),
         });
+        self.publish_node_config(i);
         // Spread the first renewals over one interval, as real kubelets are.
         let offset = self
             .timing
@@ -492,7 +521,10 @@ impl Sim {
             Timer::InstallDone { node, version } => {
                 let name = self.nodes[node].name.clone();
                 self.record(format!("{name}: install script installed {version}"));
-                self.nodes[node].installed = version.clone();
+                let h = &mut self.nodes[node].host;
+                let asset = host::asset_for(&h.arch).map_or("k3s", |(_, a)| a);
+                h.files
+                    .insert(host::BIN.to_string(), host::fake_binary(&version, asset));
                 self.restart_kubelet(node);
                 for w in self.install_waiters.remove(&node).unwrap_or_default() {
                     let _ = w.send(version.clone());
@@ -536,9 +568,10 @@ impl Sim {
     fn renew_lease(&mut self, node: usize, now: Instant) {
         self.nodes[node].last_renew = now;
         let name = self.nodes[node].name.clone();
+        let stamp = renew_stamp(self.nodes[node].clock_offset);
         self.store
             .update(Kind::Lease, LEASE_NAMESPACE, &name, |lease| {
-                lease["spec"]["renewTime"] = json!(now_rfc3339_micro());
+                lease["spec"]["renewTime"] = json!(stamp);
             });
     }
 
@@ -620,13 +653,16 @@ impl Sim {
         }
         let n = &mut self.nodes[node];
         n.kubelet = Kubelet::Running;
-        n.version = n.installed.clone();
+        if let Some(v) = n.host.binary_version() {
+            n.version = v;
+        }
         n.boots += 1000;
         let version = n.version.clone();
         let first = !n.first_ran.contains_key(&version);
         n.first_ran.entry(version.clone()).or_insert(now);
         let name = n.name.clone();
         self.record(format!("{name}: kubelet started, version {version}"));
+        self.publish_node_config(node);
         self.renew_lease(node, now);
         self.post_status(node, false);
         let startup = self.timing.kubelet_startup;
@@ -893,6 +929,18 @@ fn suffix(n: u64) -> String {
             c
         })
         .collect()
+}
+
+/// A renewTime as a kubelet whose clock is `offset` off writes it (RFC 3339
+/// with microseconds, like the kubelet's MicroTime).
+fn renew_stamp(offset: jiff::SignedDuration) -> String {
+    if offset.is_zero() {
+        return now_rfc3339_micro();
+    }
+    let at = jiff::Timestamp::now()
+        .checked_add(offset)
+        .unwrap_or_else(|_| jiff::Timestamp::now());
+    at.strftime("%Y-%m-%dT%H:%M:%S%.6fZ").to_string()
 }
 
 #[cfg(test)]

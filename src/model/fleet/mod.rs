@@ -8,6 +8,7 @@ use std::time::Duration;
 use jiff::Timestamp;
 
 use super::health::{self, Heartbeat};
+use super::heartbeat_seen::HeartbeatSeen;
 use super::probe::{ProbeResult, ProbeState, ProbeTransition};
 use super::timeline::{EntryKind, Severity, Timeline};
 
@@ -67,11 +68,15 @@ impl Taint {
 pub struct NodeInfo {
     pub name: String,
     pub roles: Vec<String>,
+    /// K3s's `k3s.io/node-args`: the arguments the node's K3s runs with.
+    pub node_args: Option<Vec<String>>,
     pub version: String,
     pub unschedulable: bool,
     pub taints: Vec<Taint>,
     pub conditions: Vec<Condition>,
     pub boot_id: String,
+    /// The node's InternalIP: where a K3s server serves its API.
+    pub internal_ip: Option<String>,
     /// Carries MetalLB's exclude label: its speaker announces nothing.
     pub lb_excluded: bool,
 }
@@ -82,11 +87,13 @@ impl NodeInfo {
         NodeInfo {
             name: name.to_string(),
             roles: vec![],
+            node_args: None,
             version: version.to_string(),
             unschedulable: false,
             taints: vec![],
             conditions: vec![],
             boot_id: String::new(),
+            internal_ip: None,
             lb_excluded: false,
         }
     }
@@ -95,10 +102,18 @@ impl NodeInfo {
         self.conditions.iter().find(|c| c.kind == "Ready")
     }
 
+    /// A K3s server: any of the roles K3s labels servers with (an
+    /// etcd-only server, `--disable-apiserver`, has only `etcd`), or
+    /// node-args that start with `server`.
     pub fn is_server(&self) -> bool {
         self.roles
             .iter()
-            .any(|r| r == "control-plane" || r == "master")
+            .any(|r| r == "control-plane" || r == "master" || r == "etcd")
+            || self
+                .node_args
+                .as_ref()
+                .and_then(|a| a.first())
+                .is_some_and(|c| c == "server")
     }
 }
 
@@ -218,6 +233,13 @@ pub enum ClusterEvent {
     ApiSilent(String),
     /// A watch delivered data again.
     ApiOk,
+    /// The client moved to another API server: `left` went away (`why`),
+    /// `url` is used from now on (see [`crate::cluster::endpoints`]).
+    ApiEndpoint {
+        url: String,
+        left: String,
+        why: String,
+    },
     /// A service probe's result (from [`crate::probe`]).
     Probe(ProbeResult),
     /// How many probe failures in a row turn an endpoint DOWN; the probe
@@ -248,17 +270,43 @@ pub struct NodeState {
     pub lease: Option<LeaseInfo>,
     /// Last classification, to log transitions once.
     pub heartbeat: Option<Heartbeat>,
+    /// When the heartbeat was seen to renew, and the node clock's skew.
+    pub seen: HeartbeatSeen,
     pub events: VecDeque<EventInfo>,
 }
 
 impl NodeState {
-    /// Heartbeat instant: the lease's renewTime, or where leases cannot be
-    /// read, the Ready condition's lastHeartbeatTime (coarse: ~5 min).
+    /// When the cockpit saw the heartbeat renew (its own clock): what ages
+    /// and lateness count from, so a node's clock skew cannot make it late.
     pub fn heartbeat_at(&self) -> Option<Timestamp> {
+        self.seen.at()
+    }
+
+    /// The heartbeat instant as the node wrote it: the lease's renewTime,
+    /// or where leases cannot be read, the Ready condition's
+    /// lastHeartbeatTime (coarse: ~5 min).
+    pub fn reported_heartbeat(&self) -> Option<Timestamp> {
         match &self.lease {
             Some(l) => l.renewed,
             None => self.info.as_ref()?.ready()?.last_heartbeat,
         }
+    }
+
+    /// The lease is gone: the heartbeat falls back to the Ready condition's,
+    /// observed afresh. Returns whether there was a lease.
+    fn forget_lease(&mut self, now: Timestamp) -> bool {
+        let had = self.lease.take().is_some();
+        if had {
+            self.seen = HeartbeatSeen::default();
+            self.observe_heartbeat(now);
+        }
+        had
+    }
+
+    /// Notes the heartbeat the node reports now.
+    fn observe_heartbeat(&mut self, now: Timestamp) {
+        let reported = self.reported_heartbeat();
+        self.seen.report(reported, now);
     }
 
     pub fn lease_duration(&self) -> Duration {
@@ -315,6 +363,9 @@ pub struct Fleet {
     pub announce_source: AnnounceSource,
     pub leases_readable: bool,
     pub api: ApiStatus,
+    /// The API endpoint in use, once the client has moved off the
+    /// kubeconfig's.
+    pub api_endpoint: Option<String>,
     /// Probe failures in a row that turn an endpoint DOWN.
     pub probe_failures: u32,
     pub timeline: Timeline,
@@ -340,6 +391,7 @@ impl Fleet {
             announce_source: AnnounceSource::L2Status,
             leases_readable: true,
             api: ApiStatus::Connecting,
+            api_endpoint: None,
             probe_failures: super::probe::DEFAULT_FAILURES,
             timeline: Timeline::default(),
             resync: HashMap::new(),
@@ -378,11 +430,11 @@ impl Fleet {
                 self.apply_node(info, now)
             }
             ClusterEvent::NodeDeleted(name) => self.node_deleted(name, now),
-            ClusterEvent::Lease(lease) => self.apply_lease(lease),
+            ClusterEvent::Lease(lease) => self.apply_lease(lease, now),
             ClusterEvent::LeaseDeleted(name) => self
                 .nodes
                 .get_mut(&name)
-                .is_some_and(|n| n.lease.take().is_some()),
+                .is_some_and(|n| n.forget_lease(now)),
             ClusterEvent::Service(info) => self.apply_service(info, now),
             ClusterEvent::ServiceDeleted(ns, name) => {
                 let removed = self.services.remove(&(ns, name)).is_some();
@@ -406,6 +458,17 @@ impl Fleet {
             ClusterEvent::ApiError(error) => self.api_error(error, now),
             ClusterEvent::ApiSilent(why) => self.api_silent(why, now),
             ClusterEvent::ApiOk => self.api_ok(now),
+            ClusterEvent::ApiEndpoint { url, left, why } => {
+                self.timeline.push_kind(
+                    now,
+                    Severity::Warn,
+                    "api",
+                    EntryKind::ApiEndpoint { url: url.clone() },
+                    format!("API endpoint now {url}; left {left} ({why})"),
+                );
+                self.api_endpoint = Some(url);
+                true
+            }
             ClusterEvent::Probe(result) => self.apply_probe(result),
             ClusterEvent::ProbeFailures(n) => {
                 self.probe_failures = n.max(1);
@@ -432,7 +495,7 @@ impl Fleet {
         self.nodes.remove(&name).is_some()
     }
 
-    fn apply_lease(&mut self, lease: LeaseInfo) -> bool {
+    fn apply_lease(&mut self, lease: LeaseInfo, now: Timestamp) -> bool {
         self.seen(ResourceKind::Leases, &lease.node);
         // A renewal finds its node: no key to allocate.
         let state = match self.nodes.get_mut(&lease.node) {
@@ -441,6 +504,7 @@ impl Fleet {
         };
         let changed = state.lease.as_ref() != Some(&lease);
         state.lease = Some(lease);
+        state.observe_heartbeat(now);
         changed
     }
 
@@ -750,7 +814,7 @@ impl Fleet {
             ResourceKind::Leases => {
                 for (n, s) in &mut self.nodes {
                     if !seen.contains(n) {
-                        s.lease = None;
+                        s.forget_lease(now);
                     }
                 }
             }
@@ -844,6 +908,7 @@ impl Fleet {
             }
         }
         state.info = Some(info);
+        state.observe_heartbeat(now);
         for (sev, kind, text) in notes {
             self.timeline.push_kind(now, sev, &name, kind, text);
         }

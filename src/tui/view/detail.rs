@@ -7,8 +7,8 @@ use ratatui::widgets::{Block, Borders, Clear, Paragraph, Wrap};
 
 use super::{Theme, centered};
 use crate::durations::format_duration;
-use crate::model::fleet::{Condition, EventInfo, LeaseInfo, NodeInfo, Tri};
-use crate::model::health;
+use crate::model::fleet::{Condition, EventInfo, NodeInfo, NodeState, Tri};
+use crate::model::{health, heartbeat_seen};
 use crate::tui::app::App;
 
 pub(super) fn render_detail(app: &App, theme: &Theme, frame: &mut Frame, node: &str) {
@@ -24,7 +24,7 @@ pub(super) fn render_detail(app: &App, theme: &Theme, frame: &mut Frame, node: &
     if let Some(info) = &state.info {
         lines.extend(info_lines(app, theme, info));
     }
-    lines.push(lease_line(app, state.lease.as_ref()));
+    lines.push(lease_line(app, theme, state));
     lines.push(Line::from(vec![
         Span::styled("LB IPs announced here ", bold()),
         Span::raw(app.fleet.announced_from(node).join(", ")),
@@ -124,9 +124,11 @@ fn condition_line(app: &App, theme: &Theme, c: &Condition) -> Line<'static> {
     )
 }
 
-/// The node's Lease, or why the heartbeat comes from elsewhere.
-fn lease_line(app: &App, lease: Option<&LeaseInfo>) -> Line<'static> {
-    let Some(l) = lease else {
+/// The node's Lease, or why the heartbeat comes from elsewhere. The age
+/// counts from when the cockpit saw the renewal; the renewTime is the
+/// node's own clock, so the skew between the two is shown beside it.
+fn lease_line(app: &App, theme: &Theme, state: &NodeState) -> Line<'static> {
+    let Some(l) = state.lease.as_ref() else {
         return Line::from(vec![
             Span::styled("Lease ", bold()),
             Span::raw("not readable; heartbeat from Ready condition"),
@@ -136,18 +138,27 @@ fn lease_line(app: &App, lease: Option<&LeaseInfo>) -> Line<'static> {
         .renewed
         .map(|t| t.to_string())
         .unwrap_or_else(|| "never".into());
-    let age = l
-        .renewed
-        .map(|t| format!("{}s ago", health::age(t, app.now).as_secs()))
+    let age = state
+        .heartbeat_at()
+        .map(|t| format!("seen {}s ago", health::age(t, app.now).as_secs()))
         .unwrap_or_default();
-    Line::from(vec![
+    let mut spans = vec![
         Span::styled("Lease ", bold()),
         Span::raw(format!(
             "holder {} · renewed {renewed} ({age}) · duration {}s",
             l.holder,
             l.duration.as_secs()
         )),
-    ])
+    ];
+    if let Some(skew) = state.seen.skew() {
+        let text = format!(" · {}", heartbeat_seen::describe_skew(skew));
+        if heartbeat_seen::skew_is_notable(skew) {
+            spans.push(Span::styled(format!("{text} (clock skew)"), theme.warn()));
+        } else {
+            spans.push(Span::raw(text));
+        }
+    }
+    Line::from(spans)
 }
 
 fn event_line(app: &App, e: &EventInfo) -> Line<'static> {

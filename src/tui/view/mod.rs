@@ -261,6 +261,7 @@ mod tests {
         ClusterEvent::Node(NodeInfo {
             name: name.into(),
             roles: vec!["control-plane".into(), "etcd".into(), "master".into()],
+            node_args: None,
             version: "v1.35.0+k3s1".into(),
             unschedulable: false,
             taints: taints
@@ -279,6 +280,7 @@ mod tests {
                 last_heartbeat: Some(t(since)),
             }],
             boot_id: "b".into(),
+            internal_ip: None,
             lb_excluded: false,
         })
     }
@@ -307,6 +309,7 @@ mod tests {
             ("k3s-vm-pumped-piglet-gpu", -3),
             ("k3s-vm-still-fawn", -14),
         ] {
+            app.now = t(renewed);
             app.on_cluster(ClusterEvent::Lease(LeaseInfo {
                 node: n.into(),
                 holder: n.into(),

@@ -34,7 +34,12 @@ pub(super) fn status_bar<'a>(app: &'a App, theme: &Theme) -> Line<'a> {
         spans.push(Span::raw(" │ "));
     }
     // The URL goes last: a narrow pane cuts it, not the state.
-    spans.push(Span::raw(format!("{} │ {}", app.context, app.server)));
+    // After a move to another API server it names that one.
+    let server = match &app.fleet.api_endpoint {
+        Some(url) => format!("via {url} (switched)"),
+        None => app.server.clone(),
+    };
+    spans.push(Span::raw(format!("{} │ {server}", app.context)));
     Line::from(spans)
 }
 

@@ -115,6 +115,27 @@ impl Engine {
         });
     }
 
+    pub(super) fn observed_args(&self, node: &str) -> Option<Vec<String>> {
+        let obs = self.obs.as_ref()?;
+        obs.nodes.iter().find(|n| n.name == node)?.node_args.clone()
+    }
+
+    /// Why unit `i`'s node now runs K3s with other arguments than before
+    /// its install, if it does.
+    fn args_changed(&self, i: usize) -> Option<String> {
+        let u = &self.units[i];
+        let before = u.args_before.as_ref()?;
+        let after = self.observed_args(&u.node)?;
+        let what = super::flags::changed(before, &after)?;
+        Some(format!(
+            "{}'s K3s arguments changed in the upgrade to {}: {what} (k3s.io/node-args before: {}; after: {}). Restore them on the node (unit ExecStart or config.yaml), restart K3s, then retry",
+            u.node,
+            u.to,
+            before.join(" "),
+            after.join(" ")
+        ))
+    }
+
     /// Judges a phase in progress. Returns true if it completed.
     pub(super) fn judge(&mut self, i: usize, now: Timestamp) -> bool {
         let handed_off = self.units[i].phase == Phase::Handoff && self.handoff_progress(i, now);
@@ -127,7 +148,14 @@ impl Engine {
             Phase::WaitVersion => observed
                 .and_then(|n| n.version.parse::<K3sVersion>().ok())
                 .is_some_and(|v| v == u.to),
-            Phase::WaitReady => observed.is_some_and(|n| n.ready && !n.heartbeat_late),
+            Phase::WaitReady => {
+                let ready = observed.is_some_and(|n| n.ready && !n.heartbeat_late);
+                if ready && let Some(reason) = self.args_changed(i) {
+                    self.halt(Some(i), reason, now);
+                    return false;
+                }
+                ready
+            }
             Phase::Handoff => handed_off,
             Phase::Soak => {
                 let (Some(obs), Some(soak)) = (obs, u.soak.as_ref()) else {

@@ -24,6 +24,7 @@
 //! and headless output read). `types` holds the public vocabulary.
 
 mod commands;
+mod flags;
 mod gates;
 mod handoff;
 mod inputs;
@@ -41,6 +42,7 @@ pub use types::*;
 pub use view::{NodeProgress, RolloutView, SoakView};
 
 use crate::durations::format_signed;
+use crate::upgrade::plan::Role;
 use crate::upgrade::version::K3sVersion;
 use jiff::{SignedDuration, Timestamp};
 use std::collections::{BTreeMap, BTreeSet};
@@ -99,11 +101,21 @@ impl Engine {
     pub fn new(config: EngineConfig) -> Engine {
         let mut units = Vec::new();
         let mut current: Vec<K3sVersion> = config.nodes.iter().map(|n| n.version.clone()).collect();
+        // Servers walk every minor (API servers may not skip one); agents
+        // follow once every server is done, straight to the target: a
+        // kubelet may be up to three minors older than the API server.
         for hop in &config.path {
             for (node, version) in config.nodes.iter().zip(current.iter_mut()) {
-                if *version < *hop {
+                if node.role == Role::Server && *version < *hop {
                     units.push(Unit::new(node, version.clone(), hop.clone()));
                     *version = hop.clone();
+                }
+            }
+        }
+        if let Some(target) = config.path.last() {
+            for (node, version) in config.nodes.iter().zip(current.iter()) {
+                if node.role == Role::Agent && version < target {
+                    units.push(Unit::new(node, version.clone(), target.clone()));
                 }
             }
         }

@@ -44,6 +44,9 @@ impl Engine {
             self.halt(Some(i), reason, now);
             return;
         }
+        if self.units[i].phase == Phase::Install && self.units[i].args_before.is_none() {
+            self.units[i].args_before = self.observed_args(&self.units[i].node);
+        }
         let timeout = self.timeout_for(self.units[i].phase);
         let id = self.next_id;
         let snapshot_name = Self::snapshot_name(now);

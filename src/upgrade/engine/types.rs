@@ -23,6 +23,9 @@ pub struct NodeObservation {
     /// Count of Ready true→false transitions seen, monotonically increasing;
     /// lets the soak catch a flap that healed between two observations.
     pub ready_transitions: u32,
+    /// K3s's `k3s.io/node-args`, when the node carries it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node_args: Option<Vec<String>>,
 }
 
 impl NodeObservation {
@@ -35,6 +38,7 @@ impl NodeObservation {
             heartbeat_late: false,
             unschedulable: false,
             ready_transitions: 0,
+            node_args: None,
         }
     }
 }

@@ -48,6 +48,8 @@ pub(super) struct Unit {
     pub(super) reverify: bool,
     pub(super) canary: bool,
     pub(super) error: Option<String>,
+    /// The node's `k3s.io/node-args` when its install began.
+    pub(super) args_before: Option<Vec<String>>,
     /// While handing off: what the node announced and how far it got.
     pub(super) handoff: Option<Handoff>,
 }
@@ -82,6 +84,7 @@ impl Unit {
             reverify: false,
             canary: false,
             error: None,
+            args_before: None,
             handoff: None,
         }
     }

@@ -11,6 +11,7 @@
 
 use crate::upgrade::duration::{humane, humane_opt};
 use crate::upgrade::engine::{EngineConfig, GateConfig, HandoffMode, NodeConfig};
+pub use crate::upgrade::method::Method;
 use crate::upgrade::template;
 use crate::upgrade::version::{K3sVersion, PathError, version_path};
 use jiff::SignedDuration;
@@ -26,17 +27,6 @@ mod summary;
 
 pub use resolve::resolve;
 
-/// Default install command. The K3s install script is run so that a dropped
-/// SSH connection cannot kill it half-way (`nohup`, output to a log file on
-/// the node, stdin closed) while the command still runs in the foreground,
-/// so its exit status is the install's. The script is downloaded to a file
-/// first because `curl | sh` reports success when the download fails. The
-/// node's existing service environment file is sourced so that an agent
-/// keeps its `K3S_URL`/`K3S_TOKEN` (the script rewrites that file from the
-/// environment), and the role is passed explicitly so a joined server does
-/// not turn into an agent. Flags given on the original install's command
-/// line (rather than in /etc/rancher/k3s/config.yaml) must be added here.
-pub const DEFAULT_INSTALL: &str = "nohup sh -c 'set -a; f=/etc/systemd/system/{service}.service.env; if [ -r \"$f\" ]; then . \"$f\"; fi; set +a; curl -sfL https://get.k3s.io -o /tmp/k3s-cockpit-install.sh && INSTALL_K3S_VERSION=\"{version}\" sh /tmp/k3s-cockpit-install.sh {role}' >>/var/log/k3s-cockpit-install.log 2>&1 </dev/null";
 /// Always restart after install: the post-mortem's fix for kubelets that
 /// went NotReady minutes after an install that restarted K3s on its own.
 pub const DEFAULT_RESTART: &str = "systemctl restart {service}";
@@ -140,6 +130,10 @@ pub struct TransportSpec {
     pub known_hosts: Option<PathBuf>,
     pub accept_unknown_host_keys: Option<bool>,
     pub vmid: Option<Spanned<u32>>,
+    /// How a user other than root runs the node's commands as root:
+    /// `"sudo -n"` (never asks for a password).
+    #[serde(rename = "become")]
+    pub escalate: Option<Spanned<String>>,
 }
 
 impl TransportSpec {
@@ -158,6 +152,7 @@ impl TransportSpec {
                 .accept_unknown_host_keys
                 .or(self.accept_unknown_host_keys),
             vmid: over.vmid.clone().or_else(|| self.vmid.clone()),
+            escalate: over.escalate.clone().or_else(|| self.escalate.clone()),
         }
     }
 }
@@ -242,6 +237,10 @@ pub struct Timings {
     /// Longest cordon, uncordon, restart and etcd snapshot may take.
     #[serde(with = "positive")]
     pub command_timeout: SignedDuration,
+    /// Longest `systemctl restart` of K3s may take: the unit has no start
+    /// timeout, and a server restarting its datastore can take minutes.
+    #[serde(with = "positive")]
+    pub restart_timeout: SignedDuration,
     /// Longest to wait for the kubelet to report the new version.
     #[serde(with = "positive")]
     pub version_timeout: SignedDuration,
@@ -283,6 +282,7 @@ impl Default for Timings {
             drain_timeout: SignedDuration::from_mins(5),
             install_timeout: SignedDuration::from_mins(10),
             command_timeout: SignedDuration::from_mins(3),
+            restart_timeout: SignedDuration::from_mins(10),
             version_timeout: SignedDuration::from_mins(10),
             ready_timeout: SignedDuration::from_mins(5),
             soak: SignedDuration::from_mins(5),
@@ -367,6 +367,11 @@ pub struct GatesSpec {
     /// (default 3): one failed probe is not an outage.
     #[serde(default)]
     pub probe_failures: Option<Spanned<u32>>,
+    /// Kubelet lease renewals missed in a row before the gate halts
+    /// (default 2); one missed renewal is an alert, and an expired lease
+    /// always halts.
+    #[serde(default)]
+    pub missed_renewals: Option<Spanned<u32>>,
 }
 
 impl Default for GatesSpec {
@@ -376,6 +381,7 @@ impl Default for GatesSpec {
             probes: Vec::new(),
             global_gate: true,
             probe_failures: None,
+            missed_renewals: None,
         }
     }
 }
@@ -395,8 +401,14 @@ pub struct Plan {
     pub hops: Vec<Spanned<K3sVersion>>,
     pub nodes: Option<Vec<Spanned<String>>>,
     pub order: Option<Spanned<Order>>,
+    /// Checked against what the cluster shows; detected when absent.
+    pub datastore: Option<Spanned<Datastore>>,
+    /// How nodes get the new K3s.
     #[serde(default)]
-    pub datastore: Datastore,
+    pub method: Method,
+    /// Binary method: the release URL (`.../releases/download`), or a
+    /// directory on every node laid out the same way.
+    pub release: Option<Spanned<String>>,
     #[serde(default)]
     pub transport: TransportSpec,
     #[serde(default)]
@@ -504,6 +516,12 @@ impl Plan {
         {
             return Err(self.error_at(Some(n.span()), "probe_failures must be between 1 and 100"));
         }
+        if let Some(n) = &self.gates.missed_renewals
+            && !(1..=3).contains(n.get_ref())
+        {
+            // A fourth missed renewal is past the lease: EXPIRED halts anyway.
+            return Err(self.error_at(Some(n.span()), "missed_renewals must be between 1 and 3"));
+        }
         for probe in &self.gates.probes {
             self.check_service(&probe.service)?;
             if probe.port == 0 {
@@ -579,6 +597,10 @@ pub struct ClusterNode {
     pub role: Role,
     /// The kubelet's reported version, parsed.
     pub version: K3sVersion,
+    /// `k3s.io/node-args`, when the node has it.
+    pub node_args: Option<Vec<String>>,
+    /// Carries the `node-role.kubernetes.io/etcd` label: an embedded etcd member.
+    pub etcd: bool,
 }
 
 /// Command templates for one node with the node's own placeholders filled.
@@ -600,10 +622,31 @@ pub struct ResolvedNode {
     /// The versions this node will install, in order (hops it is below).
     pub hops: Vec<K3sVersion>,
     pub transport: Transport,
+    /// `become`: every command runs as `BECOME sh -c 'COMMAND'`.
+    #[serde(rename = "become", skip_serializing_if = "Option::is_none")]
+    pub escalate: Option<String>,
     pub commands: NodeCommands,
 }
 
 impl ResolvedNode {
+    /// `command` as the node runs it: as one privileged `sh -c` (with its
+    /// redirections and environment) when the plan sets `become`.
+    pub fn privileged(&self, command: &str) -> String {
+        match &self.escalate {
+            Some(b) => format!("{b} sh -c {}", crate::remote::quote::shell_quote(command)),
+            None => command.to_string(),
+        }
+    }
+
+    /// The login user, when commands reach the node over SSH (the guest
+    /// agent of a Proxmox VM runs them as root).
+    pub fn login_user(&self) -> Option<&str> {
+        match &self.transport {
+            Transport::Ssh(t) => Some(&t.user),
+            Transport::Proxmox { .. } => None,
+        }
+    }
+
     /// The install command for `version` on this node.
     pub fn install_command(&self, version: &K3sVersion) -> String {
         template::render(&self.commands.install, &[("version", &version.to_string())])
@@ -611,6 +654,11 @@ impl ResolvedNode {
 
     pub fn restart_command(&self) -> String {
         self.commands.restart.clone()
+    }
+
+    /// `systemctl is-active` of the role's unit: `activating` while it starts.
+    pub fn unit_state_command(&self) -> String {
+        format!("systemctl is-active {}", self.role.service())
     }
 
     pub fn version_command(&self) -> String {
@@ -633,6 +681,8 @@ pub struct ResolvedGates {
     pub global_gate: bool,
     /// Probe failures in a row before an endpoint counts as DOWN.
     pub probe_failures: u32,
+    /// Lease renewals missed in a row before the gate halts.
+    pub missed_renewals: u32,
 }
 
 /// The plan combined with the cluster: what `check-plan` prints and what the
@@ -646,6 +696,9 @@ pub struct ResolvedPlan {
     pub path: Vec<K3sVersion>,
     pub order: Order,
     pub datastore: Datastore,
+    pub method: Method,
+    /// Binary method: the release URL or a directory on the nodes.
+    pub release: String,
     /// Nodes in rollout order (within each hop).
     pub nodes: Vec<ResolvedNode>,
     /// Cluster nodes the plan leaves alone (still watched by the gate).

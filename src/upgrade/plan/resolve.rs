@@ -3,6 +3,7 @@
 //! each node's transport and commands, and the gates.
 
 use super::*;
+use crate::upgrade::method;
 
 /// Combines a plan with the cluster's nodes: which nodes, in which order,
 /// through which versions, with which commands and transports.
@@ -31,7 +32,12 @@ pub fn resolve(plan: &Plan, cluster_nodes: &[ClusterNode]) -> Result<ResolvedPla
         channel: plan.channel.as_ref().map(|c| c.get_ref().clone()),
         path,
         order,
-        datastore: plan.datastore,
+        datastore: resolve_datastore(plan, &cluster)?,
+        method: plan.method,
+        release: plan
+            .release
+            .as_ref()
+            .map_or(method::GITHUB_RELEASES.to_string(), |r| r.get_ref().clone()),
         nodes,
         excluded,
         timings: plan.timings.clone(),
@@ -118,14 +124,25 @@ fn check_overrides(plan: &Plan, cluster: &[&ClusterNode]) -> Result<(), PlanErro
     Ok(())
 }
 
-/// The version path, judged on every node of the cluster (skew matters
-/// for excluded nodes too).
+/// The version path, judged on the cluster's servers (API servers must be
+/// within one minor of each other and may not skip one), excluded ones
+/// included; agents are checked against the kubelet skew policy.
 fn resolve_path(
     plan: &Plan,
     cluster: &[&ClusterNode],
     target: &K3sVersion,
 ) -> Result<Vec<K3sVersion>, PlanError> {
-    let versions: Vec<K3sVersion> = cluster.iter().map(|n| n.version.clone()).collect();
+    let servers: Vec<&ClusterNode> = cluster
+        .iter()
+        .copied()
+        .filter(|n| n.role == Role::Server)
+        .collect();
+    let judged = if servers.is_empty() {
+        cluster
+    } else {
+        &servers[..]
+    };
+    let versions: Vec<K3sVersion> = judged.iter().map(|n| n.version.clone()).collect();
     let hops: Vec<K3sVersion> = match &plan.target {
         Some(_) => plan.hops.iter().map(|h| h.get_ref().clone()).collect(),
         None => plan
@@ -135,7 +152,103 @@ fn resolve_path(
             .filter(|h| h != target)
             .collect(),
     };
-    version_path(&versions, target, &hops).map_err(|e| path_error(plan, cluster, e))
+    let mut path =
+        version_path(&versions, target, &hops).map_err(|e| path_error(plan, cluster, e))?;
+    check_agent_skew(plan, cluster, target)?;
+    if path.is_empty() && cluster.iter().any(|n| n.version < *target) {
+        path.push(target.clone());
+    }
+    Ok(path)
+}
+
+/// What the cluster shows about its datastore, with the evidence: an
+/// external one in a server's `--datastore-endpoint`, embedded etcd in the
+/// etcd role label, SQLite on a single server without it.
+pub fn detect_datastore(cluster: &[&ClusterNode]) -> Option<(Datastore, String)> {
+    let servers: Vec<&&ClusterNode> = cluster.iter().filter(|n| n.role == Role::Server).collect();
+    let external = servers.iter().find(|n| {
+        n.node_args
+            .iter()
+            .flatten()
+            .any(|a| a == "--datastore-endpoint" || a.starts_with("--datastore-endpoint="))
+    });
+    if let Some(n) = external {
+        return Some((
+            Datastore::External,
+            format!("server {} runs with --datastore-endpoint", n.name),
+        ));
+    }
+    if let Some(n) = cluster.iter().find(|n| n.etcd) {
+        return Some((
+            Datastore::Etcd,
+            format!("{} carries node-role.kubernetes.io/etcd", n.name),
+        ));
+    }
+    match servers.as_slice() {
+        [only] => Some((
+            Datastore::Sqlite,
+            format!("the only server, {}, is no etcd member", only.name),
+        )),
+        _ => None,
+    }
+}
+
+/// The plan's datastore must be the one the cluster shows; absent, the
+/// detected one (embedded etcd when nothing shows).
+fn resolve_datastore(plan: &Plan, cluster: &[&ClusterNode]) -> Result<Datastore, PlanError> {
+    let detected = detect_datastore(cluster);
+    let name = |d: Datastore| match d {
+        Datastore::Etcd => "etcd",
+        Datastore::Sqlite => "sqlite",
+        Datastore::External => "external",
+    };
+    match (&plan.datastore, detected) {
+        (Some(said), Some((seen, why))) if *said.get_ref() != seen => Err(plan.error_at(
+            Some(said.span()),
+            format!(
+                "datastore = \"{}\" but the cluster's datastore is {}: {why}; set datastore = \"{}\" or leave it out",
+                name(*said.get_ref()),
+                name(seen),
+                name(seen)
+            ),
+        )),
+        (Some(said), _) => Ok(*said.get_ref()),
+        (None, Some((seen, _))) => Ok(seen),
+        (None, None) => Ok(Datastore::Etcd),
+    }
+}
+
+/// Kubernetes' version skew policy: a kubelet may be up to three minor
+/// versions older than the API server (two before v1.25), never newer
+/// (kubernetes.io/docs/setup/version-skew-policy). Agents move after the
+/// servers, so each must be within that range of the target.
+fn check_agent_skew(
+    plan: &Plan,
+    cluster: &[&ClusterNode],
+    target: &K3sVersion,
+) -> Result<(), PlanError> {
+    let span = plan.target.as_ref().map(|t| t.span());
+    for a in cluster.iter().filter(|n| n.role == Role::Agent) {
+        let allowed = if a.version.minor < 25 { 2 } else { 3 };
+        if a.version > *target {
+            return Err(plan.error_at(
+                span,
+                format!("agent {} runs {}, newer than the target {target}: a kubelet must not be newer than the API server", a.name, a.version),
+            ));
+        }
+        if a.version.major != target.major || target.minor - a.version.minor > allowed {
+            return Err(plan.error_at(
+                span,
+                format!(
+                    "agent {} runs {}: its kubelet would be more than {allowed} minor versions older than the API servers on {target} (Kubernetes version skew policy); upgrade it to v1.{}.x first",
+                    a.name,
+                    a.version,
+                    target.minor - allowed
+                ),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// A path error pointed at the hop or target it is about, naming the nodes
@@ -213,9 +326,18 @@ fn resolve_node(
     };
     let span = plan.node.get(&n.name).map(|o| o.span());
     let transport = resolve_transport(plan, &n.name, &spec, span)?;
-    let commands = resolve_commands(&plan.commands, over.and_then(|o| o.commands.as_ref()), n);
-    let hops = path.iter().filter(|h| n.version < **h).cloned().collect();
+    let over_commands = over.and_then(|o| o.commands.as_ref());
+    let install = resolve_install(plan, over_commands, n)?;
+    let commands = resolve_commands(&plan.commands, over_commands, n, install);
+    // Agents go straight to the target, after every server.
+    let hops = match (n.role, path.last()) {
+        (Role::Agent, Some(target)) if n.version < *target => vec![target.clone()],
+        (Role::Agent, _) => Vec::new(),
+        (Role::Server, _) => path.iter().filter(|h| n.version < **h).cloned().collect(),
+    };
+    let escalate = resolve_become(plan, &spec)?;
     Ok(ResolvedNode {
+        escalate,
         name: n.name.clone(),
         role: n.role,
         version: n.version.clone(),
@@ -223,6 +345,22 @@ fn resolve_node(
         transport,
         commands,
     })
+}
+
+/// `become` must not wait for a password: there is no terminal to type it.
+fn resolve_become(plan: &Plan, spec: &TransportSpec) -> Result<Option<String>, PlanError> {
+    let Some(b) = &spec.escalate else {
+        return Ok(None);
+    };
+    let words: Vec<&str> = b.get_ref().split_whitespace().collect();
+    match words.as_slice() {
+        [] => Err(plan.error_at(Some(b.span()), "become must not be empty (e.g. \"sudo -n\")")),
+        ["sudo", rest @ ..] if !rest.contains(&"-n") => Err(plan.error_at(
+            Some(b.span()),
+            "become = \"sudo\" would wait for a password no one can type: use \"sudo -n\" with NOPASSWD for this user",
+        )),
+        _ => Ok(Some(words.join(" "))),
+    }
 }
 
 /// Gated services: the listed ones, then any service probed but not listed.
@@ -263,6 +401,13 @@ fn resolve_gates(plan: &Plan) -> ResolvedGates {
             .probe_failures
             .as_ref()
             .map_or(crate::model::probe::DEFAULT_FAILURES, |n| *n.get_ref()),
+        missed_renewals: plan
+            .gates
+            .missed_renewals
+            .as_ref()
+            .map_or(crate::model::health::DEFAULT_MISSED_RENEWALS, |n| {
+                *n.get_ref()
+            }),
     }
 }
 
@@ -305,10 +450,52 @@ fn resolve_transport(
     }
 }
 
+/// The install template: the operator's own, or the plan's method. The
+/// install-script method needs the node's arguments to give them back.
+fn resolve_install(
+    plan: &Plan,
+    over: Option<&CommandsSpec>,
+    node: &ClusterNode,
+) -> Result<Option<String>, PlanError> {
+    if over.and_then(|o| o.install.as_ref()).is_some() || plan.commands.install.is_some() {
+        return Ok(None);
+    }
+    match plan.method {
+        Method::Binary => {
+            let release = plan
+                .release
+                .as_ref()
+                .map_or(method::GITHUB_RELEASES, |r| r.get_ref().as_str());
+            Ok(Some(method::binary_script(release, method::K3S_BIN)))
+        }
+        Method::InstallScript => {
+            let why = match &node.node_args {
+                None => Some(
+                    "it has no k3s.io/node-args annotation to rebuild its arguments from"
+                        .to_string(),
+                ),
+                Some(args) => method::unrebuildable(args),
+            };
+            match (why, &node.node_args) {
+                (None, Some(args)) => Ok(Some(method::install_script_command(node.role.service(), args))),
+                (why, _) => Err(plan.error_at(
+                    None,
+                    format!(
+                        "method = \"install-script\" cannot keep node {}'s configuration: {}; use method = \"binary\" (the default), which never touches the unit",
+                        node.name,
+                        why.unwrap_or_default()
+                    ),
+                )),
+            }
+        }
+    }
+}
+
 fn resolve_commands(
     defaults: &CommandsSpec,
     over: Option<&CommandsSpec>,
     node: &ClusterNode,
+    method_install: Option<String>,
 ) -> NodeCommands {
     let pick = |get: fn(&CommandsSpec) -> &Option<Spanned<String>>, fallback: &str| -> String {
         let text = over
@@ -325,7 +512,10 @@ fn resolve_commands(
         )
     };
     NodeCommands {
-        install: pick(|c| &c.install, DEFAULT_INSTALL),
+        install: match method_install {
+            Some(generated) => generated,
+            None => pick(|c| &c.install, ""),
+        },
         restart: pick(|c| &c.restart, DEFAULT_RESTART),
         version: pick(|c| &c.version, DEFAULT_VERSION),
         etcd_snapshot: pick(|c| &c.etcd_snapshot, DEFAULT_ETCD_SNAPSHOT),

@@ -38,6 +38,18 @@ impl ResolvedPlan {
             Order::Explicit => "explicit, one node at a time, all nodes per version",
         };
         writeln!(f, "order     {order}")?;
+        let method = match self.method {
+            Method::Binary => {
+                "binary: stage the release binary, verify its sha256, keep the old one, swap; unit, env file and config.yaml untouched"
+            }
+            Method::InstallScript => {
+                "install-script: re-run the K3s install script with each node's own arguments (k3s.io/node-args), no start; the cockpit restarts once"
+            }
+        };
+        writeln!(
+            f,
+            "method    {method} (the flag check compares k3s.io/node-args before and after each node)"
+        )?;
         match (self.datastore, self.snapshot_node()) {
             (Datastore::Etcd, Some(n)) => writeln!(
                 f,

@@ -10,16 +10,22 @@ fn cluster() -> Vec<ClusterNode> {
             name: "still-fawn".into(),
             role: Role::Agent,
             version: v("v1.33.6+k3s1"),
+            node_args: None,
+            etcd: false,
         },
         ClusterNode {
             name: "pumped-piglet".into(),
             role: Role::Server,
             version: v("v1.33.6+k3s1"),
+            node_args: None,
+            etcd: true,
         },
         ClusterNode {
             name: "fun-bedbug".into(),
             role: Role::Agent,
             version: v("v1.33.6+k3s1"),
+            node_args: None,
+            etcd: false,
         },
     ]
 }
@@ -57,20 +63,15 @@ fn minimal_plan_gets_documented_defaults() {
         r.node("still-fawn").unwrap().restart_command(),
         "systemctl restart k3s-agent"
     );
+    // The default method swaps the binary and leaves the unit alone.
+    assert_eq!(r.method, Method::Binary);
     let install = server.install_command(&v("v1.34.3+k3s1"));
-    assert!(install.starts_with("nohup sh -c '"), "{install}");
     assert!(
-        install.contains("INSTALL_K3S_VERSION=\"v1.34.3+k3s1\""),
+        install.starts_with(crate::upgrade::method::BINARY_MARKER),
         "{install}"
     );
-    assert!(
-        install.contains("k3s-cockpit-install.sh server'"),
-        "{install}"
-    );
-    assert!(
-        install.contains("/etc/systemd/system/k3s.service.env"),
-        "{install}"
-    );
+    assert!(install.contains("\nversion=v1.34.3+k3s1\n"), "{install}");
+    assert!(!install.contains("install.sh"), "{install}");
     assert_eq!(
         server.transport,
         Transport::Ssh(SshTarget {
@@ -284,4 +285,112 @@ fn probe_failures_defaults_to_three_is_read_from_gates_and_zero_is_refused() {
     let e = err(&format!("{head}[gates]\nprobe_failures = 0\n"));
     assert_eq!(e.location, Some((4, 18)), "{e}");
     assert!(e.message.contains("between 1 and 100"), "{e}");
+}
+
+fn with_args(args: Option<&[&str]>) -> Vec<ClusterNode> {
+    let mut nodes = cluster();
+    for n in &mut nodes {
+        n.node_args = args.map(|a| a.iter().map(|s| s.to_string()).collect());
+    }
+    nodes
+}
+
+#[test]
+fn install_script_method_gives_each_node_its_own_arguments_back() {
+    let plan = Plan::from_str(
+        "target = \"v1.34.3+k3s1\"\nmethod = \"install-script\"\n",
+        "p",
+    )
+    .unwrap();
+    let args = [
+        "server",
+        "--disable",
+        "servicelb",
+        "--tls-san",
+        "k3s.home.lan",
+    ];
+    let r = resolve(&plan, &with_args(Some(&args))).unwrap();
+    let install = r
+        .node("pumped-piglet")
+        .unwrap()
+        .install_command(&v("v1.34.3+k3s1"));
+    assert!(install.contains("INSTALL_K3S_SKIP_START=true"), "{install}");
+    assert!(
+        install
+            .contains("k3s-cockpit-install.sh server --disable servicelb --tls-san k3s.home.lan"),
+        "{install}"
+    );
+    let err = resolve(&plan, &with_args(None)).unwrap_err().to_string();
+    assert!(err.contains("no k3s.io/node-args"), "{err}");
+    assert!(err.contains("method = \"binary\""), "{err}");
+    let err = resolve(&plan, &with_args(Some(&["agent", "--token", "********"])))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("redacted secrets (--token)"), "{err}");
+}
+
+#[test]
+fn agents_follow_the_kubelet_skew_policy_straight_to_the_target() {
+    let plan = Plan::from_str("target = \"v1.34.3+k3s1\"\n", "p").unwrap();
+    let mut nodes = cluster();
+    // Two minors behind the servers: a kubelet may be three behind.
+    nodes[0].version = v("v1.31.9+k3s1");
+    let r = resolve(&plan, &nodes).unwrap();
+    assert_eq!(r.path, vec![v("v1.34.3+k3s1")]);
+    let agent = r.node("still-fawn").unwrap();
+    assert_eq!(agent.hops, vec![v("v1.34.3+k3s1")]);
+    assert_eq!(agent.restart_command(), "systemctl restart k3s-agent");
+    // Servers first, then agents.
+    assert_eq!(r.nodes[0].role, Role::Server);
+    let plan = Plan::from_str(
+        "target = \"v1.35.0+k3s1\"\nhops = [\"v1.34.3+k3s1\"]\n",
+        "p",
+    )
+    .unwrap();
+    let err = resolve(&plan, &nodes).unwrap_err().to_string();
+    assert!(
+        err.contains("agent still-fawn runs v1.31.9+k3s1: its kubelet would be more than 3 minor versions older"),
+        "{err}"
+    );
+}
+
+#[test]
+fn etcd_only_servers_are_servers() {
+    let mut info = crate::model::fleet::NodeInfo::bare("n", "v1.33.6+k3s1");
+    info.roles = vec!["etcd".into()];
+    assert!(info.is_server());
+    info.roles.clear();
+    info.node_args = Some(vec!["server".into(), "--disable-apiserver".into()]);
+    assert!(info.is_server());
+    info.node_args = Some(vec!["agent".into()]);
+    assert!(!info.is_server());
+}
+
+#[test]
+fn the_datastore_is_detected_and_a_plan_saying_otherwise_is_refused() {
+    let mut nodes = cluster();
+    nodes[1].etcd = false;
+    let plan = Plan::from_str("target = \"v1.34.3+k3s1\"\n", "p").unwrap();
+    let r = resolve(&plan, &nodes).unwrap();
+    assert_eq!(r.datastore, Datastore::Sqlite);
+    assert!(r.snapshot_node().is_none());
+    let plan = Plan::from_str("target = \"v1.34.3+k3s1\"\ndatastore = \"etcd\"\n", "p").unwrap();
+    let err = resolve(&plan, &nodes).unwrap_err().to_string();
+    assert!(
+        err.contains("datastore = \"etcd\" but the cluster's datastore is sqlite: the only server, pumped-piglet, is no etcd member"),
+        "{err}"
+    );
+    nodes[1].node_args = Some(vec![
+        "server".into(),
+        "--datastore-endpoint".into(),
+        "postgres://db".into(),
+    ]);
+    let err = resolve(&plan, &nodes).unwrap_err().to_string();
+    assert!(
+        err.contains("is external: server pumped-piglet runs with --datastore-endpoint"),
+        "{err}"
+    );
+    nodes[1].etcd = true;
+    nodes[1].node_args = None;
+    assert_eq!(resolve(&plan, &nodes).unwrap().datastore, Datastore::Etcd);
 }

@@ -127,7 +127,7 @@ fn drain_timeout_halts_and_ignores_the_late_result() {
 }
 
 #[test]
-fn hops_are_cluster_wide_servers_first() {
+fn servers_walk_every_hop_then_agents_go_straight_to_the_target() {
     let cfg = config(
         &[("A", Role::Server), ("B", Role::Agent), ("C", Role::Agent)],
         "v1.33.6+k3s1",
@@ -145,8 +145,6 @@ fn hops_are_cluster_wide_servers_first() {
         got,
         [
             "A@v1.34.3+k3s1",
-            "B@v1.34.3+k3s1",
-            "C@v1.34.3+k3s1",
             "A@v1.35.0+k3s1",
             "B@v1.35.0+k3s1",
             "C@v1.35.0+k3s1"
@@ -259,4 +257,49 @@ fn the_operator_can_end_the_final_watch_early() {
         "{:?}",
         e.events()
     );
+}
+
+fn args(v: &[&str]) -> Vec<String> {
+    v.iter().map(|s| s.to_string()).collect()
+}
+
+#[test]
+fn a_node_that_comes_back_with_other_arguments_halts_naming_the_lost_flags() {
+    let (mut e, mut s) = started(abc(), &[]);
+    let metallb = args(&["server", "--disable", "servicelb", "--tls-san", "k3s.lan"]);
+    for n in ["A", "B", "C"] {
+        s.node(n).node_args = Some(metallb.clone());
+    }
+    s.observe(&mut e);
+    s.relaunch_args.insert("A".into(), args(&["server"]));
+    assert!(s.run_until(&mut e, secs(10), mins(30), |e, _| matches!(
+        e.state(),
+        RolloutState::Halted(_)
+    )));
+    let RolloutState::Halted(h) = e.state().clone() else {
+        unreachable!()
+    };
+    assert_eq!(h.node.as_deref(), Some("A"));
+    assert_eq!(h.phase, Some(Phase::WaitReady));
+    assert!(
+        h.reason
+            .contains("lost --disable servicelb, --tls-san k3s.lan"),
+        "{}",
+        h.reason
+    );
+    // A is still cordoned and nothing else was touched.
+    assert!(!s.kinds_for("A").contains(&"uncordon"));
+    assert!(s.kinds_for("B").is_empty());
+}
+
+#[test]
+fn same_arguments_after_the_restart_pass_the_flag_check() {
+    let (mut e, mut s) = started(abc(), &[]);
+    let metallb = args(&["server", "--disable", "servicelb"]);
+    for n in ["A", "B", "C"] {
+        s.node(n).node_args = Some(metallb.clone());
+        s.relaunch_args.insert(n.into(), metallb.clone());
+    }
+    assert!(s.run_until(&mut e, secs(10), mins(60), |e, _| *e.state()
+        == RolloutState::Done));
 }
