@@ -122,14 +122,9 @@ impl Lab {
         };
         let sim = Sim::start(store.clone(), &config.scenario);
         if let Some(path) = &config.outage_log {
-            let file = std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(path)
-                .wrap_err_with(|| format!("cannot open the outage log {}", path.display()))?;
-            sim.set_outage_log(file);
+            sim.set_outage_log(open_append(path, "the outage log")?);
         }
-        let (pod_tx, mut pod_rx) = mpsc::unbounded_channel();
+        let (pod_tx, pod_rx) = mpsc::unbounded_channel();
         let api_servers = config
             .api_per_server
             .then(|| api_servers::ApiServers::start(&sim, &store, addr));
@@ -153,14 +148,7 @@ impl Lab {
                 tracing::error!("lab API server stopped: {e}");
             }
         });
-        tokio::spawn(sim.clone().run());
-        tokio::spawn(sim::watch_nodes(sim.clone(), store.clone()));
-        let reschedule = sim.clone();
-        tokio::spawn(async move {
-            while let Some(pod) = pod_rx.recv().await {
-                reschedule.pod_removed(pod);
-            }
-        });
+        spawn_sim(&sim, &store, pod_rx);
         if config.replay
             && let Some(spec) = config.scenario.replay.clone()
         {
@@ -204,6 +192,31 @@ impl Lab {
         std::fs::write(path, text)
             .wrap_err_with(|| format!("cannot write kubeconfig {}", path.display()))
     }
+}
+
+/// The simulation's timers, its speakers' node watch, and the pods the
+/// API evicted coming back.
+fn spawn_sim(
+    sim: &SimHandle,
+    store: &Arc<Store>,
+    mut pod_rx: mpsc::UnboundedReceiver<serde_json::Value>,
+) {
+    tokio::spawn(sim.clone().run());
+    tokio::spawn(sim::watch_nodes(sim.clone(), store.clone()));
+    let reschedule = sim.clone();
+    tokio::spawn(async move {
+        while let Some(pod) = pod_rx.recv().await {
+            reschedule.pod_removed(pod);
+        }
+    });
+}
+
+fn open_append(path: &Path, what: &str) -> Result<std::fs::File> {
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .wrap_err_with(|| format!("cannot open {what} {}", path.display()))
 }
 
 pub fn kubeconfig_yaml(server: &str, context: &str, token: Option<&str>) -> String {

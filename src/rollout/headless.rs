@@ -296,7 +296,7 @@ async fn drive(
         if let Some(why) = api_lost(fleet, deadline, crate::clock::now()) {
             return Ok(Err(Stop::ApiLost(why)));
         }
-        let idle = runner.engine().in_flight().is_none();
+        let idle = runner.engine().in_flight().is_none() && !runner.engine().releasing_labels();
         match decide(runner.engine().state(), idle, opts, rollback_sent) {
             Decision::Exit(code) => return Ok(Ok(code)),
             Decision::Send(cmd) => {

@@ -168,6 +168,24 @@ impl Sim {
 }
 
 impl Sim {
+    /// memberlist's verdict on a dead speaker: it leaves the election.
+    pub(super) fn speaker_dead(&mut self, node: usize) {
+        if !self.nodes[node].speaker_alive && self.nodes[node].speaker_member {
+            self.nodes[node].speaker_member = false;
+            let name = self.nodes[node].name.clone();
+            self.record(format!("memberlist: speaker on {name} marked failed"));
+            self.elect_all();
+        }
+    }
+
+    /// A restarted speaker joins memberlist again.
+    pub(super) fn speaker_join(&mut self, node: usize) {
+        if self.nodes[node].speaker_alive && !self.nodes[node].speaker_member {
+            self.nodes[node].speaker_member = true;
+            self.elect_all();
+        }
+    }
+
     /// The node's service rules are programmed again after a K3s start.
     pub(super) fn dataplane_up(&mut self, node: usize, generation: u64) {
         let n = &mut self.nodes[node];

@@ -549,20 +549,8 @@ impl Sim {
                     self.fire_fault_on(idx, spec.kind, spec.heal_on_restart);
                 }
             }
-            Timer::SpeakerDead { node } => {
-                if !self.nodes[node].speaker_alive && self.nodes[node].speaker_member {
-                    self.nodes[node].speaker_member = false;
-                    let name = self.nodes[node].name.clone();
-                    self.record(format!("memberlist: speaker on {name} marked failed"));
-                    self.elect_all();
-                }
-            }
-            Timer::SpeakerJoin { node } => {
-                if self.nodes[node].speaker_alive && !self.nodes[node].speaker_member {
-                    self.nodes[node].speaker_member = true;
-                    self.elect_all();
-                }
-            }
+            Timer::SpeakerDead { node } => self.speaker_dead(node),
+            Timer::SpeakerJoin { node } => self.speaker_join(node),
             Timer::DataplaneUp { node, generation } => self.dataplane_up(node, generation),
             Timer::LabelSync { node } => self.label_sync(node),
             Timer::Reschedule { pod } => self.reschedule(pod),

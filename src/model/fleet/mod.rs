@@ -17,6 +17,7 @@ mod evidence;
 pub use api::*;
 mod announcer;
 mod speaker;
+pub use announcer::announced_node;
 pub use speaker::SpeakerBuild;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -562,26 +563,6 @@ impl Fleet {
         true
     }
 
-    fn apply_l2(&mut self, l2: L2Info, now: Timestamp) -> bool {
-        self.seen(ResourceKind::L2Statuses, &l2.object);
-        let (service, node) = (l2.service.clone(), l2.node.clone());
-        self.l2.insert(l2.object.clone(), l2);
-        self.set_announcer(&service, Some(node), now)
-    }
-
-    /// Another status object may still name an announcer for the service.
-    fn l2_deleted(&mut self, object: &str, now: Timestamp) -> bool {
-        let Some(l2) = self.l2.remove(object) else {
-            return false;
-        };
-        let still = self
-            .l2
-            .values()
-            .find(|o| o.service == l2.service)
-            .map(|o| o.node.clone());
-        self.set_announcer(&l2.service, still, now)
-    }
-
     /// The first failure of each kind is logged (named by its kind); later
     /// ones only count. A 410 Gone is the watcher listing afresh: nothing.
     fn api_error(&mut self, failure: ApiFailure, now: Timestamp) -> bool {
@@ -945,82 +926,6 @@ impl Fleet {
         false
     }
 
-    /// The announcer already recorded for a service by the active source.
-    fn known_announcer(&self, service: &(String, String)) -> Option<String> {
-        match self.announce_source {
-            AnnounceSource::L2Status => self
-                .l2
-                .values()
-                .find(|o| &o.service == service)
-                .map(|o| o.node.clone()),
-            AnnounceSource::Events => self.assigned_by_event.get(service).cloned(),
-            AnnounceSource::None => None,
-        }
-    }
-
-    fn set_announcer(
-        &mut self,
-        service: &(String, String),
-        node: Option<String>,
-        now: Timestamp,
-    ) -> bool {
-        let Some(svc) = self.services.get_mut(service) else {
-            return false;
-        };
-        if svc.announcer == node {
-            return false;
-        }
-        let label = format!("{}/{}", service.0, service.1);
-        let mut note = None;
-        match (&node, &svc.last_announcer) {
-            (Some(new), Some(last)) if new != last => {
-                svc.moves += 1;
-                svc.last_change = Some(now);
-                note = Some((
-                    Severity::Warn,
-                    EntryKind::AnnouncerMove {
-                        from: last.clone(),
-                        to: new.clone(),
-                    },
-                    format!("announcer moved {last} → {new}"),
-                ));
-            }
-            (Some(new), None) => {
-                note = Some((
-                    Severity::Info,
-                    EntryKind::Announced { node: new.clone() },
-                    format!("announced from {new}"),
-                ));
-            }
-            (Some(new), Some(_)) => {
-                if let Some(since) = svc.unannounced_since {
-                    let gap = health::age(since, now);
-                    note = Some((
-                        Severity::Info,
-                        EntryKind::AnnouncedAgain {
-                            node: new.clone(),
-                            after_ms: u64::try_from(gap.as_millis()).unwrap_or(u64::MAX),
-                        },
-                        format!(
-                            "announced again after {}",
-                            crate::durations::format_duration(gap)
-                        ),
-                    ));
-                }
-            }
-            (None, _) => svc.unannounced_since = Some(now),
-        }
-        if node.is_some() {
-            svc.unannounced_since = None;
-            svc.last_announcer = node.clone();
-        }
-        svc.announcer = node;
-        if let Some((sev, kind, text)) = note {
-            self.timeline.push_kind(now, sev, &label, kind, text);
-        }
-        true
-    }
-
     fn degrade(&mut self, kind: ResourceKind, why: String, now: Timestamp) -> bool {
         match kind {
             ResourceKind::Leases if self.leases_readable => {
@@ -1072,12 +977,6 @@ impl Fleet {
         }
         self.service_pods = map;
     }
-}
-
-/// `announcing from node "k3s-w2" with protocol "layer2"` → `k3s-w2`.
-pub fn announced_node(message: &str) -> Option<String> {
-    let rest = message.strip_prefix("announcing from node \"")?;
-    Some(rest.split('"').next()?.to_string())
 }
 
 #[cfg(test)]

@@ -398,6 +398,43 @@ mod tests {
         );
     }
 
+    /// The rollout panel keeps the users' outage so far: probe downtime
+    /// while a node was being worked on.
+    #[test]
+    fn the_rollout_panel_shows_what_users_lost_so_far() {
+        use crate::model::timeline::{EntryKind, Severity};
+        let mut app = incident_model();
+        let engine = crate::upgrade::Engine::new(crate::upgrade::testkit::abc());
+        app.rollout = Some(engine.view(t(0)));
+        let text = format!("{}", draw(&app, 132, 30).backend());
+        assert!(text.contains("users lost 0s"), "{text}");
+        let phase = |p: &str| EntryKind::UpgradePhase {
+            node: Some("A".into()),
+            phase: p.into(),
+        };
+        let tl = &mut app.fleet.timeline;
+        tl.push_kind(t(-30), Severity::Info, "A", phase("restart"), String::new());
+        let down = EntryKind::ProbeDown {
+            endpoint: "127.77.0.10:5000".into(),
+            error: "connection refused".into(),
+            since: Some(t(-25)),
+        };
+        tl.push_kind(
+            t(-24),
+            Severity::Error,
+            "frigate/frigate",
+            down,
+            String::new(),
+        );
+        let up = EntryKind::ProbeUp {
+            endpoint: "127.77.0.10:5000".into(),
+            down_for_ms: 5000,
+        };
+        tl.push_kind(t(-20), Severity::Info, "frigate/frigate", up, String::new());
+        let text = format!("{}", draw(&app, 132, 30).backend());
+        assert!(text.contains("users lost 5s"), "{text}");
+    }
+
     #[test]
     fn watch_view_80x24_shows_the_incident() {
         insta::assert_snapshot!(incident_app(80, 24).backend());

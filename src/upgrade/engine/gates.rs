@@ -181,47 +181,58 @@ impl Engine {
             self.complete_phase(i, now);
             return true;
         }
+        self.judge_deadline(i, now)
+    }
+
+    /// A phase past its deadline: a version that never showed after an
+    /// interrupted install installs again; anything else halts, saying
+    /// what was still missing. Returns true if the unit moved.
+    fn judge_deadline(&mut self, i: usize, now: Timestamp) -> bool {
         let u = &self.units[i];
-        if let (Some(deadline), Some(begun)) = (u.deadline, u.begun)
-            && now >= deadline
-        {
-            if phase == Phase::WaitVersion && u.reverify {
-                let u = &mut self.units[i];
-                u.phase = Phase::Install;
-                u.begun = None;
-                u.deadline = None;
-                u.reverify = false;
-                self.event(
-                    now,
-                    EventKind::Warn,
-                    format!(
-                        "{node} does not report {} after the restart: installing again",
-                        self.units[i].to
-                    ),
-                );
-                return true;
-            }
-            let mut reason = format!(
-                "{phase} of {node} did not finish within {}",
-                format_signed(deadline.duration_since(begun))
-            );
-            if phase == Phase::Handoff {
-                let (moving, probes) = self.handoff_problems(i);
-                let all: Vec<String> = moving.into_iter().chain(probes).collect();
-                if !all.is_empty() {
-                    reason.push_str(&format!(": {}", all.join("; ")));
-                }
-            }
-            if phase == Phase::WaitVersion
-                && let Some(n) = observed
-            {
-                reason.push_str(&format!(
-                    " (kubelet reports {}, expected {})",
-                    n.version, u.to
-                ));
-            }
-            self.halt(Some(i), reason, now);
+        let (phase, node) = (u.phase, u.node.clone());
+        let (Some(deadline), Some(begun)) = (u.deadline, u.begun) else {
+            return false;
+        };
+        if now < deadline {
+            return false;
         }
+        if phase == Phase::WaitVersion && u.reverify {
+            let u = &mut self.units[i];
+            u.phase = Phase::Install;
+            u.begun = None;
+            u.deadline = None;
+            u.reverify = false;
+            let to = u.to.clone();
+            self.event(
+                now,
+                EventKind::Warn,
+                format!("{node} does not report {to} after the restart: installing again"),
+            );
+            return true;
+        }
+        let mut reason = format!(
+            "{phase} of {node} did not finish within {}",
+            format_signed(deadline.duration_since(begun))
+        );
+        if phase == Phase::Handoff {
+            let (moving, probes) = self.handoff_problems(i);
+            let all: Vec<String> = moving.into_iter().chain(probes).collect();
+            if !all.is_empty() {
+                reason.push_str(&format!(": {}", all.join("; ")));
+            }
+        }
+        let observed = self
+            .reachable_obs()
+            .and_then(|o| o.nodes.iter().find(|n| n.name == node));
+        if phase == Phase::WaitVersion
+            && let Some(n) = observed
+        {
+            reason.push_str(&format!(
+                " (kubelet reports {}, expected {})",
+                n.version, self.units[i].to
+            ));
+        }
+        self.halt(Some(i), reason, now);
         false
     }
 }

@@ -281,6 +281,12 @@ impl Engine {
         }
     }
 
+    /// A label removal outside a unit is still running (after an abort,
+    /// skip or rollback): a run that exits now could leave the label.
+    pub fn releasing_labels(&self) -> bool {
+        !self.releasing.is_empty()
+    }
+
     /// Nodes that carry (or may carry) the rollout's exclude label.
     pub fn labelled(&self) -> &std::collections::BTreeSet<String> {
         &self.labelled

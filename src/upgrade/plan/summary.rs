@@ -99,6 +99,18 @@ impl ResolvedPlan {
                 "gate      LEGACY: only the node being upgraded is checked (global_gate = false)"
             )?;
         }
+        match self.handoff {
+            crate::upgrade::engine::HandoffMode::Auto => writeln!(
+                f,
+                "handoff   auto: announced LoadBalancer IPs move off a node before its cordon (settle {}, timeout {})",
+                d(t.handoff_settle),
+                d(t.handoff_timeout)
+            )?,
+            crate::upgrade::engine::HandoffMode::Off => writeln!(
+                f,
+                "handoff   off: announcers are restarted in place (their IPs go dark)"
+            )?,
+        }
         if !self.gates.services.is_empty() {
             writeln!(f, "services  {}", self.gates.services.join(", "))?;
         }

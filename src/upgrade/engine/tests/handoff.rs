@@ -91,6 +91,10 @@ fn abort_during_the_handoff_removes_the_label_exactly_once() {
     assert!(s.run_until(&mut e, secs(1), mins(1), |_, s| s.labels.contains("A")));
     let actions = s.command(&mut e, Command::Abort);
     assert_eq!(actions.iter().map(kind).collect::<Vec<_>>(), ["unlabel"]);
+    assert!(
+        e.releasing_labels(),
+        "a headless run waits for it before exiting"
+    );
     s.advance(&mut e, mins(5));
     assert!(s.labels.is_empty());
     assert_eq!(s.label_ops("A"), ["label", "unlabel"]);
