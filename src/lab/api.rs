@@ -190,6 +190,30 @@ async fn handle(
     response
 }
 
+fn delete_lease(state: &ApiState, target: &Target, name: &str) -> Response {
+    let namespace = target.namespace.as_deref().unwrap_or("");
+    match state.store.delete(Kind::Lease, namespace, name) {
+        Some(o) => json_response(&o),
+        None => not_found(target, name),
+    }
+}
+
+/// What is answered before any route: a refused token, and the API
+/// servers' own EndpointSlice.
+fn before_routing(
+    state: &ApiState,
+    method: &Method,
+    path: &str,
+    headers: &HeaderMap,
+) -> Option<(Response, &'static str)> {
+    if let Err(refused) = state.auth.authenticate(headers) {
+        return Some((refusal(refused), verb(method, None, false)));
+    }
+    let servers = state.api_servers.as_ref()?;
+    (path == KUBERNETES_SLICE && method == Method::GET)
+        .then(|| (json_response(&servers.endpoint_slice()), "get"))
+}
+
 fn dispatch(
     state: &Arc<ApiState>,
     method: &Method,
@@ -198,14 +222,8 @@ fn dispatch(
     headers: &HeaderMap,
     body: &Bytes,
 ) -> (Response, &'static str) {
-    if let Err(refused) = state.auth.authenticate(headers) {
-        return (refusal(refused), verb(method, None, false));
-    }
-    if path == KUBERNETES_SLICE
-        && method == Method::GET
-        && let Some(servers) = &state.api_servers
-    {
-        return (json_response(&servers.endpoint_slice()), "get");
+    if let Some(answer) = before_routing(state, method, path, headers) {
+        return answer;
     }
     let route = match route(path) {
         Ok(r) => r,
@@ -263,13 +281,7 @@ fn dispatch(
             replace_lease(state, &target, name, body)
         }
         ("DELETE", Some(name), None) if target.kind == Kind::Lease => {
-            match state
-                .store
-                .delete(Kind::Lease, target.namespace.as_deref().unwrap_or(""), name)
-            {
-                Some(o) => json_response(&o),
-                None => not_found(&target, name),
-            }
+            delete_lease(state, &target, name)
         }
         _ => status(
             StatusCode::METHOD_NOT_ALLOWED,

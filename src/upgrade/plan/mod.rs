@@ -508,6 +508,10 @@ impl Plan {
                 self.check_commands(commands)?;
             }
         }
+        self.check_gates()
+    }
+
+    fn check_gates(&self) -> Result<(), PlanError> {
         for service in &self.gates.services {
             self.check_service(service)?;
         }
