@@ -8,6 +8,7 @@ pub mod audit;
 pub mod auth;
 pub mod commit_log;
 pub mod discovery;
+pub mod eviction;
 pub mod objects;
 pub mod plan_out;
 pub mod query;
@@ -20,6 +21,7 @@ pub mod sim;
 pub mod ssh;
 pub mod store;
 pub mod tables;
+pub mod workloads;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -134,6 +136,11 @@ impl Lab {
             bookmark_every: Duration::from_secs(60).div_f64(config.scenario.time_scale),
             auth: config.auth.clone(),
             api_servers: api_servers.clone(),
+            throttle: config
+                .scenario
+                .throttle
+                .clone()
+                .map(eviction::Throttle::new),
         });
         let app = api::router(state);
         // Like the API server (Go sets TCP_NODELAY on every connection): a

@@ -22,6 +22,7 @@ use super::serve::{OutageWindow, Served};
 use super::store::{Kind, Store, now_rfc3339, now_rfc3339_micro};
 
 mod metallb;
+mod workloads;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kubelet {
@@ -311,6 +312,7 @@ impl Sim {
         for (i, s) in scenario.services.iter().enumerate() {
             sim.add_service(i, s);
         }
+        sim.add_workloads(scenario);
         sim.elect_all();
         sim.arm_start_faults();
         let monitor = sim.timing.monitor_period;
@@ -480,6 +482,8 @@ impl Sim {
             }
             Timer::Monitor => {
                 self.monitor_nodes(now);
+                self.place_pending();
+                super::eviction::sync_budgets(&self.store);
                 // Retries a listener that could not bind (port in use).
                 self.sync_serving();
                 let period = self.timing.monitor_period;
@@ -801,63 +805,6 @@ impl Sim {
 
     /// A ReplicaSet-owned pod comes back on another Ready, schedulable node;
     /// a DaemonSet pod comes back on its own node.
-    fn reschedule(&mut self, pod: Value) {
-        let owner = pod["metadata"]["ownerReferences"][0]["kind"]
-            .as_str()
-            .unwrap_or_default()
-            .to_string();
-        let old_node = pod["spec"]["nodeName"]
-            .as_str()
-            .unwrap_or_default()
-            .to_string();
-        let target = if owner == "DaemonSet" {
-            Some(old_node.clone())
-        } else {
-            let nodes = self.store.list(Kind::Node, None).1;
-            nodes
-                .iter()
-                .filter(|n| {
-                    n["spec"]["unschedulable"] != true && n["metadata"]["name"] != old_node.as_str()
-                })
-                .filter(|n| {
-                    n["status"]["conditions"].as_array().is_some_and(|cs| {
-                        cs.iter()
-                            .any(|c| c["type"] == "Ready" && c["status"] == "True")
-                    })
-                })
-                .map(|n| {
-                    n["metadata"]["name"]
-                        .as_str()
-                        .unwrap_or_default()
-                        .to_string()
-                })
-                .next()
-        };
-        let Some(target) = target else {
-            self.record("pod could not be rescheduled: no Ready schedulable node".into());
-            return;
-        };
-        self.seq += 1;
-        let mut new_pod = pod.clone();
-        let base = pod["metadata"]["name"].as_str().unwrap_or_default();
-        let stem = base.rsplit_once('-').map_or(base, |(s, _)| s);
-        new_pod["metadata"] = json!({
-            "name": format!("{stem}-{}", suffix(self.seq)),
-            "namespace": pod["metadata"]["namespace"], "labels": pod["metadata"]["labels"],
-            "annotations": pod["metadata"]["annotations"],
-            "ownerReferences": pod["metadata"]["ownerReferences"],
-        });
-        if new_pod["metadata"]["annotations"].is_null()
-            && let Some(m) = new_pod["metadata"].as_object_mut()
-        {
-            m.remove("annotations");
-        }
-        new_pod["spec"]["nodeName"] = json!(target);
-        new_pod["status"] =
-            json!({"phase": "Running", "conditions": [objects::pod_ready_condition(true)]});
-        self.store.upsert(Kind::Pod, new_pod);
-    }
-
     fn emit_event(
         &mut self,
         involved: (&str, &str, &str),

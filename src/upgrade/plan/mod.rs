@@ -21,6 +21,9 @@ use std::ops::Range;
 use std::path::{Path, PathBuf};
 use toml::Spanned;
 
+pub use drain::{DrainSpec, Level};
+
+mod drain;
 mod resolve;
 mod summary;
 
@@ -410,6 +413,8 @@ pub struct Plan {
     pub timings: Timings,
     #[serde(default)]
     pub gates: GatesSpec,
+    #[serde(default)]
+    pub drain: DrainSpec,
 }
 
 impl Plan {
@@ -664,6 +669,7 @@ pub struct ResolvedPlan {
     pub excluded: Vec<String>,
     pub timings: Timings,
     pub gates: ResolvedGates,
+    pub drain: DrainSpec,
 }
 
 impl ResolvedPlan {

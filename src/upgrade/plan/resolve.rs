@@ -36,6 +36,7 @@ pub fn resolve(plan: &Plan, cluster_nodes: &[ClusterNode]) -> Result<ResolvedPla
         excluded,
         timings: plan.timings.clone(),
         gates: resolve_gates(plan),
+        drain: plan.drain.clone(),
     })
 }
 
