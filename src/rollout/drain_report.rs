@@ -155,6 +155,44 @@ impl DrainReport {
     }
 }
 
+/// The drain report of every node in `nodes`, each line as its level and
+/// text (`drain NODE: ...`, a block with its fix), then a line per node on
+/// what it evicts and leaves alone.
+pub fn describe(reports: &[DrainReport], settings: &DrainSpec) -> Vec<(Level, String)> {
+    let mut out = Vec::new();
+    for r in reports {
+        for l in &r.lines {
+            let text = match l.level {
+                Level::Warn => format!("drain {}: {}", r.node, l.text(settings)),
+                Level::Block => {
+                    format!("drain {}: {} (fix: {})", r.node, l.text(settings), l.fix())
+                }
+            };
+            out.push((l.level, text));
+        }
+    }
+    out
+}
+
+/// One line per node: how many pods it evicts and which it leaves.
+pub fn summary(r: &DrainReport) -> String {
+    let left: Vec<String> = r
+        .skipped
+        .iter()
+        .map(|(p, why)| format!("{p} ({why})"))
+        .collect();
+    format!(
+        "drain {}: evicts {} pod(s){}",
+        r.node,
+        r.evict.len(),
+        if left.is_empty() {
+            String::new()
+        } else {
+            format!(", leaves {}", left.join(", "))
+        }
+    )
+}
+
 fn controller(pod: &Pod) -> Option<(String, String)> {
     pod.owner_references()
         .iter()

@@ -76,6 +76,20 @@ pub async fn inspect(
     ))
 }
 
+/// The drain report of each node the plan upgrades, from one listing.
+pub async fn reports(
+    client: &Client,
+    nodes: &[String],
+    drain: &DrainSpec,
+) -> Result<Vec<DrainReport>, String> {
+    let first = nodes.first().map_or("", String::as_str);
+    let cluster = cluster_pods(client, first).await?;
+    Ok(nodes
+        .iter()
+        .map(|n| drain_report::report(n, &cluster, drain))
+        .collect())
+}
+
 /// Refuses, before the node is cordoned, a drain that `kubectl drain` would
 /// refuse: every pod without a controller or with emptyDir data is named.
 pub async fn check_drainable(client: &Client, node: &str, drain: &DrainSpec) -> Result<(), String> {
