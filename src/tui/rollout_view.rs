@@ -11,7 +11,7 @@ use ratatui::widgets::{Block, Borders, Cell, Paragraph, Wrap};
 use super::app::App;
 use super::view::Theme;
 use crate::durations::format_duration;
-use crate::upgrade::engine::{Direction, NodeProgress, Phase};
+use crate::upgrade::engine::{NodeProgress, Phase};
 use crate::upgrade::{RolloutState, RolloutView};
 
 /// Rows the panel takes (borders included); 0 in watch mode.
@@ -84,6 +84,18 @@ fn state_style(theme: &Theme, state: &RolloutState) -> Style {
 
 /// What the operator can do now, in words.
 fn next_step(view: &RolloutView) -> String {
+    let step = keys_now(view);
+    if view.needs_datastore_restore {
+        // B only shows the cluster-wide restore: the rolling path is refused.
+        return step.replace(
+            "B roll back",
+            "B rollback = cluster-wide etcd restore (steps in the timeline)",
+        );
+    }
+    step
+}
+
+fn keys_now(view: &RolloutView) -> String {
     match &view.state {
         RolloutState::Idle => "s start · C canary (first node, longer soak) · ? help".into(),
         RolloutState::Running | RolloutState::Pausing => {
@@ -149,13 +161,17 @@ pub fn render_panel(app: &App, theme: &Theme, frame: &mut Frame, area: Rect) {
             Span::styled(format!(" HALTED: {} ", h.reason), theme.bad()),
             Span::styled(format!(" {}", next_step(view)), theme.dim()),
         ]),
-        _ if view.needs_datastore_restore && view.direction == Direction::Rollback => Line::styled(
-            format!(
-                " datastore restore needed after this rollback: {}",
-                view.restore_command.clone().unwrap_or_default()
-            ),
-            theme.bad(),
-        ),
+        RolloutState::Paused | RolloutState::Aborted | RolloutState::CanaryAwaitingConfirm
+            if view.needs_datastore_restore =>
+        {
+            Line::styled(
+                format!(
+                    " rollback needs the cluster-wide etcd restore: {}",
+                    view.restore_command.clone().unwrap_or_default()
+                ),
+                theme.bad(),
+            )
+        }
         _ => Line::styled(format!(" {}", next_step(view)), theme.dim()),
     };
     let widget = Paragraph::new(vec![Line::from(first), second])

@@ -21,6 +21,7 @@ use super::scenario::{FaultKind, NodeSpec, Role, Scenario, ServiceSpec, Timing};
 use super::serve::{OutageWindow, Served};
 use super::store::{Kind, Store, now_rfc3339, now_rfc3339_micro};
 
+mod etcd;
 mod metallb;
 mod workloads;
 
@@ -160,6 +161,8 @@ pub struct Sim {
     outages: Vec<OutageWindow>,
     /// Closed outage windows are appended here as JSON lines.
     outage_log: Option<std::fs::File>,
+    /// The etcd minor the servers' cluster runs (see `etcd`).
+    etcd_cluster_minor: u32,
 }
 
 /// The simulation behind a mutex plus the notifier that wakes its driver
@@ -298,6 +301,7 @@ impl Sim {
             install_waiters: HashMap::new(),
             outages: Vec::new(),
             outage_log: None,
+            etcd_cluster_minor: 0,
             timing,
             time_scale: scenario.time_scale,
         };
@@ -313,6 +317,7 @@ impl Sim {
             sim.add_service(i, s);
         }
         sim.add_workloads(scenario);
+        sim.ratchet_etcd();
         sim.elect_all();
         sim.arm_start_faults();
         let monitor = sim.timing.monitor_period;
@@ -616,6 +621,10 @@ impl Sim {
         if self.nodes[node].generation != generation {
             return;
         }
+        if let Some(why) = self.etcd_refusal(node) {
+            self.fail_etcd_join(node, &why);
+            return;
+        }
         let n = &mut self.nodes[node];
         n.kubelet = Kubelet::Running;
         n.version = n.installed.clone();
@@ -636,6 +645,7 @@ impl Sim {
         if first {
             self.arm_faults(&name, &version);
         }
+        self.ratchet_etcd();
     }
 
     fn arm_faults(&mut self, node: &str, version: &str) {
