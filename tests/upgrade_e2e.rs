@@ -435,6 +435,52 @@ fn canary_across_a_minor_refuses_the_rolling_rollback_and_names_the_restore() {
     );
 }
 
+/// A pod without a controller and a PodDisruptionBudget allowing no
+/// disruption: preflight's drain report blocks, naming both and their fix,
+/// and nothing is cordoned or evicted.
+#[test]
+fn the_drain_report_blocks_a_fresh_rollout_before_anything_is_cordoned() {
+    let pods = format!(
+        "{}\n[[pods]]\nnamespace = \"tools\"\nname = \"debug-shell\"\nnode = \"{bedbug}\"\nowner = \"none\"\n\
+         [[pods]]\nnamespace = \"shop\"\nname = \"web-1\"\nnode = \"{bedbug}\"\napp = \"web\"\n\
+         [[pdbs]]\nnamespace = \"shop\"\nname = \"web\"\napp = \"web\"\nmin_available = 1\n",
+        healthy_two_hops(),
+        bedbug = fun_bedbug()
+    );
+    let r = lab_with_plan(&pods);
+    let run = r.upgrade(&[], Duration::from_secs(60));
+    assert_eq!(run.code, 1, "{}", run.explain());
+    let blocks: Vec<&str> = run
+        .of("preflight")
+        .iter()
+        .filter(|l| l["level"] == "block")
+        .map(|l| l["text"].as_str().unwrap())
+        .collect();
+    assert!(
+        blocks
+            .iter()
+            .any(|b| b.contains("tools/debug-shell: no controller") && b.contains("drain.force")),
+        "{blocks:#?}"
+    );
+    assert!(
+        blocks.iter().any(
+            |b| b.contains("PodDisruptionBudget shop/web allows no disruption now")
+                && b.contains("drain.pdb_blocking")
+        ),
+        "{blocks:#?}"
+    );
+    let touched: Vec<Value> = r
+        .writes()
+        .into_iter()
+        .filter(|w| {
+            let path = w["path"].as_str().unwrap();
+            path.starts_with("/api/v1/nodes") || path.contains("/pods/")
+        })
+        .collect();
+    assert!(touched.is_empty(), "{touched:?}");
+    assert!(run.installs().is_empty());
+}
+
 /// A patch canary (within a minor) rolls back node by node, as it came.
 #[test]
 fn a_patch_canary_rolls_back_node_by_node() {
