@@ -118,14 +118,14 @@ impl Lab {
         };
         let sim = Sim::start(store.clone(), &config.scenario);
         if let Some(path) = &config.outage_log {
-            let file = std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(path)
-                .wrap_err_with(|| format!("cannot open the outage log {}", path.display()))?;
-            sim.set_outage_log(file);
+            sim.set_outage_log(open_append(path, "the outage log")?);
         }
         let (pod_tx, mut pod_rx) = mpsc::unbounded_channel();
+        let throttle = config
+            .scenario
+            .throttle
+            .clone()
+            .map(eviction::Throttle::new);
         let api_servers = config
             .api_per_server
             .then(|| api_servers::ApiServers::start(&sim, &store, addr));
@@ -136,11 +136,7 @@ impl Lab {
             bookmark_every: Duration::from_secs(60).div_f64(config.scenario.time_scale),
             auth: config.auth.clone(),
             api_servers: api_servers.clone(),
-            throttle: config
-                .scenario
-                .throttle
-                .clone()
-                .map(eviction::Throttle::new),
+            throttle,
         });
         let app = api::router(state);
         // Like the API server (Go sets TCP_NODELAY on every connection): a
@@ -204,6 +200,14 @@ impl Lab {
         std::fs::write(path, text)
             .wrap_err_with(|| format!("cannot write kubeconfig {}", path.display()))
     }
+}
+
+fn open_append(path: &Path, what: &str) -> Result<std::fs::File> {
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .wrap_err_with(|| format!("cannot open {what} {}", path.display()))
 }
 
 pub fn kubeconfig_yaml(server: &str, context: &str, token: Option<&str>) -> String {
