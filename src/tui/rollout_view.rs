@@ -179,3 +179,54 @@ pub fn render_panel(app: &App, theme: &Theme, frame: &mut Frame, area: Rect) {
         .block(Block::default().borders(Borders::ALL).title(" Rollout "));
     frame.render_widget(widget, area);
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::upgrade::engine::Halt;
+    use ratatui::Terminal;
+    use ratatui::backend::TestBackend;
+
+    fn screen(state: RolloutState, restore: bool) -> String {
+        let now = jiff::Timestamp::from_second(1_769_378_700).unwrap();
+        let mut app = App::new("lab", "http://127.0.0.1:1/", false, now);
+        app.color = false;
+        let mut view = crate::upgrade::Engine::new(crate::upgrade::testkit::abc()).view(now);
+        view.state = state;
+        view.needs_datastore_restore = restore;
+        view.restore_command = restore.then(|| "1. stop K3s on every server (A)".to_string());
+        app.rollout = Some(view);
+        let mut terminal = Terminal::new(TestBackend::new(220, 30)).unwrap();
+        terminal
+            .draw(|f| crate::tui::view::render(&app, f))
+            .unwrap();
+        format!("{}", terminal.backend())
+    }
+
+    /// Across a minor on etcd servers, the panel never offers the rolling
+    /// rollback: it points at the cluster-wide restore instead.
+    #[test]
+    fn the_panel_offers_the_cluster_wide_restore_not_a_rolling_rollback() {
+        let halt = RolloutState::Halted(Halt {
+            reason: "node A is NotReady".into(),
+            node: Some("A".into()),
+            phase: None,
+        });
+        let halted = screen(halt.clone(), true);
+        assert!(
+            halted.contains("B rollback = cluster-wide etcd restore"),
+            "{halted}"
+        );
+        assert!(!halted.contains("B roll back"), "{halted}");
+        let paused = screen(RolloutState::Paused, true);
+        assert!(
+            paused.contains(
+                "rollback needs the cluster-wide etcd restore: 1. stop K3s on every server (A)"
+            ),
+            "{paused}"
+        );
+        let patch = screen(halt, false);
+        assert!(patch.contains("B roll back"), "{patch}");
+    }
+}
