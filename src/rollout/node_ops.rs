@@ -39,7 +39,7 @@ pub async fn set_unschedulable(
         })
 }
 
-async fn list_all<K>(client: &Client, node: &str, what: &str) -> Result<Vec<K>, String>
+async fn list_all<K>(client: &Client, purpose: &str, what: &str) -> Result<Vec<K>, String>
 where
     K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope>
         + Clone
@@ -51,15 +51,16 @@ where
         .list(&ListParams::default())
         .await
         .map(|l| l.items)
-        .map_err(|e| format!("drain {node}: listing {what}: {e}"))
+        .map_err(|e| format!("{purpose}: listing {what}: {e}"))
 }
 
-/// The pods, budgets and claims a drain report of `node` reads.
-pub async fn cluster_pods(client: &Client, node: &str) -> Result<ClusterPods, String> {
+/// The pods, budgets and claims a drain report reads; `purpose` opens
+/// error messages ("drain NODE", "drain report").
+pub async fn cluster_pods(client: &Client, purpose: &str) -> Result<ClusterPods, String> {
     Ok(ClusterPods {
-        pods: list_all::<Pod>(client, node, "pods").await?,
-        pdbs: list_all::<PodDisruptionBudget>(client, node, "PodDisruptionBudgets").await?,
-        pvcs: list_all::<PersistentVolumeClaim>(client, node, "PersistentVolumeClaims").await?,
+        pods: list_all::<Pod>(client, purpose, "pods").await?,
+        pdbs: list_all::<PodDisruptionBudget>(client, purpose, "PodDisruptionBudgets").await?,
+        pvcs: list_all::<PersistentVolumeClaim>(client, purpose, "PersistentVolumeClaims").await?,
     })
 }
 
@@ -71,7 +72,7 @@ pub async fn inspect(
 ) -> Result<DrainReport, String> {
     Ok(drain_report::report(
         node,
-        &cluster_pods(client, node).await?,
+        &cluster_pods(client, &format!("drain {node}")).await?,
         drain,
     ))
 }
@@ -82,8 +83,7 @@ pub async fn reports(
     nodes: &[String],
     drain: &DrainSpec,
 ) -> Result<Vec<DrainReport>, String> {
-    let first = nodes.first().map_or("", String::as_str);
-    let cluster = cluster_pods(client, first).await?;
+    let cluster = cluster_pods(client, "drain report").await?;
     Ok(nodes
         .iter()
         .map(|n| drain_report::report(n, &cluster, drain))
