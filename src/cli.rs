@@ -294,8 +294,9 @@ pub async fn run_check_plan(
     match crate::upgrade::resolve(&plan, &cluster) {
         Ok(resolved) => {
             println!("{resolved}");
+            let drained = print_drain_report(&conn.client, &resolved).await?;
             if offline {
-                return Ok(ExitCode::SUCCESS);
+                return Ok(drained);
             }
             let count = resolved.nodes.len();
             match crate::rollout::check_nodes(&conn, &std::sync::Arc::new(resolved), &cluster).await
@@ -304,7 +305,7 @@ pub async fn run_check_plan(
                     println!(
                         "node checks: all {count} nodes pass (ssh, privilege, unit, binary, arch, disk, target binary)"
                     );
-                    Ok(ExitCode::SUCCESS)
+                    Ok(drained)
                 }
                 Err(crate::rollout::BadInput(e)) => {
                     eprintln!("{e}");
@@ -317,6 +318,38 @@ pub async fn run_check_plan(
             Ok(ExitCode::from(2))
         }
     }
+}
+
+/// check-plan's drain report: exit 1 when a line blocks the rollout.
+async fn print_drain_report(
+    client: &kube::Client,
+    plan: &crate::upgrade::ResolvedPlan,
+) -> Result<ExitCode> {
+    use crate::rollout::drain_report;
+    let nodes: Vec<String> = plan.nodes.iter().map(|n| n.name.clone()).collect();
+    let reports = crate::rollout::node_ops::reports(client, &nodes, &plan.drain)
+        .await
+        .map_err(|e| color_eyre::eyre::eyre!(e))?;
+    println!("\nDrain report (before anything is cordoned):");
+    for r in &reports {
+        println!("  {}", drain_report::summary(r));
+    }
+    let lines = drain_report::describe(&reports, &plan.drain);
+    for (level, text) in &lines {
+        let tag = match level {
+            crate::upgrade::plan::Level::Warn => "warn ",
+            crate::upgrade::plan::Level::Block => "BLOCK",
+        };
+        println!("  {tag} {text}");
+    }
+    let blocked = lines
+        .iter()
+        .any(|(l, _)| *l == crate::upgrade::plan::Level::Block);
+    Ok(if blocked {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 /// `upgrade`: the rollout, headless or in the cockpit; `--dry-run` only

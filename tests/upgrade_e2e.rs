@@ -402,8 +402,11 @@ fn healthy_two_hops() -> String {
     format!("{}{}", &INCIDENT[..faults_at], &INCIDENT[replay_at..])
 }
 
+/// A canary that crossed a minor on the 3-server etcd lab: the rolling
+/// rollback is refused (no install at all) and the refusal spells out the
+/// cluster-wide restore with the snapshot the rollout took.
 #[test]
-fn canary_waits_for_confirmation_then_rolls_back() {
+fn canary_across_a_minor_refuses_the_rolling_rollback_and_names_the_restore() {
     let r = lab_with_plan(&healthy_two_hops());
     let run = r.upgrade(&["--canary"], Duration::from_secs(120));
     assert_eq!(run.code, 1, "{}", run.explain());
@@ -411,6 +414,84 @@ fn canary_waits_for_confirmation_then_rolls_back() {
     assert_eq!(
         run.installs(),
         vec![(fun_bedbug().to_string(), "v1.34.3+k3s1".to_string())]
+    );
+    let back = r.upgrade(&["--resume", "--rollback"], Duration::from_secs(120));
+    assert_eq!(back.code, 1, "{}", back.explain());
+    assert_eq!(back.installs(), vec![], "{}", back.explain());
+    let refused = back.of("refused");
+    let why = refused[0]["reason"].as_str().unwrap();
+    assert!(why.contains("crossed a minor"), "{why}");
+    assert!(why.contains("INSTALL_K3S_SKIP_START=true"), "{why}");
+    assert!(
+        why.contains("k3s server --cluster-reset --cluster-reset-restore-path=/var/lib/rancher/k3s/server/db/snapshots/k3s-cockpit-"),
+        "{why}"
+    );
+    assert!(
+        r.versions()
+            .iter()
+            .any(|(n, v)| n == fun_bedbug() && v == "v1.34.3+k3s1"),
+        "{:?}",
+        r.versions()
+    );
+}
+
+/// A pod without a controller and a PodDisruptionBudget allowing no
+/// disruption: preflight's drain report blocks, naming both and their fix,
+/// and nothing is cordoned or evicted.
+#[test]
+fn the_drain_report_blocks_a_fresh_rollout_before_anything_is_cordoned() {
+    let pods = format!(
+        "{}\n[[pods]]\nnamespace = \"tools\"\nname = \"debug-shell\"\nnode = \"{bedbug}\"\nowner = \"none\"\n\
+         [[pods]]\nnamespace = \"shop\"\nname = \"web-1\"\nnode = \"{bedbug}\"\napp = \"web\"\n\
+         [[pdbs]]\nnamespace = \"shop\"\nname = \"web\"\napp = \"web\"\nmin_available = 1\n",
+        healthy_two_hops(),
+        bedbug = fun_bedbug()
+    );
+    let r = lab_with_plan(&pods);
+    let run = r.upgrade(&[], Duration::from_secs(60));
+    assert_eq!(run.code, 1, "{}", run.explain());
+    let blocks: Vec<&str> = run
+        .of("preflight")
+        .iter()
+        .filter(|l| l["level"] == "block")
+        .map(|l| l["text"].as_str().unwrap())
+        .collect();
+    assert!(
+        blocks
+            .iter()
+            .any(|b| b.contains("tools/debug-shell: no controller") && b.contains("drain.force")),
+        "{blocks:#?}"
+    );
+    assert!(
+        blocks.iter().any(
+            |b| b.contains("PodDisruptionBudget shop/web allows no disruption now")
+                && b.contains("drain.pdb_blocking")
+        ),
+        "{blocks:#?}"
+    );
+    let touched: Vec<Value> = r
+        .writes()
+        .into_iter()
+        .filter(|w| {
+            let path = w["path"].as_str().unwrap();
+            path.starts_with("/api/v1/nodes") || path.contains("/pods/")
+        })
+        .collect();
+    assert!(touched.is_empty(), "{touched:?}");
+    assert!(run.installs().is_empty());
+}
+
+/// A patch canary (within a minor) rolls back node by node, as it came.
+#[test]
+fn a_patch_canary_rolls_back_node_by_node() {
+    let r = lab_with_plan(&healthy_two_hops());
+    r.set_target("v1.33.7+k3s1");
+    let run = r.upgrade(&["--canary"], Duration::from_secs(120));
+    assert_eq!(run.code, 1, "{}", run.explain());
+    assert_eq!(run.last_state()["state"], "canary awaiting confirmation");
+    assert_eq!(
+        run.installs(),
+        vec![(fun_bedbug().to_string(), "v1.33.7+k3s1".to_string())]
     );
     let back = r.upgrade(&["--resume", "--rollback"], Duration::from_secs(120));
     assert_eq!(back.code, 0, "{}", back.explain());
@@ -660,6 +741,15 @@ impl Rollout {
                 .filter_map(|e| e.message)
                 .collect()
         })
+    }
+
+    /// Targets `version` directly, without hops.
+    fn set_target(&self, version: &str) {
+        let mut plan: toml::Table =
+            toml::from_str(&std::fs::read_to_string(&self.plan).unwrap()).unwrap();
+        plan.insert("target".into(), toml::Value::String(version.into()));
+        plan.remove("hops");
+        std::fs::write(&self.plan, toml::to_string(&plan).unwrap()).unwrap();
     }
 
     /// Sets `[timings] KEY = VALUE` in the plan.

@@ -64,6 +64,11 @@ pub struct ApiEndpoints {
 fn build(config: &kube::Config, url: &Uri, read_only: bool) -> Result<kube::Client> {
     let mut config = config.clone();
     config.cluster_url = url.clone();
+    // kube's default layer retries every 429 and 503 itself, up to 15 times:
+    // a drain would then wait minutes inside one eviction call, past its own
+    // deadline, and could not tell a disruption budget from throttling.
+    // Callers see each answer and decide (drain, watchers' backoff, failover).
+    config.default_retry = false;
     let builder = kube::client::ClientBuilder::try_from(config)
         .wrap_err_with(|| format!("cannot build a client for {url}"))?;
     Ok(if read_only {

@@ -1,5 +1,6 @@
 //! The lab's Kubernetes HTTP API: list, watch, get, patch, delete and the
-//! eviction subresource for the kinds in [`Kind`], plus discovery.
+//! eviction subresource (in `eviction`) for the kinds in [`Kind`], plus
+//! discovery.
 //!
 //! One fallback handler parses the path itself: the Kubernetes URL scheme is
 //! regular enough that this is shorter and clearer than a route per shape,
@@ -32,6 +33,8 @@ pub struct ApiState {
     pub bookmark_every: Duration,
     pub auth: Auth,
     pub api_servers: Option<Arc<super::api_servers::ApiServers>>,
+    /// Eviction calls turned away with 429 + Retry-After (scenario `throttle`).
+    pub throttle: Option<super::eviction::Throttle>,
 }
 
 pub fn router(state: Arc<ApiState>) -> axum::Router {
@@ -44,7 +47,7 @@ pub fn router(state: Arc<ApiState>) -> axum::Router {
 }
 
 /// A Kubernetes `Status` error response.
-fn status(code: StatusCode, reason: &str, message: impl Into<String>) -> Response {
+pub(super) fn status(code: StatusCode, reason: &str, message: impl Into<String>) -> Response {
     status_response(code, &status_body(code, reason, message))
 }
 
@@ -66,7 +69,7 @@ fn status_response(code: StatusCode, body: &Value) -> Response {
         .into_response()
 }
 
-fn status_body(code: StatusCode, reason: &str, message: impl Into<String>) -> Value {
+pub(super) fn status_body(code: StatusCode, reason: &str, message: impl Into<String>) -> Value {
     json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
            "message": message.into(), "reason": reason, "code": code.as_u16()})
 }
@@ -82,11 +85,11 @@ fn json_response(value: &Value) -> Response {
 
 /// A parsed resource path.
 #[derive(Debug)]
-struct Target {
-    kind: Kind,
-    namespace: Option<String>,
-    name: Option<String>,
-    subresource: Option<String>,
+pub(super) struct Target {
+    pub kind: Kind,
+    pub namespace: Option<String>,
+    pub name: Option<String>,
+    pub subresource: Option<String>,
 }
 
 enum Route {
@@ -273,7 +276,7 @@ fn dispatch(
             delete_pod(state, &target, name)
         }
         ("POST", Some(name), Some("eviction")) if target.kind == Kind::Pod => {
-            evict(state, &target, name, body)
+            super::eviction::evict(state, &target, name, body)
         }
         // Leases outside the kubelets' namespace: the cockpit's rollout lock.
         ("POST", None, None) if target.kind == Kind::Lease => create_lease(state, &target, body),
@@ -337,7 +340,7 @@ fn get(state: &ApiState, t: &Target, name: &str, table: bool) -> Response {
     }
 }
 
-fn not_found(t: &Target, name: &str) -> Response {
+pub(super) fn not_found(t: &Target, name: &str) -> Response {
     let mut body = status_body(
         StatusCode::NOT_FOUND,
         "NotFound",
@@ -433,7 +436,7 @@ fn patch(state: &ApiState, t: &Target, name: &str, headers: &HeaderMap, body: &B
     }
 }
 
-fn delete_pod(state: &ApiState, t: &Target, name: &str) -> Response {
+pub(super) fn delete_pod(state: &ApiState, t: &Target, name: &str) -> Response {
     match state
         .store
         .delete(Kind::Pod, t.namespace.as_deref().unwrap_or(""), name)
@@ -444,47 +447,6 @@ fn delete_pod(state: &ApiState, t: &Target, name: &str) -> Response {
         }
         None => not_found(t, name),
     }
-}
-
-fn evict(state: &ApiState, t: &Target, name: &str, body: &Bytes) -> Response {
-    if let Err(e) = serde_json::from_slice::<Value>(body) {
-        return status(
-            StatusCode::BAD_REQUEST,
-            "BadRequest",
-            format!("malformed Eviction body: {e}"),
-        );
-    }
-    let ns = t.namespace.as_deref().unwrap_or("");
-    let Some(pod) = state.store.get(Kind::Pod, ns, name) else {
-        return not_found(t, name);
-    };
-    if let Some(min) = pod["metadata"]["annotations"]["lab.k3s-cockpit.io/pdb-min-available"]
-        .as_str()
-        .and_then(|m| m.parse::<usize>().ok())
-    {
-        let app = pod["metadata"]["labels"]["app"].clone();
-        let ready_peers = state
-            .store
-            .list(Kind::Pod, Some(ns))
-            .1
-            .iter()
-            .filter(|p| p["metadata"]["labels"]["app"] == app && pod_ready(p))
-            .count();
-        if ready_peers <= min {
-            return status(
-                StatusCode::TOO_MANY_REQUESTS,
-                "TooManyRequests",
-                "Cannot evict pod as it would violate the pod's disruption budget.",
-            );
-        }
-    }
-    delete_pod(state, t, name);
-    (
-        StatusCode::CREATED,
-        [(header::CONTENT_TYPE, "application/json")],
-        json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}).to_string(),
-    )
-        .into_response()
 }
 
 /// Reads a Lease body for create or replace: a JSON object whose
@@ -586,13 +548,6 @@ fn replace_lease(state: &ApiState, t: &Target, name: &str, body: &Bytes) -> Resp
     obj["metadata"]["namespace"] = json!(ns);
     obj["metadata"]["name"] = json!(name);
     json_response(&state.store.upsert(Kind::Lease, obj))
-}
-
-fn pod_ready(pod: &Value) -> bool {
-    pod["status"]["conditions"]
-        .as_array()
-        .and_then(|cs| cs.iter().find(|c| c["type"] == "Ready"))
-        .is_some_and(|c| c["status"] == "True")
 }
 
 fn bookmark(kind: Kind, rv: u64, initial_end: bool) -> Bytes {

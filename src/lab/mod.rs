@@ -8,6 +8,7 @@ pub mod audit;
 pub mod auth;
 pub mod commit_log;
 pub mod discovery;
+pub mod eviction;
 pub mod host;
 mod node_exec;
 #[cfg(test)]
@@ -26,6 +27,7 @@ pub mod sim;
 pub mod ssh;
 pub mod store;
 pub mod tables;
+pub mod workloads;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -125,6 +127,11 @@ impl Lab {
             sim.set_outage_log(open_append(path, "the outage log")?);
         }
         let (pod_tx, pod_rx) = mpsc::unbounded_channel();
+        let throttle = config
+            .scenario
+            .throttle
+            .clone()
+            .map(eviction::Throttle::new);
         let api_servers = config
             .api_per_server
             .then(|| api_servers::ApiServers::start(&sim, &store, addr));
@@ -135,6 +142,7 @@ impl Lab {
             bookmark_every: Duration::from_secs(60).div_f64(config.scenario.time_scale),
             auth: config.auth.clone(),
             api_servers: api_servers.clone(),
+            throttle,
         });
         let app = api::router(state);
         // Like the API server (Go sets TCP_NODELAY on every connection): a

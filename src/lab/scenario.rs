@@ -39,6 +39,15 @@ pub struct Scenario {
     pub services: Vec<ServiceSpec>,
     #[serde(default)]
     pub faults: Vec<FaultSpec>,
+    /// Workload pods beyond the services' own: what a drain has to judge.
+    #[serde(default)]
+    pub pods: Vec<PodSpec>,
+    /// policy/v1 PodDisruptionBudgets over the pods' `app` labels.
+    #[serde(default)]
+    pub pdbs: Vec<PdbSpec>,
+    /// The API server answering eviction calls with 429 + Retry-After, as
+    /// API Priority and Fairness does under load.
+    pub throttle: Option<ThrottleSpec>,
     /// The old automation from the post-mortem, replayed by the lab itself.
     pub replay: Option<ReplaySpec>,
     /// Simulated Proxmox host reachable over SSH (for `qm guest exec`).
@@ -261,6 +270,76 @@ pub struct ServiceSpec {
     pub pod_node: String,
 }
 
+/// Who owns a scenario pod, which decides what a drain does with it.
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum PodOwner {
+    /// A ReplicaSet (a Deployment's pods): evicted, recreated elsewhere.
+    #[default]
+    ReplicaSet,
+    StatefulSet,
+    /// Skipped by a drain; comes straight back on the same node.
+    DaemonSet,
+    /// No controller: an evicted pod never comes back.
+    None,
+    /// A static pod's mirror (annotation `kubernetes.io/config.mirror`):
+    /// the API cannot evict it.
+    Mirror,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PodSpec {
+    pub namespace: String,
+    pub name: String,
+    pub node: String,
+    #[serde(default)]
+    pub owner: PodOwner,
+    /// The `app` label (PDB selectors and replica counts use it); default: the name.
+    pub app: Option<String>,
+    /// An emptyDir volume: its data goes with the pod.
+    #[serde(default)]
+    pub empty_dir: bool,
+    /// A PersistentVolumeClaim on K3s's `local-path` StorageClass, bound to
+    /// this node: the pod cannot run anywhere else.
+    pub local_volume: Option<String>,
+}
+
+impl PodSpec {
+    pub fn app(&self) -> &str {
+        self.app.as_deref().unwrap_or(&self.name)
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PdbSpec {
+    pub namespace: String,
+    pub name: String,
+    /// Selects pods whose `app` label is this.
+    pub app: String,
+    pub min_available: Option<u32>,
+    pub max_unavailable: Option<u32>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ThrottleSpec {
+    /// The first N eviction calls are answered 429.
+    #[serde(default)]
+    pub first_evictions: u32,
+    /// After those, this fraction of eviction calls (0.0-1.0), at random.
+    #[serde(default)]
+    pub fraction: f64,
+    /// The `Retry-After` header, whole seconds (the API server sends 1).
+    #[serde(default = "one_second")]
+    pub retry_after_seconds: u32,
+}
+
+fn one_second() -> u32 {
+    1
+}
+
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "kebab-case")]
 pub enum FaultKind {
@@ -334,6 +413,30 @@ impl Scenario {
                 return Err(format!("fault names unknown node {:?}", f.node));
             }
         }
+        for p in &self.pods {
+            if !known(&p.node) {
+                return Err(format!(
+                    "pod {}/{} is placed on unknown node {:?}",
+                    p.namespace, p.name, p.node
+                ));
+            }
+        }
+        for b in &self.pdbs {
+            if b.min_available.is_some() == b.max_unavailable.is_some() {
+                return Err(format!(
+                    "PodDisruptionBudget {}/{} needs exactly one of min_available and max_unavailable",
+                    b.namespace, b.name
+                ));
+            }
+        }
+        if let Some(t) = &self.throttle
+            && !(0.0..=1.0).contains(&t.fraction)
+        {
+            return Err(format!(
+                "throttle.fraction {} is not within 0.0-1.0",
+                t.fraction
+            ));
+        }
         for s in &self.services {
             if !known(&s.pod_node) {
                 return Err(format!(
@@ -393,6 +496,8 @@ impl Scenario {
             s.pod_node = first.clone();
         }
         self.faults.clear();
+        self.pods.clear();
+        self.pdbs.clear();
         self
     }
 }

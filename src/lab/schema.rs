@@ -117,7 +117,11 @@ fn fields(kind: Kind) -> impl Iterator<Item = &'static Field> {
         Kind::Lease => LEASE,
         Kind::Service => SERVICE,
         Kind::Pod => POD,
-        Kind::Event | Kind::DaemonSet | Kind::ServiceL2Status => &[],
+        Kind::Event
+        | Kind::DaemonSet
+        | Kind::ServiceL2Status
+        | Kind::PodDisruptionBudget
+        | Kind::PersistentVolumeClaim => &[],
     };
     META.iter().chain(own)
 }
@@ -223,7 +227,11 @@ pub fn selectable(kind: Kind, field: &str) -> bool {
             "reason",
             "type",
         ],
-        Kind::Lease | Kind::DaemonSet | Kind::ServiceL2Status => &[],
+        Kind::Lease
+        | Kind::DaemonSet
+        | Kind::ServiceL2Status
+        | Kind::PodDisruptionBudget
+        | Kind::PersistentVolumeClaim => &[],
     };
     ["metadata.name", "metadata.namespace"].contains(&field) || own.contains(&field)
 }

@@ -22,10 +22,12 @@ pub enum Kind {
     Event,
     DaemonSet,
     ServiceL2Status,
+    PodDisruptionBudget,
+    PersistentVolumeClaim,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 7] = [
+    pub const ALL: [Kind; 9] = [
         Kind::Node,
         Kind::Lease,
         Kind::Service,
@@ -33,6 +35,8 @@ impl Kind {
         Kind::Event,
         Kind::DaemonSet,
         Kind::ServiceL2Status,
+        Kind::PodDisruptionBudget,
+        Kind::PersistentVolumeClaim,
     ];
 
     pub fn plural(self) -> &'static str {
@@ -44,6 +48,8 @@ impl Kind {
             Kind::Event => "events",
             Kind::DaemonSet => "daemonsets",
             Kind::ServiceL2Status => "servicel2statuses",
+            Kind::PodDisruptionBudget => "poddisruptionbudgets",
+            Kind::PersistentVolumeClaim => "persistentvolumeclaims",
         }
     }
 
@@ -56,13 +62,18 @@ impl Kind {
             Kind::Event => "Event",
             Kind::DaemonSet => "DaemonSet",
             Kind::ServiceL2Status => "ServiceL2Status",
+            Kind::PodDisruptionBudget => "PodDisruptionBudget",
+            Kind::PersistentVolumeClaim => "PersistentVolumeClaim",
         }
     }
 
     /// API group ("" for core) and version.
     pub fn group_version(self) -> (&'static str, &'static str) {
         match self {
-            Kind::Node | Kind::Service | Kind::Pod | Kind::Event => ("", "v1"),
+            Kind::Node | Kind::Service | Kind::Pod | Kind::Event | Kind::PersistentVolumeClaim => {
+                ("", "v1")
+            }
+            Kind::PodDisruptionBudget => ("policy", "v1"),
             Kind::Lease => ("coordination.k8s.io", "v1"),
             Kind::DaemonSet => ("apps", "v1"),
             Kind::ServiceL2Status => ("metallb.io", "v1beta1"),

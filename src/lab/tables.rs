@@ -54,6 +54,29 @@ fn columns(kind: Kind) -> &'static [Column] {
             ("Service Namespace", 0),
             ("Age", 0),
         ],
+        Kind::PodDisruptionBudget => &[
+            ("Name", 0),
+            ("Min Available", 0),
+            ("Max Unavailable", 0),
+            ("Allowed Disruptions", 0),
+            ("Age", 0),
+        ],
+        Kind::PersistentVolumeClaim => &[
+            ("Name", 0),
+            ("Status", 0),
+            ("Volume", 0),
+            ("StorageClass", 0),
+            ("Age", 0),
+        ],
+    }
+}
+
+/// A PDB bound as kubectl prints it: the number or percentage, else N/A.
+fn or_na(v: &Value) -> String {
+    match v {
+        Value::Null => "N/A".into(),
+        Value::String(t) => t.clone(),
+        other => other.to_string(),
     }
 }
 
@@ -208,6 +231,20 @@ fn cells(kind: Kind, o: &Value) -> Vec<Value> {
             s(&o["status"]["node"]),
             s(&o["status"]["serviceName"]),
             s(&o["status"]["serviceNamespace"]),
+            age(created),
+        ],
+        Kind::PodDisruptionBudget => vec![
+            name,
+            or_na(&o["spec"]["minAvailable"]),
+            or_na(&o["spec"]["maxUnavailable"]),
+            o["status"]["disruptionsAllowed"].to_string(),
+            age(created),
+        ],
+        Kind::PersistentVolumeClaim => vec![
+            name,
+            s(&o["status"]["phase"]),
+            s(&o["spec"]["volumeName"]),
+            s(&o["spec"]["storageClassName"]),
             age(created),
         ],
     };

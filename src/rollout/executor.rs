@@ -232,15 +232,23 @@ impl Executor {
         let mut output = None;
         let result = match &action {
             Action::Cordon { node, .. } => match self.check_before_cordon(node).await {
-                Ok(()) => node_ops::set_unschedulable(&self.client, node, true).await,
                 Err(e) => Err(e),
+                // A drain kubectl would refuse is refused before the cordon,
+                // so nothing is left half done.
+                Ok(()) => {
+                    match node_ops::check_drainable(&self.client, node, &self.plan.drain).await {
+                        Ok(()) => node_ops::set_unschedulable(&self.client, node, true).await,
+                        Err(why) => Err(why),
+                    }
+                }
             },
             Action::Uncordon { node, .. } => {
                 node_ops::set_unschedulable(&self.client, node, false).await
             }
             Action::Drain { node, .. } => {
                 let log = |line: String| tracing::info!(target: "upgrade", "{line}");
-                node_ops::drain(&self.client, node, std_duration(t.drain_timeout), &log).await
+                let timeout = std_duration(t.drain_timeout);
+                node_ops::drain(&self.client, node, &self.plan.drain, timeout, &log).await
             }
             Action::Install { node, version, .. } => self.install(node, version).await,
             Action::Restart { node, .. } => self.restart(node).await,
@@ -456,6 +464,7 @@ impl Executor {
                 node_ops::drain(
                     &self.client,
                     node,
+                    &self.plan.drain,
                     std_duration(self.plan.timings.drain_timeout),
                     &log,
                 )

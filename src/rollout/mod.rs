@@ -5,7 +5,9 @@
 //! headless (JSON lines) or in the cockpit.
 
 pub mod controller;
+pub mod drain_report;
 pub mod dry_run;
+pub mod eviction;
 pub mod executor;
 pub mod handoff_check;
 pub mod headless;

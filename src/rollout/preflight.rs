@@ -50,6 +50,28 @@ pub fn check(fleet: &Fleet, plan: &ResolvedPlan, obs: &Observation) -> Vec<Findi
     out
 }
 
+/// The drain report of every node the plan drains: its warn and block
+/// lines, judged before anything is cordoned.
+pub async fn drain_findings(client: &kube::Client, plan: &ResolvedPlan) -> Vec<Finding> {
+    let nodes: Vec<String> = plan.nodes.iter().map(|n| n.name.clone()).collect();
+    match super::node_ops::reports(client, &nodes, &plan.drain).await {
+        Ok(reports) => super::drain_report::describe(&reports, &plan.drain)
+            .into_iter()
+            .map(|(level, text)| {
+                let level = match level {
+                    crate::upgrade::plan::Level::Warn => Level::Warn,
+                    crate::upgrade::plan::Level::Block => Level::Block,
+                };
+                finding(level, text)
+            })
+            .collect(),
+        Err(e) => vec![finding(
+            Level::Warn,
+            format!("no drain report: {e}; each drain still checks its node before the cordon"),
+        )],
+    }
+}
+
 /// The API server answers, every node is Ready with a live heartbeat, and
 /// every node the plan names exists.
 fn check_api_and_nodes(plan: &ResolvedPlan, obs: &Observation, out: &mut Vec<Finding>) {

@@ -124,7 +124,10 @@ impl Runner {
             Err(e) => (None, Some(format!("no session journal: {e:#}"))),
         };
         let keep_lock = lock.keep_alive();
-        let findings = preflight::run(&fleet, &plan, now);
+        let mut findings = preflight::run(&fleet, &plan, now);
+        if !resumed {
+            findings.extend(preflight::drain_findings(&conn.client, &plan).await);
+        }
         for f in &findings {
             fleet
                 .timeline

@@ -11,7 +11,7 @@ use ratatui::widgets::{Block, Borders, Cell, Paragraph, Wrap};
 use super::app::App;
 use super::view::Theme;
 use crate::durations::format_duration;
-use crate::upgrade::engine::{Direction, NodeProgress, Phase};
+use crate::upgrade::engine::{NodeProgress, Phase};
 use crate::upgrade::{RolloutState, RolloutView};
 
 /// Rows the panel takes (borders included); 0 in watch mode.
@@ -84,6 +84,18 @@ fn state_style(theme: &Theme, state: &RolloutState) -> Style {
 
 /// What the operator can do now, in words.
 fn next_step(view: &RolloutView) -> String {
+    let step = keys_now(view);
+    if view.needs_datastore_restore {
+        // B only shows the cluster-wide restore: the rolling path is refused.
+        return step.replace(
+            "B roll back",
+            "B rollback = cluster-wide etcd restore (steps in the timeline)",
+        );
+    }
+    step
+}
+
+fn keys_now(view: &RolloutView) -> String {
     match &view.state {
         RolloutState::Idle => "s start · C canary (first node, longer soak) · ? help".into(),
         RolloutState::Running | RolloutState::Pausing => {
@@ -158,17 +170,72 @@ pub fn render_panel(app: &App, theme: &Theme, frame: &mut Frame, area: Rect) {
             Span::styled(format!(" HALTED: {} ", h.reason), theme.bad()),
             Span::styled(format!(" {}", next_step(view)), theme.dim()),
         ]),
-        _ if view.needs_datastore_restore && view.direction == Direction::Rollback => Line::styled(
-            format!(
-                " datastore restore needed after this rollback: {}",
-                view.restore_command.clone().unwrap_or_default()
-            ),
-            theme.bad(),
-        ),
+        RolloutState::Paused | RolloutState::Aborted | RolloutState::CanaryAwaitingConfirm
+            if view.needs_datastore_restore =>
+        {
+            Line::styled(
+                format!(
+                    " rollback needs the cluster-wide etcd restore: {}",
+                    view.restore_command.clone().unwrap_or_default()
+                ),
+                theme.bad(),
+            )
+        }
         _ => Line::styled(format!(" {}", next_step(view)), theme.dim()),
     };
     let widget = Paragraph::new(vec![Line::from(first), second])
         .wrap(Wrap { trim: false })
         .block(Block::default().borders(Borders::ALL).title(" Rollout "));
     frame.render_widget(widget, area);
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::upgrade::engine::Halt;
+    use ratatui::Terminal;
+    use ratatui::backend::TestBackend;
+
+    fn screen(state: RolloutState, restore: bool) -> String {
+        let now = jiff::Timestamp::from_second(1_769_378_700).unwrap();
+        let mut app = App::new("lab", "http://127.0.0.1:1/", false, now);
+        app.color = false;
+        let mut view = crate::upgrade::Engine::new(crate::upgrade::testkit::abc()).view(now);
+        view.state = state;
+        view.needs_datastore_restore = restore;
+        view.restore_command = restore.then(|| "1. stop K3s on every server (A)".to_string());
+        app.rollout = Some(view);
+        let mut terminal = Terminal::new(TestBackend::new(220, 30)).unwrap();
+        terminal
+            .draw(|f| crate::tui::view::render(&app, f))
+            .unwrap();
+        format!("{}", terminal.backend())
+    }
+
+    /// Across a minor on etcd servers, the panel never offers the rolling
+    /// rollback: it points at the cluster-wide restore instead.
+    #[test]
+    fn the_panel_offers_the_cluster_wide_restore_not_a_rolling_rollback() {
+        let halt = RolloutState::Halted(Halt {
+            reason: "node A is NotReady".into(),
+            node: Some("A".into()),
+            phase: None,
+        });
+        let halted = screen(halt.clone(), true);
+        assert!(
+            halted.contains("B rollback = cluster-wide etcd restore"),
+            "{halted}"
+        );
+        assert!(!halted.contains("B roll back"), "{halted}");
+        let paused = screen(RolloutState::Paused, true);
+        assert!(
+            paused.contains(
+                "rollback needs the cluster-wide etcd restore: 1. stop K3s on every server (A)"
+            ),
+            "{paused}"
+        );
+        let patch = screen(halt, false);
+        assert!(patch.contains("B roll back"), "{patch}");
+    }
 }

@@ -22,8 +22,10 @@ use super::scenario::{FaultKind, NodeSpec, Role, Scenario, ServiceSpec, Timing};
 use super::serve::{OutageWindow, Served};
 use super::store::{Kind, Store, now_rfc3339, now_rfc3339_micro};
 
+mod etcd;
 mod k3s_config;
 mod metallb;
+mod workloads;
 
 pub use metallb::{has_exclude_label, watch_nodes};
 
@@ -183,6 +185,8 @@ pub struct Sim {
     sqlite: bool,
     /// LoadBalancer services K3s's own service LB took over (`ns/name`).
     pub servicelb_applied: Vec<String>,
+    /// The etcd minor the servers' cluster runs (see `etcd`).
+    etcd_cluster_minor: u32,
 }
 
 /// The simulation behind a mutex plus the notifier that wakes its driver
@@ -325,6 +329,7 @@ impl Sim {
             airgap: scenario.airgap,
             sqlite: scenario.sqlite,
             servicelb_applied: Vec::new(),
+            etcd_cluster_minor: 0,
             timing,
             time_scale: scenario.time_scale,
             metallb: scenario.metallb.clone(),
@@ -344,6 +349,8 @@ impl Sim {
         for (i, s) in scenario.services.iter().enumerate() {
             sim.add_service(i, s);
         }
+        sim.add_workloads(scenario);
+        sim.ratchet_etcd();
         sim.elect_all();
         sim.arm_start_faults();
         let monitor = sim.timing.monitor_period;
@@ -517,6 +524,8 @@ impl Sim {
             }
             Timer::Monitor => {
                 self.monitor_nodes(now);
+                self.place_pending();
+                super::eviction::sync_budgets(&self.store);
                 // Retries a listener that could not bind (port in use).
                 self.sync_serving();
                 let period = self.timing.monitor_period;
@@ -643,6 +652,10 @@ impl Sim {
         if self.nodes[node].generation != generation {
             return;
         }
+        if let Some(why) = self.etcd_refusal(node) {
+            self.fail_etcd_join(node, &why);
+            return;
+        }
         let n = &mut self.nodes[node];
         n.kubelet = Kubelet::Running;
         if let Some(v) = n.host.binary_version() {
@@ -668,6 +681,7 @@ impl Sim {
         if first {
             self.arm_faults(&name, &version);
         }
+        self.ratchet_etcd();
     }
 
     fn arm_faults(&mut self, node: &str, version: &str) {
@@ -837,63 +851,6 @@ impl Sim {
 
     /// A ReplicaSet-owned pod comes back on another Ready, schedulable node;
     /// a DaemonSet pod comes back on its own node.
-    fn reschedule(&mut self, pod: Value) {
-        let owner = pod["metadata"]["ownerReferences"][0]["kind"]
-            .as_str()
-            .unwrap_or_default()
-            .to_string();
-        let old_node = pod["spec"]["nodeName"]
-            .as_str()
-            .unwrap_or_default()
-            .to_string();
-        let target = if owner == "DaemonSet" {
-            Some(old_node.clone())
-        } else {
-            let nodes = self.store.list(Kind::Node, None).1;
-            nodes
-                .iter()
-                .filter(|n| {
-                    n["spec"]["unschedulable"] != true && n["metadata"]["name"] != old_node.as_str()
-                })
-                .filter(|n| {
-                    n["status"]["conditions"].as_array().is_some_and(|cs| {
-                        cs.iter()
-                            .any(|c| c["type"] == "Ready" && c["status"] == "True")
-                    })
-                })
-                .map(|n| {
-                    n["metadata"]["name"]
-                        .as_str()
-                        .unwrap_or_default()
-                        .to_string()
-                })
-                .next()
-        };
-        let Some(target) = target else {
-            self.record("pod could not be rescheduled: no Ready schedulable node".into());
-            return;
-        };
-        self.seq += 1;
-        let mut new_pod = pod.clone();
-        let base = pod["metadata"]["name"].as_str().unwrap_or_default();
-        let stem = base.rsplit_once('-').map_or(base, |(s, _)| s);
-        new_pod["metadata"] = json!({
-            "name": format!("{stem}-{}", suffix(self.seq)),
-            "namespace": pod["metadata"]["namespace"], "labels": pod["metadata"]["labels"],
-            "annotations": pod["metadata"]["annotations"],
-            "ownerReferences": pod["metadata"]["ownerReferences"],
-        });
-        if new_pod["metadata"]["annotations"].is_null()
-            && let Some(m) = new_pod["metadata"].as_object_mut()
-        {
-            m.remove("annotations");
-        }
-        new_pod["spec"]["nodeName"] = json!(target);
-        new_pod["status"] =
-            json!({"phase": "Running", "conditions": [objects::pod_ready_condition(true)]});
-        self.store.upsert(Kind::Pod, new_pod);
-    }
-
     fn emit_event(
         &mut self,
         involved: (&str, &str, &str),

@@ -20,7 +20,7 @@ fn scenario(extra: &str) -> Scenario {
     Scenario::parse(&text, "test.toml").unwrap()
 }
 
-fn start(extra: &str) -> (Arc<Store>, SimHandle) {
+pub(super) fn start(extra: &str) -> (Arc<Store>, SimHandle) {
     let store = Arc::new(Store::new(1024));
     let handle = Sim::start(store.clone(), &scenario(extra));
     (store, handle)
@@ -28,7 +28,7 @@ fn start(extra: &str) -> (Arc<Store>, SimHandle) {
 
 /// Moves the paused clock forward by `d`, stopping at every due timer to
 /// fire it; `each` sees the sim after every firing.
-async fn run_for(handle: &SimHandle, d: Duration, mut each: impl FnMut(&Sim)) {
+pub(super) async fn run_for(handle: &SimHandle, d: Duration, mut each: impl FnMut(&Sim)) {
     let end = Instant::now() + d;
     loop {
         let next = handle.lock().timers.peek().map(|Reverse(t)| t.at);

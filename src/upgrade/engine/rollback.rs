@@ -1,5 +1,16 @@
 //! Rollback: which units go back and in what order, and whether binaries
 //! alone are enough or the datastore must be restored from the snapshot.
+//!
+//! A patch rollback within a minor goes back node by node, as the upgrade
+//! came. Servers on embedded etcd that crossed a minor cannot: K3s v1.34
+//! ships etcd 3.6 where v1.33 ships 3.5, and a member restarted on the
+//! older etcd cannot rejoin peers that moved on, so a rolling downgrade can
+//! lose quorum. K3s documents that rollback as cluster-wide (docs.k3s.io
+//! upgrades/roll-back and backup-restore): stop every server, reinstall the
+//! old version without starting it, restore the snapshot with
+//! `--cluster-reset --cluster-reset-restore-path` on one server, clear the
+//! database on the others, start them. The engine refuses the rolling path
+//! there and spells out that procedure.
 
 use super::*;
 use crate::upgrade::plan::{Datastore, Role};
@@ -28,7 +39,29 @@ impl Engine {
         if self.rollback_units().is_empty() && self.labelled.is_empty() {
             return Err("no node has been changed".into());
         }
+        if self.needs_datastore_restore() {
+            return Err(format!(
+                "servers on embedded etcd crossed a minor ({}): a server restarted on the older etcd cannot rejoin its peers, so a rolling downgrade could lose quorum; the rollback is cluster-wide: {}",
+                self.crossed_servers().join(", "),
+                self.restore_procedure().join(" ; ")
+            ));
+        }
         Ok(())
+    }
+
+    /// Servers whose install crossed a minor, in plan order.
+    fn crossed_servers(&self) -> Vec<String> {
+        let mut out: Vec<String> = Vec::new();
+        for u in &self.units[..self.rollback_from] {
+            if u.role == Role::Server
+                && u.install_started
+                && !u.from.same_minor(&u.to)
+                && !out.contains(&u.node)
+            {
+                out.push(u.node.clone());
+            }
+        }
+        out
     }
 
     /// Rollback units, newest change first: every unit whose install started
@@ -91,13 +124,6 @@ impl Engine {
             EventKind::Warn,
             format!("ROLLBACK: {}", list.join(", ")),
         );
-        if let Some(cmd) = self.restore_command() {
-            self.event(
-                now,
-                EventKind::Warn,
-                format!("datastore restore needed: {cmd}"),
-            );
-        }
     }
 
     /// True if a server crossed a minor version on embedded etcd: binaries
@@ -110,24 +136,89 @@ impl Engine {
                 .any(|u| u.role == Role::Server && u.install_started && !u.from.same_minor(&u.to))
     }
 
-    /// The restore procedure with the exact command, when one is needed.
+    /// The restore procedure with the exact commands, when one is needed.
     pub fn restore_command(&self) -> Option<String> {
-        if !self.needs_datastore_restore() {
-            return None;
-        }
-        Some(match &self.snapshot {
-            Some(s) => {
-                let path = match &s.reported {
-                    Some(r) if r.starts_with('/') => r.clone(),
-                    Some(r) => format!("{SNAPSHOT_DIR}/{r}"),
-                    None => format!("{SNAPSHOT_DIR}/{}-<node>-<timestamp> (see `k3s etcd-snapshot ls`)", s.name),
-                };
-                format!(
-                    "stop k3s on every server (systemctl stop k3s), then on {node} with the old binary: k3s server --cluster-reset --cluster-reset-restore-path={path} ; start k3s on {node}, then on the other servers after removing /var/lib/rancher/k3s/server/db",
-                    node = s.node
-                )
-            }
-            None => "no etcd snapshot was recorded by this rollout: restore from your own backup (k3s server --cluster-reset --cluster-reset-restore-path=<snapshot>)".to_string(),
-        })
+        self.needs_datastore_restore()
+            .then(|| self.restore_procedure().join(" ; "))
     }
+
+    /// The snapshot file to restore, as exact as the record allows.
+    fn snapshot_path(&self) -> Option<(String, String)> {
+        let s = self.snapshot.as_ref()?;
+        let path = match s.reported.as_deref().map(saved_name) {
+            Some(r) if r.starts_with('/') => r.to_string(),
+            Some(r) => format!("{SNAPSHOT_DIR}/{r}"),
+            None => format!(
+                "{SNAPSHOT_DIR}/{}-{}-<timestamp> (see `k3s etcd-snapshot ls`)",
+                s.name, s.node
+            ),
+        };
+        Some((s.node.clone(), path))
+    }
+
+    /// The cluster-wide restore of the snapshot taken before the first
+    /// server was touched, step by step, every server and command named.
+    pub fn restore_procedure(&self) -> Vec<String> {
+        let servers: Vec<&NodeConfig> = self
+            .config
+            .nodes
+            .iter()
+            .filter(|n| n.role == Role::Server)
+            .collect();
+        let names: Vec<&str> = servers.iter().map(|n| n.name.as_str()).collect();
+        let Some((first, path)) = self.snapshot_path() else {
+            return vec![
+                "no etcd snapshot was recorded by this rollout: restore from your own backup (k3s server --cluster-reset --cluster-reset-restore-path=<snapshot>)".into(),
+            ];
+        };
+        let reinstall: Vec<String> = servers
+            .iter()
+            .map(|n| {
+                format!(
+                    "{}: curl -sfL https://get.k3s.io | INSTALL_K3S_VERSION={} INSTALL_K3S_SKIP_START=true INSTALL_K3S_EXEC=server sh -",
+                    n.name, n.version
+                )
+            })
+            .collect();
+        let others: Vec<&str> = names.iter().copied().filter(|n| *n != first).collect();
+        let mut steps = vec![
+            format!(
+                "1. stop K3s on every server ({}): systemctl stop k3s && k3s-killall.sh",
+                names.join(", ")
+            ),
+            format!(
+                "2. reinstall the old version without starting it: {}",
+                reinstall.join("; ")
+            ),
+            format!(
+                "3. on {first}: k3s server --cluster-reset --cluster-reset-restore-path={path}"
+            ),
+            format!("4. on {first}: systemctl start k3s"),
+        ];
+        if !others.is_empty() {
+            steps.push(format!(
+                "5. on {}: rm -rf /var/lib/rancher/k3s/server/db && systemctl start k3s",
+                others.join(", ")
+            ));
+        }
+        steps.push(format!(
+            "{}. then roll the agents back one by one (their binaries only)",
+            steps.len() + 1
+        ));
+        steps
+    }
+}
+
+/// The snapshot's file name from what `k3s etcd-snapshot save` printed: its
+/// log line reads `Snapshot NAME saved.` (plain, or inside logrus's
+/// `msg="..."`); anything else is taken as the name itself.
+pub(super) fn saved_name(output: &str) -> &str {
+    output
+        .lines()
+        .find_map(|l| {
+            let rest = &l[l.find("Snapshot ")? + "Snapshot ".len()..];
+            let name = rest.split(" saved").next()?.trim();
+            (!name.is_empty() && !name.contains(' ')).then_some(name)
+        })
+        .unwrap_or(output.trim())
 }

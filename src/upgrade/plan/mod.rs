@@ -22,6 +22,9 @@ use std::ops::Range;
 use std::path::{Path, PathBuf};
 use toml::Spanned;
 
+pub use drain::{DrainSpec, Level};
+
+mod drain;
 mod resolve;
 mod summary;
 
@@ -423,6 +426,8 @@ pub struct Plan {
     /// node (MetalLB exclude label) before they are cordoned; `off`: not.
     #[serde(default)]
     pub handoff: HandoffMode,
+    #[serde(default)]
+    pub drain: DrainSpec,
 }
 
 impl Plan {
@@ -710,6 +715,7 @@ pub struct ResolvedPlan {
     pub timings: Timings,
     pub gates: ResolvedGates,
     pub handoff: HandoffMode,
+    pub drain: DrainSpec,
 }
 
 impl ResolvedPlan {

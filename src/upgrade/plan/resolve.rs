@@ -43,6 +43,7 @@ pub fn resolve(plan: &Plan, cluster_nodes: &[ClusterNode]) -> Result<ResolvedPla
         timings: plan.timings.clone(),
         gates: resolve_gates(plan),
         handoff: plan.handoff,
+        drain: plan.drain.clone(),
     })
 }
 

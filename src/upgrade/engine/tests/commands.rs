@@ -228,8 +228,14 @@ fn commands() -> Vec<Command> {
 }
 
 /// Builds an engine in the named state (and the sim that got it there).
+/// A patch hop, so that rollback is the rolling one (across a minor it is
+/// refused; `tests/rollback.rs` covers that).
 fn engine_in(state: &str) -> (Engine, FakeCluster) {
-    let cfg = abc();
+    let cfg = config(
+        &[("A", Role::Server), ("B", Role::Agent), ("C", Role::Agent)],
+        "v1.33.6+k3s1",
+        &["v1.33.7+k3s1"],
+    );
     let mut e = Engine::new(cfg.clone());
     let mut s = FakeCluster::new(&cfg, &[]);
     s.observe(&mut e);

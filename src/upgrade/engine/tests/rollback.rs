@@ -1,14 +1,16 @@
 use super::*;
 
 /// Rollback after a halt in the first agent's soak: every install is
-/// undone, newest first, with the same phases and soak.
+/// undone, newest first, with the same phases and soak. The server walked
+/// both hops on SQLite, so going back is rolling (no etcd to rejoin).
 #[test]
 fn rollback_reinstalls_previous_versions_in_reverse_order() {
-    let cfg = config(
+    let mut cfg = config(
         &[("A", Role::Server), ("B", Role::Agent), ("C", Role::Agent)],
         "v1.33.6+k3s1",
         &["v1.34.3+k3s1", "v1.35.0+k3s1"],
     );
+    cfg.datastore = crate::upgrade::plan::Datastore::Sqlite;
     let (mut e, mut s) = started(cfg, &[]);
     let b_soak = |e: &Engine, s: &FakeCluster| {
         s.installs().len() == 3 && phase_of(e, "B", s.now) == Phase::Soak
@@ -17,7 +19,7 @@ fn rollback_reinstalls_previous_versions_in_reverse_order() {
     s.node("B").ready = false;
     s.advance(&mut e, secs(10));
     assert!(halted(&e).is_some());
-    assert!(e.needs_datastore_restore());
+    assert!(!e.needs_datastore_restore());
     let installs_before = s.installs().len();
     s.command(&mut e, Command::Rollback);
     assert_eq!(*e.state(), RolloutState::RollingBack);
@@ -34,12 +36,6 @@ fn rollback_reinstalls_previous_versions_in_reverse_order() {
             .all(|n| n.version == "v1.33.6+k3s1" && !n.unschedulable)
     );
     let view = e.view(s.now);
-    assert!(view.needs_datastore_restore);
-    let cmd = view.restore_command.unwrap();
-    assert!(
-        cmd.contains("--cluster-reset-restore-path=/var/lib/rancher/k3s/server/db/snapshots/k3s-cockpit-20260125-213300-A-1769376780"),
-        "{cmd}"
-    );
     assert!(
         view.nodes.iter().all(|n| n.version == v("v1.33.6+k3s1")),
         "{:?}",
@@ -81,4 +77,79 @@ fn rollback_within_a_minor_needs_no_restore_and_uncordons_untouched_nodes() {
             ("uncordon", "A")
         ]
     );
+}
+
+/// Servers on etcd that crossed a minor: the rolling path is refused (no
+/// action at all), and the refusal and the view spell out the cluster-wide
+/// restore with the exact snapshot and commands.
+#[test]
+fn rollback_of_etcd_servers_across_a_minor_is_refused_with_the_restore_procedure() {
+    let cfg = config(
+        &[("A", Role::Server), ("B", Role::Server), ("C", Role::Agent)],
+        "v1.33.6+k3s1",
+        &["v1.34.3+k3s1"],
+    );
+    let (mut e, mut s) = started(cfg, &[]);
+    assert!(s.run_until(&mut e, secs(10), mins(60), in_phase("B", Phase::Soak)));
+    s.node("B").ready = false;
+    s.advance(&mut e, secs(10));
+    assert!(halted(&e).is_some());
+    let n = s.log.len();
+    s.command(&mut e, Command::Rollback);
+    s.advance(&mut e, secs(10));
+    assert!(halted(&e).is_some(), "{:?}", e.state());
+    assert_eq!(s.log.len(), n, "no rollback action: {:?}", &s.log[n..]);
+    let refusal = &last_refusal(&e).text;
+    assert!(
+        refusal.contains("refused rollback: servers on embedded etcd crossed a minor (A, B)"),
+        "{refusal}"
+    );
+    let steps = e.restore_procedure();
+    assert_eq!(steps.len(), 6, "{steps:#?}");
+    assert!(
+        steps[0].contains("every server (A, B): systemctl stop k3s"),
+        "{}",
+        steps[0]
+    );
+    assert!(steps[1].contains("A: curl -sfL https://get.k3s.io | INSTALL_K3S_VERSION=v1.33.6+k3s1 INSTALL_K3S_SKIP_START=true"), "{}", steps[1]);
+    assert!(steps[1].contains("B: curl"), "{}", steps[1]);
+    assert_eq!(
+        steps[2],
+        "3. on A: k3s server --cluster-reset --cluster-reset-restore-path=/var/lib/rancher/k3s/server/db/snapshots/k3s-cockpit-20260125-213300-A-1769376780"
+    );
+    assert_eq!(
+        steps[4],
+        "5. on B: rm -rf /var/lib/rancher/k3s/server/db && systemctl start k3s"
+    );
+    for step in &steps {
+        assert!(
+            refusal.contains(step.as_str()),
+            "{step} missing from {refusal}"
+        );
+    }
+    let view = e.view(s.now);
+    assert!(view.needs_datastore_restore);
+    assert_eq!(
+        view.restore_command.as_deref(),
+        Some(steps.join(" ; ").as_str())
+    );
+}
+
+fn last_refusal(e: &Engine) -> &Event {
+    e.events()
+        .iter()
+        .rev()
+        .find(|ev| ev.kind == EventKind::Refused)
+        .unwrap()
+}
+
+#[test]
+fn the_snapshot_name_comes_out_of_the_log_line() {
+    use crate::upgrade::engine::rollback::saved_name;
+    let plain = "Snapshot k3s-cockpit-a-1795956583 saved.";
+    assert_eq!(saved_name(plain), "k3s-cockpit-a-1795956583");
+    let logrus =
+        r#"time="2026-01-25T13:33:00Z" level=info msg="Snapshot on-demand-a-1700000000 saved.""#;
+    assert_eq!(saved_name(logrus), "on-demand-a-1700000000");
+    assert_eq!(saved_name("k3s-cockpit-x\n"), "k3s-cockpit-x");
 }
