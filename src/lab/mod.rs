@@ -144,18 +144,7 @@ impl Lab {
             api_servers: api_servers.clone(),
             throttle,
         });
-        let app = api::router(state);
-        // Like the API server (Go sets TCP_NODELAY on every connection): a
-        // watch event is written at once, not held back by Nagle's algorithm
-        // until the client's delayed ACK.
-        let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
-            let _ = tcp.set_nodelay(true);
-        });
-        tokio::spawn(async move {
-            if let Err(e) = axum::serve(listener, app).await {
-                tracing::error!("lab API server stopped: {e}");
-            }
-        });
+        serve_api(listener, api::router(state));
         spawn_sim(&sim, &store, pod_rx);
         if config.replay
             && let Some(spec) = config.scenario.replay.clone()
@@ -200,6 +189,20 @@ impl Lab {
         std::fs::write(path, text)
             .wrap_err_with(|| format!("cannot write kubeconfig {}", path.display()))
     }
+}
+
+/// Serves the lab's API on `listener`. Like the API server (Go sets
+/// TCP_NODELAY on every connection), a watch event is written at once, not
+/// held back by Nagle's algorithm until the client's delayed ACK.
+fn serve_api(listener: tokio::net::TcpListener, app: axum::Router) {
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
+    tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, app).await {
+            tracing::error!("lab API server stopped: {e}");
+        }
+    });
 }
 
 /// The simulation's timers, its speakers' node watch, and the pods the
