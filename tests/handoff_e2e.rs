@@ -148,23 +148,11 @@ fn rollout(dir: &Path, handoff: &str) -> Outcome {
 
 /// Which nodes carry MetalLB's exclude label, as the API shows them.
 fn labelled(lab: &LabProcess) -> Vec<String> {
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    rt.block_on(async {
-        let target = k3s_cockpit::cluster::ClusterTarget {
-            kubeconfig: Some(lab.kubeconfig.clone()),
-            context: None,
-        };
-        let conn = k3s_cockpit::cluster::connect(&target, true).await.unwrap();
-        let nodes: kube::Api<k3s_cockpit::cluster::node_view::NodeView> =
-            kube::Api::all(conn.client);
-        let list = nodes.list(&Default::default()).await.unwrap();
-        list.items
-            .iter()
-            .map(k3s_cockpit::cluster::convert::node)
-            .filter(|n| n.lb_excluded)
-            .map(|n| n.name)
-            .collect()
-    })
+    api_nodes(&lab.kubeconfig)
+        .into_iter()
+        .filter(|n| n.lb_excluded)
+        .map(|n| n.name)
+        .collect()
 }
 
 /// `kill -9` while the cockpit waits for the handoff to settle: the label

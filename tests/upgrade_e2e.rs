@@ -161,21 +161,7 @@ impl Rollout {
 
     /// Every node as the API shows it now.
     fn nodes(&self) -> Vec<k3s_cockpit::model::fleet::NodeInfo> {
-        let rt = tokio::runtime::Runtime::new().unwrap();
-        rt.block_on(async {
-            let target = k3s_cockpit::cluster::ClusterTarget {
-                kubeconfig: Some(self.kubeconfig.clone()),
-                context: None,
-            };
-            let conn = k3s_cockpit::cluster::connect(&target, true).await.unwrap();
-            let nodes: kube::Api<k3s_cockpit::cluster::node_view::NodeView> =
-                kube::Api::all(conn.client);
-            let list = nodes.list(&Default::default()).await.unwrap();
-            list.items
-                .iter()
-                .map(k3s_cockpit::cluster::convert::node)
-                .collect()
-        })
+        api_nodes(&self.kubeconfig)
     }
 
     /// Each node's kubelet version, from the API.
@@ -676,18 +662,7 @@ fn a_resume_on_a_node_reset_behind_the_journal_is_refused() {
 impl Rollout {
     /// Sets `KEY = VALUE` at `table` (`""` for the top level) in the plan.
     fn set_plan(&self, table: &[&str], key: &str, value: &str) {
-        let mut plan: toml::Table =
-            toml::from_str(&std::fs::read_to_string(&self.plan).unwrap()).unwrap();
-        let mut t = &mut plan;
-        for name in table {
-            t = t
-                .entry(*name)
-                .or_insert_with(|| toml::Value::Table(Default::default()))
-                .as_table_mut()
-                .unwrap();
-        }
-        t.insert(key.into(), toml::Value::String(value.into()));
-        std::fs::write(&self.plan, toml::to_string(&plan).unwrap()).unwrap();
+        self.set_plan_value(table, key, toml::Value::String(value.into()));
     }
 
     /// Sets `KEY = VALUE` (any TOML value) at `table` in the plan.

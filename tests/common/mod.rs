@@ -53,6 +53,26 @@ delay = "{fault_delay}"
     )
 }
 
+/// Every node as the API at `kubeconfig` shows it now (a read-only
+/// client, as the cockpit decodes them).
+pub fn api_nodes(kubeconfig: &Path) -> Vec<k3s_cockpit::model::fleet::NodeInfo> {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let target = k3s_cockpit::cluster::ClusterTarget {
+            kubeconfig: Some(kubeconfig.to_path_buf()),
+            context: None,
+        };
+        let conn = k3s_cockpit::cluster::connect(&target, true).await.unwrap();
+        let nodes: kube::Api<k3s_cockpit::cluster::node_view::NodeView> =
+            kube::Api::all(conn.client);
+        let list = nodes.list(&Default::default()).await.unwrap();
+        list.items
+            .iter()
+            .map(k3s_cockpit::cluster::convert::node)
+            .collect()
+    })
+}
+
 /// The node MetalLB picks first for the frigate IP.
 pub fn first_announcer() -> &'static str {
     ["node-a", "node-b", "node-c"]
