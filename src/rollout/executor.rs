@@ -323,9 +323,7 @@ impl Executor {
 
     /// The arguments in the unit's `ExecStart`, if the node shows them.
     async fn unit_args(&self, node: &str, command: &str) -> Option<Vec<String>> {
-        let t = self.plan.timings.command_timeout;
-        let (stdout, _) = self.remote(node, "unit arguments", command, t).await.ok()?;
-        super::unit_args::exec_start_args(&stdout)
+        super::unit_args::exec_start_args(&self.quiet(node, command).await?)
     }
 
     /// The node checks again, right before the node is cordoned, against
@@ -396,16 +394,17 @@ impl Executor {
     /// The unit's state as `systemctl is-active` prints it (`active`,
     /// `activating`, `failed`, ...); None when it cannot be asked.
     async fn unit_state(&self, node: &str, command: &str) -> Option<String> {
+        let out = self.quiet(node, command).await?;
+        Some(out.lines().next()?.trim().to_string())
+    }
+
+    /// Stdout of a read-only look at the node (`systemctl cat`, `is-active`),
+    /// whatever its exit status, kept out of the log: it is not a step.
+    async fn quiet(&self, node: &str, command: &str) -> Option<String> {
         let (_, transport) = self.node(node).ok()?;
-        let out = transport
-            .exec(
-                command,
-                std_duration(self.plan.timings.command_timeout),
-                |_| {},
-            )
-            .await
-            .ok()?;
-        Some(out.stdout.lines().next()?.trim().to_string())
+        let timeout = std_duration(self.plan.timings.command_timeout);
+        let out = transport.exec(command, timeout, |_| {}).await.ok()?;
+        Some(out.stdout)
     }
 
     /// Polls the unit until it is no longer `activating`, within `timeout`.
