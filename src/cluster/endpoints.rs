@@ -205,17 +205,13 @@ impl ApiEndpoints {
     /// Moves off the endpoint at `host` (a node about to be restarted)
     /// before it goes away. False when there is nowhere else to go.
     pub fn avoid(&self, host: &str) -> bool {
-        let current = {
+        let (index, current) = {
             let state = self.shared.lock();
-            state.endpoints[state.current]
-                .url
-                .host()
-                .map(str::to_string)
+            (state.current, state.endpoints[state.current].url.clone())
         };
-        if current.as_deref().map(|h| h.trim_matches(['[', ']'])) != Some(host) {
+        if current.host().map(|h| h.trim_matches(['[', ']'])) != Some(host) {
             return true;
         }
-        let index = self.shared.lock().current;
         self.shared
             .switch_from(index, &format!("{host} is about to restart"))
             .is_some()
@@ -232,16 +228,19 @@ impl Shared {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn pick(&self) -> (usize, kube::Client) {
+    /// The current endpoint, its client, and how many endpoints there are.
+    fn pick(&self) -> (usize, kube::Client, usize) {
         let state = self.lock();
-        (state.current, state.endpoints[state.current].client.clone())
+        let current = state.current;
+        let client = state.endpoints[current].client.clone();
+        (current, client, state.endpoints.len())
     }
 
     /// Makes the endpoint after `failed` current, unless another request
     /// has moved on already; returns the endpoint now current, or None
     /// when `failed` is the only one.
     fn switch_from(&self, failed: usize, why: &str) -> Option<(usize, kube::Client)> {
-        let (from, to, client) = {
+        let (index, from, to, client) = {
             let mut state = self.lock();
             let n = state.endpoints.len();
             if n < 2 {
@@ -250,8 +249,10 @@ impl Shared {
             if state.current == failed {
                 state.current = (failed + 1) % n;
             }
-            let to = &state.endpoints[state.current];
+            let index = state.current;
+            let to = &state.endpoints[index];
             (
+                index,
                 state.endpoints[failed].url.to_string(),
                 to.url.to_string(),
                 to.client.clone(),
@@ -269,7 +270,6 @@ impl Shared {
                 why: why.to_string(),
             });
         }
-        let index = self.lock().current;
         Some((index, client))
     }
 }
@@ -293,11 +293,10 @@ impl tower::Service<Request<Body>> for Router {
     fn call(&mut self, request: Request<Body>) -> Self::Future {
         let shared = self.shared.clone();
         async move {
-            let (mut index, mut client) = shared.pick();
+            let (mut index, mut client, tries) = shared.pick();
             let again = copy(&request);
             let idempotent = request.method() == http::Method::GET;
             let mut result = client.send(request).await;
-            let tries = shared.lock().endpoints.len();
             for _ in 1..tries {
                 let Err(e) = &result else { break };
                 let Some(resend) = again.as_ref().and_then(copy) else {

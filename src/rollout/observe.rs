@@ -7,7 +7,7 @@ use std::time::Duration;
 use jiff::{SignedDuration, Timestamp};
 
 use crate::model::fleet::{ApiStatus, Fleet, Tri};
-use crate::model::health::{self, Heartbeat};
+use crate::model::health;
 use crate::upgrade::{NodeObservation, Observation, ServiceObservation};
 
 /// Keeps what one fleet snapshot cannot tell: how often each node's Ready
@@ -41,8 +41,7 @@ impl Observer {
             (_, None) => true,
             (None, Some(at)) => {
                 let age = health::age(at, now);
-                health::classify(Some(at), lease, now) == Heartbeat::Expired
-                    || health::missed_renewals(age, lease) >= self.missed_limit
+                age > lease || health::missed_renewals(age, lease) >= self.missed_limit
             }
         }
     }
@@ -130,6 +129,7 @@ mod tests {
     use super::*;
     use crate::model::ClusterEvent;
     use crate::model::fleet::{Condition, L2Info, LeaseInfo, NodeInfo, ServiceInfo};
+    use crate::model::health::Heartbeat;
     use std::time::Duration;
 
     fn t(secs: i64) -> Timestamp {
