@@ -37,7 +37,12 @@ fn watch_shows_heartbeats_failure_and_announcer_move_and_only_reads() {
     let cmd = watch_command(dir.path(), &lab.kubeconfig);
     let tmux = Tmux::start("watch", 120, 32, &cmd);
 
-    let screen = tmux.wait_for("node-c", Duration::from_secs(20)).unwrap();
+    // Nodes and the announcer arrive from separate watches: wait for both.
+    let screen = tmux
+        .wait_until(Duration::from_secs(20), |s| {
+            s.contains("node-c") && s.contains("127.77.0.10")
+        })
+        .unwrap();
     for node in ["node-a", "node-b", "node-c"] {
         assert!(screen.contains(node), "{node} missing:\n{screen}");
     }
