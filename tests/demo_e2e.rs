@@ -49,6 +49,11 @@ fn demo_canary_halts_restart_heals_resume_completes() {
     let screen = tmux.wait_for(" IDLE ", Duration::from_secs(30)).unwrap();
     assert!(screen.contains("v1.35.0+k3s1"), "{screen}");
     assert!(!screen.contains("READ-ONLY"), "control mode:\n{screen}");
+    // The drain report of the first node is in the rollout panel.
+    assert!(
+        screen.contains(" drain k3s-vm-fun-bedbug: evicts 0 · listed "),
+        "{screen}"
+    );
 
     // Canary, confirmed.
     tmux.keys("C");
@@ -180,6 +185,16 @@ fn frigate_was_handed_off_before_its_announcer_was_cordoned(state: &std::path::P
         handoff <= moved && moved < cordon,
         "{handoff} {moved} {cordon}"
     );
+    // still-fawn's pods were listed again as its turn came, before its
+    // cordon: frigate's only replica is named.
+    let listed = first_at(&|e| {
+        e["text"].as_str().is_some_and(|t| {
+            t.starts_with(
+                "drain k3s-vm-still-fawn as its turn comes: evicts 1 · 1 warn: frigate/frigate-",
+            )
+        })
+    });
+    assert!(listed < cordon, "{listed} {cordon}");
     let downs: Vec<_> = entries
         .iter()
         .filter(|e| kind(e) == "probe_down" && e["subject"] == "frigate/frigate")

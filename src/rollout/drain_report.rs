@@ -15,6 +15,7 @@ use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use kube::ResourceExt;
 
+use crate::model::fleet::{DrainNote, DrainOutlook};
 use crate::upgrade::plan::{DrainSpec, Level};
 
 /// What the cluster holds that a drain report needs.
@@ -172,6 +173,27 @@ pub fn describe(reports: &[DrainReport], settings: &DrainSpec) -> Vec<(Level, St
         }
     }
     out
+}
+
+/// The report as the cockpit keeps it for the node: each line with its
+/// fix when it blocks.
+pub fn outlook(r: &DrainReport, settings: &DrainSpec, at: jiff::Timestamp) -> DrainOutlook {
+    let notes = r
+        .lines
+        .iter()
+        .map(|l| DrainNote {
+            blocks: l.level == Level::Block,
+            text: match l.level {
+                Level::Warn => l.text(settings),
+                Level::Block => format!("{} (fix: {})", l.text(settings), l.fix()),
+            },
+        })
+        .collect();
+    DrainOutlook {
+        at,
+        evicts: r.evict.len(),
+        notes,
+    }
 }
 
 /// One line per node: how many pods it evicts and which it leaves.

@@ -3,6 +3,7 @@
 
 use std::collections::BTreeSet;
 
+use super::drain_report::DrainReport;
 use crate::model::fleet::Fleet;
 use crate::upgrade::{Observation, ResolvedPlan, ServiceObservation};
 
@@ -52,10 +53,12 @@ pub fn check(fleet: &Fleet, plan: &ResolvedPlan, obs: &Observation) -> Vec<Findi
 
 /// The drain report of every node the plan drains: its warn and block
 /// lines, judged before anything is cordoned.
-pub async fn drain_findings(client: &kube::Client, plan: &ResolvedPlan) -> Vec<Finding> {
-    let nodes: Vec<String> = plan.nodes.iter().map(|n| n.name.clone()).collect();
-    match super::node_ops::reports(client, &nodes, &plan.drain).await {
-        Ok(reports) => super::drain_report::describe(&reports, &plan.drain)
+pub fn drain_findings(
+    reports: &Result<Vec<DrainReport>, String>,
+    plan: &ResolvedPlan,
+) -> Vec<Finding> {
+    match reports {
+        Ok(reports) => super::drain_report::describe(reports, &plan.drain)
             .into_iter()
             .map(|(level, text)| {
                 let level = match level {

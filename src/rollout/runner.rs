@@ -14,8 +14,10 @@ use tokio::sync::mpsc::{self, UnboundedReceiver, UnboundedSender};
 use tokio::task::JoinHandle;
 
 use super::controller::Controller;
+use super::drain_report::{self, DrainReport};
 use super::executor::{Executor, Manual};
 use super::lock::RolloutLock;
+use super::node_ops;
 use super::preflight::{self, Finding, Level};
 use super::{Session, dispatch};
 use crate::cluster::Connection;
@@ -36,6 +38,8 @@ pub struct ManualDone {
 pub enum Done {
     Action(Input),
     Manual(ManualDone),
+    /// A node's drain report, listed again as its turn comes.
+    Outlook(String, std::result::Result<DrainReport, String>),
 }
 
 /// What the front end holds while the runner runs: the fleet it shows and
@@ -80,6 +84,12 @@ pub struct Runner {
     endpoints: Option<ApiEndpoints>,
     /// The node of each running action, to file a failure's evidence.
     running: std::collections::HashMap<u64, String>,
+    client: kube::Client,
+    outlook_tx: UnboundedSender<(String, std::result::Result<DrainReport, String>)>,
+    outlooks: UnboundedReceiver<(String, std::result::Result<DrainReport, String>)>,
+    /// The node whose pods were listed last: its handoff label and its
+    /// cordon come one after the other, one listing serves both.
+    listed_last: Option<String>,
 }
 
 fn severity(level: Level) -> Severity {
@@ -124,9 +134,14 @@ impl Runner {
             Err(e) => (None, Some(format!("no session journal: {e:#}"))),
         };
         let keep_lock = lock.keep_alive();
+        let drained: Vec<String> = plan.nodes.iter().map(|n| n.name.clone()).collect();
+        let reports = node_ops::reports(&conn.client, &drained, &plan.drain).await;
+        for r in reports.iter().flatten() {
+            fleet.set_drain_outlook(&r.node, drain_report::outlook(r, &plan.drain, now));
+        }
         let mut findings = preflight::run(&fleet, &plan, now);
         if !resumed {
-            findings.extend(preflight::drain_findings(&conn.client, &plan).await);
+            findings.extend(preflight::drain_findings(&reports, &plan));
         }
         for f in &findings {
             fleet
@@ -142,6 +157,7 @@ impl Runner {
         }
         let (results_tx, results) = mpsc::unbounded_channel();
         let (manual_tx, manual) = mpsc::unbounded_channel();
+        let (outlook_tx, outlooks) = mpsc::unbounded_channel();
         let mut runner = Runner {
             plan,
             controller,
@@ -156,6 +172,10 @@ impl Runner {
             manual,
             endpoints: conn.endpoints.clone(),
             running: Default::default(),
+            client: conn.client.clone(),
+            outlook_tx,
+            outlooks,
+            listed_last: None,
         };
         runner.observe(&mut fleet, now)?;
         let front = Front {
@@ -190,13 +210,38 @@ impl Runner {
     pub fn dispatch(&mut self, fleet: &Fleet) -> Vec<Action> {
         let actions = std::mem::take(&mut self.actions);
         for a in &actions {
-            if let Action::Install { node, .. } | Action::Restart { node, .. } = a {
-                self.leave_api_of(node, fleet);
+            match a {
+                Action::Install { node, .. } | Action::Restart { node, .. } => {
+                    self.leave_api_of(node, fleet);
+                }
+                Action::Cordon { node, .. } | Action::Label { node, .. } => {
+                    self.refresh_outlook(node);
+                }
+                _ => {}
             }
             self.running.insert(a.id(), a.node().to_string());
         }
         dispatch(&self.executor, actions.clone(), &self.results_tx);
         actions
+    }
+
+    /// Lists `node`'s pods again as its turn comes: the outlook taken at
+    /// the start may be an hour old by the time the drain reaches it.
+    fn refresh_outlook(&mut self, node: &str) {
+        if self.listed_last.as_deref() == Some(node) {
+            return;
+        }
+        self.listed_last = Some(node.to_string());
+        let (client, drain, tx) = (
+            self.client.clone(),
+            self.plan.drain.clone(),
+            self.outlook_tx.clone(),
+        );
+        let node = node.to_string();
+        tokio::spawn(async move {
+            let report = node_ops::inspect(&client, &node, &drain).await;
+            let _ = tx.send((node, report));
+        });
     }
 
     /// Moves the client off `node`'s API endpoint if it is the one in use,
@@ -284,6 +329,7 @@ impl Runner {
         tokio::select! {
             Some(input) = self.results.recv() => Some(Done::Action(input)),
             Some(manual) = self.manual.recv() => Some(Done::Manual(manual)),
+            Some((node, report)) = self.outlooks.recv() => Some(Done::Outlook(node, report)),
             else => None,
         }
     }
@@ -318,6 +364,30 @@ impl Runner {
                 };
                 fleet.timeline.push(now, severity, "operator", text.clone());
                 Ok(Some(text))
+            }
+            Done::Outlook(node, Ok(report)) => {
+                let outlook = drain_report::outlook(&report, &self.plan.drain, now);
+                let severity = match (outlook.blocks(), outlook.notes.len()) {
+                    (0, 0) => Severity::Info,
+                    (0, _) => Severity::Warn,
+                    _ => Severity::Error,
+                };
+                let worst = outlook
+                    .worst()
+                    .map(|n| format!(": {}", n.text))
+                    .unwrap_or_default();
+                let text = format!(
+                    "drain {node} as its turn comes: {}{worst}",
+                    outlook.counts()
+                );
+                fleet.timeline.push(now, severity, "upgrade", text);
+                fleet.set_drain_outlook(&node, outlook);
+                Ok(None)
+            }
+            // The drain itself lists the pods again and names what fails.
+            Done::Outlook(node, Err(e)) => {
+                tracing::debug!(target: "upgrade", "drain outlook of {node}: {e}");
+                Ok(None)
             }
         }
     }

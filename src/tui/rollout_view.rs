@@ -16,7 +16,7 @@ use crate::upgrade::{RolloutState, RolloutView};
 
 /// Rows the panel takes (borders included); 0 in watch mode.
 pub fn panel_rows(app: &App) -> u16 {
-    if app.rollout.is_some() { 4 } else { 0 }
+    if app.rollout.is_some() { 5 } else { 0 }
 }
 
 fn secs(d: jiff::SignedDuration) -> String {
@@ -120,6 +120,48 @@ fn keys_now(view: &RolloutView) -> String {
     }
 }
 
+/// The node whose drain comes now or next: the current one, else the first
+/// still pending.
+fn drain_subject(view: &RolloutView) -> Option<&NodeProgress> {
+    if matches!(
+        view.state,
+        RolloutState::Done | RolloutState::RolledBack | RolloutState::Verifying
+    ) {
+        return None;
+    }
+    match &view.current {
+        Some(c) => view.nodes.iter().find(|n| &n.name == c),
+        None => view.nodes.iter().find(|n| n.phase == Phase::Pending),
+    }
+}
+
+/// `drain B: evicts 4 · 1 warn: frigate/frigate-0: volume ... (listed 2m00s ago)`:
+/// what the drain of the node at hand will do, before it does it.
+fn drain_line(app: &App, theme: &Theme, view: &RolloutView) -> Option<Line<'static>> {
+    let node = drain_subject(view)?;
+    let outlook = app.fleet.nodes.get(&node.name)?.drain.as_ref()?;
+    let mut text = format!(" drain {}: {}", node.name, outlook.counts());
+    if let Some(worst) = outlook.worst() {
+        text.push_str(&format!(": {}", worst.text));
+    }
+    let extra = outlook.notes.len().saturating_sub(1);
+    if extra > 0 {
+        text.push_str(&format!(" (+{extra} more: Enter on the node)"));
+    }
+    text.push_str(&format!(
+        " · listed {} ago",
+        format_duration(crate::model::health::age(outlook.at, app.now))
+    ));
+    let style = if outlook.blocks() > 0 {
+        theme.bad()
+    } else if outlook.notes.is_empty() {
+        theme.dim()
+    } else {
+        theme.warn()
+    };
+    Some(Line::styled(text, style))
+}
+
 pub fn render_panel(app: &App, theme: &Theme, frame: &mut Frame, area: Rect) {
     let Some(view) = &app.rollout else { return };
     let path: Vec<String> = view.path.iter().map(|v| v.to_string()).collect();
@@ -183,7 +225,9 @@ pub fn render_panel(app: &App, theme: &Theme, frame: &mut Frame, area: Rect) {
         }
         _ => Line::styled(format!(" {}", next_step(view)), theme.dim()),
     };
-    let widget = Paragraph::new(vec![Line::from(first), second])
+    let mut lines = vec![Line::from(first), second];
+    lines.extend(drain_line(app, theme, view));
+    let widget = Paragraph::new(lines)
         .wrap(Wrap { trim: false })
         .block(Block::default().borders(Borders::ALL).title(" Rollout "));
     frame.render_widget(widget, area);
@@ -211,6 +255,72 @@ mod tests {
             .draw(|f| crate::tui::view::render(&app, f))
             .unwrap();
         format!("{}", terminal.backend())
+    }
+
+    fn panel_with_outlooks(state: RolloutState, current: Option<&str>) -> String {
+        use crate::model::ClusterEvent;
+        use crate::model::fleet::{DrainNote, DrainOutlook, NodeInfo};
+        let now = jiff::Timestamp::from_second(1_769_378_700).unwrap();
+        let mut app = App::new("lab", "http://127.0.0.1:1/", false, now);
+        app.color = false;
+        for (node, evicts, notes) in [
+            ("A", 0, vec![]),
+            (
+                "B",
+                3,
+                vec![
+                    DrainNote {
+                        blocks: false,
+                        text: "web/api-1: the only replica of ReplicaSet web/api".into(),
+                    },
+                    DrainNote {
+                        blocks: true,
+                        text: "ops/debug: no controller (fix: set drain.force)".into(),
+                    },
+                ],
+            ),
+        ] {
+            app.fleet.apply(
+                ClusterEvent::Node(NodeInfo::bare(node, "v1.33.6+k3s1")),
+                now,
+            );
+            let at = now - jiff::SignedDuration::from_secs(120);
+            app.fleet
+                .set_drain_outlook(node, DrainOutlook { at, evicts, notes });
+        }
+        let mut view = crate::upgrade::Engine::new(crate::upgrade::testkit::abc()).view(now);
+        view.state = state;
+        view.current = current.map(str::to_string);
+        if current.is_some() {
+            view.nodes[0].phase = Phase::Done;
+        }
+        app.rollout = Some(view);
+        let mut terminal = Terminal::new(TestBackend::new(200, 30)).unwrap();
+        terminal
+            .draw(|f| crate::tui::view::render(&app, f))
+            .unwrap();
+        format!("{}", terminal.backend())
+    }
+
+    /// The panel says what the drain of the node at hand will do: the
+    /// first pending node before the start, the current one while running,
+    /// the block first; nothing once every node is done.
+    #[test]
+    fn the_panel_shows_the_drain_report_of_the_node_at_hand() {
+        let idle = panel_with_outlooks(RolloutState::Idle, None);
+        assert!(
+            idle.contains(" drain A: evicts 0 · listed 2m00s ago"),
+            "{idle}"
+        );
+        let running = panel_with_outlooks(RolloutState::Running, Some("B"));
+        assert!(
+            running.contains(
+                " drain B: evicts 3 · 1 block · 1 warn: ops/debug: no controller (fix: set drain.force) (+1 more: Enter on the node) · listed 2m00s ago"
+            ),
+            "{running}"
+        );
+        let done = panel_with_outlooks(RolloutState::Done, None);
+        assert!(!done.contains(" drain "), "{done}");
     }
 
     /// Across a minor on etcd servers, the panel never offers the rolling

@@ -13,11 +13,13 @@ use super::probe::{ProbeResult, ProbeState, ProbeTransition};
 use super::timeline::{EntryKind, Severity, Timeline};
 
 mod api;
+mod drain_outlook;
 mod evidence;
 pub use api::*;
 mod announcer;
 mod speaker;
 pub use announcer::announced_node;
+pub use drain_outlook::{DrainNote, DrainOutlook};
 pub use speaker::SpeakerBuild;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -275,6 +277,8 @@ pub struct NodeState {
     pub seen: HeartbeatSeen,
     /// The last lines a failed remote step printed on this node, and when.
     pub failed_output: Option<(Timestamp, Vec<String>)>,
+    /// What draining it would do, as last judged.
+    pub drain: Option<DrainOutlook>,
     pub events: VecDeque<EventInfo>,
 }
 

@@ -39,6 +39,24 @@ pub(super) fn render_detail(app: &App, theme: &Theme, frame: &mut Frame, node: &
         ));
         lines.extend(output.iter().map(|l| Line::raw(format!("  │ {l}"))));
     }
+    if let Some(outlook) = &state.drain {
+        lines.push(Line::styled(
+            format!(
+                "Drain report ({}, listed {} ago)",
+                outlook.counts(),
+                format_duration(health::age(outlook.at, app.now))
+            ),
+            bold(),
+        ));
+        lines.extend(outlook.notes.iter().map(|n| {
+            let (tag, style) = if n.blocks {
+                ("block", theme.bad())
+            } else {
+                ("warn ", theme.warn())
+            };
+            Line::styled(format!("  {tag} {}", n.text), style)
+        }));
+    }
     lines.push(Line::styled("Events", bold()));
     // Newest first: the event that explains the state is usually the last.
     lines.extend(state.events.iter().rev().map(|e| event_line(app, e)));

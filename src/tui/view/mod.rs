@@ -398,6 +398,42 @@ mod tests {
         );
     }
 
+    /// The node detail lists the whole drain report, blocks marked.
+    #[test]
+    fn node_detail_shows_the_drain_report() {
+        use crate::model::fleet::{DrainNote, DrainOutlook};
+        let mut app = incident_model();
+        let outlook = DrainOutlook {
+            at: app.now,
+            evicts: 2,
+            notes: vec![
+                DrainNote {
+                    blocks: true,
+                    text: "nvr/recorder: has emptyDir data, which eviction deletes (fix: x)".into(),
+                },
+                DrainNote {
+                    blocks: false,
+                    text: "frigate/frigate-0: volume media is node-local (local-path)".into(),
+                },
+            ],
+        };
+        app.fleet.set_drain_outlook("k3s-vm-still-fawn", outlook);
+        app.page = Page::Detail("k3s-vm-still-fawn".into());
+        let text = format!("{}", draw(&app, 120, 40).backend());
+        assert!(
+            text.contains("Drain report (evicts 2 · 1 block · 1 warn, listed 0s ago)"),
+            "{text}"
+        );
+        assert!(
+            text.contains("  block nvr/recorder: has emptyDir data"),
+            "{text}"
+        );
+        assert!(
+            text.contains("  warn  frigate/frigate-0: volume media"),
+            "{text}"
+        );
+    }
+
     /// The rollout panel keeps the users' outage so far: probe downtime
     /// while a node was being worked on.
     #[test]
