@@ -8,6 +8,7 @@
 pub mod proxmox;
 pub mod quote;
 pub mod ssh;
+pub mod stdin;
 
 use std::time::Duration;
 
@@ -17,6 +18,7 @@ pub use quote::{redact_command, shell_join, shell_quote, shell_split};
 pub use ssh::{
     ExecResult, OutputLine, OutputStream, RemoteError, RemoteErrorKind, SshTarget, error_kind,
 };
+pub use stdin::Stdin;
 
 /// How commands reach a node.
 #[derive(Debug, Clone, PartialEq, Eq)]
