@@ -758,6 +758,7 @@ async fn proxmox_transport_against_lab_host() {
     let transport = Transport::Proxmox {
         host: lab.target(),
         vmid: 101,
+        escalate: None,
     };
     assert!(
         transport
@@ -785,6 +786,7 @@ async fn proxmox_transport_against_lab_host() {
     let bad = Transport::Proxmox {
         host: lab.target(),
         vmid: 999,
+        escalate: None,
     };
     let err = bad.exec("true", T, |_| {}).await.unwrap_err();
     assert_eq!(error_kind(&err), Some(RemoteErrorKind::Proxmox));

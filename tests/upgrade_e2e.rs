@@ -137,6 +137,7 @@ impl Rollout {
             Some(vmid) => k3s_cockpit::remote::Transport::Proxmox {
                 host: ssh,
                 vmid: vmid as u32,
+                escalate: None,
             },
             None => k3s_cockpit::remote::Transport::Ssh(ssh),
         }

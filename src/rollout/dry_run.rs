@@ -99,7 +99,7 @@ fn describe(plan: &ResolvedPlan, action: &Action) -> Vec<String> {
     let Some(n) = plan.node(node) else {
         return vec![format!("          {node}: {action:?}")];
     };
-    let via = transport(&n.transport);
+    let via = transport(n);
     let remote = |cmd: String| {
         vec![format!(
             "          $ {}  # via {}",

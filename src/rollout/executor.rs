@@ -73,13 +73,15 @@ fn ssh_target(t: &plan::SshTarget) -> remote::SshTarget {
     target
 }
 
-/// The plan's transport as the remote edge runs it.
-pub fn transport(t: &plan::Transport) -> remote::Transport {
-    match t {
+/// The node's transport as the remote edge runs it. On a Proxmox host,
+/// the node's `become` applies to qm (the guest agent runs as root).
+pub fn transport(n: &ResolvedNode) -> remote::Transport {
+    match &n.transport {
         plan::Transport::Ssh(s) => remote::Transport::Ssh(ssh_target(s)),
         plan::Transport::Proxmox { host, vmid } => remote::Transport::Proxmox {
             host: ssh_target(host),
             vmid: *vmid,
+            escalate: n.escalate.clone(),
         },
     }
 }
@@ -125,7 +127,7 @@ impl Executor {
         let transports = plan
             .nodes
             .iter()
-            .map(|n| (n.name.clone(), transport(&n.transport)))
+            .map(|n| (n.name.clone(), transport(n)))
             .collect();
         Executor {
             client,
@@ -289,8 +291,12 @@ impl Executor {
         let unit = format!("systemctl cat {}", n.role.service());
         let before = self.unit_args(node, &unit).await;
         let cmd = n.install_command(version);
-        self.remote(node, &format!("install {version}"), &cmd, t.install_timeout)
-            .await?;
+        self.stage_artifacts(node, &version.to_string()).await?;
+        let installed = self
+            .remote(node, &format!("install {version}"), &cmd, t.install_timeout)
+            .await;
+        self.unstage_artifacts(node, &version.to_string()).await;
+        installed?;
         // For the log only: the engine trusts the kubelet.
         let _ = self
             .remote(

@@ -19,6 +19,8 @@ pub mod preflight;
 pub mod resume;
 pub mod runner;
 pub mod unit_args;
+pub mod upload;
+pub mod artifacts;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;

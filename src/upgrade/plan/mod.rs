@@ -686,11 +686,23 @@ pub struct ResolvedNode {
 
 impl ResolvedNode {
     /// `command` as the node runs it: as one privileged `sh -c` (with its
-    /// redirections and environment) when the plan sets `become`.
+    /// redirections and environment) when the plan sets `become`. In a
+    /// Proxmox VM the guest agent already runs it as root; there `become`
+    /// applies to qm on the host instead.
     pub fn privileged(&self, command: &str) -> String {
-        match &self.escalate {
-            Some(b) => format!("{b} sh -c {}", crate::remote::quote::shell_quote(command)),
-            None => command.to_string(),
+        match (&self.escalate, &self.transport) {
+            (Some(b), Transport::Ssh(_)) => {
+                format!("{b} sh -c {}", crate::remote::quote::shell_quote(command))
+            }
+            _ => command.to_string(),
+        }
+    }
+
+    /// The Proxmox host's login user, for a node reached through qm.
+    pub fn proxmox_user(&self) -> Option<&str> {
+        match &self.transport {
+            Transport::Proxmox { host, .. } => Some(&host.user),
+            Transport::Ssh(_) => None,
         }
     }
 
