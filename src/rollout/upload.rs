@@ -23,12 +23,17 @@ pub fn stage_dir(version: &str) -> String {
 }
 
 /// The command that writes its stdin to `file` in `dir`.
-fn receive_command(dir: &str, file: &str) -> String {
+pub fn receive_command(dir: &str, file: &str) -> String {
     format!(
         "mkdir -p {} && cat > {}",
         shell_quote(dir),
         shell_quote(&format!("{dir}/{file}"))
     )
+}
+
+/// The command that removes the staged copy of `version`.
+pub fn unstage_command(version: &str) -> String {
+    format!("rm -rf {}", shell_quote(&stage_dir(version)))
 }
 
 impl Executor {
@@ -69,7 +74,7 @@ impl Executor {
             return;
         }
         let t = self.plan().timings.command_timeout;
-        let cmd = format!("rm -rf {}", shell_quote(&stage_dir(version)));
+        let cmd = unstage_command(version);
         if let Err(e) = self.remote(node, "remove staged artifacts", &cmd, t).await {
             tracing::warn!(target: "upgrade", "{node}: the staged copy stays: {e}");
         }
