@@ -188,7 +188,9 @@ fn generated_install_scripts_pass_shellcheck_and_keep_values_inert() {
     let quoted = k3s_cockpit::remote::shell_quote(&receive);
     shellcheck(&receive);
     shellcheck(&format!("sudo -n sh -c {quoted}"));
-    shellcheck(&k3s_cockpit::rollout::upload::unstage_command("v1.34.3+k3s1"));
+    shellcheck(&k3s_cockpit::rollout::upload::unstage_command(
+        "v1.34.3+k3s1",
+    ));
     shellcheck(&k3s_cockpit::remote::proxmox::qm_wire_command(
         Some("sudo -n"),
         106,

@@ -8,9 +8,9 @@
 use std::collections::BTreeMap;
 
 use super::host::{self, Failure, Host};
+use super::node_files;
 use super::shell::first_word;
 use super::sim::{Kubelet, SimHandle};
-use super::node_files;
 use super::ssh::{CommandOutcome, LabStdin};
 use crate::remote::quote::shell_split;
 use crate::upgrade::method::BINARY_MARKER;

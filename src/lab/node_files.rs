@@ -24,13 +24,19 @@ pub(super) async fn receive(
     stdin: &mut LabStdin,
 ) -> CommandOutcome {
     if !root && !file.starts_with("/tmp/") {
-        return CommandOutcome::fail(1, format!("sh: 1: cannot create {file}: Permission denied\n"));
+        return CommandOutcome::fail(
+            1,
+            format!("sh: 1: cannot create {file}: Permission denied\n"),
+        );
     }
     let data = stdin.read_to_end().await;
     let written = sim.with_host(node, |h| -> Result<(), Failure> {
         let room = h.free_mib.saturating_mul(1024 * 1024);
         if data.len() as u64 > room {
-            return Err((1, format!("cat: write error: No space left on device ({file})\n")));
+            return Err((
+                1,
+                format!("cat: write error: No space left on device ({file})\n"),
+            ));
         }
         h.files.insert(file.to_string(), data);
         Ok(())
@@ -43,7 +49,12 @@ pub(super) async fn receive(
 }
 
 /// `mkdir -p DIR...` and `rm -rf PATH...`; None for any other command.
-pub(super) fn dirs(sim: &SimHandle, node: &str, words: &[&str], root: bool) -> Option<CommandOutcome> {
+pub(super) fn dirs(
+    sim: &SimHandle,
+    node: &str,
+    words: &[&str],
+    root: bool,
+) -> Option<CommandOutcome> {
     let (verb, paths) = match words {
         ["mkdir", "-p", paths @ ..] => ("mkdir", paths),
         ["rm", "-rf" | "-f", paths @ ..] => ("rm", paths),

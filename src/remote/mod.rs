@@ -79,7 +79,17 @@ impl Transport {
                 host,
                 vmid,
                 escalate,
-            } => proxmox::exec(host, *vmid, escalate.as_deref(), command, timeout, on_output).await,
+            } => {
+                proxmox::exec(
+                    host,
+                    *vmid,
+                    escalate.as_deref(),
+                    command,
+                    timeout,
+                    on_output,
+                )
+                .await
+            }
         }
     }
 

@@ -254,9 +254,12 @@ impl Executor {
             }
             Action::Install { node, version, .. } => self.install(node, version).await,
             Action::Restart { node, .. } => self.restart(node).await,
-            Action::Label { node, .. } => {
-                node_ops::set_exclude_label(&self.client, node, true).await
-            }
+            // The handoff label is the first write to a node: its checks
+            // run before it, as before a cordon.
+            Action::Label { node, .. } => match self.check_before_cordon(node).await {
+                Err(e) => Err(e),
+                Ok(()) => node_ops::set_exclude_label(&self.client, node, true).await,
+            },
             Action::Unlabel { node, .. } => {
                 node_ops::set_exclude_label(&self.client, node, false).await
             }
@@ -332,8 +335,9 @@ impl Executor {
         super::unit_args::exec_start_args(&self.quiet(node, command).await?)
     }
 
-    /// The node checks again, right before the node is cordoned, against
-    /// the version its kubelet reports now.
+    /// The node checks again, right before the node is first touched (its
+    /// handoff label or its cordon), against the version its kubelet
+    /// reports now.
     async fn check_before_cordon(&self, node: &str) -> Result<(), String> {
         let nodes: kube::Api<crate::cluster::node_view::NodeView> =
             kube::Api::all(self.client.clone());

@@ -44,9 +44,15 @@ impl Executor {
         let n = n.clone();
         let t = self.plan().timings.command_timeout;
         let fail = |check: &str, why: String| format!("node {node}: {check}: {why}");
-        self.exec_as(node, "ssh check", "true", t)
-            .await
-            .map_err(|e| fail("ssh", e))?;
+        // Behind a Proxmox host, the host is what SSH reaches; the VM is
+        // reached through qm once the privilege for it is known.
+        if n.proxmox_user().is_some() {
+            self.exec_on_proxmox_host(node, "ssh check", "true", t)
+                .await
+        } else {
+            self.exec_as(node, "ssh check", "true", t).await.map(|_| ())
+        }
+        .map_err(|e| fail("ssh", e))?;
         self.check_privilege(&n, t)
             .await
             .map_err(|e| fail("privilege", e))?;
@@ -102,7 +108,11 @@ impl Executor {
             self.check_disk(&n, t).await.map_err(|e| fail("disk", e))?;
             // Versions the node already runs need nothing staged.
             let running = kubelet.parse::<crate::upgrade::K3sVersion>().ok();
-            for v in n.hops.iter().filter(|v| running.as_ref().is_none_or(|r| r < *v)) {
+            for v in n
+                .hops
+                .iter()
+                .filter(|v| running.as_ref().is_none_or(|r| r < *v))
+            {
                 let v = v.to_string();
                 match self.plan().artifacts.clone() {
                     Some(dir) => self.check_artifact(&n, &dir, &v, (arch, asset), t).await,

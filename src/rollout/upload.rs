@@ -64,7 +64,8 @@ impl Executor {
         let list_name = a.list.file_name().map(|f| f.to_string_lossy().into_owned());
         let list_name = list_name.unwrap_or_default();
         let t = self.plan().timings.install_timeout;
-        self.send_file(node, &a.list, &target, &list_name, t).await?;
+        self.send_file(node, &a.list, &target, &list_name, t)
+            .await?;
         self.send_file(node, &a.binary, &target, &a.asset, t).await
     }
 

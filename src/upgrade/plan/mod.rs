@@ -544,10 +544,12 @@ impl Plan {
             ));
         }
         let custom = self.commands.install.is_some()
-            || self
-                .node
-                .values()
-                .any(|o| o.get_ref().commands.as_ref().is_some_and(|c| c.install.is_some()));
+            || self.node.values().any(|o| {
+                o.get_ref()
+                    .commands
+                    .as_ref()
+                    .is_some_and(|c| c.install.is_some())
+            });
         if custom {
             return Err(self.error_at(
                 span,
@@ -555,10 +557,7 @@ impl Plan {
             ));
         }
         if !dir.get_ref().is_absolute() && !dir.get_ref().starts_with("~") {
-            return Err(self.error_at(
-                span,
-                "artifacts must be an absolute path (or start with ~)",
-            ));
+            return Err(self.error_at(span, "artifacts must be an absolute path (or start with ~)"));
         }
         Ok(())
     }

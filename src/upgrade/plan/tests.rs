@@ -403,7 +403,11 @@ fn agent_hops_every_walks_agents_through_each_hop() {
         straight.node("still-fawn").unwrap().hops,
         vec![v("v1.35.0+k3s1")]
     );
-    assert!(straight.to_string().contains("then agents, straight to the target"));
+    assert!(
+        straight
+            .to_string()
+            .contains("then agents, straight to the target")
+    );
     let every = format!("{two_hops}agent_hops = \"every\"\n");
     let r = resolve(&Plan::from_str(&every, "p").unwrap(), &cluster()).unwrap();
     let hops = [v("v1.34.3+k3s1"), v("v1.35.0+k3s1")];
