@@ -106,19 +106,31 @@ impl Executor {
         })?;
         if n.commands.install.starts_with(method::BINARY_MARKER) {
             self.check_disk(&n, t).await.map_err(|e| fail("disk", e))?;
-            // Versions the node already runs need nothing staged.
-            let running = kubelet.parse::<crate::upgrade::K3sVersion>().ok();
-            for v in n
-                .hops
-                .iter()
-                .filter(|v| running.as_ref().is_none_or(|r| r < *v))
-            {
-                let v = v.to_string();
-                match self.plan().artifacts.clone() {
-                    Some(dir) => self.check_artifact(&n, &dir, &v, (arch, asset), t).await,
-                    None => self.check_release(&n, &v, arch, asset, t).await,
-                }
+            self.check_targets(&n, kubelet, (arch, asset), t)
+                .await
                 .map_err(|e| fail("target binary", e))?;
+        }
+        Ok(())
+    }
+
+    /// Every version the node does not run yet can reach it.
+    async fn check_targets(
+        &self,
+        n: &ResolvedNode,
+        kubelet: &str,
+        (arch, asset): (&str, &str),
+        t: SignedDuration,
+    ) -> Result<(), String> {
+        let running = kubelet.parse::<crate::upgrade::K3sVersion>().ok();
+        let ahead = n
+            .hops
+            .iter()
+            .filter(|v| running.as_ref().is_none_or(|r| r < *v));
+        for v in ahead {
+            let v = v.to_string();
+            match self.plan().artifacts.clone() {
+                Some(dir) => self.check_artifact(n, &dir, &v, (arch, asset), t).await?,
+                None => self.check_release(n, &v, arch, asset, t).await?,
             }
         }
         Ok(())
