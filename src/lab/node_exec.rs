@@ -188,8 +188,6 @@ async fn command(sim: &SimHandle, node: &str, words: &[String], root: bool) -> C
         [bin, "etcd-snapshot", rest @ ..] if is_k3s(bin) => {
             super::node_upgrade::etcd_snapshot(sim, node, rest, root)
         }
-        ["mkdir" | "rm", ..] => node_files::dirs(sim, node, &w, root)
-            .unwrap_or_else(|| CommandOutcome::fail(1, format!("{}: unsupported options\n", w[0]))),
         ["uname", "-m"] => with(sim, node, |h| ok(format!("{}\n", h.arch))),
         ["df", "-Pk", path] => with(sim, node, |h| {
             ok(format!(
@@ -203,10 +201,12 @@ async fn command(sim: &SimHandle, node: &str, words: &[String], root: bool) -> C
         }),
         ["cat", file] => with(sim, node, |h| cat(h, file, root)),
         ["curl", ..] => curl(sim, node, &w, root),
-        _ => CommandOutcome::fail(
-            127,
-            format!("sh: 1: {}: not found\n", first_word(&words.join(" "))),
-        ),
+        _ => node_files::dirs(sim, node, &w, root).unwrap_or_else(|| {
+            CommandOutcome::fail(
+                127,
+                format!("sh: 1: {}: not found\n", first_word(&words.join(" "))),
+            )
+        }),
     }
 }
 

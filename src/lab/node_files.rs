@@ -1,10 +1,12 @@
 //! File commands of a simulated node's shell that the airgap copy uses:
 //! `cat > FILE` writes what arrives on stdin, `mkdir -p` (the lab keeps
-//! files by path, so directories always exist) and `rm -rf`.
+//! files by path, so directories always exist) and `rm -rf` of the
+//! cockpit's staging directory.
 
 use super::host::Failure;
 use super::sim::SimHandle;
 use super::ssh::{CommandOutcome, LabStdin};
+use crate::upgrade::method::ARTIFACTS_STAGE;
 
 /// `cat > FILE` (or `cat >FILE`) as split into words, if `words` is one.
 pub(super) fn cat_into(words: &[String]) -> Option<&str> {
@@ -55,9 +57,12 @@ pub(super) fn dirs(
     words: &[&str],
     root: bool,
 ) -> Option<CommandOutcome> {
+    // The lab removes only what the cockpit stages; any other rm is a
+    // command it does not know (exit 127), as before.
+    let ours = |p: &&str| p.starts_with(&format!("{ARTIFACTS_STAGE}/"));
     let (verb, paths) = match words {
         ["mkdir", "-p", paths @ ..] => ("mkdir", paths),
-        ["rm", "-rf" | "-f", paths @ ..] => ("rm", paths),
+        ["rm", "-rf" | "-f", paths @ ..] if paths.iter().all(ours) => ("rm", paths),
         _ => return None,
     };
     if let Some(p) = paths.iter().find(|p| !root && !p.starts_with("/tmp/")) {

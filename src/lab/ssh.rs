@@ -61,6 +61,11 @@ impl LabStdin {
         LabStdin(None)
     }
 
+    /// A stdin fed through `rx`; it ends when every sender is dropped.
+    pub fn from_receiver(rx: tokio::sync::mpsc::UnboundedReceiver<Vec<u8>>) -> Self {
+        LabStdin(Some(rx))
+    }
+
     /// The next chunk, or None at EOF.
     pub async fn chunk(&mut self) -> Option<Vec<u8>> {
         self.0.as_mut()?.recv().await
