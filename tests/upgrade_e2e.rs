@@ -1188,7 +1188,21 @@ fn airgapped_nodes_upgrade_from_a_local_artifacts_directory_copied_over_ssh() {
     assert!(!why.contains("node k3s-vm-fun-bedbug"), "{why}");
 
     let r = lab_with_plan(&airgapped_over_ssh(""));
-    r.with_artifacts();
+    let dir = r.with_artifacts();
+    let dry = Command::new(BIN)
+        .args(["upgrade", "--dry-run", "--plan"])
+        .arg(&r.plan)
+        .arg("--kubeconfig")
+        .arg(&r.kubeconfig)
+        .env("XDG_STATE_HOME", r.dir.path())
+        .output()
+        .unwrap();
+    let dry = String::from_utf8_lossy(&dry.stdout);
+    let copy = format!(
+        "copy {}/v1.34.3+k3s1/ASSET and sha256sum-ARCH.txt (by the node's uname -m) into /var/lib/k3s-cockpit/artifacts/v1.34.3+k3s1 over SSH",
+        dir.display()
+    );
+    assert!(dry.contains(&copy), "{dry}");
     upgrade_keeping_flags(&r);
     for (node, version) in r.versions() {
         assert_eq!(version, "v1.35.0+k3s1", "{node}");
