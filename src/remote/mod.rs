@@ -112,9 +112,4 @@ impl Transport {
             .into()),
         }
     }
-
-    /// Whether files can be streamed to the node (see [`exec_with_stdin`](Self::exec_with_stdin)).
-    pub fn streams_stdin(&self) -> bool {
-        matches!(self, Transport::Ssh(_))
-    }
 }

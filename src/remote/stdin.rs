@@ -55,27 +55,38 @@ pub(crate) async fn send_while_reading<T>(
     }
 }
 
+/// Copies the reader into the channel, then sends EOF even when the copy
+/// failed, so the remote command ends instead of waiting for more input.
 async fn send(write: &ChannelWriteHalf<Msg>, mut stdin: Stdin<'_>) -> Result<(), String> {
-    let mut buf = vec![0u8; CHUNK_BYTES];
     let mut total = 0u64;
+    let copied = copy(write, &mut stdin, &mut total).await;
+    let eof = write
+        .eof()
+        .await
+        .map_err(|e| format!("sending EOF after {total} bytes: {e}"));
+    copied.and(eof)
+}
+
+async fn copy(
+    write: &ChannelWriteHalf<Msg>,
+    stdin: &mut Stdin<'_>,
+    total: &mut u64,
+) -> Result<(), String> {
+    let mut buf = vec![0u8; CHUNK_BYTES];
     loop {
         let n = stdin
             .reader
             .read(&mut buf)
             .await
-            .map_err(|e| format!("reading the input: {e}"))?;
+            .map_err(|e| format!("reading the input after {total} bytes: {e}"))?;
         if n == 0 {
-            break;
+            return Ok(());
         }
         write
             .data_bytes(bytes::Bytes::copy_from_slice(&buf[..n]))
             .await
             .map_err(|e| format!("the channel closed after {total} bytes: {e}"))?;
-        total += n as u64;
-        (stdin.on_sent)(total);
+        *total += n as u64;
+        (stdin.on_sent)(*total);
     }
-    write
-        .eof()
-        .await
-        .map_err(|e| format!("sending EOF after {total} bytes: {e}"))
 }

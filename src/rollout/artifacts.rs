@@ -23,7 +23,7 @@ pub struct LocalArtifact {
     pub len: u64,
 }
 
-/// `~/x` → `$HOME/x`.
+/// `~/x` → `$HOME/x`, as a shell would for plan paths.
 pub fn expand_home(path: &Path) -> PathBuf {
     match (path.strip_prefix("~"), std::env::var_os("HOME")) {
         (Ok(rest), Some(home)) => PathBuf::from(home).join(rest),

@@ -4,7 +4,7 @@
 //! node, the command's purpose and the transport.
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -49,13 +49,7 @@ pub struct Executor {
     evidence: Arc<std::sync::Mutex<HashMap<String, String>>>,
 }
 
-/// `~/x` → `$HOME/x`, as a shell would for plan paths.
-fn expand_home(path: &Path) -> PathBuf {
-    match (path.strip_prefix("~"), std::env::var_os("HOME")) {
-        (Ok(rest), Some(home)) => PathBuf::from(home).join(rest),
-        _ => path.to_path_buf(),
-    }
-}
+use super::artifacts::expand_home;
 
 fn ssh_target(t: &plan::SshTarget) -> remote::SshTarget {
     let known_hosts = t

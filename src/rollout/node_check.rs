@@ -137,8 +137,8 @@ impl Executor {
     }
 
     /// Airgap: the asset of `version` for the node's arch is in the local
-    /// artifacts directory and matches its list, the node can receive it
-    /// over SSH, and there is room for it in the staging directory.
+    /// artifacts directory and matches its list, and there is room for it
+    /// in the node's staging directory.
     async fn check_artifact(
         &self,
         n: &ResolvedNode,
@@ -147,14 +147,6 @@ impl Executor {
         (arch, asset): (&str, &str),
         t: SignedDuration,
     ) -> Result<(), String> {
-        let (_, transport) = self.node(&n.name)?;
-        if !transport.streams_stdin() {
-            return Err(format!(
-                "artifacts cannot be copied to {}: {}; stage the release on the VM and set release to that directory instead",
-                transport.describe(),
-                crate::remote::proxmox::NO_STDIN_STREAM
-            ));
-        }
         let a = super::artifacts::locate(dir, version, arch, asset)?;
         a.verify()?;
         let (df, _) = self

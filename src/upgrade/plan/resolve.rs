@@ -345,6 +345,7 @@ fn resolve_node(
         Role::Server => path.iter().filter(|h| n.version < **h).cloned().collect(),
     };
     let escalate = resolve_become(plan, &spec)?;
+    check_artifacts_reach(plan, &n.name, &transport)?;
     Ok(ResolvedNode {
         escalate,
         name: n.name.clone(),
@@ -354,6 +355,20 @@ fn resolve_node(
         transport,
         commands,
     })
+}
+
+/// Artifacts are streamed over SSH; `qm guest exec` cannot carry them.
+fn check_artifacts_reach(plan: &Plan, node: &str, transport: &Transport) -> Result<(), PlanError> {
+    match (&plan.artifacts, transport) {
+        (Some(dir), Transport::Proxmox { vmid, .. }) => Err(plan.error_at(
+            Some(dir.span()),
+            format!(
+                "node {node}: artifacts cannot be copied to VM {vmid} through its Proxmox host: {}; stage the release on the VM and set release to that directory instead",
+                crate::remote::proxmox::NO_STDIN_STREAM
+            ),
+        )),
+        _ => Ok(()),
+    }
 }
 
 /// `become` must not wait for a password: there is no terminal to type it.

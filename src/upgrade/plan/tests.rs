@@ -443,4 +443,14 @@ fn artifacts_replace_release_with_the_nodes_staging_directory() {
     }
     let e = err(&format!("{base}artifacts = \"srv\"\n"));
     assert!(e.message.contains("absolute path"), "{e}");
+    // A VM behind a Proxmox host cannot receive them: refused offline, named.
+    let text = format!(
+        "{base}artifacts = \"/srv/k3s\"\n[node.fun-bedbug.transport]\nkind = \"proxmox\"\nhost = \"pve\"\nvmid = 106\n"
+    );
+    let e = resolve(&Plan::from_str(&text, "p").unwrap(), &cluster()).unwrap_err();
+    assert!(
+        e.message.starts_with("node fun-bedbug: artifacts cannot be copied to VM 106 through its Proxmox host: qm guest exec cannot stream"),
+        "{e}"
+    );
+    assert_eq!(e.location.map(|l| l.0), Some(2));
 }
