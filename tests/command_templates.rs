@@ -181,6 +181,21 @@ fn generated_install_scripts_pass_shellcheck_and_keep_values_inert() {
     );
     shellcheck(&binary);
     sandbox.run(&binary);
+    // Airgap: what receives a copied file, and what removes it, as root
+    // through become, and through qm with become on a Proxmox host.
+    let stage = k3s_cockpit::rollout::upload::stage_dir("v1.34.3+k3s1");
+    let receive = k3s_cockpit::rollout::upload::receive_command(&stage, "k3s");
+    let quoted = k3s_cockpit::remote::shell_quote(&receive);
+    shellcheck(&receive);
+    shellcheck(&format!("sudo -n sh -c {quoted}"));
+    shellcheck(&k3s_cockpit::rollout::upload::unstage_command(
+        "v1.34.3+k3s1",
+    ));
+    shellcheck(&k3s_cockpit::remote::proxmox::qm_wire_command(
+        Some("sudo -n"),
+        106,
+        "k3s --version",
+    ));
     let args = vec![
         "server".to_string(),
         "--node-label".to_string(),

@@ -209,6 +209,55 @@ async fn sshd_key_auth_echo_streams_and_exits_zero() {
     );
 }
 
+/// A file streamed through the command's stdin arrives byte for byte, in
+/// chunks (never held whole), with the byte count reported as it goes; a
+/// command that ends without reading its input is reported, not hung on.
+#[tokio::test]
+async fn sshd_stdin_streams_a_file_byte_identical() {
+    if skip_without_sshd("sshd_stdin_streams_a_file_byte_identical") {
+        return;
+    }
+    let sshd = Sshd::start();
+    let target = sshd.target("client_ed25519");
+    // 9 MiB of every byte value, not a multiple of the chunk size.
+    let data: Vec<u8> = (0..9 * 1024 * 1024 + 7)
+        .map(|i| (i * 31 % 251) as u8)
+        .collect();
+    let source = sshd.path("source.bin");
+    std::fs::write(&source, &data).unwrap();
+    let arrived = sshd.path("arrived.bin");
+    let command = format!("cat > {}", shell_quote(&arrived.display().to_string()));
+    let sent = Arc::new(Mutex::new(Vec::new()));
+    let counts = sent.clone();
+    let stdin =
+        k3s_cockpit::remote::Stdin::new(tokio::fs::File::open(&source).await.unwrap(), move |n| {
+            counts.lock().unwrap().push(n)
+        });
+    let started = Instant::now();
+    let r = target
+        .exec_with_stdin(&command, T, stdin, |_| {})
+        .await
+        .unwrap_or_else(|e| panic!("{e:?}\nsshd log:\n{}", sshd.log()));
+    eprintln!(
+        "TIMING sshd: 9 MiB through stdin in {:.0} ms",
+        started.elapsed().as_secs_f64() * 1000.0
+    );
+    assert_eq!(r.exit_status, Some(0), "{r:?}");
+    assert!(std::fs::read(&arrived).unwrap() == data, "the copy differs");
+    let sent = sent.lock().unwrap().clone();
+    assert_eq!(sent.last(), Some(&(data.len() as u64)));
+    assert!(sent.len() > 100, "sent in {} chunks", sent.len());
+
+    let stdin =
+        k3s_cockpit::remote::Stdin::new(tokio::fs::File::open(&source).await.unwrap(), |_| {});
+    let err = target
+        .exec_with_stdin("exit 0", T, stdin, |_| {})
+        .await
+        .unwrap_err();
+    assert_eq!(error_kind(&err), Some(RemoteErrorKind::ConnectionLost));
+    assert!(err.to_string().contains("sending stdin"), "{err}");
+}
+
 #[tokio::test]
 async fn sshd_rsa_key_and_exit_code() {
     if skip_without_sshd("sshd_rsa_key_and_exit_code") {
@@ -758,6 +807,7 @@ async fn proxmox_transport_against_lab_host() {
     let transport = Transport::Proxmox {
         host: lab.target(),
         vmid: 101,
+        escalate: None,
     };
     assert!(
         transport
@@ -785,6 +835,7 @@ async fn proxmox_transport_against_lab_host() {
     let bad = Transport::Proxmox {
         host: lab.target(),
         vmid: 999,
+        escalate: None,
     };
     let err = bad.exec("true", T, |_| {}).await.unwrap_err();
     assert_eq!(error_kind(&err), Some(RemoteErrorKind::Proxmox));

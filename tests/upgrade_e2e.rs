@@ -137,6 +137,7 @@ impl Rollout {
             Some(vmid) => k3s_cockpit::remote::Transport::Proxmox {
                 host: ssh,
                 vmid: vmid as u32,
+                escalate: None,
             },
             None => k3s_cockpit::remote::Transport::Ssh(ssh),
         }
@@ -1122,4 +1123,191 @@ fn airgapped_nodes_upgrade_from_verified_staged_releases_and_a_corrupted_one_is_
     let r = lab_with_plan(&healthy_with("", staged));
     r.set_plan(&[], "release", "/var/lib/k3s-cockpit/releases");
     upgrade_keeping_flags(&r);
+}
+
+/// The healthy cluster, airgapped, every node over SSH (no Proxmox host),
+/// with `extra` appended to the scenario.
+fn airgapped_over_ssh(extra: &str) -> String {
+    format!(
+        "{}{extra}",
+        healthy_two_hops().replace("proxmox_host = true\n", "airgap = true\n")
+    )
+}
+
+impl Rollout {
+    /// A local artifacts directory with the lab's release files of both
+    /// hops for amd64 (the lab nodes' arch), named in the plan.
+    fn with_artifacts(&self) -> PathBuf {
+        let dir = self.dir.path().join("artifacts");
+        for v in ["v1.34.3+k3s1", "v1.35.0+k3s1"] {
+            std::fs::create_dir_all(dir.join(v)).unwrap();
+            for file in ["k3s", "sha256sum-amd64.txt"] {
+                let data = k3s_cockpit::lab::host::release_file(v, file).unwrap();
+                std::fs::write(dir.join(v).join(file), data).unwrap();
+            }
+        }
+        self.set_plan(&[], "artifacts", dir.to_str().unwrap());
+        dir
+    }
+
+    /// Stdout of `command` on `node`, run as an operator would.
+    fn output(&self, node: &str, command: &str) -> String {
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        let r = rt
+            .block_on(
+                self.transport(node)
+                    .exec(command, Duration::from_secs(10), |_| {}),
+            )
+            .unwrap();
+        r.stdout
+    }
+
+    /// Every write to `node` (its object or anything under it) in the audit log.
+    fn writes_to(&self, node: &str) -> Vec<Value> {
+        let path = format!("/api/v1/nodes/{node}");
+        self.writes()
+            .into_iter()
+            .filter(|w| w["path"].as_str().is_some_and(|p| p.starts_with(&path)))
+            .collect()
+    }
+}
+
+#[test]
+fn airgapped_nodes_upgrade_from_a_local_artifacts_directory_copied_over_ssh() {
+    let r = lab_with_plan(&healthy_with("", "airgap = true"));
+    r.with_artifacts();
+    // The VM behind the Proxmox host cannot receive a stream: refused, with why.
+    let why = r.refused();
+    assert!(
+        why.contains(
+            "node k3s-vm-still-fawn: artifacts cannot be copied to VM 107 through its Proxmox host"
+        ),
+        "{why}"
+    );
+    assert!(why.contains("--pass-stdin"), "{why}");
+
+    let r = lab_with_plan(&airgapped_over_ssh(""));
+    let dir = r.with_artifacts();
+    let dry = Command::new(BIN)
+        .args(["upgrade", "--dry-run", "--plan"])
+        .arg(&r.plan)
+        .arg("--kubeconfig")
+        .arg(&r.kubeconfig)
+        .env("XDG_STATE_HOME", r.dir.path())
+        .output()
+        .unwrap();
+    let dry = String::from_utf8_lossy(&dry.stdout);
+    let copy = format!(
+        "copy {}/v1.34.3+k3s1/ASSET and sha256sum-ARCH.txt (by the node's uname -m) into /var/lib/k3s-cockpit/artifacts/v1.34.3+k3s1 over SSH",
+        dir.display()
+    );
+    assert!(dry.contains(&copy), "{dry}");
+    upgrade_keeping_flags(&r);
+    for (node, version) in r.versions() {
+        assert_eq!(version, "v1.35.0+k3s1", "{node}");
+        let binary = r.output(&node, "k3s --version");
+        assert!(
+            binary.starts_with("k3s version v1.35.0+k3s1"),
+            "{node}: {binary}"
+        );
+        // The staged copies are gone once installed.
+        let staged = r.output(
+            &node,
+            "cat /var/lib/k3s-cockpit/artifacts/v1.35.0+k3s1/k3s || true",
+        );
+        assert_eq!(staged, "", "{node}");
+    }
+    let log = std::fs::read_to_string(r.dir.path().join("upgrade.log")).unwrap();
+    let size = k3s_cockpit::lab::host::release_file("v1.35.0+k3s1", "k3s")
+        .unwrap()
+        .len();
+    assert!(
+        log.contains(&format!(
+            "/var/lib/k3s-cockpit/artifacts/v1.35.0+k3s1/k3s: {size} of {size} bytes sent"
+        )),
+        "{log}"
+    );
+}
+
+/// The first server's drain is held up by a throttled eviction, long
+/// enough to corrupt the local artifact after its last check and before
+/// its copy: the node's own sha256 check refuses it before the swap.
+#[test]
+fn a_corrupted_artifact_is_refused_on_the_node_before_the_swap() {
+    let pod = format!(
+        "\n[[pods]]\nnamespace = \"tools\"\nname = \"slow-evict\"\nnode = \"{}\"\n\n[throttle]\nfirst_evictions = 1\nretry_after_seconds = 3\n",
+        fun_bedbug()
+    );
+    let r = lab_with_plan(&airgapped_over_ssh(&pod));
+    let dir = r.with_artifacts();
+    let node = fun_bedbug();
+    let (child, lines) = run_until(&r, &["--soak", "1s"], move |v| {
+        v["type"] == "action" && v["action"]["action"] == "drain" && v["action"]["node"] == node
+    });
+    let mut bad = std::fs::read(dir.join("v1.34.3+k3s1/k3s")).unwrap();
+    bad.extend_from_slice(b"# tampered\n");
+    std::fs::write(dir.join("v1.34.3+k3s1/k3s"), bad).unwrap();
+    let exit = exit_line(&lines, Duration::from_secs(90));
+    let _ = finish(child, Duration::from_secs(30));
+    assert_eq!(exit["code"], 1, "{exit}");
+    let reason = exit["reason"].as_str().unwrap_or_default();
+    assert!(
+        reason.contains("sha256 mismatch for k3s v1.34.3+k3s1"),
+        "{exit}"
+    );
+    assert!(reason.contains("left as it was"), "{exit}");
+    let binary = r.output(fun_bedbug(), "k3s --version");
+    assert!(binary.starts_with("k3s version v1.33.6+k3s1"), "{binary}");
+}
+
+/// The node checks run again right before each node. After the first
+/// node is done, the artifact the second needs goes bad: the rollout halts
+/// at the second node's check, naming it, before anything touches it.
+#[test]
+fn the_check_before_the_next_node_halts_when_its_artifact_went_bad() {
+    let r = lab_with_plan(&airgapped_over_ssh(""));
+    let dir = r.with_artifacts();
+    let first = fun_bedbug();
+    let (child, lines) = run_until(&r, &["--soak", "1s"], move |v| {
+        v["type"] == "action" && v["action"]["action"] == "uncordon" && v["action"]["node"] == first
+    });
+    std::fs::write(dir.join("v1.34.3+k3s1/k3s"), b"not k3s").unwrap();
+    let exit = exit_line(&lines, Duration::from_secs(90));
+    let _ = finish(child, Duration::from_secs(30));
+    let second = "k3s-vm-pumped-piglet-gpu";
+    let reason = exit["reason"].as_str().unwrap_or_default();
+    assert_eq!(exit["code"], 1, "{exit}");
+    assert!(
+        reason.contains(&format!(
+            "node {second}: target binary: {}",
+            dir.join("v1.34.3+k3s1/k3s").display()
+        )),
+        "{exit}"
+    );
+    assert!(reason.contains("the artifact is corrupted"), "{exit}");
+    assert_eq!(r.writes_to(second), Vec::<Value>::new());
+    assert!(!r.writes_to(fun_bedbug()).is_empty());
+}
+
+#[test]
+fn a_proxmox_host_login_other_than_root_needs_become_for_qm() {
+    let r = lab_with_plan(&healthy_two_hops());
+    let vm = ["node", "k3s-vm-still-fawn", "transport"];
+    r.set_plan(&vm, "user", "ops");
+    let why = r.refused();
+    assert!(
+        why.contains("node k3s-vm-still-fawn: privilege: logged in as ops on the Proxmox host (qm needs root), not root, and no become is set: set become = \"sudo -n\""),
+        "{why}"
+    );
+    r.set_plan(&vm, "become", "sudo -n");
+    let out = Command::new(BIN)
+        .arg("check-plan")
+        .arg(&r.plan)
+        .arg("--kubeconfig")
+        .arg(&r.kubeconfig)
+        .output()
+        .unwrap();
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{text}");
 }

@@ -11,6 +11,7 @@ pub mod discovery;
 pub mod eviction;
 pub mod host;
 mod node_exec;
+mod node_files;
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod node_tests;

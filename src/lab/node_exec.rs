@@ -8,9 +8,10 @@
 use std::collections::BTreeMap;
 
 use super::host::{self, Failure, Host};
+use super::node_files;
 use super::shell::first_word;
 use super::sim::{Kubelet, SimHandle};
-use super::ssh::CommandOutcome;
+use super::ssh::{CommandOutcome, LabStdin};
 use crate::remote::quote::shell_split;
 use crate::upgrade::method::BINARY_MARKER;
 
@@ -21,7 +22,13 @@ pub(super) struct Simple {
     pub(super) words: Vec<String>,
 }
 
-pub async fn run_script(sim: &SimHandle, node: &str, script: &str, root: bool) -> CommandOutcome {
+pub async fn run_script(
+    sim: &SimHandle,
+    node: &str,
+    script: &str,
+    root: bool,
+    stdin: &mut LabStdin,
+) -> CommandOutcome {
     if script.starts_with(BINARY_MARKER) {
         return super::node_upgrade::binary(sim, node, script, root).await;
     }
@@ -35,8 +42,11 @@ pub async fn run_script(sim: &SimHandle, node: &str, script: &str, root: bool) -
         let Ok(words) = shell_split(&segment) else {
             return fail_with(out, 2, format!("sh: 1: Syntax error: {segment}\n"));
         };
+        let into = node_files::cat_into(&words).map(str::to_string);
         let simple = simple(words);
-        let done = if is_install_script(&simple.words) {
+        let done = if let Some(file) = into {
+            node_files::receive(sim, node, &file, root, stdin).await
+        } else if is_install_script(&simple.words) {
             super::node_upgrade::install_script(sim, node, &simple, sources_env, root).await
         } else {
             command(sim, node, &simple.words, root).await
@@ -191,10 +201,12 @@ async fn command(sim: &SimHandle, node: &str, words: &[String], root: bool) -> C
         }),
         ["cat", file] => with(sim, node, |h| cat(h, file, root)),
         ["curl", ..] => curl(sim, node, &w, root),
-        _ => CommandOutcome::fail(
-            127,
-            format!("sh: 1: {}: not found\n", first_word(&words.join(" "))),
-        ),
+        _ => node_files::dirs(sim, node, &w, root).unwrap_or_else(|| {
+            CommandOutcome::fail(
+                127,
+                format!("sh: 1: {}: not found\n", first_word(&words.join(" "))),
+            )
+        }),
     }
 }
 

@@ -190,3 +190,32 @@ async fn snapshot_line_is_on_stderr_and_unknown_commands_exit_127() {
     let out = run_on_node(&sim, NODE, "root", "systemctl restart k3s-agent").await;
     assert_eq!(out.exit_status, 5, "{out:?}");
 }
+
+#[tokio::test]
+async fn cat_writes_stdin_to_a_file_as_root_only_and_rm_removes_only_staged_files() {
+    let (_store, sim) = lab("", "");
+    let stage = format!("{}/v1.34.3+k3s1", crate::upgrade::method::ARTIFACTS_STAGE);
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    tx.send(b"first ".to_vec()).unwrap();
+    tx.send(b"second".to_vec()).unwrap();
+    drop(tx);
+    let mut stdin = super::ssh::LabStdin::from_receiver(rx);
+    let cmd = format!("sudo -n sh -c 'mkdir -p {stage} && cat > {stage}/k3s'");
+    let out = super::shell::run_with_stdin(&sim, NODE, "root", &cmd, &mut stdin).await;
+    assert_eq!(out.exit_status, 0, "{out:?}");
+    let file = format!("{stage}/k3s");
+    let written = sim
+        .with_host(NODE, |h| h.files.get(&file).cloned())
+        .unwrap();
+    assert_eq!(written.as_deref(), Some(&b"first second"[..]));
+    let out = run_on_node(&sim, NODE, "ops", &format!("cat > {stage}/x")).await;
+    assert!(out.stderr.contains("Permission denied"), "{out:?}");
+    let out = run_on_node(&sim, NODE, "root", "rm -rf /").await;
+    assert_eq!(out.exit_status, 127, "{out:?}");
+    let out = run_on_node(&sim, NODE, "root", &format!("rm -rf {stage}")).await;
+    assert_eq!(out.exit_status, 0, "{out:?}");
+    assert!(
+        sim.with_host(NODE, |h| !h.files.contains_key(&file))
+            .unwrap()
+    );
+}

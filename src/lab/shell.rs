@@ -31,6 +31,17 @@ impl CommandHandler for NodeShell {
         async move { run_on_node(&sim, &node, &user, &command).await }.boxed()
     }
 
+    fn run_with_stdin(
+        &self,
+        user: &str,
+        command: &str,
+        mut stdin: ssh::LabStdin,
+    ) -> BoxFuture<'static, CommandOutcome> {
+        let (sim, node) = (self.sim.clone(), self.node.clone());
+        let (user, command) = (user.to_string(), command.to_string());
+        async move { run_with_stdin(&sim, &node, &user, &command, &mut stdin).await }.boxed()
+    }
+
     fn accepts_user(&self, user: &str) -> bool {
         user != "root"
             || self
@@ -40,15 +51,31 @@ impl CommandHandler for NodeShell {
     }
 }
 
-/// The Proxmox host: understands `qm guest exec VMID -- sh -c '...'`.
+/// The Proxmox host: understands `qm guest exec VMID -- sh -c '...'`, run
+/// by root or through `sudo -n` (every login may use sudo without a
+/// password here); qm refuses other users.
 pub struct ProxmoxShell {
     pub sim: SimHandle,
 }
 
+/// `sudo -n COMMAND...` → (true, COMMAND); anything else unchanged.
+fn without_sudo(command: &str) -> (bool, String) {
+    match shell_split(command) {
+        Ok(words) if words.len() > 2 && words[0] == "sudo" && words[1] == "-n" => {
+            (true, shell_join(&words[2..]))
+        }
+        _ => (false, command.to_string()),
+    }
+}
+
 impl CommandHandler for ProxmoxShell {
-    fn run(&self, _user: &str, command: &str) -> BoxFuture<'static, CommandOutcome> {
-        let (sim, command) = (self.sim.clone(), command.to_string());
+    fn run(&self, user: &str, command: &str) -> BoxFuture<'static, CommandOutcome> {
+        let (sim, (sudo, command)) = (self.sim.clone(), without_sudo(command));
+        let root = sudo || user == "root";
         async move {
+            if command == "true" {
+                return CommandOutcome::ok("");
+            }
             let exec = match ssh::parse_qm_guest_exec(&command) {
                 Ok(Some(exec)) => exec,
                 Ok(None) => {
@@ -59,6 +86,12 @@ impl CommandHandler for ProxmoxShell {
                 }
                 Err(e) => return CommandOutcome::fail(255, format!("qm: {e}\n")),
             };
+            if !root {
+                return CommandOutcome::fail(
+                    1,
+                    "k3s-cockpit lab: qm runs as root only on the Proxmox host: log in as root or use sudo -n\n",
+                );
+            }
             let node = {
                 let s = sim.lock();
                 s.nodes
@@ -90,6 +123,17 @@ pub(super) fn first_word(command: &str) -> &str {
 /// Runs what `user` sent: privilege from the login and `sudo -n`, then the
 /// script inside any `sh -c` wrapper.
 pub async fn run_on_node(sim: &SimHandle, node: &str, user: &str, command: &str) -> CommandOutcome {
+    run_with_stdin(sim, node, user, command, &mut ssh::LabStdin::empty()).await
+}
+
+/// [`run_on_node`] for a command that may read `stdin`.
+pub async fn run_with_stdin(
+    sim: &SimHandle,
+    node: &str,
+    user: &str,
+    command: &str,
+    stdin: &mut ssh::LabStdin,
+) -> CommandOutcome {
     let sudo = match sim.with_host(node, |h| h.sudo) {
         Ok(s) => s,
         Err(e) => return CommandOutcome::fail(255, format!("{e}\n")),
@@ -117,7 +161,7 @@ pub async fn run_on_node(sim: &SimHandle, node: &str, user: &str, command: &str)
             },
         }
     }
-    node_exec::run_script(sim, node, &text, privileged).await
+    node_exec::run_script(sim, node, &text, privileged, stdin).await
 }
 
 /// `[nohup] sh -c SCRIPT [redirections]` → SCRIPT.

@@ -50,10 +50,52 @@ impl CommandOutcome {
     }
 }
 
+/// A command's standard input as the client sends it; ends at the
+/// client's EOF (a client that never sends one gives a stdin that never
+/// ends, as with a real sshd).
+pub struct LabStdin(Option<tokio::sync::mpsc::UnboundedReceiver<Vec<u8>>>);
+
+impl LabStdin {
+    /// A stdin that is already at its end.
+    pub fn empty() -> Self {
+        LabStdin(None)
+    }
+
+    /// A stdin fed through `rx`; it ends when every sender is dropped.
+    pub fn from_receiver(rx: tokio::sync::mpsc::UnboundedReceiver<Vec<u8>>) -> Self {
+        LabStdin(Some(rx))
+    }
+
+    /// The next chunk, or None at EOF.
+    pub async fn chunk(&mut self) -> Option<Vec<u8>> {
+        self.0.as_mut()?.recv().await
+    }
+
+    /// Everything up to EOF.
+    pub async fn read_to_end(&mut self) -> Vec<u8> {
+        let mut all = Vec::new();
+        while let Some(chunk) = self.chunk().await {
+            all.extend_from_slice(&chunk);
+        }
+        all
+    }
+}
+
 /// Runs the command text of one SSH `exec` request (as the client sent it,
 /// unparsed) for the user who logged in.
 pub trait CommandHandler: Send + Sync {
     fn run(&self, user: &str, command: &str) -> BoxFuture<'static, CommandOutcome>;
+
+    /// [`run`](Self::run) for a handler whose commands may read stdin.
+    fn run_with_stdin(
+        &self,
+        user: &str,
+        command: &str,
+        stdin: LabStdin,
+    ) -> BoxFuture<'static, CommandOutcome> {
+        drop(stdin);
+        self.run(user, command)
+    }
 
     /// Whether this user may log in at all (`PermitRootLogin no` refuses root).
     fn accepts_user(&self, _user: &str) -> bool {
@@ -105,6 +147,7 @@ impl russh::server::Server for LabSshServer {
             handler: self.handler.clone(),
             peer,
             user: String::new(),
+            stdin: Default::default(),
         }
     }
 
@@ -119,6 +162,8 @@ struct LabSshConn {
     peer: Option<SocketAddr>,
     /// The user that authenticated.
     user: String,
+    /// Where each running command's stdin goes, until the client's EOF.
+    stdin: std::collections::HashMap<ChannelId, tokio::sync::mpsc::UnboundedSender<Vec<u8>>>,
 }
 
 impl LabSshConn {
@@ -188,9 +233,13 @@ impl russh::server::Handler for LabSshConn {
         let handle = session.handle();
         let handler = self.handler.clone();
         let user = self.user.clone();
+        let (stdin_tx, stdin_rx) = tokio::sync::mpsc::unbounded_channel();
+        self.stdin.insert(channel, stdin_tx);
+        let stdin = LabStdin(Some(stdin_rx));
         tokio::spawn(async move {
             // A panicking handler must not leave the client waiting forever.
-            let outcome = match tokio::spawn(handler.run(&user, &command)).await {
+            let run = handler.run_with_stdin(&user, &command, stdin);
+            let outcome = match tokio::spawn(run).await {
                 Ok(outcome) => outcome,
                 Err(e) => CommandOutcome::fail(
                     255,
@@ -221,6 +270,37 @@ impl russh::server::Handler for LabSshConn {
             let _ = handle.eof(channel).await;
             let _ = handle.close(channel).await;
         });
+        Ok(())
+    }
+
+    async fn data(
+        &mut self,
+        channel: ChannelId,
+        data: &[u8],
+        _session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        if let Some(tx) = self.stdin.get(&channel) {
+            // A command that stopped reading drops its end: the rest is lost, as in a pipe.
+            let _ = tx.send(data.to_vec());
+        }
+        Ok(())
+    }
+
+    async fn channel_eof(
+        &mut self,
+        channel: ChannelId,
+        _session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        self.stdin.remove(&channel);
+        Ok(())
+    }
+
+    async fn channel_close(
+        &mut self,
+        channel: ChannelId,
+        _session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        self.stdin.remove(&channel);
         Ok(())
     }
 

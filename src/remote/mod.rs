@@ -8,6 +8,7 @@
 pub mod proxmox;
 pub mod quote;
 pub mod ssh;
+pub mod stdin;
 
 use std::time::Duration;
 
@@ -17,14 +18,20 @@ pub use quote::{redact_command, shell_join, shell_quote, shell_split};
 pub use ssh::{
     ExecResult, OutputLine, OutputStream, RemoteError, RemoteErrorKind, SshTarget, error_kind,
 };
+pub use stdin::Stdin;
 
 /// How commands reach a node.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Transport {
     /// SSH straight to the node.
     Ssh(SshTarget),
-    /// SSH to the Proxmox host, then `qm guest exec VMID` into the node's VM.
-    Proxmox { host: SshTarget, vmid: u32 },
+    /// SSH to the Proxmox host, then `qm guest exec VMID` into the node's VM;
+    /// `escalate` (`sudo -n`) when the host login is not root.
+    Proxmox {
+        host: SshTarget,
+        vmid: u32,
+        escalate: Option<String>,
+    },
 }
 
 impl Transport {
@@ -32,7 +39,7 @@ impl Transport {
     pub fn describe(&self) -> String {
         match self {
             Transport::Ssh(t) => t.label(),
-            Transport::Proxmox { host, vmid } => format!("VM {vmid} via {}", host.label()),
+            Transport::Proxmox { host, vmid, .. } => format!("VM {vmid} via {}", host.label()),
         }
     }
 
@@ -41,7 +48,9 @@ impl Transport {
     pub fn wire_command(&self, command: &str) -> String {
         match self {
             Transport::Ssh(_) => command.to_owned(),
-            Transport::Proxmox { vmid, .. } => proxmox::qm_guest_exec_command(*vmid, command),
+            Transport::Proxmox { vmid, escalate, .. } => {
+                proxmox::qm_wire_command(escalate.as_deref(), *vmid, command)
+            }
         }
     }
 
@@ -66,9 +75,41 @@ impl Transport {
     ) -> Result<ExecResult> {
         match self {
             Transport::Ssh(t) => t.exec(command, timeout, on_output).await,
-            Transport::Proxmox { host, vmid } => {
-                proxmox::exec(host, *vmid, command, timeout, on_output).await
+            Transport::Proxmox {
+                host,
+                vmid,
+                escalate,
+            } => {
+                proxmox::exec(
+                    host,
+                    *vmid,
+                    escalate.as_deref(),
+                    command,
+                    timeout,
+                    on_output,
+                )
+                .await
             }
+        }
+    }
+
+    /// [`exec`](Self::exec) with `stdin` streamed to the command. Only
+    /// direct SSH can: for Proxmox this fails with [`proxmox::NO_STDIN_STREAM`].
+    pub async fn exec_with_stdin(
+        &self,
+        command: &str,
+        timeout: Duration,
+        stdin: Stdin<'_>,
+        on_output: impl FnMut(OutputLine) + Send,
+    ) -> Result<ExecResult> {
+        match self {
+            Transport::Ssh(t) => t.exec_with_stdin(command, timeout, stdin, on_output).await,
+            Transport::Proxmox { .. } => Err(RemoteError::new(
+                RemoteErrorKind::Proxmox,
+                self.describe(),
+                proxmox::NO_STDIN_STREAM,
+            )
+            .into()),
         }
     }
 }

@@ -31,6 +31,21 @@ pub fn qm_guest_exec_command(vmid: u32, command: &str) -> String {
     )
 }
 
+/// The command line run on the Proxmox host as a user who needs `escalate`
+/// (`sudo -n`) to run qm: qm is root's tool; the guest agent then runs the
+/// guest command as root in the VM.
+pub fn qm_wire_command(escalate: Option<&str>, vmid: u32, command: &str) -> String {
+    match escalate {
+        Some(b) => format!("{b} {}", qm_guest_exec_command(vmid, command)),
+        None => qm_guest_exec_command(vmid, command),
+    }
+}
+
+/// Why a file cannot be streamed into a VM through `qm guest exec`: its
+/// `--pass-stdin` reads all of stdin first and hands it to the guest agent
+/// in one request, not as a stream.
+pub const NO_STDIN_STREAM: &str = "qm guest exec cannot stream a file into the VM: --pass-stdin hands the guest agent all of stdin in one request, and a K3s binary is ~70 MiB";
+
 /// `qm guest exec` status object (fields as PVE prints them; booleans may be 0/1).
 #[derive(Debug, Clone, Default, Deserialize, PartialEq)]
 pub struct QmExecStatus {
@@ -102,6 +117,7 @@ pub fn signal_name(number: i64) -> String {
 pub async fn exec(
     host: &SshTarget,
     vmid: u32,
+    escalate: Option<&str>,
     command: &str,
     timeout: Duration,
     mut on_output: impl FnMut(OutputLine) + Send,
@@ -109,7 +125,7 @@ pub async fn exec(
     let started = Instant::now();
     let label = format!("VM {vmid} via {}", host.label());
     let err = |kind, message: String| RemoteError::new(kind, label.clone(), message);
-    let wire = qm_guest_exec_command(vmid, command);
+    let wire = qm_wire_command(escalate, vmid, command);
     let mut capture = Capture::new(MAX_QM_OUTPUT);
     // qm's own stderr (warnings, "VM 101 is not running") is streamed, marked as qm's.
     let mut qm_stderr = |l: OutputLine| {
@@ -224,6 +240,18 @@ mod tests {
         assert_eq!(
             qm_guest_exec_command(7, "echo 'a'"),
             "qm guest exec 7 --timeout 0 -- sh -c 'echo '\\''a'\\'''"
+        );
+    }
+
+    #[test]
+    fn become_runs_qm_itself_as_root_and_quotes_the_guest_command_once() {
+        assert_eq!(
+            qm_wire_command(Some("sudo -n"), 106, "echo a"),
+            "sudo -n qm guest exec 106 --timeout 0 -- sh -c 'echo a'"
+        );
+        assert_eq!(
+            qm_wire_command(None, 106, "true"),
+            qm_guest_exec_command(106, "true")
         );
     }
 

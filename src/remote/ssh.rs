@@ -25,6 +25,7 @@ use russh::{ChannelMsg, Disconnect};
 use tracing::{debug, warn};
 
 use super::quote::redact_command;
+pub use super::stdin::Stdin;
 use crate::durations::format_duration;
 
 /// Default bound on TCP connect + SSH handshake + authentication.
@@ -221,15 +222,47 @@ impl SshTarget {
         command: &str,
         timeout: Duration,
         on_output: &mut (impl FnMut(OutputLine) + Send),
+        capture: Option<&mut Capture>,
+    ) -> Result<ExecResult> {
+        self.exec_full(command, timeout, on_output, capture, None)
+            .await
+    }
+
+    /// [`exec`](Self::exec) with `stdin` streamed to the command, then EOF.
+    /// The call fails if the command ends before it has read all of it.
+    pub async fn exec_with_stdin(
+        &self,
+        command: &str,
+        timeout: Duration,
+        stdin: Stdin<'_>,
+        mut on_output: impl FnMut(OutputLine) + Send,
+    ) -> Result<ExecResult> {
+        self.exec_full(command, timeout, &mut on_output, None, Some(stdin))
+            .await
+    }
+
+    async fn exec_full(
+        &self,
+        command: &str,
+        timeout: Duration,
+        on_output: &mut (impl FnMut(OutputLine) + Send),
         mut capture: Option<&mut Capture>,
+        mut stdin: Option<Stdin<'_>>,
     ) -> Result<ExecResult> {
         let started = Instant::now();
         let label = self.label();
         debug!(target: "remote", %label, command = %redact_command(command), "ssh exec");
         let outcome = tokio::time::timeout(timeout, async {
             let handle = self.connect().await?;
-            let result =
-                run_command(self, &handle, command, on_output, capture.as_deref_mut()).await;
+            let result = run_command(
+                self,
+                &handle,
+                command,
+                on_output,
+                capture.as_deref_mut(),
+                stdin.take(),
+            )
+            .await;
             goodbye(&handle).await;
             result
         })
@@ -463,10 +496,11 @@ async fn run_command(
     handle: &Handle<ClientHandler>,
     command: &str,
     on_output: &mut (impl FnMut(OutputLine) + Send),
-    mut capture: Option<&mut Capture>,
+    capture: Option<&mut Capture>,
+    stdin: Option<Stdin<'_>>,
 ) -> Result<ExecResult, RemoteError> {
     let lost = |what: String| target.err(RemoteErrorKind::ConnectionLost, what);
-    let mut channel = handle.channel_open_session().await.map_err(|e| {
+    let channel = handle.channel_open_session().await.map_err(|e| {
         target.err(
             RemoteErrorKind::Protocol,
             format!("cannot open a session channel: {}", describe_russh(&e)),
@@ -478,7 +512,34 @@ async fn run_command(
             describe_russh(&e)
         ))
     })?;
+    let (mut read, write) = channel.split();
+    let Some(stdin) = stdin else {
+        return read_channel(target, &mut read, on_output, capture).await;
+    };
+    let (sent, result) = super::stdin::send_while_reading(
+        &write,
+        stdin,
+        read_channel(target, &mut read, on_output, capture),
+    )
+    .await;
+    let result = result?;
+    match sent {
+        // A failed command says more than the stdin it did not read.
+        Err(_) if !result.success() => Ok(result),
+        Err(why) => Err(lost(format!("sending stdin: {why}"))),
+        Ok(()) => Ok(result),
+    }
+}
 
+/// Reads the channel until the command has ended: output lines (or raw
+/// stdout into `capture`), exit status or signal.
+async fn read_channel(
+    target: &SshTarget,
+    channel: &mut russh::ChannelReadHalf,
+    on_output: &mut (impl FnMut(OutputLine) + Send),
+    mut capture: Option<&mut Capture>,
+) -> Result<ExecResult, RemoteError> {
+    let lost = |what: String| target.err(RemoteErrorKind::ConnectionLost, what);
     let mut stdout = LineSplitter::new(OutputStream::Stdout);
     let mut stderr = LineSplitter::new(OutputStream::Stderr);
     let mut result = ExecResult::default();

@@ -99,7 +99,7 @@ fn describe(plan: &ResolvedPlan, action: &Action) -> Vec<String> {
     let Some(n) = plan.node(node) else {
         return vec![format!("          {node}: {action:?}")];
     };
-    let via = transport(&n.transport);
+    let via = transport(n);
     let remote = |cmd: String| {
         vec![format!(
             "          $ {}  # via {}",
@@ -117,7 +117,19 @@ fn describe(plan: &ResolvedPlan, action: &Action) -> Vec<String> {
         Action::Drain { .. } => vec![format!(
             "          POST .../pods/NAME/eviction for each pod on {node} (DaemonSets and mirror pods skipped, disruption budgets respected)"
         )],
-        Action::Install { version, .. } => remote(n.install_command(version)),
+        Action::Install { version, .. } => {
+            let mut lines = Vec::new();
+            if let Some(dir) = &plan.artifacts {
+                let stage = super::upload::stage_dir(&version.to_string());
+                lines.push(format!(
+                    "          copy {}/{version}/ASSET and sha256sum-ARCH.txt (by the node's uname -m) into {stage} over SSH:",
+                    dir.display()
+                ));
+                lines.extend(remote(super::upload::receive_command(&stage, "FILE")));
+            }
+            lines.extend(remote(n.install_command(version)));
+            lines
+        }
         Action::Restart { .. } => remote(n.restart_command()),
         Action::EtcdSnapshot { name, .. } => remote(n.snapshot_command(name)),
         Action::Label { .. } => vec![format!(

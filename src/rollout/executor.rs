@@ -4,7 +4,7 @@
 //! node, the command's purpose and the transport.
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -49,13 +49,7 @@ pub struct Executor {
     evidence: Arc<std::sync::Mutex<HashMap<String, String>>>,
 }
 
-/// `~/x` → `$HOME/x`, as a shell would for plan paths.
-fn expand_home(path: &Path) -> PathBuf {
-    match (path.strip_prefix("~"), std::env::var_os("HOME")) {
-        (Ok(rest), Some(home)) => PathBuf::from(home).join(rest),
-        _ => path.to_path_buf(),
-    }
-}
+use super::artifacts::expand_home;
 
 fn ssh_target(t: &plan::SshTarget) -> remote::SshTarget {
     let known_hosts = t
@@ -73,13 +67,15 @@ fn ssh_target(t: &plan::SshTarget) -> remote::SshTarget {
     target
 }
 
-/// The plan's transport as the remote edge runs it.
-pub fn transport(t: &plan::Transport) -> remote::Transport {
-    match t {
+/// The node's transport as the remote edge runs it. On a Proxmox host,
+/// the node's `become` applies to qm (the guest agent runs as root).
+pub fn transport(n: &ResolvedNode) -> remote::Transport {
+    match &n.transport {
         plan::Transport::Ssh(s) => remote::Transport::Ssh(ssh_target(s)),
         plan::Transport::Proxmox { host, vmid } => remote::Transport::Proxmox {
             host: ssh_target(host),
             vmid: *vmid,
+            escalate: n.escalate.clone(),
         },
     }
 }
@@ -125,7 +121,7 @@ impl Executor {
         let transports = plan
             .nodes
             .iter()
-            .map(|n| (n.name.clone(), transport(&n.transport)))
+            .map(|n| (n.name.clone(), transport(n)))
             .collect();
         Executor {
             client,
@@ -252,9 +248,12 @@ impl Executor {
             }
             Action::Install { node, version, .. } => self.install(node, version).await,
             Action::Restart { node, .. } => self.restart(node).await,
-            Action::Label { node, .. } => {
-                node_ops::set_exclude_label(&self.client, node, true).await
-            }
+            // The handoff label is the first write to a node: its checks
+            // run before it, as before a cordon.
+            Action::Label { node, .. } => match self.check_before_cordon(node).await {
+                Err(e) => Err(e),
+                Ok(()) => node_ops::set_exclude_label(&self.client, node, true).await,
+            },
             Action::Unlabel { node, .. } => {
                 node_ops::set_exclude_label(&self.client, node, false).await
             }
@@ -289,8 +288,12 @@ impl Executor {
         let unit = format!("systemctl cat {}", n.role.service());
         let before = self.unit_args(node, &unit).await;
         let cmd = n.install_command(version);
-        self.remote(node, &format!("install {version}"), &cmd, t.install_timeout)
-            .await?;
+        self.stage_artifacts(node, &version.to_string()).await?;
+        let installed = self
+            .remote(node, &format!("install {version}"), &cmd, t.install_timeout)
+            .await;
+        self.unstage_artifacts(node, &version.to_string()).await;
+        installed?;
         // For the log only: the engine trusts the kubelet.
         let _ = self
             .remote(
@@ -326,8 +329,9 @@ impl Executor {
         super::unit_args::exec_start_args(&self.quiet(node, command).await?)
     }
 
-    /// The node checks again, right before the node is cordoned, against
-    /// the version its kubelet reports now.
+    /// The node checks again, right before the node is first touched (its
+    /// handoff label or its cordon), against the version its kubelet
+    /// reports now.
     async fn check_before_cordon(&self, node: &str) -> Result<(), String> {
         let nodes: kube::Api<crate::cluster::node_view::NodeView> =
             kube::Api::all(self.client.clone());

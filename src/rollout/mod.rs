@@ -4,6 +4,7 @@
 //! the watchers' fleet model, and runs its actions through the executor,
 //! headless (JSON lines) or in the cockpit.
 
+pub mod artifacts;
 pub mod controller;
 pub mod drain_report;
 pub mod dry_run;
@@ -19,6 +20,7 @@ pub mod preflight;
 pub mod resume;
 pub mod runner;
 pub mod unit_args;
+pub mod upload;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;

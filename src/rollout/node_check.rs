@@ -35,14 +35,7 @@ fn first_hash(stdout: &str) -> Option<&str> {
     stdout.split_whitespace().next()
 }
 
-/// The hash listed for `asset` in a `sha256sum-ARCH.txt`.
-fn listed_hash<'a>(list: &'a str, asset: &str) -> Option<&'a str> {
-    list.lines().find_map(|l| {
-        let mut f = l.split_whitespace();
-        let hash = f.next()?;
-        (f.next()? == asset).then_some(hash)
-    })
-}
+use super::artifacts::listed_hash;
 
 impl Executor {
     /// Every check on `node`, whose kubelet reports `kubelet`.
@@ -51,9 +44,15 @@ impl Executor {
         let n = n.clone();
         let t = self.plan().timings.command_timeout;
         let fail = |check: &str, why: String| format!("node {node}: {check}: {why}");
-        self.exec_as(node, "ssh check", "true", t)
-            .await
-            .map_err(|e| fail("ssh", e))?;
+        // Behind a Proxmox host, the host is what SSH reaches; the VM is
+        // reached through qm once the privilege for it is known.
+        if n.proxmox_user().is_some() {
+            self.exec_on_proxmox_host(node, "ssh check", "true", t)
+                .await
+        } else {
+            self.exec_as(node, "ssh check", "true", t).await.map(|_| ())
+        }
+        .map_err(|e| fail("ssh", e))?;
         self.check_privilege(&n, t)
             .await
             .map_err(|e| fail("privilege", e))?;
@@ -107,29 +106,125 @@ impl Executor {
         })?;
         if n.commands.install.starts_with(method::BINARY_MARKER) {
             self.check_disk(&n, t).await.map_err(|e| fail("disk", e))?;
-            for v in &n.hops {
-                self.check_release(&n, &v.to_string(), arch, asset, t)
-                    .await
-                    .map_err(|e| fail("target binary", e))?;
+            self.check_targets(&n, kubelet, (arch, asset), t)
+                .await
+                .map_err(|e| fail("target binary", e))?;
+        }
+        Ok(())
+    }
+
+    /// Every version the node does not run yet can reach it.
+    async fn check_targets(
+        &self,
+        n: &ResolvedNode,
+        kubelet: &str,
+        (arch, asset): (&str, &str),
+        t: SignedDuration,
+    ) -> Result<(), String> {
+        let running = kubelet.parse::<crate::upgrade::K3sVersion>().ok();
+        let ahead = n
+            .hops
+            .iter()
+            .filter(|v| running.as_ref().is_none_or(|r| r < *v));
+        for v in ahead {
+            let v = v.to_string();
+            match self.plan().artifacts.clone() {
+                Some(dir) => self.check_artifact(n, &dir, &v, (arch, asset), t).await?,
+                None => self.check_release(n, &v, arch, asset, t).await?,
             }
         }
         Ok(())
     }
 
-    /// Root, or a `become` that works without a password.
+    /// Airgap: the asset of `version` for the node's arch is in the local
+    /// artifacts directory and matches its list, and there is room for it
+    /// in the node's staging directory.
+    async fn check_artifact(
+        &self,
+        n: &ResolvedNode,
+        dir: &std::path::Path,
+        version: &str,
+        (arch, asset): (&str, &str),
+        t: SignedDuration,
+    ) -> Result<(), String> {
+        let a = super::artifacts::locate(dir, version, arch, asset)?;
+        a.verify()?;
+        let (df, _) = self
+            .remote(&n.name, "disk check", "df -Pk /var/lib", t)
+            .await?;
+        let kib = df_available_kib(&df)
+            .ok_or_else(|| format!("cannot read df output {:?}", df.trim()))?;
+        if kib.saturating_mul(1024) < a.len {
+            return Err(format!(
+                "{} KiB free in /var/lib; staging {} ({} bytes) in {} needs more",
+                kib,
+                a.binary.display(),
+                a.len,
+                method::ARTIFACTS_STAGE
+            ));
+        }
+        Ok(())
+    }
+
+    /// Root, or a `become` that works without a password: on the node, or
+    /// on the Proxmox host, where qm needs root.
     async fn check_privilege(&self, n: &ResolvedNode, t: SignedDuration) -> Result<(), String> {
-        match (n.login_user(), &n.escalate) {
-            (Some(user), None) if user != "root" => Err(format!(
-                "logged in as {user}, not root, and no become is set: set become = \"sudo -n\" under [transport] (or [node.{}.transport])",
+        let (user, on_host) = match (n.login_user(), n.proxmox_user()) {
+            (Some(user), _) => (user, false),
+            (None, Some(user)) => (user, true),
+            (None, None) => return Ok(()),
+        };
+        let whom = if on_host {
+            format!("{user} on the Proxmox host (qm needs root)")
+        } else {
+            user.to_string()
+        };
+        match &n.escalate {
+            None if user != "root" => Err(format!(
+                "logged in as {whom}, not root, and no become is set: set become = \"sudo -n\" under [transport] (or [node.{}.transport])",
                 n.name
             )),
-            (Some(user), Some(b)) => self
-                .exec_as(&n.name, "privilege check", &format!("{b} true"), t)
-                .await
-                .map(|_| ())
-                .map_err(|e| format!("`{b} true` as {user} failed ({e}): let {user} run sudo without a password (NOPASSWD), or log in as root")),
-            _ => Ok(()),
+            None => Ok(()),
+            Some(b) => {
+                let command = format!("{b} true");
+                let done = if on_host {
+                    self.exec_on_proxmox_host(&n.name, "privilege check", &command, t)
+                        .await
+                } else {
+                    self.exec_as(&n.name, "privilege check", &command, t)
+                        .await
+                        .map(|_| ())
+                };
+                done.map_err(|e| format!("`{command}` as {whom} failed ({e}): let {user} run sudo without a password (NOPASSWD), or log in as root"))
+            }
         }
+    }
+
+    /// Runs `command` on the Proxmox host itself, as its login user.
+    async fn exec_on_proxmox_host(
+        &self,
+        node: &str,
+        purpose: &str,
+        command: &str,
+        t: SignedDuration,
+    ) -> Result<(), String> {
+        let (_, transport) = self.node(node)?;
+        let host = transport.ssh_target();
+        tracing::info!(target: "upgrade", "{node}: {purpose}: {command} on {}", host.label());
+        let timeout = std::time::Duration::try_from(t).unwrap_or_default();
+        let r = host
+            .exec(command, timeout, |_| {})
+            .await
+            .map_err(|e| e.to_string())?;
+        if r.success() {
+            return Ok(());
+        }
+        let last = r.stderr.lines().rfind(|l| !l.trim().is_empty());
+        Err(format!(
+            "exit status {}: {}",
+            r.exit_status.map_or("none".to_string(), |c| c.to_string()),
+            last.unwrap_or_default()
+        ))
     }
 
     async fn check_disk(&self, n: &ResolvedNode, t: SignedDuration) -> Result<(), String> {

@@ -19,6 +19,10 @@ pub const GITHUB_RELEASES: &str = "https://github.com/k3s-io/k3s/releases/downlo
 pub const K3S_BIN: &str = "/usr/local/bin/k3s";
 /// First line of the binary method's script.
 pub const BINARY_MARKER: &str = "# k3s-cockpit binary upgrade";
+/// Where a release copied from the operator's artifacts directory is
+/// staged on the node (`VERSION/ASSET`, `VERSION/sha256sum-ARCH.txt`), for
+/// the binary method to verify and install from.
+pub const ARTIFACTS_STAGE: &str = "/var/lib/k3s-cockpit/artifacts";
 /// The previous binary is kept here for a rollback.
 pub const OLD_SUFFIX: &str = ".cockpit-old";
 

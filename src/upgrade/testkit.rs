@@ -82,6 +82,7 @@ pub fn config(nodes: &[(&str, Role)], from: &str, path: &[&str]) -> EngineConfig
         },
         datastore: Datastore::Etcd,
         handoff: Default::default(),
+        agent_hops: Default::default(),
     }
 }
 

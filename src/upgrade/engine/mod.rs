@@ -102,8 +102,9 @@ impl Engine {
         let mut units = Vec::new();
         let mut current: Vec<K3sVersion> = config.nodes.iter().map(|n| n.version.clone()).collect();
         // Servers walk every minor (API servers may not skip one); agents
-        // follow once every server is done, straight to the target: a
-        // kubelet may be up to three minors older than the API server.
+        // follow once every server is done, straight to the target unless
+        // the plan asks for every hop: a kubelet may be up to three minors
+        // older than the API server.
         for hop in &config.path {
             for (node, version) in config.nodes.iter().zip(current.iter_mut()) {
                 if node.role == Role::Server && *version < *hop {
@@ -112,10 +113,27 @@ impl Engine {
                 }
             }
         }
-        if let Some(target) = config.path.last() {
-            for (node, version) in config.nodes.iter().zip(current.iter()) {
-                if node.role == Role::Agent && version < target {
-                    units.push(Unit::new(node, version.clone(), target.clone()));
+        let agent_versions: Vec<Vec<K3sVersion>> = config
+            .nodes
+            .iter()
+            .zip(current.iter())
+            .map(|(n, v)| match n.role {
+                Role::Agent => config.agent_hops.versions(&config.path, v),
+                Role::Server => Vec::new(),
+            })
+            .collect();
+        // Hop-major for agents too: every agent on one version before any
+        // goes to the next.
+        for hop in &config.path {
+            for ((node, version), versions) in config
+                .nodes
+                .iter()
+                .zip(current.iter_mut())
+                .zip(&agent_versions)
+            {
+                if versions.contains(hop) {
+                    units.push(Unit::new(node, version.clone(), hop.clone()));
+                    *version = hop.clone();
                 }
             }
         }

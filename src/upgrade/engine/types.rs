@@ -226,6 +226,32 @@ pub struct EngineConfig {
     /// Hand announced LoadBalancer IPs to other nodes before touching a node.
     #[serde(default)]
     pub handoff: HandoffMode,
+    /// Which versions agents install after the servers.
+    #[serde(default)]
+    pub agent_hops: AgentHops,
+}
+
+/// Plan setting `agent_hops`: what agents install once every server is
+/// done. A kubelet may be up to three minors older than the API server, so
+/// one install straight to the target is enough; `every` walks each hop of
+/// the path instead (one install and restart per hop).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AgentHops {
+    #[default]
+    Target,
+    Every,
+}
+
+impl AgentHops {
+    /// The versions of `path` an agent at `version` installs, in order.
+    pub fn versions(self, path: &[K3sVersion], version: &K3sVersion) -> Vec<K3sVersion> {
+        match (self, path.last()) {
+            (AgentHops::Target, Some(target)) if version < target => vec![target.clone()],
+            (AgentHops::Target, _) => Vec::new(),
+            (AgentHops::Every, _) => path.iter().filter(|h| version < *h).cloned().collect(),
+        }
+    }
 }
 
 /// Plan setting `handoff`: whether nodes that announce a LoadBalancer IP

@@ -10,7 +10,7 @@
 //! Nothing here does network I/O; `Plan::load` only reads the file.
 
 use crate::upgrade::duration::{humane, humane_opt};
-use crate::upgrade::engine::{EngineConfig, GateConfig, HandoffMode, NodeConfig};
+use crate::upgrade::engine::{AgentHops, EngineConfig, GateConfig, HandoffMode, NodeConfig};
 pub use crate::upgrade::method::Method;
 use crate::upgrade::template;
 use crate::upgrade::version::{K3sVersion, PathError, version_path};
@@ -412,6 +412,13 @@ pub struct Plan {
     /// Binary method: the release URL (`.../releases/download`), or a
     /// directory on every node laid out the same way.
     pub release: Option<Spanned<String>>,
+    /// Binary method, airgapped: a directory on the operator's machine laid
+    /// out like the release; each node gets its asset copied over SSH.
+    pub artifacts: Option<Spanned<PathBuf>>,
+    /// What agents install after the servers: `target` (one install) or
+    /// `every` hop of the path.
+    #[serde(default)]
+    pub agent_hops: AgentHops,
     #[serde(default)]
     pub transport: TransportSpec,
     #[serde(default)]
@@ -507,6 +514,7 @@ impl Plan {
                 ));
             }
         }
+        self.check_artifacts()?;
         self.check_commands(&self.commands)?;
         for over in self.node.values() {
             if let Some(commands) = &over.get_ref().commands {
@@ -514,6 +522,44 @@ impl Plan {
             }
         }
         self.check_gates()
+    }
+
+    /// `artifacts` feeds the binary method's script: it needs that method,
+    /// and names the release source in place of `release`.
+    fn check_artifacts(&self) -> Result<(), PlanError> {
+        let Some(dir) = &self.artifacts else {
+            return Ok(());
+        };
+        let span = Some(dir.span());
+        if let Some(release) = &self.release {
+            return Err(self.error_at(
+                Some(release.span()),
+                "set release (a URL or a directory on the nodes) or artifacts (a directory here, copied to the nodes), not both",
+            ));
+        }
+        if self.method != Method::Binary {
+            return Err(self.error_at(
+                span,
+                "artifacts needs method = \"binary\": the install script downloads K3s itself",
+            ));
+        }
+        let custom = self.commands.install.is_some()
+            || self.node.values().any(|o| {
+                o.get_ref()
+                    .commands
+                    .as_ref()
+                    .is_some_and(|c| c.install.is_some())
+            });
+        if custom {
+            return Err(self.error_at(
+                span,
+                "artifacts feeds the binary method; a custom install command would not use the copied binary",
+            ));
+        }
+        if !dir.get_ref().is_absolute() && !dir.get_ref().starts_with("~") {
+            return Err(self.error_at(span, "artifacts must be an absolute path (or start with ~)"));
+        }
+        Ok(())
     }
 
     fn check_gates(&self) -> Result<(), PlanError> {
@@ -639,11 +685,23 @@ pub struct ResolvedNode {
 
 impl ResolvedNode {
     /// `command` as the node runs it: as one privileged `sh -c` (with its
-    /// redirections and environment) when the plan sets `become`.
+    /// redirections and environment) when the plan sets `become`. In a
+    /// Proxmox VM the guest agent already runs it as root; there `become`
+    /// applies to qm on the host instead.
     pub fn privileged(&self, command: &str) -> String {
-        match &self.escalate {
-            Some(b) => format!("{b} sh -c {}", crate::remote::quote::shell_quote(command)),
-            None => command.to_string(),
+        match (&self.escalate, &self.transport) {
+            (Some(b), Transport::Ssh(_)) => {
+                format!("{b} sh -c {}", crate::remote::quote::shell_quote(command))
+            }
+            _ => command.to_string(),
+        }
+    }
+
+    /// The Proxmox host's login user, for a node reached through qm.
+    pub fn proxmox_user(&self) -> Option<&str> {
+        match &self.transport {
+            Transport::Proxmox { host, .. } => Some(&host.user),
+            Transport::Ssh(_) => None,
         }
     }
 
@@ -706,8 +764,13 @@ pub struct ResolvedPlan {
     pub order: Order,
     pub datastore: Datastore,
     pub method: Method,
-    /// Binary method: the release URL or a directory on the nodes.
+    /// Binary method: the release URL or a directory on the nodes (where
+    /// the artifacts are copied to, when the plan sets `artifacts`).
     pub release: String,
+    /// The local artifacts directory copied to each node before its install.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub artifacts: Option<PathBuf>,
+    pub agent_hops: AgentHops,
     /// Nodes in rollout order (within each hop).
     pub nodes: Vec<ResolvedNode>,
     /// Cluster nodes the plan leaves alone (still watched by the gate).
@@ -755,6 +818,7 @@ impl ResolvedPlan {
             },
             datastore: self.datastore,
             handoff: self.handoff,
+            agent_hops: self.agent_hops,
         }
     }
 }

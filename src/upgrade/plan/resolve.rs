@@ -34,10 +34,9 @@ pub fn resolve(plan: &Plan, cluster_nodes: &[ClusterNode]) -> Result<ResolvedPla
         order,
         datastore: resolve_datastore(plan, &cluster)?,
         method: plan.method,
-        release: plan
-            .release
-            .as_ref()
-            .map_or(method::GITHUB_RELEASES.to_string(), |r| r.get_ref().clone()),
+        release: release(plan).to_string(),
+        artifacts: plan.artifacts.as_ref().map(|a| a.get_ref().clone()),
+        agent_hops: plan.agent_hops,
         nodes,
         excluded,
         timings: plan.timings.clone(),
@@ -45,6 +44,16 @@ pub fn resolve(plan: &Plan, cluster_nodes: &[ClusterNode]) -> Result<ResolvedPla
         handoff: plan.handoff,
         drain: plan.drain.clone(),
     })
+}
+
+/// Where the binary method takes the release from: the staging directory
+/// on the node when artifacts are copied there, else the plan's release.
+fn release(plan: &Plan) -> &str {
+    match (&plan.artifacts, &plan.release) {
+        (Some(_), _) => method::ARTIFACTS_STAGE,
+        (None, Some(r)) => r.get_ref().as_str(),
+        (None, None) => method::GITHUB_RELEASES,
+    }
 }
 
 /// The cluster node called `name`, if any.
@@ -330,13 +339,13 @@ fn resolve_node(
     let over_commands = over.and_then(|o| o.commands.as_ref());
     let install = resolve_install(plan, over_commands, n)?;
     let commands = resolve_commands(&plan.commands, over_commands, n, install);
-    // Agents go straight to the target, after every server.
-    let hops = match (n.role, path.last()) {
-        (Role::Agent, Some(target)) if n.version < *target => vec![target.clone()],
-        (Role::Agent, _) => Vec::new(),
-        (Role::Server, _) => path.iter().filter(|h| n.version < **h).cloned().collect(),
+    // Agents go after every server: to the target, or through each hop.
+    let hops = match n.role {
+        Role::Agent => plan.agent_hops.versions(path, &n.version),
+        Role::Server => path.iter().filter(|h| n.version < **h).cloned().collect(),
     };
     let escalate = resolve_become(plan, &spec)?;
+    check_artifacts_reach(plan, &n.name, &transport)?;
     Ok(ResolvedNode {
         escalate,
         name: n.name.clone(),
@@ -346,6 +355,20 @@ fn resolve_node(
         transport,
         commands,
     })
+}
+
+/// Artifacts are streamed over SSH; `qm guest exec` cannot carry them.
+fn check_artifacts_reach(plan: &Plan, node: &str, transport: &Transport) -> Result<(), PlanError> {
+    match (&plan.artifacts, transport) {
+        (Some(dir), Transport::Proxmox { vmid, .. }) => Err(plan.error_at(
+            Some(dir.span()),
+            format!(
+                "node {node}: artifacts cannot be copied to VM {vmid} through its Proxmox host: {}; stage the release on the VM and set release to that directory instead",
+                crate::remote::proxmox::NO_STDIN_STREAM
+            ),
+        )),
+        _ => Ok(()),
+    }
 }
 
 /// `become` must not wait for a password: there is no terminal to type it.
@@ -462,13 +485,7 @@ fn resolve_install(
         return Ok(None);
     }
     match plan.method {
-        Method::Binary => {
-            let release = plan
-                .release
-                .as_ref()
-                .map_or(method::GITHUB_RELEASES, |r| r.get_ref().as_str());
-            Ok(Some(method::binary_script(release, method::K3S_BIN)))
-        }
+        Method::Binary => Ok(Some(method::binary_script(release(plan), method::K3S_BIN))),
         Method::InstallScript => {
             let why = match &node.node_args {
                 None => Some(

@@ -32,14 +32,14 @@ impl ResolvedPlan {
             writeln!(f, "path      {}", fmt_path(&self.path))?;
         }
         let order = match self.order {
-            Order::ServersFirst => {
-                "servers first, one node at a time, every server per version; then agents, straight to the target"
-            }
-            Order::Explicit => {
-                "explicit, one node at a time, every server per version; then agents, straight to the target"
-            }
+            Order::ServersFirst => "servers first, one node at a time, every server per version",
+            Order::Explicit => "explicit, one node at a time, every server per version",
         };
-        writeln!(f, "order     {order}")?;
+        let agents = match self.agent_hops {
+            AgentHops::Target => "straight to the target (agent_hops = \"target\")",
+            AgentHops::Every => "through every hop (agent_hops = \"every\")",
+        };
+        writeln!(f, "order     {order}; then agents, {agents}")?;
         let method = match self.method {
             Method::Binary => {
                 "binary: stage the release binary, verify its sha256, keep the old one, swap; unit, env file and config.yaml untouched"
@@ -52,6 +52,14 @@ impl ResolvedPlan {
             f,
             "method    {method} (the flag check compares k3s.io/node-args before and after each node)"
         )?;
+        if let Some(dir) = &self.artifacts {
+            writeln!(
+                f,
+                "release   airgap: each node's asset and sha256 list copied from {} (this machine) over SSH to {}, verified on the node",
+                dir.display(),
+                self.release
+            )?;
+        }
         match (self.datastore, self.snapshot_node()) {
             (Datastore::Etcd, Some(n)) => writeln!(
                 f,

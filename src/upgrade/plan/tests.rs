@@ -394,3 +394,63 @@ fn the_datastore_is_detected_and_a_plan_saying_otherwise_is_refused() {
     nodes[1].node_args = None;
     assert_eq!(resolve(&plan, &nodes).unwrap().datastore, Datastore::Etcd);
 }
+
+#[test]
+fn agent_hops_every_walks_agents_through_each_hop() {
+    let two_hops = "target = \"v1.35.0+k3s1\"\nhops = [\"v1.34.3+k3s1\"]\n";
+    let straight = resolve(&Plan::from_str(two_hops, "p").unwrap(), &cluster()).unwrap();
+    assert_eq!(
+        straight.node("still-fawn").unwrap().hops,
+        vec![v("v1.35.0+k3s1")]
+    );
+    assert!(
+        straight
+            .to_string()
+            .contains("then agents, straight to the target")
+    );
+    let every = format!("{two_hops}agent_hops = \"every\"\n");
+    let r = resolve(&Plan::from_str(&every, "p").unwrap(), &cluster()).unwrap();
+    let hops = [v("v1.34.3+k3s1"), v("v1.35.0+k3s1")];
+    assert_eq!(r.node("still-fawn").unwrap().hops, hops);
+    assert_eq!(r.node("pumped-piglet").unwrap().hops, hops);
+    assert_eq!(r.engine_config().agent_hops, AgentHops::Every);
+    assert!(r.to_string().contains("then agents, through every hop"));
+    let e = err(&format!("{two_hops}agent_hops = \"some\"\n"));
+    assert!(e.message.contains("unknown variant `some`"), "{e}");
+    assert_eq!(e.location.map(|l| l.0), Some(3));
+}
+
+#[test]
+fn artifacts_replace_release_with_the_nodes_staging_directory() {
+    let base = "target = \"v1.34.3+k3s1\"\n";
+    let plan = Plan::from_str(&format!("{base}artifacts = \"/srv/k3s\"\n"), "p").unwrap();
+    let r = resolve(&plan, &cluster()).unwrap();
+    assert_eq!(r.artifacts.as_deref(), Some(Path::new("/srv/k3s")));
+    assert_eq!(r.release, crate::upgrade::method::ARTIFACTS_STAGE);
+    let install = &r.nodes[0].commands.install;
+    assert!(
+        install.contains("release=/var/lib/k3s-cockpit/artifacts"),
+        "{install}"
+    );
+    assert!(r.to_string().contains("copied from /srv/k3s"));
+    for (extra, why) in [
+        ("release = \"https://x\"\n", "not both"),
+        ("method = \"install-script\"\n", "needs method = \"binary\""),
+        ("[commands]\ninstall = \"true\"\n", "custom install command"),
+    ] {
+        let e = err(&format!("{base}artifacts = \"/srv/k3s\"\n{extra}"));
+        assert!(e.message.contains(why), "{extra}: {e}");
+    }
+    let e = err(&format!("{base}artifacts = \"srv\"\n"));
+    assert!(e.message.contains("absolute path"), "{e}");
+    // A VM behind a Proxmox host cannot receive them: refused offline, named.
+    let text = format!(
+        "{base}artifacts = \"/srv/k3s\"\n[node.fun-bedbug.transport]\nkind = \"proxmox\"\nhost = \"pve\"\nvmid = 106\n"
+    );
+    let e = resolve(&Plan::from_str(&text, "p").unwrap(), &cluster()).unwrap_err();
+    assert!(
+        e.message.starts_with("node fun-bedbug: artifacts cannot be copied to VM 106 through its Proxmox host: qm guest exec cannot stream"),
+        "{e}"
+    );
+    assert_eq!(e.location.map(|l| l.0), Some(2));
+}

@@ -303,3 +303,38 @@ fn same_arguments_after_the_restart_pass_the_flag_check() {
     assert!(s.run_until(&mut e, secs(10), mins(60), |e, _| *e.state()
         == RolloutState::Done));
 }
+
+#[test]
+fn with_agent_hops_every_agents_walk_each_hop_after_the_servers() {
+    let mut cfg = config(
+        &[("A", Role::Server), ("B", Role::Agent), ("C", Role::Agent)],
+        "v1.33.6+k3s1",
+        &["v1.34.3+k3s1", "v1.35.0+k3s1"],
+    );
+    cfg.agent_hops = AgentHops::Every;
+    let (mut e, mut s) = started(cfg, &[]);
+    assert!(s.run_until(&mut e, secs(10), mins(180), |e, _| *e.state()
+        == RolloutState::Done));
+    let got: Vec<String> = s
+        .installs()
+        .iter()
+        .map(|(n, v)| format!("{n}@{v}"))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            "A@v1.34.3+k3s1",
+            "A@v1.35.0+k3s1",
+            "B@v1.34.3+k3s1",
+            "C@v1.34.3+k3s1",
+            "B@v1.35.0+k3s1",
+            "C@v1.35.0+k3s1"
+        ]
+    );
+    assert!(
+        e.view(s.now)
+            .nodes
+            .iter()
+            .all(|n| n.version == v("v1.35.0+k3s1"))
+    );
+}
