@@ -1235,7 +1235,7 @@ fn airgapped_nodes_upgrade_from_a_local_artifacts_directory_copied_over_ssh() {
 #[test]
 fn a_corrupted_artifact_is_refused_on_the_node_before_the_swap() {
     let pod = format!(
-        "\n[[pods]]\nnamespace = \"tools\"\nname = \"slow-evict\"\nnode = \"{}\"\n\n[throttle]\nfirst_evictions = 1\nretry_after_seconds = 3\n",
+        "\n[[pods]]\nnamespace = \"tools\"\nname = \"slow-evict\"\nnode = \"{}\"\n\n[throttle]\nfirst_evictions = 1\nretry_after_seconds = 5\n",
         fun_bedbug()
     );
     let r = lab_with_plan(&airgapped_over_ssh(&pod));
