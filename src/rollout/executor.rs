@@ -250,7 +250,12 @@ impl Executor {
                 let timeout = std_duration(t.drain_timeout);
                 node_ops::drain(&self.client, node, &self.plan.drain, timeout, &log).await
             }
-            Action::Install { node, version, .. } => self.install(node, version).await,
+            Action::Install {
+                node,
+                version,
+                reinstate,
+                ..
+            } => self.install(node, version, *reinstate).await,
             Action::Restart { node, .. } => self.restart(node).await,
             Action::Label { node, .. } => {
                 node_ops::set_exclude_label(&self.client, node, true).await
@@ -262,6 +267,10 @@ impl Executor {
                 .snapshot(node, name)
                 .await
                 .map(|saved| output = Some(saved)),
+            Action::StopK3s { .. }
+            | Action::ClusterReset { .. }
+            | Action::ClearDb { .. }
+            | Action::StartK3s { .. } => self.restore_step(&action).await,
         };
         let evidence = self
             .evidence
@@ -283,14 +292,18 @@ impl Executor {
         &self,
         node: &str,
         version: &crate::upgrade::K3sVersion,
+        reinstate: bool,
     ) -> Result<(), String> {
         let (n, _) = self.node(node)?;
         let t = &self.plan.timings;
         let unit = format!("systemctl cat {}", n.role.service());
         let before = self.unit_args(node, &unit).await;
-        let cmd = n.install_command(version);
-        self.remote(node, &format!("install {version}"), &cmd, t.install_timeout)
-            .await?;
+        let (cmd, purpose) = if reinstate {
+            (n.reinstall_command(version), format!("put {version} back"))
+        } else {
+            (n.install_command(version), format!("install {version}"))
+        };
+        self.remote(node, &purpose, &cmd, t.install_timeout).await?;
         // For the log only: the engine trusts the kubelet.
         let _ = self
             .remote(

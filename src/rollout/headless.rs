@@ -44,13 +44,7 @@ fn state_json(state: &RolloutState, now: Timestamp) -> Value {
 fn action_json(plan: &ResolvedPlan, action: &Action) -> Value {
     let mut v = json!({"type": "action", "at": crate::clock::now().to_string(), "action": action});
     if let Some(n) = plan.node(action.node()) {
-        let cmd = match action {
-            Action::Install { version, .. } => Some(n.install_command(version)),
-            Action::Restart { .. } => Some(n.restart_command()),
-            Action::EtcdSnapshot { name, .. } => Some(n.snapshot_command(name)),
-            _ => None,
-        };
-        if let Some(cmd) = cmd {
+        if let Some(cmd) = n.action_command(action) {
             v["command"] = json!(redact_command(&n.privileged(&cmd)));
         }
     }

@@ -16,6 +16,7 @@ pub mod node_check;
 pub mod node_ops;
 pub mod observe;
 pub mod preflight;
+pub mod restore_exec;
 pub mod resume;
 pub mod runner;
 pub mod unit_args;

@@ -28,6 +28,10 @@ impl Engine {
                 S::CanaryAwaitingConfirm => Ok(()),
                 _ => Err("no canary is waiting for confirmation".into()),
             },
+            Command::Pause | Command::Step if self.restore_in_progress() => Err(
+                "the cluster restore runs to its end once begun (servers are stopped); abort stops it"
+                    .into(),
+            ),
             Command::Pause => match state {
                 S::Running | S::RollingBack => Ok(()),
                 S::Pausing => Err("a pause is already pending".into()),
@@ -44,6 +48,8 @@ impl Engine {
             },
             Command::Resume => match state {
                 S::Paused | S::Pausing => Ok(()),
+                // The restore's halted step is the way back to health.
+                S::Halted(_) if self.restore_in_progress() => Ok(()),
                 S::Halted(h) => self.check_resume_after_halt(h),
                 S::Idle => Err("not started: use start, canary or step".into()),
                 S::Running | S::RollingBack | S::Verifying => Err("already running".into()),
@@ -72,8 +78,12 @@ impl Engine {
                 S::Halted(_) => Ok(()),
                 _ => Err("nothing to retry: the rollout is not halted".into()),
             },
+            Command::Skip(_) if self.restore_in_progress() => {
+                Err("no node can be skipped during the cluster restore".into())
+            }
             Command::Skip(node) => self.check_skip(node),
             Command::Rollback => self.check_rollback(),
+            Command::ClusterRestore => self.check_cluster_restore(),
             Command::EndFinalWatch => match state {
                 S::Verifying => Ok(()),
                 _ => Err("no final stability watch is running".into()),
@@ -215,6 +225,7 @@ impl Engine {
                 self.final_watch = None;
                 self.start_rollback(now);
             }
+            Command::ClusterRestore => self.start_cluster_restore(now),
             Command::EndFinalWatch => self.end_final_watch(now),
         }
     }
