@@ -104,13 +104,28 @@ async fn signalled(term: &mut Option<Signal>) -> &'static str {
 }
 
 /// The first command, from the flags and the state a resume found.
-fn first_command(state: &RolloutState, opts: &UpgradeOptions) -> Option<Command> {
+fn first_command(
+    state: &RolloutState,
+    opts: &UpgradeOptions,
+    restore_needed: bool,
+) -> Option<Command> {
     match state {
-        _ if opts.rollback => Some(Command::Rollback),
+        _ if opts.rollback => Some(rollback_command(opts, restore_needed)),
         RolloutState::Idle if opts.canary => Some(Command::Canary),
         RolloutState::Idle => Some(Command::Start),
         RolloutState::Paused | RolloutState::Halted(_) => Some(Command::Resume),
         _ => None,
+    }
+}
+
+/// The way back the flags allow: the cluster-wide restore only with
+/// `--allow-cluster-restore`; otherwise the rolling rollback, which the
+/// engine refuses (naming the flag) when a restore is needed.
+fn rollback_command(opts: &UpgradeOptions, restore_needed: bool) -> Command {
+    if restore_needed && opts.allow_cluster_restore {
+        Command::ClusterRestore
+    } else {
+        Command::Rollback
     }
 }
 
@@ -137,6 +152,7 @@ fn decide(
     idle: bool,
     opts: &UpgradeOptions,
     rollback_sent: bool,
+    restore_needed: bool,
 ) -> Decision {
     match state {
         RolloutState::Done if idle => Decision::Exit(0),
@@ -149,7 +165,7 @@ fn decide(
             CanaryConfirm::Never => Decision::Wait,
         },
         RolloutState::Halted(_) if opts.on_halt == OnHalt::Rollback && !rollback_sent => {
-            Decision::Send(Command::Rollback)
+            Decision::Send(rollback_command(opts, restore_needed))
         }
         RolloutState::Halted(_) if idle => Decision::Exit(1),
         _ => Decision::Wait,
@@ -233,7 +249,8 @@ pub async fn run(s: Session, opts: &UpgradeOptions) -> Result<ExitCode> {
         last_state: None,
         finished: Default::default(),
     };
-    if let Some(cmd) = first_command(runner.engine().state(), opts) {
+    let restore_needed = runner.engine().needs_datastore_restore();
+    if let Some(cmd) = first_command(runner.engine().state(), opts, restore_needed) {
         send(&mut runner, &mut fleet, cmd)?;
     }
     let outcome = drive(&mut runner, &mut fleet, &mut events, &mut printer, opts).await?;
@@ -291,10 +308,17 @@ async fn drive(
             return Ok(Err(Stop::ApiLost(why)));
         }
         let idle = runner.engine().in_flight().is_none() && !runner.engine().releasing_labels();
-        match decide(runner.engine().state(), idle, opts, rollback_sent) {
+        let restore_needed = runner.engine().needs_datastore_restore();
+        match decide(
+            runner.engine().state(),
+            idle,
+            opts,
+            rollback_sent,
+            restore_needed,
+        ) {
             Decision::Exit(code) => return Ok(Ok(code)),
             Decision::Send(cmd) => {
-                let rollback = cmd == Command::Rollback;
+                let rollback = matches!(cmd, Command::Rollback | Command::ClusterRestore);
                 rollback_sent |= rollback;
                 // A refused rollback falls through to the halt's exit; any
                 // other refused decision would be asked again forever.

@@ -168,6 +168,7 @@ impl Engine {
         self.units
             .iter()
             .find_map(|u| u.inflight.map(|id| (id, u.node.as_str(), u.phase)))
+            .or_else(|| self.restore_in_flight())
     }
 
     /// Cuts executor text to what the engine keeps, so that the journal

@@ -162,9 +162,16 @@ impl Engine {
             .iter()
             .map(|n| RestoreStep::Stop(n.name.clone()))
             .collect();
+        // A server whose install never began still has its old binary.
+        let installed = |name: &str| {
+            self.units[..self.rollback_from]
+                .iter()
+                .any(|u| u.node == name && u.install_started)
+        };
         steps.extend(
             order
                 .iter()
+                .filter(|n| installed(&n.name))
                 .map(|n| RestoreStep::Reinstall(n.name.clone(), n.version.clone())),
         );
         steps.push(RestoreStep::Reset(first.to_string(), path.to_string()));
@@ -388,6 +395,19 @@ impl Engine {
         };
         self.event(now, EventKind::Warn, text);
         true
+    }
+
+    /// The restore's running action, with the unit phase closest to it.
+    pub(super) fn restore_in_flight(&self) -> Option<(u64, &str, Phase)> {
+        let r = self.restore.as_ref()?;
+        let id = r.inflight?;
+        let step = r.steps.get(r.cursor)?;
+        let phase = match step {
+            RestoreStep::Reinstall(..) => Phase::Install,
+            RestoreStep::Uncordon(_) => Phase::Uncordon,
+            _ => Phase::Restart,
+        };
+        Some((id, step.node(), phase))
     }
 
     /// Retry or resume after a halt in the restore: the halted step again.
