@@ -330,4 +330,103 @@ mod tests {
         assert_eq!(handle.lock().nodes[0].kubelet, Kubelet::Running);
         assert!(rejoin_failures(&store, &name).is_empty());
     }
+
+    fn set_binary(handle: &super::super::SimHandle, node: usize, version: &str) {
+        let mut sim = handle.lock();
+        let h = &mut sim.nodes[node].host;
+        let asset = crate::lab::host::asset_for(&h.arch).map_or("k3s", |(_, a)| a);
+        h.files.insert(
+            crate::lab::host::BIN.to_string(),
+            crate::lab::host::fake_binary(version, asset),
+        );
+    }
+
+    /// K3s's restore, step by step: the reset is refused while K3s runs,
+    /// for a missing snapshot and a second time; a server that kept its
+    /// old data cannot rejoin the reset cluster until its db is removed;
+    /// then every server runs the old version.
+    #[tokio::test(start_paused = true)]
+    async fn the_restore_brings_the_cluster_back_and_stale_members_are_refused() {
+        let (store, handle) = start("");
+        let names: Vec<String> = handle.lock().nodes.iter().map(|n| n.name.clone()).collect();
+        let path = format!("{DB}/snapshots/pre");
+        let data = handle.snapshot_data();
+        handle
+            .with_host(&names[0], |h| {
+                h.files.insert(path.clone(), data.clone().into_bytes())
+            })
+            .unwrap();
+        for node in 0..3 {
+            go_to(&handle, node, "v1.34.3+k3s1");
+        }
+        run_for(&handle, Duration::from_secs(60), |_| {}).await;
+        let running = handle.cluster_reset(&names[0], &path).unwrap_err();
+        assert!(running.contains("address already in use"), "{running}");
+        for name in &names {
+            handle.stop_k3s(name).unwrap();
+        }
+        run_for(&handle, Duration::from_secs(60), |_| {}).await;
+        assert!(
+            handle
+                .lock()
+                .nodes
+                .iter()
+                .all(|n| n.kubelet == Kubelet::Stopped)
+        );
+        for node in 0..3 {
+            set_binary(&handle, node, "v1.33.6+k3s1");
+        }
+        let missing = handle.cluster_reset(&names[0], "/nope").unwrap_err();
+        assert!(
+            missing.contains("snapshot path does not exist: /nope"),
+            "{missing}"
+        );
+        let done = handle.cluster_reset(&names[0], &path).unwrap();
+        assert!(
+            done.contains("restart without --cluster-reset flag now"),
+            "{done}"
+        );
+        let again = handle.cluster_reset(&names[0], &path).unwrap_err();
+        assert!(again.contains("performed previously"), "{again}");
+        handle.restart(&names[0]).unwrap();
+        run_for(&handle, Duration::from_secs(60), |_| {}).await;
+        assert_eq!(handle.lock().nodes[0].kubelet, Kubelet::Running);
+        // Stale data: refused, and the event says what to do.
+        handle.restart(&names[1]).unwrap();
+        run_for(&handle, Duration::from_secs(60), |_| {}).await;
+        assert_eq!(handle.lock().nodes[1].kubelet, Kubelet::Hung);
+        let why = rejoin_failures(&store, &names[1]);
+        assert!(
+            why[0].contains("remove /var/lib/rancher/k3s/server/db"),
+            "{why:?}"
+        );
+        for name in &names[1..] {
+            handle.clear_db(name).unwrap();
+            handle.restart(name).unwrap();
+            run_for(&handle, Duration::from_secs(60), |_| {}).await;
+        }
+        let sim = handle.lock();
+        assert!(
+            sim.nodes
+                .iter()
+                .all(|n| n.kubelet == Kubelet::Running && n.version == "v1.33.6+k3s1"),
+            "{:?}",
+            sim.nodes
+                .iter()
+                .map(|n| (&n.kubelet, &n.version))
+                .collect::<Vec<_>>()
+        );
+        let restored: Vec<String> = store
+            .list(Kind::Event, None)
+            .1
+            .iter()
+            .filter(|e| e["reason"] == "LabDatastoreRestored")
+            .map(|e| e["message"].as_str().unwrap_or_default().to_string())
+            .collect();
+        assert_eq!(restored.len(), 1);
+        assert!(
+            restored[0].contains(&format!("{}=v1.33.6+k3s1", names[1])),
+            "{restored:?}"
+        );
+    }
 }

@@ -12,6 +12,9 @@ impl Engine {
         let state = &self.state;
         let over = || Err(format!("the rollout is {}", state.label()));
         let halted = || Err("halted: use retry, resume, skip, rollback or abort".to_string());
+        if let Some(verdict) = self.check_during_restore(cmd) {
+            return verdict;
+        }
         match cmd {
             Command::Start | Command::Canary => match state {
                 // Start with nothing to do is fine: it ends at once in Done.
@@ -28,10 +31,6 @@ impl Engine {
                 S::CanaryAwaitingConfirm => Ok(()),
                 _ => Err("no canary is waiting for confirmation".into()),
             },
-            Command::Pause | Command::Step if self.restore_in_progress() => Err(
-                "the cluster restore runs to its end once begun (servers are stopped); abort stops it"
-                    .into(),
-            ),
             Command::Pause => match state {
                 S::Running | S::RollingBack => Ok(()),
                 S::Pausing => Err("a pause is already pending".into()),
@@ -48,8 +47,6 @@ impl Engine {
             },
             Command::Resume => match state {
                 S::Paused | S::Pausing => Ok(()),
-                // The restore's halted step is the way back to health.
-                S::Halted(_) if self.restore_in_progress() => Ok(()),
                 S::Halted(h) => self.check_resume_after_halt(h),
                 S::Idle => Err("not started: use start, canary or step".into()),
                 S::Running | S::RollingBack | S::Verifying => Err("already running".into()),
@@ -78,9 +75,6 @@ impl Engine {
                 S::Halted(_) => Ok(()),
                 _ => Err("nothing to retry: the rollout is not halted".into()),
             },
-            Command::Skip(_) if self.restore_in_progress() => {
-                Err("no node can be skipped during the cluster restore".into())
-            }
             Command::Skip(node) => self.check_skip(node),
             Command::Rollback => self.check_rollback(),
             Command::ClusterRestore => self.check_cluster_restore(),

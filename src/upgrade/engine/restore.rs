@@ -397,6 +397,27 @@ impl Engine {
         true
     }
 
+    /// Commands that mean something else while the restore runs: it cannot
+    /// pause or skip a node with servers stopped, and resuming after a
+    /// halt re-runs the halted step whatever the gate says (the gate sees
+    /// stopped servers). None: judge `cmd` as usual.
+    pub(super) fn check_during_restore(&self, cmd: &Command) -> Option<Result<(), String>> {
+        if !self.restore_in_progress() {
+            return None;
+        }
+        match cmd {
+            Command::Pause | Command::Step => Some(Err(
+                "the cluster restore runs to its end once begun (servers are stopped); abort stops it"
+                    .into(),
+            )),
+            Command::Skip(_) => Some(Err(
+                "no node can be skipped during the cluster restore".into(),
+            )),
+            Command::Resume if matches!(self.state, RolloutState::Halted(_)) => Some(Ok(())),
+            _ => None,
+        }
+    }
+
     /// The restore's running action, with the unit phase closest to it.
     pub(super) fn restore_in_flight(&self) -> Option<(u64, &str, Phase)> {
         let r = self.restore.as_ref()?;
