@@ -54,8 +54,8 @@ pub struct LabOptions {
     /// listener on the service IP) to FILE as JSON lines.
     #[arg(long, value_name = "FILE")]
     pub outage_log: Option<PathBuf>,
-    /// Append every command the nodes' shells carry out (node, command,
-    /// exit status) to FILE as JSON lines.
+    /// Append every command a node's shell starts (node, command) to FILE
+    /// as JSON lines.
     #[arg(long, value_name = "FILE")]
     pub node_log: Option<PathBuf>,
     /// Ask clients for a bearer token (written into the kubeconfig) that

@@ -245,9 +245,9 @@ fn a_rollback_across_a_minor_needs_the_opt_in_and_then_restores_the_snapshot() {
 }
 
 /// `kill -9` while the reset runs, then `--resume --rollback
-/// --allow-cluster-restore`: the run goes on at the reset; the stops and
-/// reinstalls already done are not repeated, and the snapshot is restored
-/// exactly once.
+/// --allow-cluster-restore`: the run goes on at the reset, which it finds
+/// done (K3s's reset-flag) and does not run again; the stops and the
+/// reinstall already done are not repeated; the snapshot is restored once.
 #[test]
 fn kill_9_mid_restore_then_resume_continues_at_the_reset() {
     let lab = lab();
@@ -263,8 +263,20 @@ fn kill_9_mid_restore_then_resume_continues_at_the_reset() {
         seen.last().is_some_and(|v| v["type"] == "action"),
         "never reached the reset: {seen:#?}"
     );
+    // Killed once the node began the reset (it takes the lab's 0.5 s): the
+    // node finishes it alone, so the resumed run meets a reset that
+    // happened but was never recorded, and must not reset again.
+    assert!(
+        wait_for(Duration::from_secs(30), || lab.count("--cluster-reset")
+            == 1),
+        "the reset never began on the node"
+    );
     child.kill().unwrap();
     child.wait().unwrap();
+    assert!(
+        wait_for(Duration::from_secs(30), || lab.restored().len() == 1),
+        "the reset never completed on the node"
+    );
     let (stops, installs) = (lab.count("systemctl stop"), lab.count("reinstate"));
     assert_eq!((stops, installs), (3, 1));
 
@@ -285,6 +297,11 @@ fn kill_9_mid_restore_then_resume_continues_at_the_reset() {
     );
     assert_eq!(lab.count("systemctl stop"), 3);
     assert_eq!(lab.count("reinstate"), 1);
+    assert_eq!(lab.count("--cluster-reset"), 1, "reset twice");
+    assert_eq!(
+        lab.count("test -e /var/lib/rancher/k3s/server/db/reset-flag"),
+        2
+    );
     lab.assert_restored();
 }
 
@@ -302,6 +319,7 @@ fn a_binary_rollback_puts_the_kept_binary_back_without_a_download() {
     let run = lab.upgrade(&["--canary"]);
     assert_eq!(run.code, 1, "{}", run.explain());
     assert_eq!(lab.count("# k3s-cockpit binary upgrade"), 1);
+    let fetches = lab.count("curl");
     let back = lab.upgrade(&["--resume", "--rollback"]);
     assert_eq!(back.code, 0, "{}", back.explain());
     assert_eq!(
@@ -311,6 +329,7 @@ fn a_binary_rollback_puts_the_kept_binary_back_without_a_download() {
         lab.node_log()
     );
     assert_eq!(lab.count("# k3s-cockpit binary reinstate"), 1);
+    assert_eq!(lab.count("curl"), fetches, "the rollback fetched something");
     let nodes = lab.nodes();
     assert!(
         nodes.iter().all(|(_, ready, v)| *ready && v == OLD),

@@ -22,6 +22,9 @@ pub(super) struct Simple {
 }
 
 pub async fn run_script(sim: &SimHandle, node: &str, script: &str, root: bool) -> CommandOutcome {
+    if script.starts_with(BINARY_MARKER) || script.starts_with(REINSTATE_MARKER) {
+        sim.log_node_command(node, script.lines().next().unwrap_or_default());
+    }
     let marked = if script.starts_with(BINARY_MARKER) {
         Some(super::node_upgrade::binary(sim, node, script, root).await)
     } else if script.starts_with(REINSTATE_MARKER) {
@@ -30,8 +33,6 @@ pub async fn run_script(sim: &SimHandle, node: &str, script: &str, root: bool) -
         None
     };
     if let Some(done) = marked {
-        let first = script.lines().next().unwrap_or_default();
-        sim.log_node_command(node, first, done.exit_status);
         return done;
     }
     let mut out = CommandOutcome::ok("");
@@ -45,12 +46,12 @@ pub async fn run_script(sim: &SimHandle, node: &str, script: &str, root: bool) -
             return fail_with(out, 2, format!("sh: 1: Syntax error: {segment}\n"));
         };
         let simple = simple(words);
+        sim.log_node_command(node, &segment);
         let done = if is_install_script(&simple.words) {
             super::node_upgrade::install_script(sim, node, &simple, sources_env, root).await
         } else {
             command(sim, node, &simple.words, root).await
         };
-        sim.log_node_command(node, &segment, done.exit_status);
         out.stdout.push_str(&done.stdout);
         out.stderr.push_str(&done.stderr);
         if done.exit_status != 0 {

@@ -233,12 +233,12 @@ impl SimHandle {
         self.lock().node_log = Some(file);
     }
 
-    /// Appends one command a node's shell carried out to the node log.
-    pub fn log_node_command(&self, node: &str, command: &str, exit: u32) {
+    /// Appends a command a node's shell starts to the node log.
+    pub fn log_node_command(&self, node: &str, command: &str) {
         use std::io::Write;
         let mut sim = self.lock();
         if let Some(f) = sim.node_log.as_mut() {
-            let line = serde_json::json!({"node": node, "command": command, "exit": exit});
+            let line = serde_json::json!({"node": node, "command": command});
             let _ = writeln!(f, "{line}");
         }
     }
