@@ -362,3 +362,57 @@ fn apply_batch(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::upgrade::engine::Halt;
+
+    fn opts(on_halt: OnHalt, rollback: bool, allow: bool) -> UpgradeOptions {
+        let mut o = UpgradeOptions::for_plan("plan.toml".into(), Default::default());
+        o.headless = true;
+        o.on_halt = on_halt;
+        o.rollback = rollback;
+        o.allow_cluster_restore = allow;
+        o
+    }
+
+    fn halted() -> RolloutState {
+        RolloutState::Halted(Halt {
+            reason: "x".into(),
+            node: None,
+            phase: None,
+        })
+    }
+
+    /// The restore is asked for only with the opt-in; without it the
+    /// rolling rollback is sent, which the engine refuses naming the flag.
+    #[test]
+    fn the_cluster_restore_is_sent_only_with_the_opt_in() {
+        let with = opts(OnHalt::Stop, true, true);
+        let without = opts(OnHalt::Stop, true, false);
+        let paused = RolloutState::Paused;
+        assert_eq!(
+            first_command(&paused, &with, true),
+            Some(Command::ClusterRestore)
+        );
+        assert_eq!(
+            first_command(&paused, &without, true),
+            Some(Command::Rollback)
+        );
+        assert_eq!(
+            first_command(&paused, &with, false),
+            Some(Command::Rollback)
+        );
+        let on_halt = opts(OnHalt::Rollback, false, true);
+        let Decision::Send(cmd) = decide(&halted(), true, &on_halt, false, true) else {
+            panic!("no command on halt");
+        };
+        assert_eq!(cmd, Command::ClusterRestore);
+        let on_halt = opts(OnHalt::Rollback, false, false);
+        let Decision::Send(cmd) = decide(&halted(), true, &on_halt, false, true) else {
+            panic!("no command on halt");
+        };
+        assert_eq!(cmd, Command::Rollback);
+    }
+}

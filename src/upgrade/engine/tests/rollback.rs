@@ -281,3 +281,41 @@ fn a_restart_mid_restore_issues_the_running_step_again_and_nothing_before_it() {
         ]
     );
 }
+
+/// An agent that was upgraded goes back rolling once the servers' restore
+/// is done, with the usual phases and the kept binary.
+#[test]
+fn after_the_restore_upgraded_agents_go_back_rolling() {
+    let cfg = config(
+        &[("A", Role::Server), ("B", Role::Server), ("C", Role::Agent)],
+        "v1.33.6+k3s1",
+        &["v1.34.3+k3s1"],
+    );
+    let (mut e, mut s) = started(cfg, &[]);
+    assert!(s.run_until(&mut e, secs(10), mins(60), in_phase("C", Phase::Soak)));
+    s.node("C").ready = false;
+    s.advance(&mut e, secs(10));
+    assert!(halted(&e).is_some());
+    s.node("C").ready = true;
+    let n = s.log.len();
+    s.command(&mut e, Command::ClusterRestore);
+    assert!(s.run_until(&mut e, secs(10), mins(60), |e, _| *e.state()
+        == RolloutState::RolledBack));
+    let kinds: Vec<(&str, &str)> = s.log[n..]
+        .iter()
+        .map(|(_, a)| (kind(a), a.node()))
+        .collect();
+    let agent_from = kinds.iter().position(|(_, n)| *n == "C").unwrap();
+    assert!(kinds[..agent_from].iter().all(|(_, n)| *n != "C"));
+    assert_eq!(
+        kinds[agent_from..],
+        [
+            ("cordon", "C"),
+            ("drain", "C"),
+            ("install", "C"),
+            ("restart", "C"),
+            ("uncordon", "C")
+        ]
+    );
+    assert!(s.nodes.iter().all(|n| n.version == "v1.33.6+k3s1"));
+}
