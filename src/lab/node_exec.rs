@@ -192,7 +192,10 @@ async fn command(sim: &SimHandle, node: &str, words: &[String], root: bool) -> C
         [bin, "server", "--cluster-reset", restore] if is_k3s(bin) => {
             super::node_restore::cluster_reset(sim, node, restore, root).await
         }
-        ["rm", "-rf", path] => super::node_restore::remove(sim, node, path, root),
+        // The lab removes only the datastore; any other rm is unknown to it.
+        ["rm", "-rf", path] if path.starts_with(super::sim::DB) => {
+            super::node_restore::remove(sim, node, path, root)
+        }
         ["test", "-e", path] => with(sim, node, |h| super::node_restore::exists(h, path)),
         ["uname", "-m"] => with(sim, node, |h| ok(format!("{}\n", h.arch))),
         ["df", "-Pk", path] => with(sim, node, |h| {

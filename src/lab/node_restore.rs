@@ -72,8 +72,8 @@ pub async fn cluster_reset(
     }
 }
 
-/// `rm -rf PATH`: the datastore directory resets the member; other files
-/// simply go.
+/// `rm -rf PATH` under the datastore: the whole directory resets the
+/// member; a path inside it simply goes.
 pub fn remove(sim: &SimHandle, node: &str, path: &str, root: bool) -> CommandOutcome {
     let path = path.trim_end_matches('/');
     if !root {
