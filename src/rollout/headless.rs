@@ -43,10 +43,10 @@ fn state_json(state: &RolloutState, now: Timestamp) -> Value {
 
 fn action_json(plan: &ResolvedPlan, action: &Action) -> Value {
     let mut v = json!({"type": "action", "at": crate::clock::now().to_string(), "action": action});
-    if let Some(n) = plan.node(action.node()) {
-        if let Some(cmd) = n.action_command(action) {
-            v["command"] = json!(redact_command(&n.privileged(&cmd)));
-        }
+    if let Some(n) = plan.node(action.node())
+        && let Some(cmd) = n.action_command(action)
+    {
+        v["command"] = json!(redact_command(&n.privileged(&cmd)));
     }
     v
 }

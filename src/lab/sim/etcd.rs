@@ -121,7 +121,7 @@ impl Sim {
         };
         let data = String::from_utf8_lossy(data).into_owned();
         let Some(version) = n.host.binary_version() else {
-            return Err(format!("sh: 1: k3s: not found\n"));
+            return Err("sh: 1: k3s: not found\n".to_string());
         };
         self.etcd_generation += 1;
         self.etcd_cluster_minor = etcd_minor(&version);
