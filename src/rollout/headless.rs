@@ -249,8 +249,14 @@ pub async fn run(s: Session, opts: &UpgradeOptions) -> Result<ExitCode> {
         last_state: None,
         finished: Default::default(),
     };
-    let restore_needed = runner.engine().needs_datastore_restore();
-    if let Some(cmd) = first_command(runner.engine().state(), opts, restore_needed) {
+    let engine = runner.engine();
+    let first = if engine.restore_in_progress() {
+        // A restore stopped halfway goes on, whatever the flags ask.
+        matches!(engine.state(), RolloutState::Halted(_)).then_some(Command::Resume)
+    } else {
+        first_command(engine.state(), opts, engine.needs_datastore_restore())
+    };
+    if let Some(cmd) = first {
         send(&mut runner, &mut fleet, cmd)?;
     }
     let outcome = drive(&mut runner, &mut fleet, &mut events, &mut printer, opts).await?;

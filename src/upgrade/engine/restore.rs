@@ -431,8 +431,8 @@ impl Engine {
         Some((id, step.node(), phase))
     }
 
-    /// Retry or resume after a halt in the restore: the halted step again.
-    pub(super) fn restore_in_progress(&self) -> bool {
+    /// The restore has begun and not ended.
+    pub fn restore_in_progress(&self) -> bool {
         self.restore.as_ref().is_some_and(|r| !r.done())
     }
 

@@ -319,3 +319,42 @@ fn after_the_restore_upgraded_agents_go_back_rolling() {
     );
     assert!(s.nodes.iter().all(|n| n.version == "v1.33.6+k3s1"));
 }
+
+/// A failed restore step halts with the node's error; resume runs that
+/// step again although the gate still sees servers down, and the steps
+/// before it are not repeated.
+#[test]
+fn a_failed_restore_step_halts_and_resume_runs_it_again() {
+    let cfg = config(
+        &[("A", Role::Server), ("B", Role::Server)],
+        "v1.33.6+k3s1",
+        &["v1.34.3+k3s1"],
+    );
+    let (mut e, mut s) = started(cfg, &[]);
+    assert!(s.run_until(&mut e, secs(10), mins(60), in_phase("B", Phase::Soak)));
+    s.node("B").ready = false;
+    s.advance(&mut e, secs(10));
+    s.fail
+        .insert(("clear-db", "B".into()), "rm: Permission denied".into());
+    s.command(&mut e, Command::ClusterRestore);
+    assert!(s.run_until(&mut e, secs(10), mins(10), |e, _| halted(e).is_some()));
+    let why = halted(&e).unwrap().reason.clone();
+    assert!(
+        why.contains("B: rm -rf /var/lib/rancher/k3s/server/db"),
+        "{why}"
+    );
+    assert!(why.contains("Permission denied"), "{why}");
+    let n = s.log.len();
+    s.command(&mut e, Command::Resume);
+    assert!(s.run_until(&mut e, secs(10), mins(60), |e, _| *e.state()
+        == RolloutState::RolledBack));
+    let after: Vec<(&str, &str)> = s.log[n..]
+        .iter()
+        .map(|(_, a)| (kind(a), a.node()))
+        .collect();
+    assert_eq!(after[0], ("clear-db", "B"), "{after:?}");
+    assert!(
+        after.iter().all(|(k, _)| *k != "stop" && *k != "reset"),
+        "{after:?}"
+    );
+}
