@@ -54,6 +54,10 @@ pub struct LabOptions {
     /// listener on the service IP) to FILE as JSON lines.
     #[arg(long, value_name = "FILE")]
     pub outage_log: Option<PathBuf>,
+    /// Append every command a node's shell starts (node, command) to FILE
+    /// as JSON lines.
+    #[arg(long, value_name = "FILE")]
+    pub node_log: Option<PathBuf>,
     /// Ask clients for a bearer token (written into the kubeconfig) that
     /// expires after DURATION ("10s", "1h"): open watches end then, and
     /// every request after it is answered 401, as with an expired
@@ -108,6 +112,7 @@ pub async fn run_lab(opts: LabOptions) -> Result<()> {
     config.audit_log = opts.audit_log;
     config.replay = !opts.no_replay && opts.plan_out.is_none();
     config.outage_log = opts.outage_log;
+    config.node_log = opts.node_log;
     config.commit_log = opts.commit_log;
     config.auth = lab_auth(opts.token_ttl, opts.forbid);
     config.api_per_server = opts.api_per_server;

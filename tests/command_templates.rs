@@ -334,3 +334,59 @@ etcd_snapshot = "k3s etcd-snapshot save --name {snapshot} --node-name={node}"
         assert!(output.contains(&exact), "{exact:?} missing from:\n{output}");
     }
 }
+
+/// The binary method's rollback script run by a real `sh`: it puts the
+/// kept binary back only when it is there and is the wanted version, and
+/// passes shellcheck.
+#[test]
+fn reinstate_script_puts_back_only_the_kept_binary_of_the_wanted_version() {
+    shellcheck(&method::reinstate_script(K3S_BIN).replace("{version}", "v1.33.6+k3s1"));
+    if !common::require("reinstate script run", &["awk"]) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let bin = dir.path().join("k3s");
+    std::fs::write(&bin, "new k3s\n").unwrap();
+    let run = |version: &str| {
+        let script = template::render(
+            &method::reinstate_script(&bin.display().to_string()),
+            &[("version", version)],
+        );
+        Command::new("/bin/sh")
+            .arg("-c")
+            .arg(script)
+            .output()
+            .unwrap()
+    };
+    let out = run("v1.33.6+k3s1");
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("k3s.cockpit-old is missing"), "{stderr}");
+    let old = dir.path().join("k3s.cockpit-old");
+    std::fs::write(
+        &old,
+        "#!/bin/sh\necho 'k3s version v1.33.6+k3s1 (3ad6f7f5)'\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&old, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let out = run("v1.32.9+k3s1");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("is v1.33.6+k3s1, not v1.32.9+k3s1"),
+        "{stderr}"
+    );
+    assert_eq!(std::fs::read_to_string(&bin).unwrap(), "new k3s\n");
+    let out = run("v1.33.6+k3s1");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        std::fs::read_to_string(&bin)
+            .unwrap()
+            .contains("v1.33.6+k3s1")
+    );
+    assert!(old.exists(), "the kept binary stays for a second try");
+}

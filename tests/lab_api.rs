@@ -647,6 +647,7 @@ async fn a_retried_restart_waits_for_the_unit_that_is_still_starting() {
         id: 9,
         node: "node-b".into(),
         version: "v1.34.3+k3s1".parse().unwrap(),
+        reinstate: false,
     };
     let Input::ActionFinished { result, output, .. } = failing.run(install).await else {
         panic!("not a finished action")

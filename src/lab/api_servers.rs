@@ -107,7 +107,8 @@ impl ApiServers {
 }
 
 fn k3s_running(sim: &SimHandle, node: &str) -> bool {
-    sim.kubelet_state(node).is_ok_and(|k| k != Kubelet::Down)
+    sim.kubelet_state(node)
+        .is_ok_and(|k| k != Kubelet::Down && k != Kubelet::Stopped)
 }
 
 /// Serves one endpoint for the lab's life: bound while the node's K3s

@@ -39,6 +39,12 @@ pub struct Host {
     pub etcd: bool,
     /// etcd snapshots saved on this node.
     pub snapshots: Vec<String>,
+    /// Which reset of the etcd cluster this member's data belongs to
+    /// (0: the original cluster); None once `server/db` was removed.
+    pub etcd_member_of: Option<u64>,
+    /// `server/db/reset-flag`: a `--cluster-reset` completed and K3s has
+    /// not started normally since.
+    pub reset_flag: bool,
     /// Whether K3s's service LB ran when the lab started (a scenario
     /// without MetalLB's `--disable servicelb` runs it from the start).
     pub servicelb_at_start: bool,
@@ -70,6 +76,8 @@ impl Host {
             airgap,
             etcd: spec.role == Role::Server && !sqlite,
             snapshots: Vec::new(),
+            etcd_member_of: Some(0),
+            reset_flag: false,
             servicelb_at_start: false,
         };
         host.servicelb_at_start = host.servicelb_enabled();
@@ -202,7 +210,7 @@ pub fn fake_binary(version: &str, asset: &str) -> Vec<u8> {
     format!("#!/bin/sh\n# k3s {version} {asset} (k3s-cockpit lab)\n").into_bytes()
 }
 
-fn version_of(binary: &[u8]) -> Option<String> {
+pub fn version_of(binary: &[u8]) -> Option<String> {
     let text = std::str::from_utf8(binary).ok()?;
     let line = text.lines().find_map(|l| l.strip_prefix("# k3s "))?;
     line.split_whitespace().next().map(str::to_string)

@@ -12,6 +12,7 @@ pub mod eviction;
 pub mod host;
 mod node_exec;
 mod node_files;
+mod node_restore;
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod node_tests;
@@ -58,6 +59,8 @@ pub struct LabConfig {
     pub replay: bool,
     /// Append the lab's own service outage windows here (JSON lines).
     pub outage_log: Option<PathBuf>,
+    /// Append every command the nodes' shells carry out here (JSON lines).
+    pub node_log: Option<PathBuf>,
     /// A bearer token that expires (the kubeconfig carries it) and
     /// resources the client may not touch.
     pub auth: auth::Auth,
@@ -76,6 +79,7 @@ impl LabConfig {
             commit_log: None,
             replay: true,
             outage_log: None,
+            node_log: None,
             auth: auth::Auth::default(),
             api_per_server: false,
         }
@@ -126,6 +130,9 @@ impl Lab {
         let sim = Sim::start(store.clone(), &config.scenario);
         if let Some(path) = &config.outage_log {
             sim.set_outage_log(open_append(path, "the outage log")?);
+        }
+        if let Some(path) = &config.node_log {
+            sim.set_node_log(open_append(path, "the node log")?);
         }
         let (pod_tx, pod_rx) = mpsc::unbounded_channel();
         let throttle = config

@@ -13,7 +13,7 @@ use super::shell::first_word;
 use super::sim::{Kubelet, SimHandle};
 use super::ssh::{CommandOutcome, LabStdin};
 use crate::remote::quote::shell_split;
-use crate::upgrade::method::BINARY_MARKER;
+use crate::upgrade::method::{BINARY_MARKER, REINSTATE_MARKER};
 
 /// The commands of `script` in order, each as its words without
 /// redirections; leading `NAME=value` assignments are split off.
@@ -29,8 +29,18 @@ pub async fn run_script(
     root: bool,
     stdin: &mut LabStdin,
 ) -> CommandOutcome {
-    if script.starts_with(BINARY_MARKER) {
-        return super::node_upgrade::binary(sim, node, script, root).await;
+    if script.starts_with(BINARY_MARKER) || script.starts_with(REINSTATE_MARKER) {
+        sim.log_node_command(node, script.lines().next().unwrap_or_default());
+    }
+    let marked = if script.starts_with(BINARY_MARKER) {
+        Some(super::node_upgrade::binary(sim, node, script, root).await)
+    } else if script.starts_with(REINSTATE_MARKER) {
+        Some(super::node_upgrade::reinstate(sim, node, script, root))
+    } else {
+        None
+    };
+    if let Some(done) = marked {
+        return done;
     }
     let mut out = CommandOutcome::ok("");
     // `. "$f"` of the unit's env file keeps K3S_URL/K3S_TOKEN for install.sh.
@@ -44,6 +54,7 @@ pub async fn run_script(
         };
         let into = node_files::cat_into(&words).map(str::to_string);
         let simple = simple(words);
+        sim.log_node_command(node, &segment);
         let done = if let Some(file) = into {
             node_files::receive(sim, node, &file, root, stdin).await
         } else if is_install_script(&simple.words) {
@@ -188,6 +199,14 @@ async fn command(sim: &SimHandle, node: &str, words: &[String], root: bool) -> C
         [bin, "etcd-snapshot", rest @ ..] if is_k3s(bin) => {
             super::node_upgrade::etcd_snapshot(sim, node, rest, root)
         }
+        [bin, "server", "--cluster-reset", restore] if is_k3s(bin) => {
+            super::node_restore::cluster_reset(sim, node, restore, root).await
+        }
+        // The lab removes only the datastore; any other rm is unknown to it.
+        ["rm", "-rf", path] if path.starts_with(super::sim::DB) => {
+            super::node_restore::remove(sim, node, path, root)
+        }
+        ["test", "-e", path] => with(sim, node, |h| super::node_restore::exists(h, path)),
         ["uname", "-m"] => with(sim, node, |h| ok(format!("{}\n", h.arch))),
         ["df", "-Pk", path] => with(sim, node, |h| {
             ok(format!(
@@ -244,11 +263,19 @@ async fn systemctl(
                 stderr: String::new(),
                 exit_status: 3,
             },
+            Ok(Kubelet::Stopped) => CommandOutcome {
+                stdout: "inactive\n".into(),
+                stderr: String::new(),
+                exit_status: 3,
+            },
             Ok(_) => ok("active\n"),
             Err(e) => CommandOutcome::fail(1, e),
         },
         "cat" if exists => with(sim, node, |h| ok(unit_file(h))),
         "cat" => CommandOutcome::fail(1, format!("No files found for {unit}.service.\n")),
+        "stop" | "start" => {
+            super::node_restore::stop_start(sim, node, verb, unit, exists, root).await
+        }
         "restart" if !exists => CommandOutcome::fail(
             5,
             format!("Failed to restart {unit}.service: Unit {unit}.service not found.\n"),

@@ -35,6 +35,50 @@ pub async fn binary(sim: &SimHandle, node: &str, script: &str, root: bool) -> Co
     }
 }
 
+/// The binary method's rollback (see `upgrade::method::reinstate_script`):
+/// the kept `BIN.cockpit-old` goes back in place, checked first; nothing
+/// is fetched.
+pub fn reinstate(sim: &SimHandle, node: &str, script: &str, root: bool) -> CommandOutcome {
+    let param = |name: &str| {
+        script.lines().find_map(|l| {
+            let v = l.strip_prefix(name)?.strip_prefix('=')?;
+            shell_split(v).ok()?.into_iter().next()
+        })
+    };
+    let (Some(version), Some(bin)) = (param("version"), param("bin")) else {
+        return CommandOutcome::fail(2, "sh: 1: version or bin is not set\n");
+    };
+    let old = format!("{bin}.cockpit-old");
+    let done = sim.with_host(node, |h| {
+        let Some(kept) = h.files.get(&old).cloned() else {
+            return Err(k3s_fail(format!(
+                "{old} is missing: no kept binary to put back on this node"
+            )));
+        };
+        let have = host::version_of(&kept).unwrap_or_default();
+        if have != version {
+            return Err(k3s_fail(format!(
+                "{old} is {have}, not {version}: put {version} back by hand"
+            )));
+        }
+        if !root {
+            return Err((
+                1,
+                format!("cp: cannot create regular file '{bin}.cockpit-new': Permission denied\n"),
+            ));
+        }
+        h.files.insert(bin.clone(), kept);
+        Ok(format!(
+            "k3s-cockpit: {bin} is {version} again (from {old})\n"
+        ))
+    });
+    match done {
+        Ok(Ok(stdout)) => CommandOutcome::ok(stdout),
+        Ok(Err((status, stderr))) => CommandOutcome::fail(status, stderr),
+        Err(e) => CommandOutcome::fail(255, format!("{e}\n")),
+    }
+}
+
 fn k3s_fail(why: String) -> Failure {
     (1, format!("k3s-cockpit: {why}\n"))
 }
@@ -228,6 +272,7 @@ pub fn etcd_snapshot(sim: &SimHandle, node: &str, args: &[&str], root: bool) -> 
             ),
         );
     }
+    let data = sim.snapshot_data();
     let done = sim.with_host(node, |h| {
         if h.exec.first().is_none_or(|c| c != "server") {
             return CommandOutcome::fail(1, log("fatal", "etcd-snapshot: this node runs no K3s server"));
@@ -240,6 +285,7 @@ pub fn etcd_snapshot(sim: &SimHandle, node: &str, args: &[&str], root: bool) -> 
                 let base = rest.windows(2).find(|w| w[0] == "--name").map_or("on-demand", |w| w[1]);
                 let name = format!("{base}-{node}-{}", now.as_second());
                 h.snapshots.push(name.clone());
+                h.files.insert(format!("{}/snapshots/{name}", super::sim::DB), data.into_bytes());
                 CommandOutcome {
                     stdout: String::new(),
                     stderr: log("info", &format!("Saving etcd snapshot to /var/lib/rancher/k3s/server/db/snapshots/{name}"))

@@ -63,10 +63,7 @@ pub fn simulate(plan: &ResolvedPlan, start: Timestamp) -> Vec<String> {
                     Action::Uncordon { .. } => n.unschedulable = false,
                     Action::Install { version, .. } => n.version = version.to_string(),
                     Action::EtcdSnapshot { name, .. } => output = Some(name.clone()),
-                    Action::Drain { .. }
-                    | Action::Restart { .. }
-                    | Action::Label { .. }
-                    | Action::Unlabel { .. } => {}
+                    _ => {}
                 }
             }
             if let Action::Label { node, .. } = &action {
@@ -117,9 +114,11 @@ fn describe(plan: &ResolvedPlan, action: &Action) -> Vec<String> {
         Action::Drain { .. } => vec![format!(
             "          POST .../pods/NAME/eviction for each pod on {node} (DaemonSets and mirror pods skipped, disruption budgets respected)"
         )],
-        Action::Install { version, .. } => {
+        Action::Install {
+            version, reinstate, ..
+        } => {
             let mut lines = Vec::new();
-            if let Some(dir) = &plan.artifacts {
+            if let (Some(dir), false) = (&plan.artifacts, reinstate) {
                 let stage = super::upload::stage_dir(&version.to_string());
                 lines.push(format!(
                     "          copy {}/{version}/ASSET and sha256sum-ARCH.txt (by the node's uname -m) into {stage} over SSH:",
@@ -127,11 +126,15 @@ fn describe(plan: &ResolvedPlan, action: &Action) -> Vec<String> {
                 ));
                 lines.extend(remote(super::upload::receive_command(&stage, "FILE")));
             }
-            lines.extend(remote(n.install_command(version)));
+            lines.extend(remote(n.action_command(action).unwrap_or_default()));
             lines
         }
-        Action::Restart { .. } => remote(n.restart_command()),
-        Action::EtcdSnapshot { name, .. } => remote(n.snapshot_command(name)),
+        Action::Restart { .. }
+        | Action::EtcdSnapshot { .. }
+        | Action::StopK3s { .. }
+        | Action::StartK3s { .. }
+        | Action::ClusterReset { .. }
+        | Action::ClearDb { .. } => remote(n.action_command(action).unwrap_or_default()),
         Action::Label { .. } => vec![format!(
             "          PATCH /api/v1/nodes/{node} {{\"metadata\":{{\"labels\":{{\"{}\":\"true\"}}}}}}",
             crate::model::metallb::EXCLUDE_LABEL

@@ -246,7 +246,12 @@ impl Executor {
                 let timeout = std_duration(t.drain_timeout);
                 node_ops::drain(&self.client, node, &self.plan.drain, timeout, &log).await
             }
-            Action::Install { node, version, .. } => self.install(node, version).await,
+            Action::Install {
+                node,
+                version,
+                reinstate,
+                ..
+            } => self.install(node, version, *reinstate).await,
             Action::Restart { node, .. } => self.restart(node).await,
             // The handoff label is the first write to a node: its checks
             // run before it, as before a cordon.
@@ -261,6 +266,10 @@ impl Executor {
                 .snapshot(node, name)
                 .await
                 .map(|saved| output = Some(saved)),
+            Action::StopK3s { .. }
+            | Action::ClusterReset { .. }
+            | Action::ClearDb { .. }
+            | Action::StartK3s { .. } => self.restore_step(&action).await,
         };
         let evidence = self
             .evidence
@@ -282,17 +291,22 @@ impl Executor {
         &self,
         node: &str,
         version: &crate::upgrade::K3sVersion,
+        reinstate: bool,
     ) -> Result<(), String> {
         let (n, _) = self.node(node)?;
         let t = &self.plan.timings;
         let unit = format!("systemctl cat {}", n.role.service());
         let before = self.unit_args(node, &unit).await;
-        let cmd = n.install_command(version);
-        self.stage_artifacts(node, &version.to_string()).await?;
-        let installed = self
-            .remote(node, &format!("install {version}"), &cmd, t.install_timeout)
-            .await;
-        self.unstage_artifacts(node, &version.to_string()).await;
+        let (cmd, purpose) = if reinstate {
+            (n.reinstall_command(version), format!("put {version} back"))
+        } else {
+            self.stage_artifacts(node, &version.to_string()).await?;
+            (n.install_command(version), format!("install {version}"))
+        };
+        let installed = self.remote(node, &purpose, &cmd, t.install_timeout).await;
+        if !reinstate {
+            self.unstage_artifacts(node, &version.to_string()).await;
+        }
         installed?;
         // For the log only: the engine trusts the kubelet.
         let _ = self

@@ -43,16 +43,10 @@ fn state_json(state: &RolloutState, now: Timestamp) -> Value {
 
 fn action_json(plan: &ResolvedPlan, action: &Action) -> Value {
     let mut v = json!({"type": "action", "at": crate::clock::now().to_string(), "action": action});
-    if let Some(n) = plan.node(action.node()) {
-        let cmd = match action {
-            Action::Install { version, .. } => Some(n.install_command(version)),
-            Action::Restart { .. } => Some(n.restart_command()),
-            Action::EtcdSnapshot { name, .. } => Some(n.snapshot_command(name)),
-            _ => None,
-        };
-        if let Some(cmd) = cmd {
-            v["command"] = json!(redact_command(&n.privileged(&cmd)));
-        }
+    if let Some(n) = plan.node(action.node())
+        && let Some(cmd) = n.action_command(action)
+    {
+        v["command"] = json!(redact_command(&n.privileged(&cmd)));
     }
     v
 }
@@ -110,13 +104,28 @@ async fn signalled(term: &mut Option<Signal>) -> &'static str {
 }
 
 /// The first command, from the flags and the state a resume found.
-fn first_command(state: &RolloutState, opts: &UpgradeOptions) -> Option<Command> {
+fn first_command(
+    state: &RolloutState,
+    opts: &UpgradeOptions,
+    restore_needed: bool,
+) -> Option<Command> {
     match state {
-        _ if opts.rollback => Some(Command::Rollback),
+        _ if opts.rollback => Some(rollback_command(opts, restore_needed)),
         RolloutState::Idle if opts.canary => Some(Command::Canary),
         RolloutState::Idle => Some(Command::Start),
         RolloutState::Paused | RolloutState::Halted(_) => Some(Command::Resume),
         _ => None,
+    }
+}
+
+/// The way back the flags allow: the cluster-wide restore only with
+/// `--allow-cluster-restore`; otherwise the rolling rollback, which the
+/// engine refuses (naming the flag) when a restore is needed.
+fn rollback_command(opts: &UpgradeOptions, restore_needed: bool) -> Command {
+    if restore_needed && opts.allow_cluster_restore {
+        Command::ClusterRestore
+    } else {
+        Command::Rollback
     }
 }
 
@@ -143,6 +152,7 @@ fn decide(
     idle: bool,
     opts: &UpgradeOptions,
     rollback_sent: bool,
+    restore_needed: bool,
 ) -> Decision {
     match state {
         RolloutState::Done if idle => Decision::Exit(0),
@@ -155,7 +165,7 @@ fn decide(
             CanaryConfirm::Never => Decision::Wait,
         },
         RolloutState::Halted(_) if opts.on_halt == OnHalt::Rollback && !rollback_sent => {
-            Decision::Send(Command::Rollback)
+            Decision::Send(rollback_command(opts, restore_needed))
         }
         RolloutState::Halted(_) if idle => Decision::Exit(1),
         _ => Decision::Wait,
@@ -239,7 +249,14 @@ pub async fn run(s: Session, opts: &UpgradeOptions) -> Result<ExitCode> {
         last_state: None,
         finished: Default::default(),
     };
-    if let Some(cmd) = first_command(runner.engine().state(), opts) {
+    let engine = runner.engine();
+    let first = if engine.restore_in_progress() {
+        // A restore stopped halfway goes on, whatever the flags ask.
+        matches!(engine.state(), RolloutState::Halted(_)).then_some(Command::Resume)
+    } else {
+        first_command(engine.state(), opts, engine.needs_datastore_restore())
+    };
+    if let Some(cmd) = first {
         send(&mut runner, &mut fleet, cmd)?;
     }
     let outcome = drive(&mut runner, &mut fleet, &mut events, &mut printer, opts).await?;
@@ -297,10 +314,17 @@ async fn drive(
             return Ok(Err(Stop::ApiLost(why)));
         }
         let idle = runner.engine().in_flight().is_none() && !runner.engine().releasing_labels();
-        match decide(runner.engine().state(), idle, opts, rollback_sent) {
+        let restore_needed = runner.engine().needs_datastore_restore();
+        match decide(
+            runner.engine().state(),
+            idle,
+            opts,
+            rollback_sent,
+            restore_needed,
+        ) {
             Decision::Exit(code) => return Ok(Ok(code)),
             Decision::Send(cmd) => {
-                let rollback = cmd == Command::Rollback;
+                let rollback = matches!(cmd, Command::Rollback | Command::ClusterRestore);
                 rollback_sent |= rollback;
                 // A refused rollback falls through to the halt's exit; any
                 // other refused decision would be asked again forever.
@@ -343,4 +367,58 @@ fn apply_batch(
         runner.observe(fleet, now)?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::upgrade::engine::Halt;
+
+    fn opts(on_halt: OnHalt, rollback: bool, allow: bool) -> UpgradeOptions {
+        let mut o = UpgradeOptions::for_plan("plan.toml".into(), Default::default());
+        o.headless = true;
+        o.on_halt = on_halt;
+        o.rollback = rollback;
+        o.allow_cluster_restore = allow;
+        o
+    }
+
+    fn halted() -> RolloutState {
+        RolloutState::Halted(Halt {
+            reason: "x".into(),
+            node: None,
+            phase: None,
+        })
+    }
+
+    /// The restore is asked for only with the opt-in; without it the
+    /// rolling rollback is sent, which the engine refuses naming the flag.
+    #[test]
+    fn the_cluster_restore_is_sent_only_with_the_opt_in() {
+        let with = opts(OnHalt::Stop, true, true);
+        let without = opts(OnHalt::Stop, true, false);
+        let paused = RolloutState::Paused;
+        assert_eq!(
+            first_command(&paused, &with, true),
+            Some(Command::ClusterRestore)
+        );
+        assert_eq!(
+            first_command(&paused, &without, true),
+            Some(Command::Rollback)
+        );
+        assert_eq!(
+            first_command(&paused, &with, false),
+            Some(Command::Rollback)
+        );
+        let on_halt = opts(OnHalt::Rollback, false, true);
+        let Decision::Send(cmd) = decide(&halted(), true, &on_halt, false, true) else {
+            panic!("no command on halt");
+        };
+        assert_eq!(cmd, Command::ClusterRestore);
+        let on_halt = opts(OnHalt::Rollback, false, false);
+        let Decision::Send(cmd) = decide(&halted(), true, &on_halt, false, true) else {
+            panic!("no command on halt");
+        };
+        assert_eq!(cmd, Command::Rollback);
+    }
 }

@@ -17,6 +17,7 @@ pub mod node_check;
 pub mod node_ops;
 pub mod observe;
 pub mod preflight;
+pub mod restore_exec;
 pub mod resume;
 pub mod runner;
 pub mod unit_args;
@@ -89,6 +90,12 @@ pub struct UpgradeOptions {
     /// the previous versions, newest change first).
     #[arg(long, requires = "resume")]
     pub rollback: bool,
+    /// Headless, with --rollback or --on-halt rollback: when servers on
+    /// embedded etcd crossed a minor, carry out K3s's cluster-wide restore
+    /// of the pre-rollout snapshot (every server is stopped; the cluster is
+    /// down until the first server is back). Without it that is refused.
+    #[arg(long)]
+    pub allow_cluster_restore: bool,
     /// Override the plan's soak after each node (e.g. 30s).
     #[arg(long, value_parser = crate::durations::parse_signed)]
     pub soak: Option<SignedDuration>,
@@ -124,6 +131,7 @@ impl UpgradeOptions {
             canary_confirm: CanaryConfirm::Never,
             on_halt: OnHalt::Stop,
             rollback: false,
+            allow_cluster_restore: false,
             soak: None,
             canary_soak: None,
             final_soak: None,

@@ -214,6 +214,16 @@ impl App {
         }
     }
 
+    /// What B asks for: the cluster-wide restore when servers on etcd
+    /// crossed a minor (the rolling path would be refused), else the
+    /// rolling rollback.
+    fn way_back(&self) -> Command {
+        match &self.rollout {
+            Some(r) if r.needs_datastore_restore => Command::ClusterRestore,
+            _ => Command::Rollback,
+        }
+    }
+
     pub fn say(&mut self, text: String) {
         self.flash = Some((text, self.now));
     }
@@ -341,7 +351,7 @@ impl App {
             KeyAction::Abort => Some(Request::Engine(Command::Abort)),
             KeyAction::Retry => Some(Request::Engine(Command::Retry)),
             KeyAction::Skip => node.clone().map(|n| Request::Engine(Command::Skip(n))),
-            KeyAction::Rollback => Some(Request::Engine(Command::Rollback)),
+            KeyAction::Rollback => Some(Request::Engine(self.way_back())),
             KeyAction::EndFinalWatch => Some(Request::Engine(Command::EndFinalWatch)),
             _ => None,
         };
@@ -354,6 +364,13 @@ impl App {
                 Request::Manual(m, n) => format!("{} {n}", m.label()),
                 Request::Engine(Command::Rollback) => {
                     "roll back every upgraded node, newest first".to_string()
+                }
+                // One confirmation for the whole restore: once the first
+                // server is stopped the cluster is down, and there is no
+                // safer place to stop than the end; each step shows on the
+                // timeline, and abort stops after the current one.
+                Request::Engine(Command::ClusterRestore) => {
+                    "CLUSTER RESTORE of the pre-rollout snapshot, every step listed above: every server stops (the cluster is down until the first is back), then the whole restore runs to its end".to_string()
                 }
                 Request::Engine(c) => c.label(),
                 Request::WriteReport => "write the incident report".to_string(),
@@ -490,6 +507,22 @@ mod tests {
         app.on_key(key('n'));
         assert!(app.requests.is_empty());
         assert_eq!(app.flash.clone().unwrap().0, "cancelled");
+    }
+
+    /// When the rollback needs the datastore restore, B asks once for the
+    /// whole restore, saying that the cluster goes down; y sends it.
+    #[test]
+    fn b_asks_once_for_the_whole_cluster_restore_when_one_is_needed() {
+        let mut app = control_app();
+        let mut view = app.rollout.clone().unwrap();
+        view.needs_datastore_restore = true;
+        app.rollout = Some(view);
+        app.on_key(key('B'));
+        let question = app.confirm.clone().unwrap().question;
+        assert!(question.starts_with("CLUSTER RESTORE"), "{question}");
+        assert!(question.contains("the cluster is down"), "{question}");
+        app.on_key(key('y'));
+        assert_eq!(app.requests, vec![Request::Engine(Command::ClusterRestore)]);
     }
 
     #[test]

@@ -109,6 +109,34 @@ mv -f "$new" "$bin"
 echo "k3s-cockpit: $bin is now $version ($asset, sha256 $got); the previous binary is $old"
 "#;
 
+/// First line of the binary method's rollback script.
+pub const REINSTATE_MARKER: &str = "# k3s-cockpit binary reinstate";
+
+/// Going back with the binary method: the upgrade kept the previous binary
+/// at `BIN.cockpit-old`; it is put back after checking it is `{version}`.
+/// Nothing is downloaded, so a rollback works when the release server
+/// does not. The copy is renamed into place, so a half-run script leaves
+/// either binary whole, and running it again is harmless.
+pub fn reinstate_script(bin: &str) -> String {
+    let mut s = String::new();
+    s.push_str(REINSTATE_MARKER);
+    s.push_str(": put the kept binary back, nothing downloaded.\n");
+    s.push_str("set -eu\nversion={version}\n");
+    s.push_str(&format!("bin={}\n", shell_quote(bin)));
+    s.push_str(REINSTATE_BODY);
+    s
+}
+
+const REINSTATE_BODY: &str = r#"fail() { echo "k3s-cockpit: $*" >&2; exit 1; }
+old="$bin.cockpit-old"
+[ -f "$old" ] || fail "$old is missing: no kept binary to put back on this node"
+have=$("$old" --version | awk 'NR == 1 { print $3 }')
+[ "$have" = "$version" ] || fail "$old is $have, not $version: put $version back by hand"
+cp -p "$old" "$bin.cockpit-new"
+mv -f "$bin.cockpit-new" "$bin"
+echo "k3s-cockpit: $bin is $version again (from $old)"
+"#;
+
 /// The install-script method for a node whose arguments are `args`
 /// (`server --disable servicelb ...`, as `k3s.io/node-args` lists them).
 /// The env file is sourced so `K3S_URL`/`K3S_TOKEN` survive (the script

@@ -105,6 +105,10 @@ pub fn kind(a: &Action) -> &'static str {
         Action::EtcdSnapshot { .. } => "snapshot",
         Action::Label { .. } => "label",
         Action::Unlabel { .. } => "unlabel",
+        Action::StopK3s { .. } => "stop",
+        Action::ClusterReset { .. } => "reset",
+        Action::ClearDb { .. } => "clear-db",
+        Action::StartK3s { .. } => "start",
     }
 }
 
@@ -262,6 +266,21 @@ impl FakeCluster {
             Action::Unlabel { node, .. } => {
                 self.labels.remove(node);
             }
+            Action::StopK3s { node, .. } => {
+                let n = self.node(node);
+                n.ready = false;
+                n.heartbeat_late = true;
+            }
+            Action::StartK3s { node, .. } => {
+                let installed = self.installed.get(node).cloned();
+                let n = self.node(node);
+                if let Some(ver) = installed {
+                    n.version = ver;
+                }
+                n.ready = true;
+                n.heartbeat_late = false;
+            }
+            Action::ClusterReset { .. } | Action::ClearDb { .. } => {}
         }
         (Ok(()), output)
     }

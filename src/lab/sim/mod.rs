@@ -27,6 +27,7 @@ mod k3s_config;
 mod metallb;
 mod workloads;
 
+pub use etcd::DB;
 pub use metallb::{has_exclude_label, watch_nodes};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -36,6 +37,8 @@ pub enum Kubelet {
     Hung,
     /// K3s is restarting (install or `systemctl restart`).
     Down,
+    /// `systemctl stop`: K3s is not running and nothing restarts it.
+    Stopped,
 }
 
 #[derive(Debug)]
@@ -187,6 +190,11 @@ pub struct Sim {
     pub servicelb_applied: Vec<String>,
     /// The etcd minor the servers' cluster runs (see `etcd`).
     etcd_cluster_minor: u32,
+    /// Bumped by each `--cluster-reset`: members of an older cluster
+    /// cannot rejoin (see `etcd`).
+    etcd_generation: u64,
+    /// Every command a node's shell carries out, as JSON lines.
+    node_log: Option<std::fs::File>,
 }
 
 /// The simulation behind a mutex plus the notifier that wakes its driver
@@ -330,6 +338,8 @@ impl Sim {
             sqlite: scenario.sqlite,
             servicelb_applied: Vec::new(),
             etcd_cluster_minor: 0,
+            etcd_generation: 0,
+            node_log: None,
             timing,
             time_scale: scenario.time_scale,
             metallb: scenario.metallb.clone(),
@@ -652,7 +662,7 @@ impl Sim {
         if self.nodes[node].generation != generation {
             return;
         }
-        if let Some(why) = self.etcd_refusal(node) {
+        if let Some(why) = self.etcd_join(node) {
             self.fail_etcd_join(node, &why);
             return;
         }

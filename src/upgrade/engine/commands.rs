@@ -12,6 +12,9 @@ impl Engine {
         let state = &self.state;
         let over = || Err(format!("the rollout is {}", state.label()));
         let halted = || Err("halted: use retry, resume, skip, rollback or abort".to_string());
+        if let Some(verdict) = self.check_during_restore(cmd) {
+            return verdict;
+        }
         match cmd {
             Command::Start | Command::Canary => match state {
                 // Start with nothing to do is fine: it ends at once in Done.
@@ -74,6 +77,7 @@ impl Engine {
             },
             Command::Skip(node) => self.check_skip(node),
             Command::Rollback => self.check_rollback(),
+            Command::ClusterRestore => self.check_cluster_restore(),
             Command::EndFinalWatch => match state {
                 S::Verifying => Ok(()),
                 _ => Err("no final stability watch is running".into()),
@@ -215,6 +219,7 @@ impl Engine {
                 self.final_watch = None;
                 self.start_rollback(now);
             }
+            Command::ClusterRestore => self.start_cluster_restore(now),
             Command::EndFinalWatch => self.end_final_watch(now),
         }
     }

@@ -40,6 +40,9 @@ impl Engine {
             self.released(node, result, now);
             return;
         }
+        if self.restore_finished(id, &result, now) {
+            return;
+        }
         let Some(i) = self.units.iter().position(|u| u.inflight == Some(id)) else {
             self.event(
                 now,
@@ -116,6 +119,9 @@ impl Engine {
             if let Some(h) = u.handoff.as_mut() {
                 h.green_since = None;
             }
+        }
+        if self.reattach_restore(now) {
+            return;
         }
         let Some(i) = self.current() else {
             self.event(now, EventKind::Info, "cockpit restarted".into());

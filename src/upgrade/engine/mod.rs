@@ -29,6 +29,7 @@ mod gates;
 mod handoff;
 mod inputs;
 mod progress;
+mod restore;
 mod rollback;
 mod types;
 mod unit;
@@ -38,6 +39,7 @@ mod view;
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests;
 
+pub use restore::{DB_DIR, RestoreStep};
 pub use types::*;
 pub use view::{NodeProgress, RolloutView, SoakView};
 
@@ -85,6 +87,8 @@ pub struct Engine {
     labelled: BTreeSet<String>,
     /// Label removals outside a unit's `return` phase, by action id.
     releasing: BTreeMap<u64, String>,
+    /// The cluster-wide restore, once the operator asked for it.
+    restore: Option<restore::Restore>,
     events: Vec<Event>,
 }
 
@@ -156,6 +160,7 @@ impl Engine {
             final_watch: None,
             labelled: BTreeSet::new(),
             releasing: BTreeMap::new(),
+            restore: None,
             events: Vec::new(),
         }
     }
@@ -181,6 +186,7 @@ impl Engine {
         self.units
             .iter()
             .find_map(|u| u.inflight.map(|id| (id, u.node.as_str(), u.phase)))
+            .or_else(|| self.restore_in_flight())
     }
 
     /// Cuts executor text to what the engine keeps, so that the journal

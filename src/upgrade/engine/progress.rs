@@ -57,7 +57,10 @@ impl Engine {
         if soak.is_some() {
             u.soak = soak;
         }
-        let action = u.start_action(id, &snapshot_name);
+        let mut action = u.start_action(id, &snapshot_name);
+        if let Some(Action::Install { reinstate, .. }) = action.as_mut() {
+            *reinstate = self.direction == Direction::Rollback;
+        }
         let (node, phase, to) = (u.node.clone(), u.phase, u.to.clone());
         let detail = match phase {
             Phase::Handoff => self.begin_handoff(i),
@@ -202,7 +205,10 @@ impl Engine {
     }
 
     pub(super) fn advance(&mut self, now: Timestamp, out: &mut Vec<Action>) {
-        self.advance_units(now, out);
+        // The servers' restore comes before any agent goes back.
+        if !self.advance_restore(now, out) {
+            self.advance_units(now, out);
+        }
         self.release_labels(now, out);
     }
 

@@ -17,6 +17,19 @@ use crate::upgrade::plan::{Datastore, Role};
 
 impl Engine {
     pub(super) fn check_rollback(&self) -> Result<(), String> {
+        self.check_can_go_back()?;
+        if self.needs_datastore_restore() {
+            return Err(format!(
+                "servers on embedded etcd crossed a minor ({}): a server restarted on the older etcd cannot rejoin its peers, so a rolling downgrade could lose quorum; the rollback is cluster-wide, and the cockpit carries it out only when asked to (headless: --allow-cluster-restore; cockpit: B, then confirm the restore): {}",
+                self.crossed_servers().join(", "),
+                self.restore_procedure().join(" ; ")
+            ));
+        }
+        Ok(())
+    }
+
+    /// The state checks shared by a rolling rollback and the restore.
+    pub(super) fn check_can_go_back(&self) -> Result<(), String> {
         use RolloutState as S;
         if self.direction == Direction::Rollback {
             return Err("already rolling back".into());
@@ -38,13 +51,6 @@ impl Engine {
         // A node that was only labelled for the handoff is changed too.
         if self.rollback_units().is_empty() && self.labelled.is_empty() {
             return Err("no node has been changed".into());
-        }
-        if self.needs_datastore_restore() {
-            return Err(format!(
-                "servers on embedded etcd crossed a minor ({}): a server restarted on the older etcd cannot rejoin its peers, so a rolling downgrade could lose quorum; the rollback is cluster-wide: {}",
-                self.crossed_servers().join(", "),
-                self.restore_procedure().join(" ; ")
-            ));
         }
         Ok(())
     }

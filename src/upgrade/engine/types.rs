@@ -94,6 +94,10 @@ pub enum Command {
     Skip(String),
     /// Reinstall the recorded previous versions, newest change first.
     Rollback,
+    /// Roll back servers on embedded etcd that crossed a minor the way K3s
+    /// documents it: restore the pre-rollout snapshot cluster-wide. Only
+    /// sent after the operator saw the procedure and opted in.
+    ClusterRestore,
     /// End the final stability watch now and call the rollout done.
     EndFinalWatch,
 }
@@ -111,6 +115,7 @@ impl Command {
             Command::Retry => "retry".into(),
             Command::Skip(n) => format!("skip {n}"),
             Command::Rollback => "rollback".into(),
+            Command::ClusterRestore => "cluster restore".into(),
             Command::EndFinalWatch => "end the final watch".into(),
         }
     }
@@ -153,6 +158,10 @@ pub enum Action {
         id: u64,
         node: String,
         version: K3sVersion,
+        /// Going back: put the kept previous binary in place where the
+        /// method keeps one, rather than fetching the release again.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        reinstate: bool,
     },
     /// Restart the K3s service (k3s or k3s-agent) on the node.
     Restart {
@@ -180,6 +189,29 @@ pub enum Action {
         id: u64,
         node: String,
     },
+    /// `systemctl stop` of the node's K3s unit (cluster restore).
+    StopK3s {
+        id: u64,
+        node: String,
+    },
+    /// `k3s server --cluster-reset --cluster-reset-restore-path=SNAPSHOT`
+    /// on a stopped server: restores the snapshot as a one-member cluster.
+    ClusterReset {
+        id: u64,
+        node: String,
+        snapshot: String,
+    },
+    /// `rm -rf /var/lib/rancher/k3s/server/db` on a stopped server, so it
+    /// joins the reset cluster as a new member.
+    ClearDb {
+        id: u64,
+        node: String,
+    },
+    /// `systemctl start` of the node's K3s unit.
+    StartK3s {
+        id: u64,
+        node: String,
+    },
 }
 
 impl Action {
@@ -192,7 +224,11 @@ impl Action {
             | Action::Uncordon { id, .. }
             | Action::EtcdSnapshot { id, .. }
             | Action::Label { id, .. }
-            | Action::Unlabel { id, .. } => *id,
+            | Action::Unlabel { id, .. }
+            | Action::StopK3s { id, .. }
+            | Action::ClusterReset { id, .. }
+            | Action::ClearDb { id, .. }
+            | Action::StartK3s { id, .. } => *id,
         }
     }
 
@@ -205,7 +241,11 @@ impl Action {
             | Action::Uncordon { node, .. }
             | Action::EtcdSnapshot { node, .. }
             | Action::Label { node, .. }
-            | Action::Unlabel { node, .. } => node,
+            | Action::Unlabel { node, .. }
+            | Action::StopK3s { node, .. }
+            | Action::ClusterReset { node, .. }
+            | Action::ClearDb { node, .. }
+            | Action::StartK3s { node, .. } => node,
         }
     }
 }

@@ -119,6 +119,7 @@ impl Unit {
                     id,
                     node,
                     version: self.to.clone(),
+                    reinstate: false,
                 })
             }
             Phase::Restart => Some(Action::Restart { id, node }),

@@ -23,8 +23,10 @@ use std::path::{Path, PathBuf};
 use toml::Spanned;
 
 pub use drain::{DrainSpec, Level};
+pub use node_commands::RESET_FLAG;
 
 mod drain;
+mod node_commands;
 mod resolve;
 mod summary;
 
@@ -665,6 +667,9 @@ pub struct NodeCommands {
     pub restart: String,
     pub version: String,
     pub etcd_snapshot: String,
+    /// Going back with the binary method: put the kept binary in place.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reinstate: Option<String>,
 }
 
 /// One node of a resolved plan.

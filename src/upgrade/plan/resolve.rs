@@ -338,7 +338,12 @@ fn resolve_node(
     let transport = resolve_transport(plan, &n.name, &spec, span)?;
     let over_commands = over.and_then(|o| o.commands.as_ref());
     let install = resolve_install(plan, over_commands, n)?;
-    let commands = resolve_commands(&plan.commands, over_commands, n, install);
+    // The binary method kept the previous binary: going back puts it in
+    // place. An install script or the operator's own install is run again.
+    let reinstate = (plan.method == Method::Binary && install.is_some())
+        .then(|| method::reinstate_script(method::K3S_BIN));
+    let mut commands = resolve_commands(&plan.commands, over_commands, n, install);
+    commands.reinstate = reinstate;
     // Agents go after every server: to the target, or through each hop.
     let hops = match n.role {
         Role::Agent => plan.agent_hops.versions(path, &n.version),
@@ -537,5 +542,6 @@ fn resolve_commands(
         restart: pick(|c| &c.restart, DEFAULT_RESTART),
         version: pick(|c| &c.version, DEFAULT_VERSION),
         etcd_snapshot: pick(|c| &c.etcd_snapshot, DEFAULT_ETCD_SNAPSHOT),
+        reinstate: None,
     }
 }

@@ -153,3 +153,208 @@ fn the_snapshot_name_comes_out_of_the_log_line() {
     assert_eq!(saved_name(logrus), "on-demand-a-1700000000");
     assert_eq!(saved_name("k3s-cockpit-x\n"), "k3s-cockpit-x");
 }
+
+/// Three servers on etcd crossed a minor and the last one halted: the
+/// operator's explicit restore stops every server, puts the old version
+/// back (reinstating, not downloading), resets on the snapshot's server,
+/// clears the others' databases, and starts them one at a time, the
+/// first one Ready before the next starts.
+#[test]
+fn the_cluster_restore_runs_k3s_steps_in_order_and_ends_rolled_back() {
+    let cfg = config(
+        &[
+            ("A", Role::Server),
+            ("B", Role::Server),
+            ("C", Role::Server),
+        ],
+        "v1.33.6+k3s1",
+        &["v1.34.3+k3s1"],
+    );
+    let (mut e, mut s) = started(cfg, &[]);
+    assert!(s.run_until(&mut e, secs(10), mins(60), in_phase("C", Phase::Soak)));
+    s.node("C").ready = false;
+    s.advance(&mut e, secs(10));
+    assert!(halted(&e).is_some());
+    let n = s.log.len();
+    s.command(&mut e, Command::ClusterRestore);
+    assert_eq!(*e.state(), RolloutState::RollingBack);
+    // While a node is down the restore neither pauses nor skips.
+    s.command(&mut e, Command::Pause);
+    assert!(last_refusal(&e).text.contains("runs to its end"));
+    assert!(s.run_until(&mut e, secs(10), mins(60), |e, _| *e.state()
+        == RolloutState::RolledBack));
+    let steps: Vec<(&str, &str)> = s.log[n..]
+        .iter()
+        .map(|(_, a)| (kind(a), a.node()))
+        .collect();
+    let expected = [
+        ("stop", "A"),
+        ("stop", "B"),
+        ("stop", "C"),
+        ("install", "A"),
+        ("install", "B"),
+        ("install", "C"),
+        ("reset", "A"),
+        ("clear-db", "B"),
+        ("clear-db", "C"),
+        ("start", "A"),
+        ("start", "B"),
+        ("start", "C"),
+        ("uncordon", "A"),
+        ("uncordon", "B"),
+        ("uncordon", "C"),
+    ];
+    assert_eq!(steps, expected);
+    let reset = s.log[n..]
+        .iter()
+        .find_map(|(_, a)| match a {
+            Action::ClusterReset { snapshot, .. } => Some(snapshot.clone()),
+            _ => None,
+        })
+        .unwrap();
+    assert!(reset.starts_with("/var/lib/rancher/k3s/server/db/snapshots/k3s-cockpit-"));
+    assert!(s.log[n..].iter().all(|(_, a)| !matches!(
+        a,
+        Action::Install {
+            reinstate: false,
+            ..
+        }
+    )));
+    assert!(s.nodes.iter().all(|n| n.version == "v1.33.6+k3s1"));
+}
+
+/// Without a snapshot the cockpit cannot name the file: refused. A rolling
+/// rollback refusal names the opt-in.
+#[test]
+fn the_rolling_rollback_refusal_names_the_opt_in_and_a_restore_needs_the_snapshot_name() {
+    let cfg = config(
+        &[("A", Role::Server), ("B", Role::Server)],
+        "v1.33.6+k3s1",
+        &["v1.34.3+k3s1"],
+    );
+    let (mut e, mut s) = started(cfg, &[]);
+    assert!(s.run_until(&mut e, secs(10), mins(60), in_phase("A", Phase::Soak)));
+    s.node("A").ready = false;
+    s.advance(&mut e, secs(10));
+    s.command(&mut e, Command::Rollback);
+    assert!(last_refusal(&e).text.contains("--allow-cluster-restore"));
+    let mut no_name = e.clone();
+    no_name.snapshot.as_mut().unwrap().reported = None;
+    no_name.step(Input::Command(Command::ClusterRestore), s.now);
+    assert!(
+        last_refusal(&no_name).text.contains("k3s etcd-snapshot ls"),
+        "{}",
+        last_refusal(&no_name).text
+    );
+}
+
+/// A restart of the cockpit while a restore step runs issues that step
+/// again, and the steps already done are not repeated.
+#[test]
+fn a_restart_mid_restore_issues_the_running_step_again_and_nothing_before_it() {
+    let cfg = config(
+        &[("A", Role::Server), ("B", Role::Server)],
+        "v1.33.6+k3s1",
+        &["v1.34.3+k3s1"],
+    );
+    let (mut e, mut s) = started(cfg, &[]);
+    assert!(s.run_until(&mut e, secs(10), mins(60), in_phase("B", Phase::Soak)));
+    s.node("B").ready = false;
+    s.advance(&mut e, secs(10));
+    s.hold.insert("reset");
+    let n = s.log.len();
+    s.command(&mut e, Command::ClusterRestore);
+    s.advance(&mut e, secs(1));
+    let before: Vec<&str> = s.log[n..].iter().map(|(_, a)| kind(a)).collect();
+    assert_eq!(before.last(), Some(&"reset"), "{before:?}");
+    s.pending.clear();
+    let m = s.log.len();
+    s.feed(&mut e, Input::Reattach);
+    s.hold.clear();
+    assert!(s.run_until(&mut e, secs(10), mins(60), |e, _| *e.state()
+        == RolloutState::RolledBack));
+    let after: Vec<&str> = s.log[m..].iter().map(|(_, a)| kind(a)).collect();
+    assert_eq!(
+        after,
+        [
+            "reset", "clear-db", "start", "start", "uncordon", "uncordon"
+        ]
+    );
+}
+
+/// An agent that was upgraded goes back rolling once the servers' restore
+/// is done, with the usual phases and the kept binary.
+#[test]
+fn after_the_restore_upgraded_agents_go_back_rolling() {
+    let cfg = config(
+        &[("A", Role::Server), ("B", Role::Server), ("C", Role::Agent)],
+        "v1.33.6+k3s1",
+        &["v1.34.3+k3s1"],
+    );
+    let (mut e, mut s) = started(cfg, &[]);
+    assert!(s.run_until(&mut e, secs(10), mins(60), in_phase("C", Phase::Soak)));
+    s.node("C").ready = false;
+    s.advance(&mut e, secs(10));
+    assert!(halted(&e).is_some());
+    s.node("C").ready = true;
+    let n = s.log.len();
+    s.command(&mut e, Command::ClusterRestore);
+    assert!(s.run_until(&mut e, secs(10), mins(60), |e, _| *e.state()
+        == RolloutState::RolledBack));
+    let kinds: Vec<(&str, &str)> = s.log[n..]
+        .iter()
+        .map(|(_, a)| (kind(a), a.node()))
+        .collect();
+    let agent_from = kinds.iter().position(|(_, n)| *n == "C").unwrap();
+    assert!(kinds[..agent_from].iter().all(|(_, n)| *n != "C"));
+    assert_eq!(
+        kinds[agent_from..],
+        [
+            ("cordon", "C"),
+            ("drain", "C"),
+            ("install", "C"),
+            ("restart", "C"),
+            ("uncordon", "C")
+        ]
+    );
+    assert!(s.nodes.iter().all(|n| n.version == "v1.33.6+k3s1"));
+}
+
+/// A failed restore step halts with the node's error; resume runs that
+/// step again although the gate still sees servers down, and the steps
+/// before it are not repeated.
+#[test]
+fn a_failed_restore_step_halts_and_resume_runs_it_again() {
+    let cfg = config(
+        &[("A", Role::Server), ("B", Role::Server)],
+        "v1.33.6+k3s1",
+        &["v1.34.3+k3s1"],
+    );
+    let (mut e, mut s) = started(cfg, &[]);
+    assert!(s.run_until(&mut e, secs(10), mins(60), in_phase("B", Phase::Soak)));
+    s.node("B").ready = false;
+    s.advance(&mut e, secs(10));
+    s.fail
+        .insert(("clear-db", "B".into()), "rm: Permission denied".into());
+    s.command(&mut e, Command::ClusterRestore);
+    assert!(s.run_until(&mut e, secs(10), mins(10), |e, _| halted(e).is_some()));
+    let why = halted(&e).unwrap().reason.clone();
+    assert!(
+        why.contains("B: rm -rf /var/lib/rancher/k3s/server/db"),
+        "{why}"
+    );
+    assert!(why.contains("Permission denied"), "{why}");
+    let n = s.log.len();
+    s.command(&mut e, Command::Resume);
+    assert!(s.run_until(&mut e, secs(10), mins(60), |e, _| *e.state()
+        == RolloutState::RolledBack));
+    let after: Vec<(&str, &str)> = s.log[n..]
+        .iter()
+        .map(|(_, a)| (kind(a), a.node()))
+        .collect();
+    assert_eq!(after[0], ("clear-db", "B"), "{after:?}");
+    assert!(
+        after.iter().all(|(k, _)| *k != "stop" && *k != "reset"),
+        "{after:?}"
+    );
+}
