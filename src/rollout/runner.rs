@@ -134,11 +134,7 @@ impl Runner {
             Err(e) => (None, Some(format!("no session journal: {e:#}"))),
         };
         let keep_lock = lock.keep_alive();
-        let drained: Vec<String> = plan.nodes.iter().map(|n| n.name.clone()).collect();
-        let reports = node_ops::reports(&conn.client, &drained, &plan.drain).await;
-        for r in reports.iter().flatten() {
-            fleet.set_drain_outlook(&r.node, drain_report::outlook(r, &plan.drain, now));
-        }
+        let reports = list_drain_reports(&conn.client, &plan, &mut fleet, now).await;
         let mut findings = preflight::run(&fleet, &plan, now);
         if !resumed {
             findings.extend(preflight::drain_findings(&reports, &plan));
@@ -405,6 +401,22 @@ impl Runner {
             session,
         }
     }
+}
+
+/// Every plan node's drain report from one listing; each node's outlook
+/// goes to the fleet, for the panel and the node detail.
+async fn list_drain_reports(
+    client: &kube::Client,
+    plan: &ResolvedPlan,
+    fleet: &mut Fleet,
+    now: Timestamp,
+) -> std::result::Result<Vec<DrainReport>, String> {
+    let nodes: Vec<String> = plan.nodes.iter().map(|n| n.name.clone()).collect();
+    let reports = node_ops::reports(client, &nodes, &plan.drain).await;
+    for r in reports.iter().flatten() {
+        fleet.set_drain_outlook(&r.node, drain_report::outlook(r, &plan.drain, now));
+    }
+    reports
 }
 
 fn end_session(log: Option<&SessionLog>, now: Timestamp) -> Option<PathBuf> {
