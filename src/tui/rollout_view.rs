@@ -120,8 +120,8 @@ fn keys_now(view: &RolloutView) -> String {
     }
 }
 
-/// The node whose drain comes now or next: the current one, else the first
-/// still pending.
+/// The node whose drain comes now or next: the current one until its
+/// drain is over, else the first still pending.
 fn drain_subject(view: &RolloutView) -> Option<&NodeProgress> {
     if matches!(
         view.state,
@@ -129,10 +129,21 @@ fn drain_subject(view: &RolloutView) -> Option<&NodeProgress> {
     ) {
         return None;
     }
-    match &view.current {
-        Some(c) => view.nodes.iter().find(|n| &n.name == c),
-        None => view.nodes.iter().find(|n| n.phase == Phase::Pending),
-    }
+    let draining = |n: &&NodeProgress| {
+        matches!(
+            n.phase,
+            Phase::Pending | Phase::Snapshot | Phase::Handoff | Phase::Cordon | Phase::Drain
+        )
+    };
+    let current = view
+        .current
+        .as_ref()
+        .and_then(|c| view.nodes.iter().find(|n| &n.name == c));
+    // Past its drain, the current node's report is history: the next
+    // node's is what the operator can still act on.
+    current
+        .filter(draining)
+        .or_else(|| view.nodes.iter().find(|n| n.phase == Phase::Pending))
 }
 
 /// `drain B: evicts 4 · 1 warn: frigate/frigate-0: volume ... (listed 2m00s ago)`:
@@ -257,7 +268,7 @@ mod tests {
         format!("{}", terminal.backend())
     }
 
-    fn panel_with_outlooks(state: RolloutState, current: Option<&str>) -> String {
+    fn panel_with_outlooks(state: RolloutState, current: Option<(&str, Phase)>) -> String {
         use crate::model::ClusterEvent;
         use crate::model::fleet::{DrainNote, DrainOutlook, NodeInfo};
         let now = jiff::Timestamp::from_second(1_769_378_700).unwrap();
@@ -290,9 +301,15 @@ mod tests {
         }
         let mut view = crate::upgrade::Engine::new(crate::upgrade::testkit::abc()).view(now);
         view.state = state;
-        view.current = current.map(str::to_string);
-        if current.is_some() {
-            view.nodes[0].phase = Phase::Done;
+        if let Some((node, phase)) = current {
+            view.current = Some(node.to_string());
+            for n in &mut view.nodes {
+                n.phase = match n.name.as_str() {
+                    "A" if node != "A" => Phase::Done,
+                    name if name == node => phase,
+                    _ => Phase::Pending,
+                };
+            }
         }
         app.rollout = Some(view);
         let mut terminal = Terminal::new(TestBackend::new(200, 30)).unwrap();
@@ -312,13 +329,15 @@ mod tests {
             idle.contains(" drain A: evicts 0 · listed 2m00s ago"),
             "{idle}"
         );
-        let running = panel_with_outlooks(RolloutState::Running, Some("B"));
+        let running = panel_with_outlooks(RolloutState::Running, Some(("B", Phase::Drain)));
         assert!(
             running.contains(
                 " drain B: evicts 3 · 1 block · 1 warn: ops/debug: no controller (fix: set drain.force) (+1 more: Enter on the node) · listed 2m00s ago"
             ),
             "{running}"
         );
+        let soaking = panel_with_outlooks(RolloutState::Running, Some(("A", Phase::Soak)));
+        assert!(soaking.contains(" drain B: evicts 3"), "{soaking}");
         let done = panel_with_outlooks(RolloutState::Done, None);
         assert!(!done.contains(" drain "), "{done}");
     }
