@@ -370,7 +370,7 @@ impl App {
                 // safer place to stop than the end; each step shows on the
                 // timeline, and abort stops after the current one.
                 Request::Engine(Command::ClusterRestore) => {
-                    "CLUSTER RESTORE of the pre-rollout snapshot, every step listed above: every server stops (the cluster is down until the first is back), then the whole restore runs to its end".to_string()
+                    "run the CLUSTER RESTORE listed above, to its end".to_string()
                 }
                 Request::Engine(c) => c.label(),
                 Request::WriteReport => "write the incident report".to_string(),
@@ -516,11 +516,34 @@ mod tests {
         let mut app = control_app();
         let mut view = app.rollout.clone().unwrap();
         view.needs_datastore_restore = true;
+        view.restore_plan = vec![
+            "1. A: stop K3s".into(),
+            "2. A: k3s server --cluster-reset --cluster-reset-restore-path=/snap".into(),
+        ];
         app.rollout = Some(view);
         app.on_key(key('B'));
         let question = app.confirm.clone().unwrap().question;
-        assert!(question.starts_with("CLUSTER RESTORE"), "{question}");
-        assert!(question.contains("the cluster is down"), "{question}");
+        assert!(question.contains("CLUSTER RESTORE"), "{question}");
+        assert!(
+            question.ends_with("y = yes, any other key = no"),
+            "{question}"
+        );
+        // The steps are on screen while the question is asked.
+        let mut terminal =
+            ratatui::Terminal::new(ratatui::backend::TestBackend::new(120, 40)).unwrap();
+        terminal
+            .draw(|f| crate::tui::view::render(&app, f))
+            .unwrap();
+        let screen = format!("{}", terminal.backend());
+        for wanted in [
+            "Roll back by restoring the etcd snapshot?",
+            "the cluster and its services are down until the first server is back",
+            "  1. A: stop K3s",
+            "  2. A: k3s server --cluster-reset --cluster-reset-restore-path=/snap",
+            "y runs the whole restore",
+        ] {
+            assert!(screen.contains(wanted), "{wanted}:\n{screen}");
+        }
         app.on_key(key('y'));
         assert_eq!(app.requests, vec![Request::Engine(Command::ClusterRestore)]);
     }

@@ -327,6 +327,7 @@ mod tests {
             snapshot: None,
             needs_datastore_restore: false,
             restore_command: None,
+            restore_plan: Vec::new(),
             events: Vec::new(),
         }
     }

@@ -10,6 +10,7 @@ mod detail;
 mod help;
 mod log;
 mod nodes;
+mod restore_confirm;
 mod services;
 mod status;
 
@@ -226,6 +227,10 @@ fn render_live(app: &App, theme: &Theme, frame: &mut Frame, layout: &FrameLayout
             overlay(frame);
             render_help(app, theme, frame);
         }
+    }
+    if restore_confirm::asking(app) {
+        overlay(frame);
+        restore_confirm::render(app, theme, frame);
     }
 }
 

@@ -144,6 +144,24 @@ impl Engine {
         Ok((s.node.clone(), path))
     }
 
+    /// The restore the cockpit would carry out, numbered, for the operator
+    /// to read before confirming it (or why it cannot be carried out).
+    /// Empty when no restore is needed.
+    pub fn restore_plan(&self) -> Vec<String> {
+        if !self.needs_datastore_restore() {
+            return Vec::new();
+        }
+        match self.restore_snapshot_file() {
+            Ok((first, path)) => self
+                .restore_steps(&first, &path)
+                .iter()
+                .enumerate()
+                .map(|(i, s)| format!("{}. {}", i + 1, s.describe()))
+                .collect(),
+            Err(why) => vec![why],
+        }
+    }
+
     /// The steps for every server of the plan, snapshot's server first.
     fn restore_steps(&self, first: &str, path: &str) -> Vec<RestoreStep> {
         let servers: Vec<&NodeConfig> = self

@@ -19,6 +19,8 @@ pub struct RolloutView {
     pub snapshot: Option<SnapshotRecord>,
     pub needs_datastore_restore: bool,
     pub restore_command: Option<String>,
+    /// The cluster restore's steps as the cockpit would run them.
+    pub restore_plan: Vec<String>,
     /// The final stability watch's progress, while it runs.
     pub final_watch: Option<SoakView>,
     pub events: Vec<Event>,
@@ -82,6 +84,7 @@ impl Engine {
             snapshot: self.snapshot.clone(),
             needs_datastore_restore: self.needs_datastore_restore(),
             restore_command: self.restore_command(),
+            restore_plan: self.restore_plan(),
             final_watch: self.final_watch.as_ref().map(|w| SoakView {
                 elapsed: w.elapsed(now),
                 window: w.window,
