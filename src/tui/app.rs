@@ -518,7 +518,11 @@ mod tests {
         view.needs_datastore_restore = true;
         view.restore_plan = vec![
             "1. A: stop K3s".into(),
-            "2. A: k3s server --cluster-reset --cluster-reset-restore-path=/snap".into(),
+            format!(
+                "2. A: k3s server --cluster-reset --cluster-reset-restore-path=/var/lib/rancher/k3s/server/db/snapshots/{}",
+                "x".repeat(90)
+            ),
+            "3. B: rm -rf /var/lib/rancher/k3s/server/db".into(),
         ];
         app.rollout = Some(view);
         app.on_key(key('B'));
@@ -539,7 +543,8 @@ mod tests {
             "Roll back by restoring the etcd snapshot?",
             "the cluster and its services are down until the first server is back",
             "  1. A: stop K3s",
-            "  2. A: k3s server --cluster-reset --cluster-reset-restore-path=/snap",
+            "  2. A: k3s server --cluster-reset",
+            "  3. B: rm -rf /var/lib/rancher/k3s/server/db",
             "y runs the whole restore",
         ] {
             assert!(screen.contains(wanted), "{wanted}:\n{screen}");

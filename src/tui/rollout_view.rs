@@ -86,10 +86,10 @@ fn state_style(theme: &Theme, state: &RolloutState) -> Style {
 fn next_step(view: &RolloutView) -> String {
     let step = keys_now(view);
     if view.needs_datastore_restore {
-        // B only shows the cluster-wide restore: the rolling path is refused.
+        // B offers the cluster-wide restore: the rolling path is refused.
         return step.replace(
             "B roll back",
-            "B rollback = cluster-wide etcd restore (steps in the timeline)",
+            "B rollback = cluster-wide etcd restore (B lists its steps, then asks)",
         );
     }
     step

@@ -163,7 +163,7 @@ pub fn render(app: &App, frame: &mut Frame) {
 pub fn band_rows(app: &App, layout: &FrameLayout) -> [u16; BANDS + 1] {
     let full = layout.full;
     let bottom = full.bottom();
-    if app.page != Page::Nodes || compact::applies(full) {
+    if app.page != Page::Nodes || compact::applies(full) || restore_confirm::asking(app) {
         return [full.y, bottom, bottom, bottom];
     }
     let [.., svc, log, _] = layout.panels;

@@ -42,8 +42,20 @@ pub(super) fn render(app: &App, theme: &Theme, frame: &mut Frame) {
         theme.warn().add_modifier(Modifier::BOLD),
     ));
     let area = frame.area();
-    let height = (lines.len() as u16 + 2).min(area.height);
-    let area = centered(area, area.width.saturating_sub(4), height);
+    let width = area.width.saturating_sub(4);
+    // Rows once wrapped (a snapshot path makes its step two or three
+    // lines); a wrap at a word boundary can take one row more than the
+    // characters need.
+    let inner = usize::from(width.saturating_sub(2)).max(1);
+    let rows: usize = lines
+        .iter()
+        .map(|l| match l.width() {
+            w if w <= inner => 1,
+            w => w.div_ceil(inner) + 1,
+        })
+        .sum();
+    let height = u16::try_from(rows + 2).unwrap_or(u16::MAX).min(area.height);
+    let area = centered(area, width, height);
     frame.render_widget(Clear, area);
     frame.render_widget(
         Paragraph::new(lines).wrap(Wrap { trim: false }).block(
