@@ -311,6 +311,11 @@ pub struct NodeConfig {
     pub role: Role,
     /// Version before the rollout; the first rollback target.
     pub version: K3sVersion,
+    /// The binary method keeps every binary it replaces on the node
+    /// (`k3s.cockpit-VERSION`): going back puts one of those in place
+    /// instead of reinstalling.
+    #[serde(default)]
+    pub kept_binaries: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

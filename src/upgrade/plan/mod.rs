@@ -813,6 +813,7 @@ impl ResolvedPlan {
                     name: n.name.clone(),
                     role: n.role,
                     version: n.version.clone(),
+                    kept_binaries: n.commands.reinstate.is_some(),
                 })
                 .collect(),
             path: self.path.clone(),
