@@ -27,10 +27,9 @@ pub const ARTIFACTS_STAGE: &str = "/var/lib/k3s-cockpit/artifacts";
 /// `BIN.cockpit-VERSION`, one file per version: a node that went through
 /// several hops can go back to any version it ran, hop by hop or straight
 /// to the rollout's start (the cluster restore). Nothing removes them.
+/// (Cockpits that kept one copy only named it `BIN.cockpit-old`; the
+/// reinstate script still takes that file when it is the wanted version.)
 pub const KEPT_INFIX: &str = ".cockpit-";
-/// The single kept binary of cockpits that kept one copy only; a reinstate
-/// still takes it when it reports the wanted version.
-pub const LEGACY_KEPT_SUFFIX: &str = ".cockpit-old";
 
 /// Where the binary method keeps `bin` of `version` for a rollback.
 pub fn kept_binary(bin: &str, version: &str) -> String {

@@ -158,8 +158,8 @@ pub enum Action {
         id: u64,
         node: String,
         version: K3sVersion,
-        /// Going back: put the kept previous binary in place where the
-        /// method keeps one, rather than fetching the release again.
+        /// Going back: put the binary kept for `version` in place where
+        /// the method keeps them, rather than fetching the release again.
         #[serde(default, skip_serializing_if = "std::ops::Not::not")]
         reinstate: bool,
     },
