@@ -1,7 +1,8 @@
 //! Rollbacks end to end, headless, on the 3-server etcd lab: the
 //! cluster-wide restore after crossing a minor (refused without
 //! `--allow-cluster-restore`, carried out with it, resumed after `kill -9`),
-//! and the binary method putting the kept binary back. The lab's node log
+//! and the binary method putting the kept binary back, also after two hops
+//! (one kept binary per version, hop by hop or straight to the start). The lab's node log
 //! records every command the nodes ran, so the tests see what was (not)
 //! done on the machines.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -392,4 +393,22 @@ fn a_two_hop_binary_rollback_puts_back_the_start_version_without_a_download() {
     assert_eq!(lab.count("get.k3s.io"), 0, "{:?}", lab.node_log());
     let nodes = lab.nodes();
     assert_eq!(nodes, [("k3s-server".to_string(), true, OLD.to_string())]);
+}
+
+/// The incident's rollout, every server through v1.34 to v1.35, then the
+/// cluster restore: each server gets v1.33.6 back straight from the binary
+/// it kept for that version, with no download.
+#[test]
+fn a_two_hop_cluster_restore_puts_back_the_start_binaries_without_a_download() {
+    let lab = lab();
+    let run = lab.upgrade(&["--soak", "1s", "--final-soak", "0s"]);
+    assert_eq!(run.code, 0, "{}", run.explain());
+    assert_eq!(lab.count("# k3s-cockpit binary upgrade"), 6);
+    let fetches = lab.count("curl");
+    let back = lab.upgrade(&["--resume", "--rollback", "--allow-cluster-restore"]);
+    assert_eq!(back.code, 0, "{}", back.explain());
+    lab.assert_restored();
+    assert_eq!(lab.count("# k3s-cockpit binary reinstate"), 3);
+    assert_eq!(lab.count("# k3s-cockpit binary upgrade"), 6);
+    assert_eq!(lab.count("curl"), fetches, "the restore fetched something");
 }
