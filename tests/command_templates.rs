@@ -214,9 +214,15 @@ fn generated_install_scripts_pass_shellcheck_and_keep_values_inert() {
     assert!(out.contains("INSTALL_K3S_VERSION="), "{out}");
 }
 
+/// A fake K3s binary: prints what `k3s --version` prints for `version`.
+fn fake_k3s(version: &str) -> String {
+    format!("#!/bin/sh\necho 'k3s version {version} (3ad6f7f5)'\necho 'go version go1.24.9'\n")
+}
+
 /// The binary method's script run by a real `sh` against a release
-/// directory: it swaps the binary and keeps the old one; a corrupted
-/// binary is refused and the installed one stays.
+/// directory: it swaps the binary and keeps the old one under the version
+/// it reports, one file per version; a corrupted binary, or a binary whose
+/// version cannot be read, is refused and the installed one stays.
 #[test]
 fn binary_script_swaps_verified_binaries_and_refuses_corrupted_ones() {
     if !common::require("binary script run", &["sha256sum", "awk"]) {
@@ -224,17 +230,17 @@ fn binary_script_swaps_verified_binaries_and_refuses_corrupted_ones() {
     }
     let dir = tempfile::tempdir().unwrap();
     let bin = dir.path().join("k3s");
-    std::fs::write(&bin, "old k3s\n").unwrap();
-    let version = "v1.34.3+k3s1";
+    stub(&bin, &fake_k3s("v1.33.6+k3s1"));
     let release = dir.path().join("release");
-    let rel = release.join(version);
-    std::fs::create_dir_all(&rel).unwrap();
     let (arch, asset) = match std::env::consts::ARCH {
         "aarch64" => ("arm64", "k3s-arm64"),
         _ => ("amd64", "k3s"),
     };
-    let run = |binary: &str| {
-        std::fs::write(rel.join(asset), binary).unwrap();
+    // Publishes `binary` as `version`'s asset, listed with `listed`'s sha256.
+    let publish = |version: &str, binary: &str, listed: &str| {
+        let rel = release.join(version);
+        std::fs::create_dir_all(&rel).unwrap();
+        std::fs::write(rel.join(asset), listed).unwrap();
         let sha = Command::new("sha256sum")
             .arg(rel.join(asset))
             .output()
@@ -249,6 +255,9 @@ fn binary_script_swaps_verified_binaries_and_refuses_corrupted_ones() {
             format!("{sha}  {asset}\n"),
         )
         .unwrap();
+        std::fs::write(rel.join(asset), binary).unwrap();
+    };
+    let run = |version: &str| {
         let script = template::render(
             &method::binary_script(&release.display().to_string(), &bin.display().to_string()),
             &[("version", version)],
@@ -259,33 +268,39 @@ fn binary_script_swaps_verified_binaries_and_refuses_corrupted_ones() {
             .output()
             .unwrap()
     };
-    let out = run("new k3s\n");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert_eq!(std::fs::read_to_string(&bin).unwrap(), "new k3s\n");
-    let old = dir.path().join("k3s.cockpit-old");
-    assert_eq!(std::fs::read_to_string(&old).unwrap(), "old k3s\n");
+    let read = |name: &str| std::fs::read_to_string(dir.path().join(name)).unwrap();
+    for v in ["v1.34.3+k3s1", "v1.35.0+k3s1"] {
+        publish(v, &fake_k3s(v), &fake_k3s(v));
+        let out = run(v);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(read("k3s"), fake_k3s(v));
+    }
+    // Two hops, two kept binaries: a rollback can reach either version.
+    assert_eq!(read("k3s.cockpit-v1.33.6+k3s1"), fake_k3s("v1.33.6+k3s1"));
+    assert_eq!(read("k3s.cockpit-v1.34.3+k3s1"), fake_k3s("v1.34.3+k3s1"));
     assert!(!dir.path().join("k3s.cockpit-new").exists());
+    assert!(!dir.path().join("k3s.cockpit-keep").exists());
     // The list says one thing, the file is another: refused before the swap.
-    run("newer k3s\n");
-    std::fs::write(rel.join(asset), "corrupted\n").unwrap();
-    let script = template::render(
-        &method::binary_script(&release.display().to_string(), &bin.display().to_string()),
-        &[("version", version)],
-    );
-    let out = Command::new("/bin/sh")
-        .arg("-c")
-        .arg(script)
-        .output()
-        .unwrap();
+    let next = "v1.35.1+k3s1";
+    publish(next, "corrupted\n", &fake_k3s(next));
+    let out = run(next);
     assert_eq!(out.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("k3s-cockpit: sha256 mismatch"), "{stderr}");
-    assert_eq!(std::fs::read_to_string(&bin).unwrap(), "newer k3s\n");
+    assert_eq!(read("k3s"), fake_k3s("v1.35.0+k3s1"));
     assert!(!dir.path().join("k3s.cockpit-new").exists());
+    // A binary that cannot say its version cannot be kept under it.
+    publish(next, &fake_k3s(next), &fake_k3s(next));
+    stub(&bin, "#!/bin/sh\necho 'Segmentation fault' >&2\nexit 139\n");
+    let out = run(next);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("cannot read the version of"), "{stderr}");
+    assert!(read("k3s").contains("Segmentation fault"));
 }
 
 /// A node name is cluster data: an operator's templates may use `{node}`
@@ -336,8 +351,9 @@ etcd_snapshot = "k3s etcd-snapshot save --name {snapshot} --node-name={node}"
 }
 
 /// The binary method's rollback script run by a real `sh`: it puts the
-/// kept binary back only when it is there and is the wanted version, and
-/// passes shellcheck.
+/// kept binary of the wanted version back only when it is there and
+/// reports that version, takes an older cockpit's single
+/// `k3s.cockpit-old` when that is the version, and passes shellcheck.
 #[test]
 fn reinstate_script_puts_back_only_the_kept_binary_of_the_wanted_version() {
     shellcheck(&method::reinstate_script(K3S_BIN).replace("{version}", "v1.33.6+k3s1"));
@@ -352,41 +368,52 @@ fn reinstate_script_puts_back_only_the_kept_binary_of_the_wanted_version() {
             &method::reinstate_script(&bin.display().to_string()),
             &[("version", version)],
         );
-        Command::new("/bin/sh")
+        let out = Command::new("/bin/sh")
             .arg("-c")
             .arg(script)
             .output()
-            .unwrap()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        (out.status.code(), stderr)
     };
-    let out = run("v1.33.6+k3s1");
-    assert_eq!(out.status.code(), Some(1));
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("k3s.cockpit-old is missing"), "{stderr}");
-    let old = dir.path().join("k3s.cockpit-old");
-    std::fs::write(
-        &old,
-        "#!/bin/sh\necho 'k3s version v1.33.6+k3s1 (3ad6f7f5)'\n",
-    )
-    .unwrap();
-    std::fs::set_permissions(&old, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
-    let out = run("v1.32.9+k3s1");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let (code, stderr) = run("v1.33.6+k3s1");
+    assert_eq!(code, Some(1), "{stderr}");
     assert!(
-        stderr.contains("is v1.33.6+k3s1, not v1.32.9+k3s1"),
+        stderr.contains("k3s.cockpit-v1.33.6+k3s1 is missing"),
+        "{stderr}"
+    );
+    // Kept under one version, reporting another: refused, binary unchanged.
+    stub(
+        &dir.path().join("k3s.cockpit-v1.32.9+k3s1"),
+        &fake_k3s("v1.33.6+k3s1"),
+    );
+    let (code, stderr) = run("v1.32.9+k3s1");
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(
+        stderr.contains("reports v1.33.6+k3s1, not v1.32.9+k3s1"),
         "{stderr}"
     );
     assert_eq!(std::fs::read_to_string(&bin).unwrap(), "new k3s\n");
-    let out = run("v1.33.6+k3s1");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    // An older cockpit's single copy serves its own version only.
+    let legacy = dir.path().join("k3s.cockpit-old");
+    stub(&legacy, &fake_k3s("v1.34.3+k3s1"));
+    let (code, stderr) = run("v1.33.6+k3s1");
+    assert_eq!(code, Some(1), "{stderr}");
+    assert_eq!(std::fs::read_to_string(&bin).unwrap(), "new k3s\n");
+    let (code, stderr) = run("v1.34.3+k3s1");
+    assert_eq!(code, Some(0), "{stderr}");
+    assert_eq!(
+        std::fs::read_to_string(&bin).unwrap(),
+        fake_k3s("v1.34.3+k3s1")
     );
-    assert!(
-        std::fs::read_to_string(&bin)
-            .unwrap()
-            .contains("v1.33.6+k3s1")
+    let kept = dir.path().join("k3s.cockpit-v1.33.6+k3s1");
+    stub(&kept, &fake_k3s("v1.33.6+k3s1"));
+    let (code, stderr) = run("v1.33.6+k3s1");
+    assert_eq!(code, Some(0), "{stderr}");
+    assert_eq!(
+        std::fs::read_to_string(&bin).unwrap(),
+        fake_k3s("v1.33.6+k3s1")
     );
-    assert!(old.exists(), "the kept binary stays for a second try");
+    assert!(kept.exists(), "the kept binary stays for a second try");
+    assert!(!dir.path().join("k3s.cockpit-new").exists());
 }

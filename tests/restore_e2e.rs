@@ -1,7 +1,8 @@
 //! Rollbacks end to end, headless, on the 3-server etcd lab: the
 //! cluster-wide restore after crossing a minor (refused without
 //! `--allow-cluster-restore`, carried out with it, resumed after `kill -9`),
-//! and the binary method putting the kept binary back. The lab's node log
+//! and the binary method putting the kept binary back, also after two hops
+//! (one kept binary per version, hop by hop or straight to the start). The lab's node log
 //! records every command the nodes ran, so the tests see what was (not)
 //! done on the machines.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -32,13 +33,43 @@ struct Lab {
 fn lab() -> Lab {
     let faults_at = INCIDENT.find("# 13:46").unwrap();
     let replay_at = INCIDENT.find("# The old automation").unwrap();
-    let scenario = format!("{}{}", &INCIDENT[..faults_at], &INCIDENT[replay_at..]);
+    lab_of(&format!(
+        "{}{}",
+        &INCIDENT[..faults_at],
+        &INCIDENT[replay_at..]
+    ))
+}
+
+/// One server on SQLite, no services, the incident's two hops: a rolling
+/// rollback across minors is allowed without etcd, so it goes back hop by
+/// hop, one reinstate per hop.
+const SQLITE_TWO_HOPS: &str = r#"
+name = "sqlite-two-hops"
+time_scale = 1.0
+sqlite = true
+[timing]
+install = "1s"
+restart_down = "500ms"
+kubelet_startup = "500ms"
+[[nodes]]
+name = "k3s-server"
+role = "server"
+version = "v1.33.6+k3s1"
+args = ["--disable", "servicelb", "--disable", "traefik"]
+[replay]
+start = "20s"
+versions = ["v1.34.3+k3s1", "v1.35.0+k3s1"]
+settle = "30s"
+"#;
+
+/// `scenario` at ten times its speed, with the lab's node log and plan.
+fn lab_of(scenario: &str) -> Lab {
     let dir = tempfile::tempdir().unwrap();
     let plan = dir.path().join("plan.toml");
     let node_log = dir.path().join("nodes.jsonl");
     let lab = start_lab(
         dir.path(),
-        &scenario,
+        scenario,
         &[
             "--time-scale",
             "10",
@@ -335,4 +366,49 @@ fn a_binary_rollback_puts_the_kept_binary_back_without_a_download() {
         nodes.iter().all(|(_, ready, v)| *ready && v == OLD),
         "{nodes:?}"
     );
+}
+
+/// The incident's path, v1.33 → v1.34 → v1.35, with the binary method,
+/// then the rollback: each hop goes back from the binary kept for its
+/// version, the last one to the start version, with no download.
+#[test]
+fn a_two_hop_binary_rollback_puts_back_the_start_version_without_a_download() {
+    let lab = lab_of(SQLITE_TWO_HOPS);
+    let run = lab.upgrade(&["--soak", "1s", "--final-soak", "0s"]);
+    assert_eq!(run.code, 0, "{}", run.explain());
+    assert_eq!(lab.count("# k3s-cockpit binary upgrade"), 2);
+    let fetches = lab.count("curl");
+    let back = lab.upgrade(&["--resume", "--rollback"]);
+    assert_eq!(back.code, 0, "{}", back.explain());
+    let versions: Vec<&str> = back
+        .of("action")
+        .iter()
+        .filter(|a| a["action"]["action"] == "install")
+        .map(|a| a["action"]["version"].as_str().unwrap())
+        .collect();
+    assert_eq!(versions, ["v1.34.3+k3s1", OLD]);
+    assert_eq!(lab.count("# k3s-cockpit binary reinstate"), 2);
+    assert_eq!(lab.count("# k3s-cockpit binary upgrade"), 2);
+    assert_eq!(lab.count("curl"), fetches, "the rollback fetched something");
+    assert_eq!(lab.count("get.k3s.io"), 0, "{:?}", lab.node_log());
+    let nodes = lab.nodes();
+    assert_eq!(nodes, [("k3s-server".to_string(), true, OLD.to_string())]);
+}
+
+/// The incident's rollout, every server through v1.34 to v1.35, then the
+/// cluster restore: each server gets v1.33.6 back straight from the binary
+/// it kept for that version, with no download.
+#[test]
+fn a_two_hop_cluster_restore_puts_back_the_start_binaries_without_a_download() {
+    let lab = lab();
+    let run = lab.upgrade(&["--soak", "1s", "--final-soak", "0s"]);
+    assert_eq!(run.code, 0, "{}", run.explain());
+    assert_eq!(lab.count("# k3s-cockpit binary upgrade"), 6);
+    let fetches = lab.count("curl");
+    let back = lab.upgrade(&["--resume", "--rollback", "--allow-cluster-restore"]);
+    assert_eq!(back.code, 0, "{}", back.explain());
+    lab.assert_restored();
+    assert_eq!(lab.count("# k3s-cockpit binary reinstate"), 3);
+    assert_eq!(lab.count("# k3s-cockpit binary upgrade"), 6);
+    assert_eq!(lab.count("curl"), fetches, "the restore fetched something");
 }

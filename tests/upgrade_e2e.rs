@@ -408,7 +408,15 @@ fn canary_across_a_minor_refuses_the_rolling_rollback_and_names_the_restore() {
     let refused = back.of("refused");
     let why = refused[0]["reason"].as_str().unwrap();
     assert!(why.contains("crossed a minor"), "{why}");
-    assert!(why.contains("INSTALL_K3S_SKIP_START=true"), "{why}");
+    // The binary method kept each server's old binary: the procedure puts
+    // that back rather than downloading the install script.
+    assert!(
+        why.contains(
+            "check that `/usr/local/bin/k3s.cockpit-v1.33.6+k3s1 --version` says v1.33.6+k3s1"
+        ),
+        "{why}"
+    );
+    assert!(!why.contains("get.k3s.io"), "{why}");
     assert!(
         why.contains("k3s server --cluster-reset --cluster-reset-restore-path=/var/lib/rancher/k3s/server/db/snapshots/k3s-cockpit-"),
         "{why}"

@@ -31,7 +31,9 @@ pub struct Host {
     pub free_mib: u64,
     pub root_login: bool,
     pub sudo: SudoPolicy,
-    /// Files by absolute path (the binary, its kept copy, staged artifacts).
+    /// Files by absolute path: the binary, the binaries the binary method
+    /// kept (`BIN.cockpit-VERSION`, one per version it replaced), staged
+    /// artifacts.
     pub files: BTreeMap<String, Vec<u8>>,
     /// Downloads fail (no route to GitHub).
     pub airgap: bool,

@@ -104,7 +104,7 @@ async fn binary_method_keeps_unit_and_args_and_the_old_binary() {
     );
     let old = sim
         .with_host(NODE, |h| {
-            h.files.get(&format!("{BIN}.cockpit-old")).cloned()
+            h.files.get(&format!("{BIN}.cockpit-v1.33.6+k3s1")).cloned()
         })
         .unwrap();
     assert_eq!(old, Some(host::fake_binary("v1.33.6+k3s1", "k3s")));
@@ -218,4 +218,87 @@ async fn cat_writes_stdin_to_a_file_as_root_only_and_rm_removes_only_staged_file
         sim.with_host(NODE, |h| !h.files.contains_key(&file))
             .unwrap()
     );
+}
+
+/// Runs the binary method's script to `version`, or its reinstate script.
+async fn binary_step(
+    sim: &SimHandle,
+    reinstate: bool,
+    version: &str,
+) -> super::ssh::CommandOutcome {
+    let script = if reinstate {
+        method::reinstate_script(K3S_BIN)
+    } else {
+        method::binary_script(GITHUB_RELEASES, K3S_BIN)
+    };
+    let script = crate::upgrade::template::render(&script, &[("version", version)]);
+    run_on_node(sim, NODE, "root", &script).await
+}
+
+fn binary_now(sim: &SimHandle) -> Option<String> {
+    sim.with_host(NODE, |h| h.binary_version()).unwrap()
+}
+
+/// Two hops keep two binaries, one per version: the start version comes
+/// back straight (the cluster restore) or hop by hop (a rolling rollback);
+/// a version never kept is refused and the binary stays.
+#[tokio::test(start_paused = true)]
+async fn two_hops_keep_a_binary_per_version_for_either_way_back() {
+    let (_store, sim) = lab("", "");
+    for v in ["v1.34.3+k3s1", "v1.35.0+k3s1"] {
+        let out = binary_step(&sim, false, v).await;
+        assert_eq!(out.exit_status, 0, "{out:?}");
+    }
+    let out = binary_step(&sim, true, "v1.32.9+k3s1").await;
+    assert_eq!(out.exit_status, 1, "{out:?}");
+    assert!(
+        out.stderr.contains("k3s.cockpit-v1.32.9+k3s1 is missing"),
+        "{out:?}"
+    );
+    assert_eq!(binary_now(&sim).as_deref(), Some("v1.35.0+k3s1"));
+    let straight = binary_step(&sim, true, "v1.33.6+k3s1").await;
+    assert_eq!(straight.exit_status, 0, "{straight:?}");
+    assert_eq!(binary_now(&sim).as_deref(), Some("v1.33.6+k3s1"));
+    // As the node was before the way back: the kept copies stay.
+    sim.with_host(NODE, |h| {
+        h.files
+            .insert(BIN.into(), host::fake_binary("v1.35.0+k3s1", "k3s"))
+    })
+    .unwrap();
+    for v in ["v1.34.3+k3s1", "v1.33.6+k3s1"] {
+        let out = binary_step(&sim, true, v).await;
+        assert_eq!(out.exit_status, 0, "{out:?}");
+        assert_eq!(binary_now(&sim).as_deref(), Some(v));
+    }
+}
+
+/// A node upgraded by a cockpit that kept one copy only: its
+/// `k3s.cockpit-old` is taken when it is the wanted version, and a kept
+/// file that reports another version is refused with the binary unchanged.
+#[tokio::test(start_paused = true)]
+async fn the_single_old_copy_serves_its_own_version_only() {
+    let (_store, sim) = lab("", "");
+    let put = |path: String, v: &str| {
+        sim.with_host(NODE, |h| h.files.insert(path, host::fake_binary(v, "k3s")))
+            .unwrap();
+    };
+    put(BIN.into(), "v1.34.3+k3s1");
+    put(format!("{BIN}.cockpit-old"), "v1.33.6+k3s1");
+    put(format!("{BIN}.cockpit-v1.32.9+k3s1"), "v1.31.1+k3s1");
+    let wrong = binary_step(&sim, true, "v1.32.9+k3s1").await;
+    assert_eq!(wrong.exit_status, 1, "{wrong:?}");
+    assert!(
+        wrong
+            .stderr
+            .contains("reports v1.31.1+k3s1, not v1.32.9+k3s1"),
+        "{wrong:?}"
+    );
+    assert_eq!(binary_now(&sim).as_deref(), Some("v1.34.3+k3s1"));
+    let old = binary_step(&sim, true, "v1.33.6+k3s1").await;
+    assert_eq!(old.exit_status, 0, "{old:?}");
+    assert!(
+        old.stdout.contains("from /usr/local/bin/k3s.cockpit-old"),
+        "{old:?}"
+    );
+    assert_eq!(binary_now(&sim).as_deref(), Some("v1.33.6+k3s1"));
 }

@@ -36,8 +36,9 @@ pub async fn binary(sim: &SimHandle, node: &str, script: &str, root: bool) -> Co
 }
 
 /// The binary method's rollback (see `upgrade::method::reinstate_script`):
-/// the kept `BIN.cockpit-old` goes back in place, checked first; nothing
-/// is fetched.
+/// the kept `BIN.cockpit-VERSION` goes back in place, checked first, or
+/// the single `BIN.cockpit-old` of older cockpits when it is that version;
+/// nothing is fetched.
 pub fn reinstate(sim: &SimHandle, node: &str, script: &str, root: bool) -> CommandOutcome {
     let param = |name: &str| {
         script.lines().find_map(|l| {
@@ -48,35 +49,52 @@ pub fn reinstate(sim: &SimHandle, node: &str, script: &str, root: bool) -> Comma
     let (Some(version), Some(bin)) = (param("version"), param("bin")) else {
         return CommandOutcome::fail(2, "sh: 1: version or bin is not set\n");
     };
-    let old = format!("{bin}.cockpit-old");
-    let done = sim.with_host(node, |h| {
-        let Some(kept) = h.files.get(&old).cloned() else {
-            return Err(k3s_fail(format!(
-                "{old} is missing: no kept binary to put back on this node"
-            )));
-        };
-        let have = host::version_of(&kept).unwrap_or_default();
-        if have != version {
-            return Err(k3s_fail(format!(
-                "{old} is {have}, not {version}: put {version} back by hand"
-            )));
-        }
-        if !root {
-            return Err((
-                1,
-                format!("cp: cannot create regular file '{bin}.cockpit-new': Permission denied\n"),
-            ));
-        }
-        h.files.insert(bin.clone(), kept);
-        Ok(format!(
-            "k3s-cockpit: {bin} is {version} again (from {old})\n"
-        ))
-    });
+    let done = sim.with_host(node, |h| put_back(h, &version, &bin, root));
     match done {
         Ok(Ok(stdout)) => CommandOutcome::ok(stdout),
         Ok(Err((status, stderr))) => CommandOutcome::fail(status, stderr),
         Err(e) => CommandOutcome::fail(255, format!("{e}\n")),
     }
+}
+
+/// The kept binary of `version` copied over `bin`, or why not (the binary
+/// then stays as it was).
+fn put_back(h: &mut Host, version: &str, bin: &str, root: bool) -> Result<String, Failure> {
+    let kept = format!("{bin}.cockpit-{version}");
+    let legacy = format!("{bin}.cockpit-old");
+    let reports = |path: &str| {
+        let b = h.files.get(path)?;
+        Some((b.clone(), host::version_of(b).unwrap_or_default()))
+    };
+    let (from, binary) = match (reports(&kept), reports(&legacy)) {
+        (Some((b, have)), _) if have == version => (kept, b),
+        (Some((_, have)), _) => {
+            let have = if have.is_empty() {
+                "no version".to_string()
+            } else {
+                have
+            };
+            return Err(k3s_fail(format!(
+                "{kept} reports {have}, not {version}: put {version} back by hand"
+            )));
+        }
+        (None, Some((b, have))) if have == version => (legacy, b),
+        (None, _) => {
+            return Err(k3s_fail(format!(
+                "{kept} is missing: no kept binary of {version} on this node; put {version} back by hand"
+            )));
+        }
+    };
+    if !root {
+        return Err((
+            1,
+            format!("cp: cannot create regular file '{bin}.cockpit-new': Permission denied\n"),
+        ));
+    }
+    h.files.insert(bin.to_string(), binary);
+    Ok(format!(
+        "k3s-cockpit: {bin} is {version} again (from {from})\n"
+    ))
 }
 
 fn k3s_fail(why: String) -> Failure {
@@ -90,7 +108,18 @@ fn swap_binary(
     bin: &str,
     root: bool,
 ) -> Result<String, Failure> {
-    let (new, old) = (format!("{bin}.cockpit-new"), format!("{bin}.cockpit-old"));
+    let new = format!("{bin}.cockpit-new");
+    // Read before anything is fetched, as the script does.
+    let have = h
+        .files
+        .get(bin)
+        .and_then(|b| host::version_of(b))
+        .ok_or_else(|| {
+            k3s_fail(format!(
+                "cannot read the version of {bin} (`{bin} --version` gives no \"k3s version vX\" line): it must be kept under its version for a rollback; {bin} left as it was"
+            ))
+        })?;
+    let keep = format!("{bin}.cockpit-{have}");
     let (arch, asset) = host::asset_for(&h.arch)
         .ok_or_else(|| k3s_fail(format!("unsupported architecture {}", h.arch)))?;
     let fetch = |h: &Host, file: &str| {
@@ -135,11 +164,11 @@ fn swap_binary(
         )));
     }
     if let Some(current) = h.files.get(bin).cloned() {
-        h.files.insert(old.clone(), current);
+        h.files.insert(keep.clone(), current);
     }
     h.files.insert(bin.to_string(), content);
     Ok(format!(
-        "k3s-cockpit: {bin} is now {version} ({asset}, sha256 {got}); the previous binary is {old}\n"
+        "k3s-cockpit: {bin} is now {version} ({asset}, sha256 {got}); the previous binary ({have}) is kept as {keep}\n"
     ))
 }
 

@@ -9,9 +9,16 @@ use super::executor::Executor;
 use crate::upgrade::method::{self, K3S_BIN};
 use crate::upgrade::plan::ResolvedNode;
 
-/// Room the binary method needs where it stages: the new binary beside the
-/// running one, plus the old one kept for a rollback (~70 MiB each).
-const NEED_MIB: u64 = 200;
+/// Room one K3s release binary takes (v1.33+ amd64 is ~70 MiB), with margin.
+const BINARY_MIB: u64 = 100;
+
+/// Room the binary method needs in the binary's directory for the hops
+/// still ahead: the new binary staged beside the running one, and one
+/// replaced binary kept per hop (`k3s.cockpit-VERSION`, which nothing
+/// removes), so that a rollback can reach every version the node ran.
+fn need_mib(hops_ahead: usize) -> u64 {
+    BINARY_MIB.saturating_mul(hops_ahead as u64 + 1)
+}
 
 /// `k3s version v1.33.6+k3s1 (3ad6f7f5)` → the version.
 fn k3s_version(stdout: &str) -> Option<&str> {
@@ -36,6 +43,21 @@ fn first_hash(stdout: &str) -> Option<&str> {
 }
 
 use super::artifacts::listed_hash;
+
+/// The versions of `n`'s path its kubelet (`kubelet`) does not run yet.
+fn versions_ahead<'a>(
+    n: &'a ResolvedNode,
+    kubelet: &str,
+) -> impl Iterator<Item = &'a crate::upgrade::K3sVersion> {
+    let running = kubelet.parse::<crate::upgrade::K3sVersion>().ok();
+    n.hops
+        .iter()
+        .filter(move |v| running.as_ref().is_none_or(|r| r < *v))
+}
+
+fn hops_ahead(n: &ResolvedNode, kubelet: &str) -> usize {
+    versions_ahead(n, kubelet).count()
+}
 
 impl Executor {
     /// Every check on `node`, whose kubelet reports `kubelet`.
@@ -105,7 +127,10 @@ impl Executor {
             )
         })?;
         if n.commands.install.starts_with(method::BINARY_MARKER) {
-            self.check_disk(&n, t).await.map_err(|e| fail("disk", e))?;
+            let ahead = hops_ahead(&n, kubelet);
+            self.check_disk(&n, ahead, t)
+                .await
+                .map_err(|e| fail("disk", e))?;
             self.check_targets(&n, kubelet, (arch, asset), t)
                 .await
                 .map_err(|e| fail("target binary", e))?;
@@ -121,12 +146,7 @@ impl Executor {
         (arch, asset): (&str, &str),
         t: SignedDuration,
     ) -> Result<(), String> {
-        let running = kubelet.parse::<crate::upgrade::K3sVersion>().ok();
-        let ahead = n
-            .hops
-            .iter()
-            .filter(|v| running.as_ref().is_none_or(|r| r < *v));
-        for v in ahead {
+        for v in versions_ahead(n, kubelet) {
             let v = v.to_string();
             match self.plan().artifacts.clone() {
                 Some(dir) => self.check_artifact(n, &dir, &v, (arch, asset), t).await?,
@@ -227,15 +247,21 @@ impl Executor {
         ))
     }
 
-    async fn check_disk(&self, n: &ResolvedNode, t: SignedDuration) -> Result<(), String> {
+    async fn check_disk(
+        &self,
+        n: &ResolvedNode,
+        hops_ahead: usize,
+        t: SignedDuration,
+    ) -> Result<(), String> {
         let (df, _) = self
             .remote(&n.name, "disk check", "df -Pk /usr/local/bin", t)
             .await?;
         let kib = df_available_kib(&df)
             .ok_or_else(|| format!("cannot read df output {:?}", df.trim()))?;
-        if kib / 1024 < NEED_MIB {
+        let need = need_mib(hops_ahead);
+        if kib / 1024 < need {
             return Err(format!(
-                "{} MiB free in /usr/local/bin; staging the new binary beside the old one needs {NEED_MIB} MiB",
+                "{} MiB free in /usr/local/bin; staging the new binary and keeping the replaced one of each of {hops_ahead} hop(s) ({K3S_BIN}.cockpit-VERSION) needs {need} MiB",
                 kib / 1024
             ));
         }
@@ -310,5 +336,11 @@ mod tests {
             Some("def")
         );
         assert_eq!(first_hash("abc  /x/k3s\n"), Some("abc"));
+    }
+
+    #[test]
+    fn each_hop_ahead_keeps_one_more_binary() {
+        assert_eq!(need_mib(1), 2 * BINARY_MIB);
+        assert_eq!(need_mib(2), 3 * BINARY_MIB);
     }
 }

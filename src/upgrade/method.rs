@@ -23,8 +23,18 @@ pub const BINARY_MARKER: &str = "# k3s-cockpit binary upgrade";
 /// staged on the node (`VERSION/ASSET`, `VERSION/sha256sum-ARCH.txt`), for
 /// the binary method to verify and install from.
 pub const ARTIFACTS_STAGE: &str = "/var/lib/k3s-cockpit/artifacts";
-/// The previous binary is kept here for a rollback.
-pub const OLD_SUFFIX: &str = ".cockpit-old";
+/// Every binary the binary method replaces is kept beside it as
+/// `BIN.cockpit-VERSION`, one file per version: a node that went through
+/// several hops can go back to any version it ran, hop by hop or straight
+/// to the rollout's start (the cluster restore). Nothing removes them.
+/// (Cockpits that kept one copy only named it `BIN.cockpit-old`; the
+/// reinstate script still takes that file when it is the wanted version.)
+pub const KEPT_INFIX: &str = ".cockpit-";
+
+/// Where the binary method keeps `bin` of `version` for a rollback.
+pub fn kept_binary(bin: &str, version: &str) -> String {
+    format!("{bin}{KEPT_INFIX}{version}")
+}
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -63,7 +73,7 @@ pub fn binary_script(release: &str, bin: &str) -> String {
     let mut s = String::new();
     s.push_str(BINARY_MARKER);
     s.push_str(
-        ": stage, verify, keep the old binary, swap. Unit, env file and config.yaml stay.\n",
+        ": stage, verify, keep the old binary under its version, swap. Unit, env file and config.yaml stay.\n",
     );
     s.push_str("set -eu\nversion={version}\n");
     s.push_str(&format!("release={}\n", shell_quote(release)));
@@ -85,6 +95,16 @@ case "$(uname -m)" in
     arm*) arch=arm asset=k3s-armhf ;;
     *) fail "unsupported architecture $(uname -m)" ;;
 esac
+# The replaced binary is kept under the version it reports, read before
+# anything is fetched: a rollback looks for exactly that name.
+have=$("$bin" --version 2>/dev/null | awk 'NR == 1 && $1 == "k3s" && $2 == "version" { print $3 }')
+case "$have" in
+    v[0-9]*) ;;
+    *) fail "cannot read the version of $bin (\`$bin --version\` gives no \"k3s version vX\" line): it must be kept under its version for a rollback; $bin left as it was" ;;
+esac
+case "$have" in
+    *[!A-Za-z0-9.+_-]*) fail "$bin reports the version \"$have\", which cannot name its kept copy; $bin left as it was" ;;
+esac
 fetch() {
     case "$release" in
         http://*|https://*)
@@ -95,8 +115,8 @@ fetch() {
     esac
 }
 new="$bin.cockpit-new"
-old="$bin.cockpit-old"
-trap 'rm -f "$new" "$new.sha256"' EXIT
+keep="$bin.cockpit-$have"
+trap 'rm -f "$new" "$new.sha256" "$bin.cockpit-keep"' EXIT
 fetch "sha256sum-$arch.txt" "$new.sha256"
 want=$(awk -v a="$asset" '$2 == a { print $1 }' "$new.sha256")
 [ -n "$want" ] || fail "no sha256 for $asset in sha256sum-$arch.txt of $version"
@@ -104,37 +124,51 @@ fetch "$asset" "$new"
 got=$(sha256sum "$new" | cut -d ' ' -f 1)
 [ "$got" = "$want" ] || fail "sha256 mismatch for $asset $version: expected $want, got $got; $bin left as it was"
 chmod 755 "$new"
-cp -p "$bin" "$old"
+cp -p "$bin" "$bin.cockpit-keep"
+mv -f "$bin.cockpit-keep" "$keep"
 mv -f "$new" "$bin"
-echo "k3s-cockpit: $bin is now $version ($asset, sha256 $got); the previous binary is $old"
+echo "k3s-cockpit: $bin is now $version ($asset, sha256 $got); the previous binary ($have) is kept as $keep"
 "#;
 
 /// First line of the binary method's rollback script.
 pub const REINSTATE_MARKER: &str = "# k3s-cockpit binary reinstate";
 
-/// Going back with the binary method: the upgrade kept the previous binary
-/// at `BIN.cockpit-old`; it is put back after checking it is `{version}`.
-/// Nothing is downloaded, so a rollback works when the release server
-/// does not. The copy is renamed into place, so a half-run script leaves
-/// either binary whole, and running it again is harmless.
+/// Going back with the binary method: every upgrade kept the binary it
+/// replaced as `BIN.cockpit-VERSION`; the one of `{version}` is put back
+/// after checking it reports that version. Nothing is downloaded, so a
+/// rollback works when the release server does not. The copy is renamed
+/// into place, so a half-run script leaves either binary whole, and
+/// running it again is harmless.
 pub fn reinstate_script(bin: &str) -> String {
     let mut s = String::new();
     s.push_str(REINSTATE_MARKER);
-    s.push_str(": put the kept binary back, nothing downloaded.\n");
+    s.push_str(": put the kept binary of the version back, nothing downloaded.\n");
     s.push_str("set -eu\nversion={version}\n");
     s.push_str(&format!("bin={}\n", shell_quote(bin)));
     s.push_str(REINSTATE_BODY);
     s
 }
 
+/// A node upgraded by a cockpit that kept one copy only has its previous
+/// binary at `BIN.cockpit-old`: taken when no per-version copy exists and
+/// it reports the wanted version, so such a node can still go back one hop.
 const REINSTATE_BODY: &str = r#"fail() { echo "k3s-cockpit: $*" >&2; exit 1; }
-old="$bin.cockpit-old"
-[ -f "$old" ] || fail "$old is missing: no kept binary to put back on this node"
-have=$("$old" --version | awk 'NR == 1 { print $3 }')
-[ "$have" = "$version" ] || fail "$old is $have, not $version: put $version back by hand"
-cp -p "$old" "$bin.cockpit-new"
+reports() { "$1" --version 2>/dev/null | awk 'NR == 1 { print $3 }'; }
+kept="$bin.cockpit-$version"
+legacy="$bin.cockpit-old"
+if [ -f "$kept" ]; then
+    have=$(reports "$kept")
+    [ "$have" = "$version" ] || fail "$kept reports ${have:-no version}, not $version: put $version back by hand"
+    from=$kept
+elif [ -f "$legacy" ] && [ "$(reports "$legacy")" = "$version" ]; then
+    from=$legacy
+else
+    fail "$kept is missing: no kept binary of $version on this node; put $version back by hand"
+fi
+trap 'rm -f "$bin.cockpit-new"' EXIT
+cp -p "$from" "$bin.cockpit-new"
 mv -f "$bin.cockpit-new" "$bin"
-echo "k3s-cockpit: $bin is $version again (from $old)"
+echo "k3s-cockpit: $bin is $version again (from $from)"
 "#;
 
 /// The install-script method for a node whose arguments are `args`

@@ -67,6 +67,7 @@ pub fn config(nodes: &[(&str, Role)], from: &str, path: &[&str]) -> EngineConfig
                 name: n.to_string(),
                 role: *r,
                 version: v(from),
+                kept_binaries: false,
             })
             .collect(),
         path: path.iter().map(|p| v(p)).collect(),

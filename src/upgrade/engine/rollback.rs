@@ -13,6 +13,7 @@
 //! there and spells out that procedure.
 
 use super::*;
+use crate::upgrade::method;
 use crate::upgrade::plan::{Datastore, Role};
 
 impl Engine {
@@ -177,15 +178,7 @@ impl Engine {
                 "no etcd snapshot was recorded by this rollout: restore from your own backup (k3s server --cluster-reset --cluster-reset-restore-path=<snapshot>)".into(),
             ];
         };
-        let reinstall: Vec<String> = servers
-            .iter()
-            .map(|n| {
-                format!(
-                    "{}: curl -sfL https://get.k3s.io | INSTALL_K3S_VERSION={} INSTALL_K3S_SKIP_START=true INSTALL_K3S_EXEC=server sh -",
-                    n.name, n.version
-                )
-            })
-            .collect();
+        let reinstall: Vec<String> = servers.iter().map(|n| reinstall_step(n)).collect();
         let others: Vec<&str> = names.iter().copied().filter(|n| *n != first).collect();
         let mut steps = vec![
             format!(
@@ -193,7 +186,7 @@ impl Engine {
                 names.join(", ")
             ),
             format!(
-                "2. reinstall the old version without starting it: {}",
+                "2. put the old version back without starting it: {}",
                 reinstall.join("; ")
             ),
             format!(
@@ -213,6 +206,25 @@ impl Engine {
         ));
         steps
     }
+}
+
+/// How `n` gets its old version back without starting K3s: the binary the
+/// binary method kept for that version, checked and renamed into place;
+/// else the install script.
+fn reinstall_step(n: &NodeConfig) -> String {
+    let v = &n.version;
+    if n.kept_binaries {
+        let kept = method::kept_binary(method::K3S_BIN, &v.to_string());
+        let bin = method::K3S_BIN;
+        return format!(
+            "{}: check that `{kept} --version` says {v}, then cp -p {kept} {bin}.cockpit-new && mv -f {bin}.cockpit-new {bin} (the binary kept when {v} was replaced; nothing to download)",
+            n.name
+        );
+    }
+    format!(
+        "{}: curl -sfL https://get.k3s.io | INSTALL_K3S_VERSION={v} INSTALL_K3S_SKIP_START=true INSTALL_K3S_EXEC=server sh -",
+        n.name
+    )
 }
 
 /// The snapshot's file name from what `k3s etcd-snapshot save` printed: its

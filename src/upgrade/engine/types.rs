@@ -158,8 +158,8 @@ pub enum Action {
         id: u64,
         node: String,
         version: K3sVersion,
-        /// Going back: put the kept previous binary in place where the
-        /// method keeps one, rather than fetching the release again.
+        /// Going back: put the binary kept for `version` in place where
+        /// the method keeps them, rather than fetching the release again.
         #[serde(default, skip_serializing_if = "std::ops::Not::not")]
         reinstate: bool,
     },
@@ -311,6 +311,11 @@ pub struct NodeConfig {
     pub role: Role,
     /// Version before the rollout; the first rollback target.
     pub version: K3sVersion,
+    /// The binary method keeps every binary it replaces on the node
+    /// (`k3s.cockpit-VERSION`): going back puts one of those in place
+    /// instead of reinstalling.
+    #[serde(default)]
+    pub kept_binaries: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -667,7 +667,8 @@ pub struct NodeCommands {
     pub restart: String,
     pub version: String,
     pub etcd_snapshot: String,
-    /// Going back with the binary method: put the kept binary in place.
+    /// Going back with the binary method: put the binary kept for the
+    /// version in place.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reinstate: Option<String>,
 }
@@ -813,6 +814,7 @@ impl ResolvedPlan {
                     name: n.name.clone(),
                     role: n.role,
                     version: n.version.clone(),
+                    kept_binaries: n.commands.reinstate.is_some(),
                 })
                 .collect(),
             path: self.path.clone(),

@@ -338,8 +338,9 @@ fn resolve_node(
     let transport = resolve_transport(plan, &n.name, &spec, span)?;
     let over_commands = over.and_then(|o| o.commands.as_ref());
     let install = resolve_install(plan, over_commands, n)?;
-    // The binary method kept the previous binary: going back puts it in
-    // place. An install script or the operator's own install is run again.
+    // The binary method kept every binary it replaced, by version: going
+    // back puts the one of the wanted version in place. An install script
+    // or the operator's own install is run again.
     let reinstate = (plan.method == Method::Binary && install.is_some())
         .then(|| method::reinstate_script(method::K3S_BIN));
     let mut commands = resolve_commands(&plan.commands, over_commands, n, install);

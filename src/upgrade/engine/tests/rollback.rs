@@ -135,6 +135,33 @@ fn rollback_of_etcd_servers_across_a_minor_is_refused_with_the_restore_procedure
     );
 }
 
+/// Under the binary method each server's old binary was kept: the manual
+/// restore puts that file back, checked, instead of re-running the install
+/// script.
+#[test]
+fn the_restore_procedure_puts_back_the_kept_binary_under_the_binary_method() {
+    let mut cfg = config(
+        &[("A", Role::Server), ("B", Role::Server)],
+        "v1.33.6+k3s1",
+        &["v1.34.3+k3s1"],
+    );
+    for n in &mut cfg.nodes {
+        n.kept_binaries = true;
+    }
+    let (mut e, mut s) = started(cfg, &[]);
+    assert!(s.run_until(&mut e, secs(10), mins(60), in_phase("B", Phase::Soak)));
+    let steps = e.restore_procedure();
+    let kept = "/usr/local/bin/k3s.cockpit-v1.33.6+k3s1";
+    for node in ["A", "B"] {
+        assert!(
+            steps[1].contains(&format!("{node}: check that `{kept} --version` says v1.33.6+k3s1, then cp -p {kept} /usr/local/bin/k3s.cockpit-new && mv -f /usr/local/bin/k3s.cockpit-new /usr/local/bin/k3s")),
+            "{}",
+            steps[1]
+        );
+    }
+    assert!(!steps[1].contains("get.k3s.io"), "{}", steps[1]);
+}
+
 fn last_refusal(e: &Engine) -> &Event {
     e.events()
         .iter()
