@@ -192,7 +192,7 @@ impl Lab {
 
     /// A canary of the first server to v1.34: it crossed a minor.
     fn canary_across_a_minor(&self) {
-        let run = self.upgrade(&["--canary", "--canary-soak", "2s"]);
+        let run = self.upgrade(&["--canary", "--canary-soak", "2s", "--soak", "2s"]);
         assert_eq!(run.code, 1, "{}", run.explain());
         assert_eq!(
             run.actions().iter().filter(|(a, _)| a == "install").count(),
@@ -347,7 +347,7 @@ fn a_binary_rollback_puts_the_kept_binary_back_without_a_download() {
     plan.insert("target".into(), toml::Value::String("v1.33.7+k3s1".into()));
     plan.remove("hops");
     std::fs::write(&lab.plan, toml::to_string(&plan).unwrap()).unwrap();
-    let run = lab.upgrade(&["--canary", "--canary-soak", "2s"]);
+    let run = lab.upgrade(&["--canary", "--canary-soak", "2s", "--soak", "2s"]);
     assert_eq!(run.code, 1, "{}", run.explain());
     assert_eq!(lab.count("# k3s-cockpit binary upgrade"), 1);
     let fetches = lab.count("curl");

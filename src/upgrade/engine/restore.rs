@@ -59,7 +59,9 @@ impl RestoreStep {
             }
             RestoreStep::ClearDb(n) => format!("{n}: rm -rf {DB_DIR}"),
             RestoreStep::Start(n) => format!("{n}: start K3s"),
-            RestoreStep::WaitReady(n, v) => format!("{n}: wait until Ready on {v}"),
+            RestoreStep::WaitReady(n, v) => {
+                format!("{n}: wait until Ready on {v}, heartbeating for a soak")
+            }
             RestoreStep::Uncordon(n) => format!("{n}: uncordon"),
         }
     }
@@ -98,6 +100,8 @@ pub(super) struct Restore {
     pub(super) inflight: Option<u64>,
     pub(super) begun: Option<Timestamp>,
     pub(super) deadline: Option<Timestamp>,
+    /// Since when the awaited server has looked healthy without a break.
+    pub(super) healthy_since: Option<Timestamp>,
 }
 
 impl Restore {
@@ -109,6 +113,7 @@ impl Restore {
         self.inflight = None;
         self.begun = None;
         self.deadline = None;
+        self.healthy_since = None;
     }
 }
 
@@ -251,6 +256,7 @@ impl Engine {
             inflight: None,
             begun: None,
             deadline: None,
+            healthy_since: None,
         });
     }
 
@@ -312,16 +318,29 @@ impl Engine {
         );
     }
 
-    /// Whether `node` is Ready on `version`; halts past the deadline.
+    /// Whether `node` has been Ready on `version`, with a live heartbeat,
+    /// for a whole soak; halts when it is not healthy past the deadline.
+    ///
+    /// One look is not enough: the restored datastore holds every node as
+    /// the snapshot saw it, Ready included, and a stopped kubelet's node
+    /// stays Ready until the lifecycle controller's grace period runs out.
+    /// A server that only looks Ready would let the next one start against
+    /// a cluster that is not there.
     fn judge_ready(&mut self, node: &str, version: &K3sVersion, now: Timestamp) -> bool {
-        let ready = self.reachable_obs().is_some_and(|o| {
-            o.nodes
-                .iter()
-                .any(|n| n.name == node && n.ready && n.version == version.to_string())
+        let healthy = self.reachable_obs().is_some_and(|o| {
+            o.nodes.iter().any(|n| {
+                n.name == node && n.ready && !n.heartbeat_late && n.version == version.to_string()
+            })
         });
-        if ready {
-            return true;
+        let soak = self.config.timings.soak;
+        let Some(r) = self.restore.as_mut() else {
+            return false;
+        };
+        if healthy {
+            let since = *r.healthy_since.get_or_insert(now);
+            return now.duration_since(since) >= soak;
         }
+        r.healthy_since = None;
         let late = self
             .restore
             .as_ref()

@@ -250,6 +250,44 @@ fn the_cluster_restore_runs_k3s_steps_in_order_and_ends_rolled_back() {
     assert!(s.nodes.iter().all(|n| n.version == "v1.33.6+k3s1"));
 }
 
+/// A started server that only looks Ready (the restored datastore says
+/// Ready, its kubelet does not renew) holds the restore; the next server
+/// starts only after a whole soak of live heartbeats.
+#[test]
+fn the_restore_starts_the_next_server_only_after_a_soak_of_live_heartbeats() {
+    let cfg = config(
+        &[("A", Role::Server), ("B", Role::Server)],
+        "v1.33.6+k3s1",
+        &["v1.34.3+k3s1"],
+    );
+    let (mut e, mut s) = started(cfg, &[]);
+    assert!(s.run_until(&mut e, secs(10), mins(60), in_phase("B", Phase::Soak)));
+    s.node("B").ready = false;
+    s.advance(&mut e, secs(10));
+    s.command(&mut e, Command::ClusterRestore);
+    let started = |node: &'static str| {
+        move |_: &Engine, s: &FakeCluster| {
+            s.log
+                .iter()
+                .any(|(_, a)| matches!(a, Action::StartK3s { node: n, .. } if n == node))
+        }
+    };
+    assert!(s.run_until(&mut e, secs(1), mins(10), started("A")));
+    // Ready as restored, but nothing renews.
+    s.node("A").heartbeat_late = true;
+    s.advance(&mut e, mins(3));
+    assert!(
+        !started("B")(&e, &s),
+        "B started beside a server that only looks Ready"
+    );
+    s.node("A").heartbeat_late = false;
+    let healthy_again = s.now;
+    assert!(!s.run_until(&mut e, secs(10), mins(4), started("B")));
+    assert!(s.run_until(&mut e, secs(10), mins(2), started("B")));
+    assert!(s.now.duration_since(healthy_again) >= mins(5));
+    assert!(halted(&e).is_none());
+}
+
 /// Without a snapshot the cockpit cannot name the file: refused. A rolling
 /// rollback refusal names the opt-in.
 #[test]
