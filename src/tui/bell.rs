@@ -138,6 +138,7 @@ mod tests {
             needs_datastore_restore: false,
             restore_command: None,
             restore_plan: Vec::new(),
+            restore_progress: None,
             events: Vec::new(),
         })
     }

@@ -12,7 +12,7 @@ use super::app::App;
 use super::view::Theme;
 use crate::durations::format_duration;
 use crate::upgrade::engine::{NodeProgress, Phase};
-use crate::upgrade::{RolloutState, RolloutView};
+use crate::upgrade::{RestoreProgress, RolloutState, RolloutView};
 
 /// Rows the panel takes (borders included); 0 in watch mode.
 pub fn panel_rows(app: &App) -> u16 {
@@ -118,6 +118,19 @@ fn keys_now(view: &RolloutView) -> String {
         RolloutState::Aborted => "aborted · B roll back · q quit".into(),
         RolloutState::RolledBack => "rolled back · q quit".into(),
     }
+}
+
+/// `restore 7/18 (40s): NODE: k3s server --cluster-reset ...`: the step a
+/// running cluster restore is at, and how long it has taken.
+fn restore_line(app: &App, theme: &Theme, r: &RestoreProgress) -> Line<'static> {
+    let took = r
+        .begun
+        .map(|at| format!(" ({})", secs(app.now.duration_since(at))))
+        .unwrap_or_default();
+    Line::styled(
+        format!(" restore {}/{}{took}: {}", r.step, r.total, r.text),
+        theme.warn(),
+    )
 }
 
 /// The node whose drain comes now or next: the current one until its
@@ -237,7 +250,10 @@ pub fn render_panel(app: &App, theme: &Theme, frame: &mut Frame, area: Rect) {
         _ => Line::styled(format!(" {}", next_step(view)), theme.dim()),
     };
     let mut lines = vec![Line::from(first), second];
-    lines.extend(drain_line(app, theme, view));
+    match &view.restore_progress {
+        Some(r) => lines.push(restore_line(app, theme, r)),
+        None => lines.extend(drain_line(app, theme, view)),
+    }
     let widget = Paragraph::new(lines)
         .wrap(Wrap { trim: false })
         .block(Block::default().borders(Borders::ALL).title(" Rollout "));
@@ -340,6 +356,36 @@ mod tests {
         assert!(soaking.contains(" drain B: evicts 3"), "{soaking}");
         let done = panel_with_outlooks(RolloutState::Done, None);
         assert!(!done.contains(" drain "), "{done}");
+    }
+
+    /// During a cluster restore the panel says which step runs and for how
+    /// long, instead of a drain that is not coming.
+    #[test]
+    fn the_panel_shows_the_restore_step_while_a_restore_runs() {
+        let now = jiff::Timestamp::from_second(1_769_378_700).unwrap();
+        let mut app = App::new("lab", "http://127.0.0.1:1/", false, now);
+        app.color = false;
+        let mut view = crate::upgrade::Engine::new(crate::upgrade::testkit::abc()).view(now);
+        view.state = RolloutState::RollingBack;
+        view.restore_progress = Some(RestoreProgress {
+            step: 7,
+            total: 18,
+            text: "A: k3s server --cluster-reset --cluster-reset-restore-path=/snap".into(),
+            begun: Some(now - jiff::SignedDuration::from_secs(40)),
+        });
+        app.rollout = Some(view);
+        let mut terminal = Terminal::new(TestBackend::new(200, 30)).unwrap();
+        terminal
+            .draw(|f| crate::tui::view::render(&app, f))
+            .unwrap();
+        let screen = format!("{}", terminal.backend());
+        assert!(
+            screen.contains(
+                " restore 7/18 (40s): A: k3s server --cluster-reset --cluster-reset-restore-path=/snap"
+            ),
+            "{screen}"
+        );
+        assert!(!screen.contains(" drain "), "{screen}");
     }
 
     /// Across a minor on etcd servers, the panel never offers the rolling

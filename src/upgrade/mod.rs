@@ -16,8 +16,8 @@ pub mod version;
 pub(crate) mod testkit;
 
 pub use engine::{
-    Action, Command, Engine, EngineConfig, Input, NodeObservation, Observation, RolloutState,
-    RolloutView, ServiceObservation,
+    Action, Command, Engine, EngineConfig, Input, NodeObservation, Observation, RestoreProgress,
+    RolloutState, RolloutView, ServiceObservation,
 };
 pub use journal::{Journal, Record, Recorder};
 pub use plan::{ClusterNode, Plan, PlanError, ResolvedPlan, resolve};

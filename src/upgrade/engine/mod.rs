@@ -41,7 +41,7 @@ mod tests;
 
 pub use restore::{DB_DIR, RestoreStep};
 pub use types::*;
-pub use view::{NodeProgress, RolloutView, SoakView};
+pub use view::{NodeProgress, RestoreProgress, RolloutView, SoakView};
 
 use crate::durations::format_signed;
 use crate::upgrade::plan::Role;

@@ -167,6 +167,17 @@ impl Engine {
         }
     }
 
+    /// The running restore's current step, for the rollout panel.
+    pub fn restore_progress(&self) -> Option<super::view::RestoreProgress> {
+        let r = self.restore.as_ref().filter(|r| !r.done())?;
+        Some(super::view::RestoreProgress {
+            step: r.cursor + 1,
+            total: r.steps.len(),
+            text: r.steps[r.cursor].describe(),
+            begun: r.begun,
+        })
+    }
+
     /// The steps for every server of the plan, snapshot's server first.
     fn restore_steps(&self, first: &str, path: &str) -> Vec<RestoreStep> {
         let servers: Vec<&NodeConfig> = self
@@ -471,10 +482,5 @@ impl Engine {
     /// The restore has begun and not ended.
     pub fn restore_in_progress(&self) -> bool {
         self.restore.as_ref().is_some_and(|r| !r.done())
-    }
-
-    /// The restore's steps and how far it got (for the views).
-    pub fn restore_progress(&self) -> Option<(Vec<RestoreStep>, usize)> {
-        self.restore.as_ref().map(|r| (r.steps.clone(), r.cursor))
     }
 }

@@ -21,6 +21,8 @@ pub struct RolloutView {
     pub restore_command: Option<String>,
     /// The cluster restore's steps as the cockpit would run them.
     pub restore_plan: Vec<String>,
+    /// The running cluster restore's current step.
+    pub restore_progress: Option<RestoreProgress>,
     /// The final stability watch's progress, while it runs.
     pub final_watch: Option<SoakView>,
     pub events: Vec<Event>,
@@ -45,6 +47,15 @@ pub struct NodeProgress {
     pub skipped: bool,
     /// The node carries (or may carry) the rollout's MetalLB exclude label.
     pub labelled: bool,
+}
+
+/// Where a running cluster restore is: step `step` of `total`, since when.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct RestoreProgress {
+    pub step: usize,
+    pub total: usize,
+    pub text: String,
+    pub begun: Option<Timestamp>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -85,6 +96,7 @@ impl Engine {
             needs_datastore_restore: self.needs_datastore_restore(),
             restore_command: self.restore_command(),
             restore_plan: self.restore_plan(),
+            restore_progress: self.restore_progress(),
             final_watch: self.final_watch.as_ref().map(|w| SoakView {
                 elapsed: w.elapsed(now),
                 window: w.window,

@@ -275,6 +275,13 @@ fn the_restore_starts_the_next_server_only_after_a_soak_of_live_heartbeats() {
     assert!(s.run_until(&mut e, secs(1), mins(10), started("A")));
     // Ready as restored, but nothing renews.
     s.node("A").heartbeat_late = true;
+    s.advance(&mut e, secs(1));
+    let at = e.view(s.now).restore_progress.unwrap();
+    assert_eq!((at.step, at.total), (8, 12), "{at:?}");
+    assert!(
+        at.text.starts_with("A: wait until Ready on v1.33.6+k3s1"),
+        "{at:?}"
+    );
     s.advance(&mut e, mins(3));
     assert!(
         !started("B")(&e, &s),
