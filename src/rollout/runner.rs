@@ -368,14 +368,7 @@ impl Runner {
                     (0, _) => Severity::Warn,
                     _ => Severity::Error,
                 };
-                let worst = outlook
-                    .worst()
-                    .map(|n| format!(": {}", n.text))
-                    .unwrap_or_default();
-                let text = format!(
-                    "drain {node} as its turn comes: {}{worst}",
-                    outlook.counts()
-                );
+                let text = format!("drain {node} as its turn comes: {}", outlook.summary());
                 fleet.timeline.push(now, severity, "upgrade", text);
                 fleet.set_drain_outlook(&node, outlook);
                 Ok(None)

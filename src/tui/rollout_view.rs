@@ -164,10 +164,7 @@ fn drain_subject(view: &RolloutView) -> Option<&NodeProgress> {
 fn drain_line(app: &App, theme: &Theme, view: &RolloutView) -> Option<Line<'static>> {
     let node = drain_subject(view)?;
     let outlook = app.fleet.nodes.get(&node.name)?.drain.as_ref()?;
-    let mut text = format!(" drain {}: {}", node.name, outlook.counts());
-    if let Some(worst) = outlook.worst() {
-        text.push_str(&format!(": {}", worst.text));
-    }
+    let mut text = format!(" drain {}: {}", node.name, outlook.summary());
     let extra = outlook.notes.len().saturating_sub(1);
     if extra > 0 {
         text.push_str(&format!(" (+{extra} more: Enter on the node)"));

@@ -41,6 +41,14 @@ impl DrainOutlook {
         out
     }
 
+    /// `evicts 3 · 1 block · 1 warn: <the worst note>`.
+    pub fn summary(&self) -> String {
+        match self.worst() {
+            Some(n) => format!("{}: {}", self.counts(), n.text),
+            None => self.counts(),
+        }
+    }
+
     /// The note that matters most: the first block, else the first warning.
     pub fn worst(&self) -> Option<&DrainNote> {
         self.notes

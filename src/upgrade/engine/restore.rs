@@ -133,7 +133,7 @@ impl Engine {
 
     /// The snapshot's server and exact file, or why the restore cannot name
     /// them: K3s needs the real file name, which it printed when saving.
-    fn restore_snapshot_file(&self) -> Result<(String, String), String> {
+    pub(super) fn restore_snapshot_file(&self) -> Result<(String, String), String> {
         let s = self.snapshot.as_ref().ok_or(
             "this rollout recorded no etcd snapshot: restore from your own backup by hand",
         )?;
@@ -178,14 +178,18 @@ impl Engine {
         })
     }
 
-    /// The steps for every server of the plan, snapshot's server first.
-    fn restore_steps(&self, first: &str, path: &str) -> Vec<RestoreStep> {
-        let servers: Vec<&NodeConfig> = self
-            .config
+    /// The plan's servers, in plan order.
+    pub(super) fn servers(&self) -> Vec<&NodeConfig> {
+        self.config
             .nodes
             .iter()
             .filter(|n| n.role == Role::Server)
-            .collect();
+            .collect()
+    }
+
+    /// The steps for every server of the plan, snapshot's server first.
+    fn restore_steps(&self, first: &str, path: &str) -> Vec<RestoreStep> {
+        let servers = self.servers();
         let mut order: Vec<&NodeConfig> = servers
             .iter()
             .copied()

@@ -152,26 +152,19 @@ impl Engine {
     /// The snapshot file to restore, as exact as the record allows.
     fn snapshot_path(&self) -> Option<(String, String)> {
         let s = self.snapshot.as_ref()?;
-        let path = match s.reported.as_deref().map(saved_name) {
-            Some(r) if r.starts_with('/') => r.to_string(),
-            Some(r) => format!("{SNAPSHOT_DIR}/{r}"),
-            None => format!(
+        Some(self.restore_snapshot_file().unwrap_or_else(|_| {
+            let path = format!(
                 "{SNAPSHOT_DIR}/{}-{}-<timestamp> (see `k3s etcd-snapshot ls`)",
                 s.name, s.node
-            ),
-        };
-        Some((s.node.clone(), path))
+            );
+            (s.node.clone(), path)
+        }))
     }
 
     /// The cluster-wide restore of the snapshot taken before the first
     /// server was touched, step by step, every server and command named.
     pub fn restore_procedure(&self) -> Vec<String> {
-        let servers: Vec<&NodeConfig> = self
-            .config
-            .nodes
-            .iter()
-            .filter(|n| n.role == Role::Server)
-            .collect();
+        let servers = self.servers();
         let names: Vec<&str> = servers.iter().map(|n| n.name.as_str()).collect();
         let Some((first, path)) = self.snapshot_path() else {
             return vec![
